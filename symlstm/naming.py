@@ -1,0 +1,165 @@
+"""Every spelling of a variable, in one place.
+
+A cell's vectors are SymPy symbols whose names carry their time index and
+whether they are an adjoint: ``z[t]``, ``c[t-1]``, ``δc[t+1]``, ``Δh[t]``.
+Parameters carry no time index: ``W_z``, ``p_o``.  From such a name this
+module gives the Python identifier used in generated code and the LaTeX used
+in the documents, so no other module spells a name itself.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+from typing import NamedTuple
+
+import sympy as sp
+
+ADJOINT = "δ"      # δv: the gradient of the loss with respect to v
+EXTERNAL = "Δ"     # Δh: the gradient that reaches h_t from outside the cell
+CARRY = "δ⁺"       # δ⁺s: what step t+1 sends back to the state s_t
+
+VECTOR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
+PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)?\Z")
+_TIMED = re.compile(r"(?P<kind>δ⁺|δ|Δ)?(?P<base>[A-Za-z0-9_]+)\[t(?P<shift>[+-]\d+)?\]\Z")
+
+#: Names the generated module uses for itself; a cell may not reuse them.
+RESERVED = frozenset({
+    "np", "numpy", "t", "T", "B", "D", "H", "params", "cache", "grads", "state", "state0",
+    "dstate", "dhs", "hs", "forward", "backward", "init_params", "sigmoid", "rng", "dtype",
+    "PARAMS", "STATES", "CELL",
+})
+_GREEK = {"sigma", "tau", "phi", "psi", "eta", "mu", "nu", "rho", "theta", "lambda", "alpha",
+          "beta", "gamma", "kappa", "omega", "xi", "zeta", "epsilon", "chi", "pi"}
+
+
+class Timed(NamedTuple):
+    """The parts of a time-indexed name: ``δc[t+1]`` is ("δ", "c", 1)."""
+    kind: str
+    base: str
+    shift: int
+
+
+def timed(base: str, shift: int = 0, kind: str = "") -> sp.Symbol:
+    """The symbol of vector ``base`` at time t+shift (an adjoint if ``kind`` is δ, Δ or δ⁺)."""
+    index = "t" if shift == 0 else f"t{shift:+d}"
+    return sp.Symbol(f"{kind}{base}[{index}]")
+
+
+def parse(symbol: sp.Symbol) -> Timed | None:
+    """Split a time-indexed symbol into its parts; None for a parameter."""
+    m = _TIMED.match(symbol.name)
+    if m is None:
+        return None
+    return Timed(m["kind"] or "", m["base"], int(m["shift"] or 0))
+
+
+def shift(symbol: sp.Symbol, by: int) -> sp.Symbol:
+    """The same vector ``by`` steps later; parameters are returned unchanged."""
+    p = parse(symbol)
+    return symbol if p is None else timed(p.base, p.shift + by, p.kind)
+
+
+def adjoint(symbol: sp.Symbol) -> sp.Symbol:
+    """δv for a vector v (the adjoint of a parameter is named δW as well)."""
+    p = parse(symbol)
+    if p is None:
+        return sp.Symbol(f"{ADJOINT}{symbol.name}")
+    return timed(p.base, p.shift, ADJOINT)
+
+
+def adjoint_of(symbol: sp.Symbol) -> sp.Symbol | None:
+    """v for δv; None when ``symbol`` is not an adjoint."""
+    p = parse(symbol)
+    if p is not None and p.kind == ADJOINT:
+        return timed(p.base, p.shift)
+    if p is None and symbol.name.startswith(ADJOINT):
+        return sp.Symbol(symbol.name[len(ADJOINT):])
+    return None
+
+
+# ---------------------------------------------------------------- code -----
+
+_CODE_KIND = {"": "", ADJOINT: "d", EXTERNAL: "dout_", CARRY: "d{}_next"}
+
+
+def code(symbol: sp.Symbol) -> str:
+    """The Python identifier of a symbol inside one step of the generated loop.
+
+    ``z[t]`` is ``z``, ``c[t-1]`` is ``c_prev``, ``δc[t]`` is ``dc``, ``δc[t-1]`` is ``dc_prev``,
+    ``δ⁺c[t]`` is ``dc_next`` (what step t+1 sent back), ``W_z`` stays ``W_z``.
+    """
+    p = parse(symbol)
+    if p is None:
+        return symbol.name[len(ADJOINT):] if symbol.name.startswith(ADJOINT) else symbol.name
+    if p.kind == CARRY:
+        return f"d{p.base}_next"
+    suffix = {0: "", -1: "_prev"}[p.shift]
+    return f"{_CODE_KIND[p.kind]}{p.base}{suffix}"
+
+
+def grad_key(symbol: sp.Symbol) -> str:
+    """The key of a gradient in the dict ``backward`` returns: ``W_z``, ``x``, ``h0``."""
+    p = parse(symbol)
+    if p is None:
+        return symbol.name
+    return f"{p.base}0" if p.shift == -1 else p.base
+
+
+# --------------------------------------------------------------- LaTeX -----
+
+def latex_base(base: str) -> str:
+    """LaTeX of a bare name: ``zbar`` is ``\\bar{z}``, ``W_z`` is ``W_{z}``, ``sigma`` is ``\\sigma``."""
+    head, _, sub = base.partition("_")
+    if head.endswith("bar") and len(head) > 3:
+        head = rf"\bar{{{latex_base(head[:-3])}}}"
+    elif head in _GREEK:
+        head = "\\" + head
+    elif len(head) > 1:
+        head = rf"\mathit{{{head}}}"
+    return f"{head}_{{{sub}}}" if sub else head
+
+
+def latex_time(shift: int, origin: str = "t") -> str:
+    """``t``, ``t+1``, ``t-1``; with ``origin`` a number, the number itself."""
+    if origin.isdigit():
+        return str(int(origin) + shift)
+    return origin if shift == 0 else f"{origin}{shift:+d}"
+
+
+def latex(symbol: sp.Symbol, origin: str = "t") -> str:
+    """LaTeX of any symbol: ``\\delta \\bar{z}_{t+1}``, ``W_{z}``, ``\\Delta h_{t}``."""
+    p = parse(symbol)
+    if p is None:
+        if symbol.name.startswith(ADJOINT):
+            return r"\delta " + latex_base(symbol.name[len(ADJOINT):])
+        return latex_base(symbol.name)
+    body = f"{latex_base(p.base)}_{{{latex_time(p.shift, origin)}}}"
+    prefix = {"": "", ADJOINT: r"\delta ", EXTERNAL: r"\Delta ", CARRY: r"\delta^{+} "}[p.kind]
+    return prefix + body
+
+
+# ------------------------------------------------------------ checking -----
+
+def check_vector_name(name: str, what: str) -> None:
+    """Refuse a vector name that would break generated Python or LaTeX."""
+    if not VECTOR_NAME.match(name):
+        raise ValueError(
+            f"{what} name {name!r} is not allowed: use letters and digits, starting with a letter "
+            "(no underscores: the time index becomes the subscript)")
+    _check_free(name, what)
+
+
+def check_param_name(name: str) -> None:
+    """Refuse a parameter name that would break generated Python or LaTeX."""
+    if not PARAM_NAME.match(name):
+        raise ValueError(
+            f"parameter name {name!r} is not allowed: use letters and digits with at most one "
+            "underscore before a subscript, e.g. 'W_z' or 'b_hn'")
+    _check_free(name, "parameter")
+
+
+def _check_free(name: str, what: str) -> None:
+    if keyword.iskeyword(name) or name in RESERVED:
+        raise ValueError(
+            f"{what} name {name!r} clashes with a Python keyword or a name of the generated "
+            f"module ({', '.join(sorted(RESERVED))})")

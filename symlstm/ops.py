@@ -1,0 +1,61 @@
+"""The operations cells are written with, and what the engine knows of their derivatives.
+
+Vectors are plain commutative SymPy symbols, read element-wise: ``i*z`` is the
+Hadamard product i ⊙ z and ``tanh(c)`` is applied to every element.  The only
+operations that mix elements are the matrix products below; the engine keeps
+them as opaque atoms so SymPy never has to do matrix calculus.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+
+class sigma(sp.Function):
+    """The logistic sigmoid σ(a) = 1 / (1 + e^{-a}), element-wise."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return DERIVATIVES[sigma](self)
+
+    def _eval_rewrite_as_exp(self, a, **kwargs):
+        return 1 / (1 + sp.exp(-a))
+
+
+#: The derivative table: for each element-wise function, f'(a) written through
+#: its output y = f(a).  SymPy differentiates everything else; a function not in
+#: this table is refused when a cell is built.
+DERIVATIVES = {
+    sigma: lambda y: y * (1 - y),
+    sp.tanh: lambda y: 1 - y**2,
+    sp.exp: lambda y: y,
+}
+
+
+class MatVec(sp.Function):
+    """The matrix–vector product ``W v`` (W a matrix parameter, v a vector)."""
+
+    nargs = 2
+
+
+class MatTVec(sp.Function):
+    """``Wᵀ u``: how a matrix product sends an adjoint back to its vector."""
+
+    nargs = 2
+
+
+class Outer(sp.Function):
+    """The outer product ``u vᵀ``: one step's contribution to a weight gradient."""
+
+    nargs = 2
+
+
+class TimeSum(sp.Function):
+    """Σ_t over all time steps (and, in code, over the batch)."""
+
+    nargs = 1
+
+
+def matvec(W: sp.Symbol, v: sp.Symbol) -> sp.Expr:
+    """``W v`` for use in a cell's equations."""
+    return MatVec(W, v)
