@@ -269,6 +269,11 @@ def _check_coverage(cell: Cell, defined, params) -> None:
         if s not in defined:
             raise CellError(f"state {naming.parse(s).base!r} has no equation giving its new value")
     used = set().union(*(eq.rhs.free_symbols for eq in cell.equations))
+    for s in (*cell.input_symbols, *cell.prev_states):
+        if s not in used:
+            raise CellError(f"{s} is declared but no equation reads it"
+                            + (" (a state must be read at t-1 to be recurrent)"
+                               if s in cell.prev_states else ""))
     for p in params:
         if p not in used:
             raise CellError(f"parameter {p} is declared but no equation uses it")

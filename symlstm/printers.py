@@ -1,0 +1,184 @@
+"""Printers: SymPy expressions to LaTeX, to NumPy code, and to one-line comments.
+
+Only ``_print_<Class>`` overrides; every sub-expression goes back through ``self._print``.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
+
+from . import naming
+from .lower import GroupAdjoint, Proj
+from .ops import MatTVec, MatVec, Outer, TimeSum, sigma
+
+
+def _adjoint_first(f: sp.Expr):
+    if isinstance(f, sp.Symbol):
+        p = naming.parse(f)
+        if p is not None and p.kind:
+            return (0, str(f))
+        return (1, str(f)) if p is not None else (2, str(f))
+    return (3 if isinstance(f, (sp.Function, sp.Pow)) else 4, sp.default_sort_key(f))
+
+
+def _hadamard(printer, expr: sp.Mul, sep: str, coeff_sep: str = " ") -> str:
+    """Print an element-wise product with ``sep`` between vector factors."""
+    coeff, factors = expr.as_coeff_mul()
+    parts = [printer.parenthesize(f, PRECEDENCE["Mul"]) for f in sorted(factors, key=_adjoint_first)]
+    body = sep.join(parts)
+    if coeff == 1:
+        return body
+    if coeff == -1:
+        return "-" + body
+    return f"{printer._print(coeff)}{coeff_sep}{body}"
+
+
+class CellLatexPrinter(LatexPrinter):
+    """LaTeX in the documents' notation: ⊙ for element-wise products, time subscripts.
+
+    ``origin`` sets the time the expression is read at: "t" (default) or a step number.
+    """
+
+    _default_settings = {**LatexPrinter._default_settings, "origin": "t"}
+
+    def _print_Symbol(self, expr, style="plain"):
+        return naming.latex(expr, self._settings["origin"])
+
+    def _print_Mul(self, expr):
+        if any(f.is_Pow and f.exp.is_negative for f in expr.args) or not expr.free_symbols:
+            return super()._print_Mul(expr)
+        return _hadamard(self, expr, r" \odot ")
+
+    def _print_sigma(self, expr):
+        return rf"\sigma\left({self._print(expr.args[0])}\right)"
+
+    def _print_Add(self, expr, order=None):
+        """Matrix products first, then element-wise terms, then bare parameters (biases)."""
+        def key(term):
+            if isinstance(term, MatVec):
+                return (0, [-ord(ch) for ch in term.args[0].name])
+            if term.is_Number:
+                return (1, "")
+            return (3 if isinstance(term, sp.Symbol) and naming.parse(term) is None else 2,
+                    str(term))
+        terms = sorted(expr.args, key=key)
+        return latex_join([self._print(t) for t in terms])
+
+    def _print_MatVec(self, expr):
+        W, v = expr.args
+        return f"{self._print(W)} {self._print(v)}"
+
+    def _print_MatTVec(self, expr):
+        W, u = expr.args
+        return rf"{self._print(W)}^{{\top}} {self._wrap(u)}"
+
+    def _print_Outer(self, expr):
+        u, v = expr.args
+        return rf"{self._wrap(u)} {self._print(v)}^{{\top}}"
+
+    def _print_TimeSum(self, expr):
+        return rf"\sum_{{t=1}}^{{T}} {self._wrap(expr.args[0])}"
+
+    def _wrap(self, e):
+        text = self._print(e)
+        return rf"\left({text}\right)" if isinstance(e, (sp.Add, sp.Mul)) else text
+
+
+class CellNumPyPrinter(NumPyPrinter):
+    """NumPy code inside one step of the generated loop (names from :mod:`naming`).
+
+    ``inputs`` names the input sequences, which a step reads at ``[t]``.
+    """
+
+    _default_settings = {**NumPyPrinter._default_settings, "inputs": ()}
+
+    def _module_format(self, fqn, register=True):
+        return super()._module_format(fqn, register).replace("numpy.", "np.")
+
+    def _print_Symbol(self, expr):
+        p = naming.parse(expr)
+        if p is not None and not p.kind and p.base in self._settings["inputs"]:
+            return f"{p.base}[t]"
+        return naming.code(expr)
+
+    def _print_sigma(self, expr):
+        return f"sigmoid({self._print(expr.args[0])})"
+
+    def _print_Proj(self, expr):
+        buf, a, b, timed = expr.args
+        rows = f"{'' if a == 0 else self._print(a)}:{self._print(b)}"
+        return f"{self._print(buf)}[t, :, {rows}]" if timed else f"{self._print(buf)}[:, {rows}]"
+
+    def _print_GroupAdjoint(self, expr):
+        buf, name = expr.args
+        return f"{self._print(buf)}[t] @ stack_{self._print(name)}"
+
+    def _print_Mul(self, expr):
+        if any(f.is_Pow and f.exp.is_negative for f in expr.args):
+            return super()._print_Mul(expr)
+        return _hadamard(self, expr, "*", "*")
+
+
+class CommentPrinter(StrPrinter):
+    """One-line plain-text equations for comments in generated code: ``c[t] = f[t] ⊙ c[t-1] + …``."""
+
+    def _print_Mul(self, expr):
+        if any(f.is_Pow and f.exp.is_negative for f in expr.args):
+            return super()._print_Mul(expr)
+        return _hadamard(self, expr, " ⊙ ")
+
+    def _print_MatVec(self, expr):
+        return f"{self._print(expr.args[0])} {self._print(expr.args[1])}"
+
+    def _print_MatTVec(self, expr):
+        return f"{self._print(expr.args[0])}ᵀ {self.parenthesize(expr.args[1], PRECEDENCE['Mul'])}"
+
+    def _print_Outer(self, expr):
+        return f"{self.parenthesize(expr.args[0], PRECEDENCE['Mul'])} {self._print(expr.args[1])}ᵀ"
+
+    def _print_TimeSum(self, expr):
+        return f"Σ_t {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])}"
+
+    def _print_sigma(self, expr):
+        return f"σ({self._print(expr.args[0])})"
+
+    def _print_Equality(self, expr):
+        return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
+
+
+def latex(expr, origin: str = "t") -> str:
+    return CellLatexPrinter({"origin": origin}).doprint(expr)
+
+
+def pycode(expr, inputs=()) -> str:
+    return CellNumPyPrinter({"inputs": tuple(inputs)}).doprint(expr)
+
+
+def comment(expr) -> str:
+    return CommentPrinter().doprint(expr)
+
+
+def latex_join(parts) -> str:
+    return " + ".join(parts).replace("+ -", "- ") or "0"
+
+
+def latex_sum(exprs, origin: str = "t") -> str:
+    """Terms in the order given (SymPy's Add would sort them), joined by + and -."""
+    return latex_join([latex(e, origin) for e in exprs])
+
+
+def latex_gradient(g) -> str:
+    """``lhs = rhs`` of a :class:`~symlstm.bptt.Gradient`, its terms in path order."""
+    rhs = latex_sum([t.expr for t in g.terms], g.origin)
+    if g.summed:
+        rhs = rf"\sum_{{t=1}}^{{T}} \left({rhs}\right)" if len(g.terms) > 1 else \
+            rf"\sum_{{t=1}}^{{T}} {rhs}"
+    return f"{latex(g.lhs, g.origin)} = {rhs}"
+
+
+def comment_sum(exprs) -> str:
+    return " + ".join(comment(e) for e in exprs).replace("+ -", "- ")
+
