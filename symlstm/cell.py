@@ -135,6 +135,7 @@ class CellBuilder:
 
     def let(self, name: str, rhs, label: str | None = None) -> sp.Symbol:
         """Add the equation ``name_t = rhs``; returns the symbol name_t for later equations."""
+        _named(naming.check_vector_name, name, f"equation {label or name!r}: variable")
         lhs = naming.timed(name)
         self.equations.append(Equation(label or name, lhs, sp.sympify(rhs)))
         return lhs
@@ -146,9 +147,17 @@ class CellBuilder:
 
 # ------------------------------------------------------------ checking -----
 
+def _named(rule, *args) -> None:
+    """Apply a naming rule, reporting a broken one as a CellError."""
+    try:
+        rule(*args)
+    except ValueError as e:
+        raise CellError(str(e)) from None
+
+
 def check(cell: Cell) -> None:
     """Raise :class:`CellError` naming the first thing in ``cell`` the engine cannot derive."""
-    _check_names(cell)
+    _named(_check_names, cell)
     defined = set(cell.input_symbols) | set(cell.prev_states)
     params = {p.symbol: p for p in cell.params}
     later = {eq.lhs: eq.label for eq in cell.equations}

@@ -1,0 +1,106 @@
+"""The generated NumPy modules: forward against a hand-written LSTM, backward against
+central differences for every parameter, the input and every initial state."""
+import numpy as np
+import pytest
+
+from symlstm.gradcheck import check_grads
+
+from conftest import generated, problem
+from reference_lstm import lstm_forward
+
+
+def total_loss(mod, dhs, dstate):
+    """L = Σ_t ⟨dhs_t, h_t⟩ + Σ_s ⟨dstate_s, s_T⟩, as a function of params, x and state0."""
+    def loss(args):
+        params = {k: args[k] for k in mod.PARAMS}
+        state0 = {s: args[f"{s}0"] for s in mod.STATES}
+        hs, state, _ = mod.forward(params, args["x"], state0)
+        return float(np.sum(hs * dhs) + sum(np.sum(state[s] * dstate[s]) for s in mod.STATES))
+    return loss
+
+
+def test_backward_matches_central_differences(cell_name):
+    mod = generated(cell_name)
+    params, x, state0, dhs, dstate = problem(mod)
+    _, _, cache = mod.forward(params, x, state0)
+    grads = mod.backward(params, cache, dhs, dstate)
+    args = {**params, "x": x, **{f"{s}0": v for s, v in state0.items()}}
+    assert set(grads) == set(args)
+    for k, g in grads.items():
+        assert g.shape == args[k].shape and g.dtype == args[k].dtype, k
+    check_grads(total_loss(mod, dhs, dstate), args, grads, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name,peepholes", [("lstm", False), ("peephole_lstm", True)])
+def test_forward_matches_hand_written_lstm(name, peepholes):
+    mod = generated(name)
+    params, x, state0, _, _ = problem(mod)
+    hs, state, _ = mod.forward(params, x, state0)
+    want, h, c = lstm_forward(params, x, state0["h"], state0["c"], peepholes)
+    np.testing.assert_allclose(hs, want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(state["c"], c, rtol=1e-12, atol=1e-14)
+
+
+def test_zero_initial_state_and_no_final_gradient(cell_name):
+    mod = generated(cell_name)
+    params, x, _, dhs, _ = problem(mod)
+    hs, state, cache = mod.forward(params, x)
+    zeros = {s: np.zeros_like(v) for s, v in state.items()}
+    explicit = mod.forward(params, x, zeros)[0]
+    np.testing.assert_array_equal(hs, explicit)
+    g1 = mod.backward(params, cache, dhs)
+    g2 = mod.backward(params, cache, dhs, zeros)
+    for k in g1:
+        np.testing.assert_array_equal(g1[k], g2[k])
+
+
+def test_float32_stays_float32(cell_name):
+    mod = generated(cell_name)
+    params, x, state0, dhs, dstate = problem(mod, dtype=np.float32)
+    hs, state, cache = mod.forward(params, x, state0)
+    grads = mod.backward(params, cache, dhs, dstate)
+    assert hs.dtype == np.float32
+    assert all(v.dtype == np.float32 for v in (*state.values(), *grads.values()))
+    p64, x64, s64, d64, ds64 = problem(mod, dtype=np.float64)
+    g64 = mod.backward(p64, mod.forward(p64, x64, s64)[2], d64, ds64)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], g64[k], rtol=2e-3, atol=2e-4)
+
+
+@pytest.mark.parametrize("sizes", [dict(T=1, B=1, D=1, H=1), dict(T=2, B=1, D=3, H=1)])
+def test_smallest_sizes(cell_name, sizes):
+    mod = generated(cell_name)
+    params, x, state0, dhs, dstate = problem(mod, **sizes)
+    _, _, cache = mod.forward(params, x, state0)
+    grads = mod.backward(params, cache, dhs, dstate)
+    args = {**params, "x": x, **{f"{s}0": v for s, v in state0.items()}}
+    check_grads(total_loss(mod, dhs, dstate), args, grads, rtol=1e-6)
+
+
+def test_init_params_contract(cell_name):
+    mod = generated(cell_name)
+    p = mod.init_params(5, 7, rng=np.random.default_rng(1), dtype=np.float32)
+    assert tuple(p) == mod.PARAMS
+    for k, v in p.items():
+        assert v.shape == tuple({"D": 5, "H": 7}[d] for d in mod.SHAPES[k]) and v.dtype == np.float32
+        assert np.all(np.abs(v) <= 1 / np.sqrt(7))
+    with pytest.raises(ValueError, match="must be positive"):
+        mod.init_params(0, 3)
+
+
+def test_bad_input_is_refused_clearly(cell_name):
+    mod = generated(cell_name)
+    params, x, state0, dhs, _ = problem(mod)
+    with pytest.raises(ValueError, match=r"x must be a float array of shape \(T, B, D\)"):
+        mod.forward(params, x[0])
+    with pytest.raises(KeyError, match="missing"):
+        mod.forward({k: v for k, v in params.items() if k != "W_o"}, x)
+    with pytest.raises(ValueError, match=r"params\['W_o'\] must be a float64 array of shape"):
+        mod.forward({**params, "W_o": params["W_o"][:, :-1]}, x)
+    with pytest.raises(ValueError, match="float64 array"):
+        mod.forward({**params, "W_o": params["W_o"].astype(np.float32)}, x)
+    with pytest.raises(ValueError, match=r"state0\['h'\] must have shape"):
+        mod.forward(params, x, {**state0, "h": state0["h"][:1]})
+    _, _, cache = mod.forward(params, x, state0)
+    with pytest.raises(ValueError, match="dhs must have shape"):
+        mod.backward(params, cache, dhs[:-1])

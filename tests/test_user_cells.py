@@ -1,0 +1,95 @@
+"""Cells users write: a minimal gated unit goes through the same engine, and bad cells are refused."""
+import types
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symlstm
+from symlstm import CellBuilder, CellError, matvec, sigma, tanh
+from symlstm.gradcheck import check_grads
+from symlstm.render import latex_document, numpy_module
+
+from conftest import problem
+from test_generated_numpy import total_loss
+
+
+def mgu():
+    b = CellBuilder("mgu", "Minimal gated unit")
+    x, h = b.input("x"), b.state("h")
+    W_f, R_f, b_f = b.param("W_f", "H", "D"), b.param("R_f", "H", "H"), b.param("b_f", "H")
+    W_n, R_n, b_n = b.param("W_n", "H", "D"), b.param("R_n", "H", "H"), b.param("b_n", "H")
+    f = b.let("f", sigma(b.let("fbar", matvec(W_f, x) + matvec(R_f, h) + b_f)))
+    u = b.let("u", f * h)
+    n = b.let("n", tanh(matvec(W_n, x) + matvec(R_n, u) + b_n))
+    b.let("h", (1 - f) * h + f * n)
+    return b.build()
+
+
+def load(source, name):
+    mod = types.ModuleType(name)
+    exec(compile(source, f"<generated {name}>", "exec"), mod.__dict__)
+    return mod
+
+
+def test_user_cell_derives_generates_and_checks():
+    d = symlstm.derive(mgu())
+    rec = d["rec:h"]
+    assert any(t.via.startswith("h@") for t in rec.terms)     # (1 - f_{t+1}) ⊙ δh_{t+1}
+    mod = load(numpy_module(d), "mgu")
+    params, x, state0, dhs, dstate = problem(mod)
+    _, _, cache = mod.forward(params, x, state0)
+    grads = mod.backward(params, cache, dhs, dstate)
+    args = {**params, "x": x, "h0": state0["h"]}
+    check_grads(total_loss(mod, dhs, dstate), args, grads, rtol=1e-6)
+    assert r"\delta h_{t}" in latex_document(d)
+
+
+def _cell(build):
+    b = CellBuilder("bad", "Bad")
+    x, h = b.input("x"), b.state("h")
+    W, R = b.param("W", "H", "D"), b.param("R", "H", "H")
+    build(b, x, h, W, R)
+    return b.build()
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda b, x, h, W, R: b.let("h", tanh(matvec(W, x) + matvec(R, h) + sp.Symbol("q"))),
+     r"equation 'h' uses q, which is not an input"),
+    (lambda b, x, h, W, R: b.let("h", tanh(matvec(R, x) + matvec(W, h))),
+     r"R is H×H but x\[t\] has size D: the matrix is applied to the wrong vector"),
+    (lambda b, x, h, W, R: (b.let("a", matvec(R, h) + sp.Symbol("g[t]")),
+                            b.let("g", tanh(matvec(W, x))), b.let("h", sp.Symbol("a[t]"))),
+     r"uses g\[t\] before equation 'g' computes it: a cycle"),
+    (lambda b, x, h, W, R: b.let("h", sp.sin(matvec(W, x) + matvec(R, h))),
+     r"applies sin, which has no derivative rule"),
+    (lambda b, x, h, W, R: b.let("h", W * h + matvec(R, h) + matvec(W, x)),
+     r"uses the matrix W element-wise"),
+    (lambda b, x, h, W, R: b.let("h", tanh(matvec(W, x) + matvec(R, h) + x)),
+     r"combines vectors of sizes \['D', 'H'\]"),
+    (lambda b, x, h, W, R: b.let("g", tanh(matvec(W, x) + matvec(R, h))),
+     r"state 'h' has no equation"),
+    (lambda b, x, h, W, R: (b.let("lambda", matvec(W, x)), b.let("h", matvec(R, h))),
+     r"'lambda' clashes with a Python keyword"),
+    (lambda b, x, h, W, R: (b.let("a_b", matvec(W, x)), b.let("h", matvec(R, h))),
+     r"'a_b' is not allowed"),
+    (lambda b, x, h, W, R: (b.let("a\\x", matvec(W, x)), b.let("h", matvec(R, h))),
+     r"is not allowed: use letters and digits"),
+])
+def test_bad_cells_are_refused_with_the_equation_named(build, message):
+    with pytest.raises(CellError, match=message):
+        _cell(build)
+
+
+def test_bad_parameter_name_and_unused_parameter():
+    b = CellBuilder("bad", "Bad")
+    x, h = b.input("x"), b.state("h")
+    b.param("W$", "H", "D")
+    with pytest.raises(CellError, match=r"parameter name 'W\$' is not allowed"):
+        b.build()
+    b = CellBuilder("bad", "Bad")
+    x, h = b.input("x"), b.state("h")
+    W, R, _ = b.param("W", "H", "D"), b.param("R", "H", "H"), b.param("b", "H")
+    b.let("h", tanh(matvec(W, x) + matvec(R, h)))
+    with pytest.raises(CellError, match="parameter b is declared but no equation uses it"):
+        b.build()
