@@ -89,15 +89,17 @@ def lower(d: Derivation) -> Plan:
                                                       int(g.kind == "input"))
                 for g in groups for W, a, b in zip(g.matrices, g.offsets(), g.offsets()[1:])}
     back_terms = {v: _fuse(v, ts, groups) for v, ts in d.sweep.terms.items()}
-    hoisted = _hoist(cell, back_terms)
+    hoisted = _hoist([*(e for es in back_terms.values() for e in es),
+                      *(e for g in groups for e in g.deltas)])
     forward = _forward_blocks(cell, hoisted, products)
     backward = tuple(_block(g.label, g.eq, [(g.lhs, _sum(back_terms[naming.adjoint_of(g.lhs)],
                                                           hoisted))]) for g in d.step)
-    backward = _place_stores(backward, _stores(groups), groups)
+    backward = _place_stores(backward, _stores(groups, hoisted), groups)
     carries = tuple(_carry(d, p, back_terms, hoisted) for p in cell.prev_states)
     needed = set().union(*(s.rhs.free_symbols for b in backward + carries for s in b.stmts))
+    needed -= {s.lhs for b in backward + carries for s in b.stmts}   # the step's own temporaries
     needed |= {g.operand for g in groups if g.kind == "step"}
-    dims = {sym: cell.dim(f.args[0]) for f, sym in hoisted.items()}
+    dims = {sym: _dim(cell, f.args[0]) for f, sym in hoisted.items()}
     cached = tuple((s.lhs, dims.get(s.lhs) or cell.dim(s.lhs)) for b in forward for s in b.stmts
                    if s.lhs in needed and s.lhs not in cell.new_states)
     vector_grads = tuple(Stmt(naming.adjoint(p.symbol),
@@ -120,7 +122,8 @@ def _groups(d: Derivation) -> tuple[Group, ...]:
     for v, terms in d.sweep.terms.items():
         for t in terms:
             if isinstance(t.expr, MatTVec):
-                deltas[(t.expr.args[0].name, v)] = t.expr.args[1]
+                key = (t.expr.args[0].name, v)   # the same W u may be used twice: add up
+                deltas[key] = deltas.get(key, sp.S.Zero) + t.expr.args[1]
     groups, buffers = [], {}
     for u, mats in found.items():
         kind = ("input" if u in cell.input_symbols else
@@ -141,16 +144,19 @@ def _fuse(v, terms, groups) -> tuple[sp.Expr, ...]:
     return tuple(out)
 
 
-def _hoist(cell, back_terms) -> dict[sp.Expr, sp.Symbol]:
-    """f(v_t) that the backward pass reads but no equation names: cache them as ``f_v``."""
-    exprs = [e for es in back_terms.values() for e in es]
+def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
+    """f(...) that the backward pass reads but no equation names: computed once in the
+    forward pass and cached, as ``tanh_c`` (f of one vector) or ``sigma_0`` (f of a sum)."""
     found = set().union(*(e.atoms(*DERIVATIVES) for e in exprs)) if exprs else set()
     out = {}
     for f in sorted(found, key=sp.default_sort_key):
-        parts = [naming.parse(a) for a in f.args]
-        if all(isinstance(a, sp.Symbol) for a in f.args) and all(
-                p is not None and p.kind == "" and p.shift == 0 for p in parts):
-            out[f] = naming.timed(f"{f.func.__name__}_{parts[0].base}")
+        parts = [naming.parse(s) for s in f.free_symbols]
+        if any(p is not None and p.kind for p in parts):
+            continue    # depends on an adjoint: not a forward value
+        arg = f.args[0]
+        p = naming.parse(arg) if isinstance(arg, sp.Symbol) else None
+        name = f"{f.func.__name__}_{p.base}" if p and p.shift == 0 else f"{f.func.__name__}_{len(out)}"
+        out[f] = naming.timed(name)
     return out
 
 
@@ -159,9 +165,9 @@ def _forward_blocks(cell, hoisted, products) -> tuple[Block, ...]:
     pending, blocks = dict(hoisted), []
     for eq in cell.equations:
         rhs = eq.rhs.xreplace(hoisted).xreplace(products)
-        first = [(s, f) for f, s in pending.items() if s in rhs.free_symbols]
-        for _, f in first:
-            del pending[f]
+        first = [(s, f.xreplace(products)) for f, s in pending.items() if s in rhs.free_symbols]
+        for s, _ in first:
+            del pending[next(f for f, v in pending.items() if v == s)]
         blocks.append(_block(f"fwd:{eq.label}", sp.Eq(eq.lhs, eq.rhs, evaluate=False),
                              [*first, (eq.lhs, rhs)]))
     return tuple(blocks)
@@ -184,11 +190,20 @@ def _carry(d: Derivation, prev: sp.Symbol, back_terms, hoisted) -> Block:
     return _block(label, source, [(carry, _sum(back_terms.get(prev, ()), hoisted))])
 
 
+def _dim(cell, e: sp.Expr) -> str:
+    """The size of an element-wise expression: that of any vector in it."""
+    if isinstance(e, MatVec):
+        return cell.param(e.args[0].name).shape[0]
+    if isinstance(e, sp.Symbol) and (naming.parse(e) or not cell.param(e.name).is_matrix):
+        return cell.dim(e)
+    return next(d for d in (_dim(cell, a) for a in e.args if not a.is_Number) if d)
+
+
 def _sum(exprs, hoisted) -> sp.Expr:
     return sp.Add(*exprs).xreplace(hoisted)
 
 
-def _stores(groups) -> tuple[Block, ...]:
+def _stores(groups, hoisted) -> tuple[Block, ...]:
     """Write each group's product adjoints δ(W u) into its (possibly shared) fused buffer."""
     blocks, done = [], set()
     for g in groups:
@@ -196,7 +211,7 @@ def _stores(groups) -> tuple[Block, ...]:
             continue
         done.add(g.adjoint_buffer)
         buf = sp.Symbol(g.adjoint_buffer)
-        stmts = tuple(Stmt(Proj(buf, a, b, 1), delta)
+        stmts = tuple(Stmt(Proj(buf, a, b, 1), delta.xreplace(hoisted))
                       for a, b, delta in zip(g.offsets(), g.offsets()[1:], g.deltas))
         blocks.append(Block(f"store:{g.name}", None, stmts))
     return tuple(blocks)

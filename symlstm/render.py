@@ -66,9 +66,7 @@ def _group(g, plan: Plan) -> dict:
     width = pycode(g.offsets()[-1])
     return dict(name=g.name, kind=g.kind, matrices=", ".join(g.matrices), width=width,
                 buffer=g.adjoint_buffer, sequence=sequence,
-                operand_dim=plan.cell.param(g.matrices[0]).shape[1],
-                after=f"fwd:{next((eq.label for eq in plan.cell.equations if eq.lhs == g.operand), '')}",
-                about=" ".join(f"{W} {comment(g.operand)}" for W in g.matrices))
+                after=f"fwd:{next((eq.label for eq in plan.cell.equations if eq.lhs == g.operand), '')}")
 
 
 def _block(b, plan: Plan) -> dict:

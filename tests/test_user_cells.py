@@ -93,3 +93,18 @@ def test_bad_parameter_name_and_unused_parameter():
     b.let("h", tanh(matvec(W, x) + matvec(R, h)))
     with pytest.raises(CellError, match="parameter b is declared but no equation uses it"):
         b.build()
+
+
+def test_shared_weights_accumulate_every_use():
+    """W x_t used by two equations and R applied to two vectors: every use adds to the gradient."""
+    b = CellBuilder("tied", "Tied weights")
+    x, h = b.input("x"), b.state("h")
+    W, R, c = b.param("W", "H", "D"), b.param("R", "H", "H"), b.param("c", "H")
+    a = b.let("a", tanh(matvec(W, x) + matvec(R, h)))
+    b.let("h", sigma(matvec(W, x) + matvec(R, a) + c) * a)
+    mod = load(numpy_module(symlstm.derive(b.build())), "tied")
+    params, x, state0, dhs, dstate = problem(mod)
+    _, _, cache = mod.forward(params, x, state0)
+    grads = mod.backward(params, cache, dhs, dstate)
+    args = {**params, "x": x, "h0": state0["h"]}
+    check_grads(total_loss(mod, dhs, dstate), args, grads, rtol=1e-6)
