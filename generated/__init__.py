@@ -4,4 +4,14 @@
 CELLS = (
     "lstm",
     "peephole_lstm",
+    "lstm_nig",
+    "lstm_nfg",
+    "lstm_nog",
+    "lstm_niaf",
+    "lstm_noaf",
+    "lstm_cifg",
+    "lstm_fgr",
+    "gru",
+    "rnn",
+    "lstm_nobias",
 )

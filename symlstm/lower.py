@@ -99,7 +99,7 @@ def lower(d: Derivation) -> Plan:
     needed = set().union(*(s.rhs.free_symbols for b in backward + carries for s in b.stmts))
     needed -= {s.lhs for b in backward + carries for s in b.stmts}   # the step's own temporaries
     needed |= {g.operand for g in groups if g.kind == "step"}
-    dims = {sym: _dim(cell, f.args[0]) for f, sym in hoisted.items()}
+    dims = {sym: _dim(cell, f) for f, sym in hoisted.items()}
     cached = tuple((s.lhs, dims.get(s.lhs) or cell.dim(s.lhs)) for b in forward for s in b.stmts
                    if s.lhs in needed and s.lhs not in cell.new_states)
     vector_grads = tuple(Stmt(naming.adjoint(p.symbol),
@@ -145,8 +145,9 @@ def _fuse(v, terms, groups) -> tuple[sp.Expr, ...]:
 
 
 def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
-    """f(...) that the backward pass reads but no equation names: computed once in the
-    forward pass and cached, as ``tanh_c`` (f of one vector) or ``sigma_0`` (f of a sum)."""
+    """Forward values the backward pass reads but no equation names, to compute once in the
+    forward pass and cache: f(...) as ``tanh_c`` (f of one vector) or ``sigma_0`` (f of a
+    sum), then the remaining matrix products as ``R_n_h_prev``."""
     found = set().union(*(e.atoms(*DERIVATIVES) for e in exprs)) if exprs else set()
     out = {}
     for f in sorted(found, key=sp.default_sort_key):
@@ -157,6 +158,9 @@ def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
         p = naming.parse(arg) if isinstance(arg, sp.Symbol) else None
         name = f"{f.func.__name__}_{p.base}" if p and p.shift == 0 else f"{f.func.__name__}_{len(out)}"
         out[f] = naming.timed(name)
+    rest = set().union(*(e.xreplace(out).atoms(MatVec) for e in exprs)) if exprs else set()
+    for m in sorted(rest, key=sp.default_sort_key):
+        out[m] = naming.timed(f"{m.args[0].name}_{naming.code(m.args[1])}")
     return out
 
 

@@ -131,8 +131,9 @@ def _tex(g) -> dict:
 
 
 def tex_label(label: str) -> str:
-    """An equation label as typewriter text: ``grad:W_z`` is ``\\texttt{grad:W\\_z}``."""
-    return rf"\texttt{{{label.replace('_', chr(92) + '_')}}}"
+    """An equation label as typewriter text; ``\\char95`` is the typewriter font's own
+    underscore, which survives copy and paste (``\\_`` draws a rule)."""
+    return rf"\texttt{{{label.replace('_', chr(92) + 'char95{}')}}}"
 
 
 def _is_state_step(g, d) -> bool:

@@ -21,13 +21,14 @@ from symlstm.ops import MatTVec, MatVec, Outer, sigma
 se = pytest.importorskip("symengine")
 mpmath.mp.prec = 200
 SIZES = {"D": 2, "H": 2}
-T = 3
-CELL_NAMES = list(symlstm.CELLS)
+#: Three steps for the headline cells (the recurrence then feeds itself); two, which already
+#: exercise every term at t+1, for the rest, whose unrolled losses grow fast.
+STEPS = {name: 3 if name in ("lstm", "peephole_lstm", "gru") else 2 for name in symlstm.CELLS}
 
 
 # ------------------------------------------------------------ the point -----
 
-def random_point(cell, rng):
+def random_point(cell, rng, T):
     """Rational values for every parameter, input, initial state and loss weight."""
     def r():
         return sp.Rational(rng.randint(-9, 9), rng.randint(5, 12))
@@ -48,7 +49,7 @@ def random_point(cell, rng):
 
 # ---------------------------------------------------- brute force (symengine) -----
 
-def brute_force_gradients(cell, val):
+def brute_force_gradients(cell, val, T):
     """d(loss)/d(every scalar) of the unrolled cell, by symengine, as mpmath numbers."""
     leaves, subs = {}, {}
 
@@ -146,7 +147,7 @@ def evaluate(e, lookup):
     return {sp.tanh: _vtanh, sp.exp: _vexp}[e.func](args[0])
 
 
-def derived_gradients(d, val):
+def derived_gradients(d, val, T):
     """Run the derived recurrences: forward by the cell's equations, backward by d's equations."""
     cell = d.cell
     mp = {k: (np.vectorize(lambda q: mpmath.mpf(int(q.p)) / int(q.q), otypes=[object])(v)
@@ -187,12 +188,12 @@ def derived_gradients(d, val):
     return grads
 
 
-@pytest.mark.parametrize("name", CELL_NAMES)
+@pytest.mark.parametrize("name", list(STEPS))
 def test_derived_gradients_equal_brute_force(name):
-    d = symlstm.derive(name)
-    val = random_point(d.cell, random.Random(name))
-    brute = brute_force_gradients(d.cell, val)
-    derived = derived_gradients(d, val)
+    d, T = symlstm.derive(name), STEPS[name]
+    val = random_point(d.cell, random.Random(name), T)
+    brute = brute_force_gradients(d.cell, val, T)
+    derived = derived_gradients(d, val, T)
     assert set(derived) == set(brute)
     for key, want in brute.items():
         err = max(abs(a - b) for a, b in zip(np.ravel(derived[key]), np.ravel(want)))
@@ -206,7 +207,7 @@ def test_the_check_catches_a_wrong_term():
     broken = rec._replace(terms=tuple(t for t in rec.terms if not t.via.startswith("c@")))
     assert len(broken.terms) == len(rec.terms) - 1
     d = d._replace(through_time=tuple(broken if g is rec else g for g in d.through_time))
-    val = random_point(d.cell, random.Random(0))
-    brute, derived = brute_force_gradients(d.cell, val), derived_gradients(d, val)
+    val = random_point(d.cell, random.Random(0), 3)
+    brute, derived = brute_force_gradients(d.cell, val, 3), derived_gradients(d, val, 3)
     worst = max(abs(a - b) for k in brute for a, b in zip(np.ravel(derived[k]), np.ravel(brute[k])))
     assert worst > 1e-6

@@ -91,14 +91,15 @@ def test_init_params_contract(cell_name):
 def test_bad_input_is_refused_clearly(cell_name):
     mod = generated(cell_name)
     params, x, state0, dhs, _ = problem(mod)
+    PNAME = mod.PARAMS[0]    # a matrix: W_z, W_r or W
     with pytest.raises(ValueError, match=r"x must be a float array of shape \(T, B, D\)"):
         mod.forward(params, x[0])
     with pytest.raises(KeyError, match="missing"):
-        mod.forward({k: v for k, v in params.items() if k != "W_o"}, x)
-    with pytest.raises(ValueError, match=r"params\['W_o'\] must be a float64 array of shape"):
-        mod.forward({**params, "W_o": params["W_o"][:, :-1]}, x)
+        mod.forward({k: v for k, v in params.items() if k != PNAME}, x)
+    with pytest.raises(ValueError, match=rf"params\['{PNAME}'\] must be a float64 array of shape"):
+        mod.forward({**params, PNAME: params[PNAME][:, :-1]}, x)
     with pytest.raises(ValueError, match="float64 array"):
-        mod.forward({**params, "W_o": params["W_o"].astype(np.float32)}, x)
+        mod.forward({**params, PNAME: params[PNAME].astype(np.float32)}, x)
     with pytest.raises(ValueError, match=r"state0\['h'\] must have shape"):
         mod.forward(params, x, {**state0, "h": state0["h"][:1]})
     _, _, cache = mod.forward(params, x, state0)

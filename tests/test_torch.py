@@ -75,3 +75,34 @@ def test_peephole_lstm_matches_torch_autograd():
         assert rel_err(grads[k], P[k].grad.numpy()) < 1e-10, k
     for k, t in (("x", xt), ("h0", h0), ("c0", c0)):
         assert rel_err(grads[k], t.grad.numpy()) < 1e-10, k
+
+
+def test_gru_matches_torch_nn_gru():
+    mod = generated("gru")
+    params, x, state0, dhs, dstate = problem(mod, T=6, B=3, D=4, H=5)
+    hs, state, cache = mod.forward(params, x, state0)
+    grads = mod.backward(params, cache, dhs, dstate)
+
+    H, rng = 5, np.random.default_rng(7)
+    b_hr, b_hz = rng.standard_normal(H), rng.standard_normal(H)   # torch's extra biases
+    net = torch.nn.GRU(4, 5).double()
+    with torch.no_grad():
+        net.weight_ih_l0.copy_(torch.tensor(np.concatenate([params[f"W_{g}"] for g in "rzn"])))
+        net.weight_hh_l0.copy_(torch.tensor(np.concatenate([params[f"R_{g}"] for g in "rzn"])))
+        net.bias_ih_l0.copy_(torch.tensor(np.concatenate(
+            [params["b_r"] - b_hr, params["b_z"] - b_hz, params["b_n"]])))
+        net.bias_hh_l0.copy_(torch.tensor(np.concatenate([b_hr, b_hz, params["b_hn"]])))
+    xt, h0 = to_torch(x), to_torch(state0["h"][None])
+    out, hT = net(xt, h0)
+    loss = (out * torch.tensor(dhs)).sum() + (hT[0] * torch.tensor(dstate["h"])).sum()
+    loss.backward()
+
+    assert rel_err(hs, out.detach().numpy()) < 1e-12
+    for k, g in enumerate("rzn"):
+        rows = slice(k * H, (k + 1) * H)
+        assert rel_err(grads[f"W_{g}"], net.weight_ih_l0.grad[rows].numpy()) < 1e-10
+        assert rel_err(grads[f"R_{g}"], net.weight_hh_l0.grad[rows].numpy()) < 1e-10
+        assert rel_err(grads[f"b_{g}"], net.bias_ih_l0.grad[rows].numpy()) < 1e-10
+    assert rel_err(grads["b_hn"], net.bias_hh_l0.grad[2 * H:].numpy()) < 1e-10
+    assert rel_err(grads["x"], xt.grad.numpy()) < 1e-10
+    assert rel_err(grads["h0"], h0.grad[0].numpy()) < 1e-10
