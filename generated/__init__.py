@@ -14,4 +14,6 @@ CELLS = (
     "gru",
     "rnn",
     "lstm_nobias",
+    "lstm_concat",
+    "lstm_rowmajor",
 )

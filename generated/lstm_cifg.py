@@ -23,6 +23,15 @@ def sigmoid(a):
     return 0.5 * np.tanh(0.5 * a) + 0.5
 
 
+def _size(dim, sizes):
+    """The number a size such as "H" or "D + H" stands for."""
+    total = 0
+    for term in dim.split("+"):
+        count, _, name = term.strip().rpartition("*")
+        total += int(count or 1) * sizes[name]
+    return total
+
+
 def init_params(input_size, hidden_size, *, rng=None, dtype=np.float64):
     """Parameters drawn uniformly from [-1/√H, 1/√H], as torch.nn.LSTM does."""
     rng = np.random.default_rng() if rng is None else rng
@@ -30,7 +39,7 @@ def init_params(input_size, hidden_size, *, rng=None, dtype=np.float64):
     if min(sizes.values()) < 1:
         raise ValueError(f"input_size and hidden_size must be positive, got {sizes}")
     k = 1.0 / np.sqrt(sizes["H"])
-    return {name: rng.uniform(-k, k, tuple(sizes[d] for d in shape)).astype(dtype)
+    return {name: rng.uniform(-k, k, tuple(_size(d, sizes) for d in shape)).astype(dtype)
             for name, shape in SHAPES.items()}
 
 
@@ -48,7 +57,7 @@ def _sizes(params, x):
     T, B, D = x.shape
     H = next(np.shape(params[n])[0] for n, s in SHAPES.items() if s[0] == "H")
     for name, shape in SHAPES.items():
-        want = tuple({"D": D, "H": H}[d] for d in shape)
+        want = tuple(_size(d, {"D": D, "H": H}) for d in shape)
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
             raise ValueError(f"params[{name!r}] must be a {x.dtype} array of shape {want} "

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import sympy as sp
 
 from . import naming
-from .ops import DERIVATIVES, MatVec
+from .ops import DERIVATIVES, Concat, MatVec, Transposed, matrix_param
 
 DIMS = {"D": "input size", "H": "hidden size"}
 
@@ -77,6 +77,11 @@ class Cell:
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
 
+    def matrix_shape(self, W: sp.Expr) -> tuple[str, str]:
+        """(rows, cols) of a matrix parameter W or of its transpose."""
+        shape = self.param(matrix_param(W).name).shape
+        return shape[::-1] if isinstance(W, Transposed) else shape
+
     def dim(self, symbol: sp.Symbol) -> str:
         """The dimension of a vector symbol at any time and of its adjoint."""
         p = naming.parse(symbol)
@@ -120,17 +125,17 @@ class CellBuilder:
 
     def input(self, name: str, dim: str = "D") -> sp.Symbol:
         """Declare an input vector; returns x_t."""
-        self.inputs[name] = dim
+        self.inputs[name] = size(dim)
         return naming.timed(name)
 
     def state(self, name: str, dim: str = "H") -> sp.Symbol:
         """Declare a recurrent state; returns s_{t-1} (an equation for ``name`` must give s_t)."""
-        self.states[name] = dim
+        self.states[name] = size(dim)
         return naming.timed(name, -1)
 
     def param(self, name: str, *shape: str) -> sp.Symbol:
         """Declare a parameter: ``param("W_z", "H", "D")`` is a matrix, ``param("b_z", "H")`` a vector."""
-        self.params.append(Param(name, tuple(shape)))
+        self.params.append(Param(name, tuple(size(d) for d in shape)))
         return sp.Symbol(name)
 
     def let(self, name: str, rhs, label: str | None = None) -> sp.Symbol:
@@ -143,6 +148,19 @@ class CellBuilder:
     def build(self, output: str = "h") -> Cell:
         return Cell(self.name, self.title, dict(self.inputs), dict(self.states), tuple(self.params),
                     tuple(self.equations), output, self.about)
+
+
+def size(dim: str) -> str:
+    """A size in canonical spelling: "H", "D", or a sum such as "D + H"."""
+    try:
+        e = sp.sympify(dim)
+    except (sp.SympifyError, TypeError):
+        e = None
+    if e is None or not e.free_symbols or not {str(s) for s in e.free_symbols} <= set(DIMS) \
+            or not all(c.is_Integer and c > 0 for c in sp.Poly(e).coeffs()) \
+            or sp.Poly(e).total_degree() != 1:
+        raise CellError(f"size {dim!r} is not allowed: use D, H or a sum of them such as 'D + H'")
+    return str(e)
 
 
 # ------------------------------------------------------------ checking -----
@@ -186,12 +204,12 @@ def _check_names(cell: Cell) -> None:
         naming.check_vector_name(n, "input" if n in cell.inputs else "state")
     for p in cell.params:
         naming.check_param_name(p.name)
-        if len(p.shape) not in (1, 2) or any(d not in cell.dims for d in p.shape):
+        if len(p.shape) not in (1, 2):
             raise CellError(f"parameter {p.name!r} has shape {p.shape}; expected (rows,) or "
-                            f"(rows, cols) with sizes from {sorted(cell.dims)}")
-    for d in (*cell.inputs.values(), *cell.states.values()):
-        if d not in cell.dims:
-            raise CellError(f"size {d!r} is not one of {sorted(cell.dims)}")
+                            "(rows, cols)")
+    for d in (*cell.inputs.values(), *cell.states.values(), *(d for p in cell.params
+                                                                for d in p.shape)):
+        size(d)
     for eq in cell.equations:
         naming.check_vector_name(naming.parse(eq.lhs).base, f"equation {eq.label!r}: variable")
     if cell.output not in cell.states:
@@ -226,7 +244,10 @@ def _check_symbols(eq: Equation, defined, params, later) -> None:
 
 def _check_functions(eq: Equation) -> None:
     for f in eq.rhs.atoms(sp.Function):
-        if f.func is MatVec:
+        if f.func is Concat and f is not eq.rhs:
+            raise CellError(f"equation {eq.label!r}: concat(...) must be the whole right side; "
+                            "give it an equation of its own")
+        if f.func in (MatVec, Transposed, Concat):
             continue
         if f.func not in DERIVATIVES:
             known = ", ".join(sorted(str(k.__name__) for k in DERIVATIVES))
@@ -252,6 +273,10 @@ def _dim_of(cell: Cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str |
         return param.shape[0]
     if isinstance(e, MatVec):
         return _matvec_dim(cell, eq, e, dims)
+    if isinstance(e, Concat):
+        if not all(isinstance(v, sp.Symbol) and naming.parse(v) is not None for v in e.args):
+            raise CellError(f"equation {eq.label!r}: concat takes named vectors, got {e}")
+        return size("+".join(f"({dims[naming.parse(v).base]})" for v in e.args))
     sizes = {d for d in (_dim_of(cell, eq, a, dims) for a in e.args) if d is not None}
     if len(sizes) > 1:
         raise CellError(f"equation {eq.label!r}: {e} combines vectors of sizes {sorted(sizes)} "
@@ -261,12 +286,15 @@ def _dim_of(cell: Cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str |
 
 def _matvec_dim(cell: Cell, eq: Equation, e: MatVec, dims) -> str:
     W, v = e.args
-    if not (isinstance(W, sp.Symbol) and naming.parse(W) is None and cell.param(W.name).is_matrix):
-        raise CellError(f"equation {eq.label!r}: in {e} the first factor must be a matrix parameter")
+    P = matrix_param(W)
+    if not (isinstance(P, sp.Symbol) and naming.parse(P) is None
+            and any(p.name == P.name and p.is_matrix for p in cell.params)):
+        raise CellError(f"equation {eq.label!r}: in {e} the first factor must be a matrix "
+                        "parameter or its transpose")
     if not (isinstance(v, sp.Symbol) and naming.parse(v) is not None):
         raise CellError(f"equation {eq.label!r}: in {e} the vector must be a named variable; "
                         "give the expression its own equation first")
-    rows, cols = cell.param(W.name).shape
+    rows, cols = cell.matrix_shape(W)
     if dims[naming.parse(v).base] != cols:
         raise CellError(f"equation {eq.label!r}: {W} is {rows}×{cols} but {v} has size "
                         f"{dims[naming.parse(v).base]}: the matrix is applied to the wrong vector")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sympy import tanh
 
 from .cell import Cell, CellBuilder
-from .ops import matvec, sigma
+from .ops import concat, matvec, sigma, transpose
 
 GREFF = 'Greff et al., "LSTM: A Search Space Odyssey"'
 
@@ -137,7 +137,48 @@ def lstm_nobias() -> Cell:
     return b.build()
 
 
+def lstm_concat() -> Cell:
+    """An LSTM on the concatenated input X_t = [x_t; h_{t-1}], one weight matrix per gate."""
+    b = CellBuilder("lstm_concat", "LSTM on the concatenated input [x; h]",
+                    "An LSTM whose gates read the concatenated input $X_t = [x_t; h_{t-1}]$ "
+                    "through one weight matrix each, with candidate $n_t$ for the block input. "
+                    "In this project's names, $n$ is $z$ and $W_g = [W_g^x\\; R_g]$ splits into "
+                    "the input and recurrent weights; PyTorch's weight\\_ih and weight\\_hh are "
+                    "those two column blocks, chunked i, f, g ($n$), o.")
+    x, h, c = b.input("x"), b.state("h"), b.state("c")
+    X = b.let("X", concat(x, h))
+    pre = {g: matvec(b.param(f"W_{g}", "H", "D + H"), X) + b.param(f"b_{g}", "H") for g in "fino"}
+    f = b.let("f", sigma(b.let("fbar", pre["f"])))
+    i = b.let("i", sigma(b.let("ibar", pre["i"])))
+    n = b.let("n", tanh(b.let("nbar", pre["n"])))
+    o = b.let("o", sigma(b.let("obar", pre["o"])))
+    c_t = b.let("c", f * c + i * n)
+    b.let("h", o * tanh(c_t))
+    return b.build()
+
+
+def lstm_rowmajor() -> Cell:
+    """The batch-major LSTM of many textbooks, rows X W_x + H W_h + b, weights stored D×H."""
+    b = CellBuilder("lstm_rowmajor", "Row-major LSTM (X W + H W + b)",
+                    "The LSTM as written for a batch of rows: $I = \\sigma(X W_{xi} + H W_{hi} + "
+                    "b_i)$ with $X$ of size $B\\times D$, weights stored input-by-output "
+                    "($W_{xi}$ is $D\\times H$). One row of that product is $W_{xi}^\\top x_t$, "
+                    "which is how this document writes it; $\\tilde{C}$ is the candidate (this "
+                    "project's $z$), and $W_{xi}^\\top$ is PyTorch's weight\\_ih chunk i.")
+    x, h, c = b.input("x"), b.state("h"), b.state("c")
+
+    def pre(g):
+        W_x, W_h = b.param(f"W_x{g}", "D", "H"), b.param(f"W_h{g}", "H", "H")
+        return matvec(transpose(W_x), x) + matvec(transpose(W_h), h) + b.param(f"b_{g}", "H")
+
+    I, F, O = (b.let(g.upper(), sigma(pre(g))) for g in "ifo")
+    C = b.let("Ctilde", tanh(pre("c")))
+    c_t = b.let("c", F * c + I * C)
+    b.let("h", O * tanh(c_t))
+    return b.build()
+
+
 #: Every cell symlstm ships, by name.
 CELLS = {f.__name__: f for f in (
     lstm, peephole_lstm, lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_cifg,
-    lstm_fgr, gru, rnn, lstm_nobias)}
+    lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor)}

@@ -13,7 +13,7 @@ import sympy as sp
 
 from . import naming
 from .cell import Cell, Equation
-from .ops import MatTVec, MatVec, Outer
+from .ops import Concat, MatTVec, MatVec, Outer, Part, Transposed, matrix_param
 
 LOSS = "loss"     # the path from the loss straight to the output h_t
 CARRY = "carry"   # the path to a state s_t through step t+1
@@ -50,7 +50,8 @@ def sweep(cell: Cell) -> Sweep:
         terms[s].append(Term(CARRY, sp.S.One, carried))
     outputs = _named_outputs(cell)
     for eq in reversed(cell.equations):
-        for v, term in _paths(eq, outputs):
+        paths = _split(eq, cell) if isinstance(eq.rhs, Concat) else _paths(eq, outputs)
+        for v, term in paths:
             terms[v].append(term)
     return Sweep({v: tuple(ts) for v, ts in terms.items()})
 
@@ -58,7 +59,7 @@ def sweep(cell: Cell) -> Sweep:
 def _named_outputs(cell: Cell) -> dict[sp.Expr, sp.Symbol]:
     """Map f(a) -> y for every equation y = f(a), to write derivatives through forward outputs."""
     return {eq.rhs: eq.lhs for eq in cell.equations if isinstance(eq.rhs, sp.Function)
-            and not isinstance(eq.rhs, MatVec)}
+            and not isinstance(eq.rhs, (MatVec, Concat))}
 
 
 def _paths(eq: Equation, outputs) -> list[tuple[sp.Symbol, Term]]:
@@ -74,7 +75,19 @@ def _paths(eq: Equation, outputs) -> list[tuple[sp.Symbol, Term]]:
         W, u = m.args
         dm = delta * local_derivative(body, dummy, products, outputs)
         paths.append((u, Term(eq.label, W, MatTVec(W, dm))))
-        paths.append((W, Term(eq.label, u, Outer(dm, u))))
+        # the gradient of W v is δ vᵀ; of Wᵀ v, stored as W, it is v δᵀ
+        grad = Outer(u, dm) if isinstance(W, Transposed) else Outer(dm, u)
+        paths.append((matrix_param(W), Term(eq.label, u, grad)))
+    return paths
+
+
+def _split(eq: Equation, cell: Cell) -> list[tuple[sp.Symbol, Term]]:
+    """``X = [u; v]`` sends each piece its own rows of δX."""
+    delta, start, paths = naming.adjoint(eq.lhs), sp.S.Zero, []
+    for v in eq.rhs.args:
+        stop = start + sp.sympify(cell.dim(v))
+        paths.append((v, Term(eq.label, Part(sp.S.One, start, stop), Part(delta, start, stop))))
+        start = stop
     return paths
 
 

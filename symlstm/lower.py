@@ -19,7 +19,7 @@ import sympy as sp
 
 from . import naming
 from .bptt import Derivation
-from .ops import DERIVATIVES, MatTVec, MatVec, Outer
+from .ops import DERIVATIVES, Concat, MatTVec, MatVec, Outer, Transposed, matrix_param
 
 
 class Proj(sp.Function):
@@ -38,7 +38,7 @@ class Group(NamedTuple):
     """Matrix products sharing one vector ``operand``, fused into one stacked matrix."""
     operand: sp.Symbol
     kind: str                       # "input" (all steps at once), "state" (u = s_{t-1}), "step"
-    matrices: tuple[str, ...]
+    matrices: tuple[sp.Expr, ...]   # W or Wᵀ
     rows: tuple[str, ...]
     deltas: tuple[sp.Expr, ...]     # δ(W u) of each product, at step t
     adjoint_buffer: str             # shared by groups whose deltas are the same
@@ -85,8 +85,8 @@ def lower(d: Derivation) -> Plan:
     """Turn the derivation of one cell into the statements of its generated step."""
     cell = d.cell
     groups = _groups(d)
-    products = {MatVec(sp.Symbol(W), g.operand): Proj(sp.Symbol(f"proj_{g.name}"), a, b,
-                                                      int(g.kind == "input"))
+    products = {MatVec(W, g.operand): Proj(sp.Symbol(f"proj_{g.name}"), a, b,
+                                           int(g.kind == "input"))
                 for g in groups for W, a, b in zip(g.matrices, g.offsets(), g.offsets()[1:])}
     back_terms = {v: _fuse(v, ts, groups) for v, ts in d.sweep.terms.items()}
     hoisted = _hoist([*(e for es in back_terms.values() for e in es),
@@ -117,12 +117,12 @@ def _groups(d: Derivation) -> tuple[Group, ...]:
     for eq in cell.equations:
         for m in sorted(eq.rhs.atoms(MatVec), key=sp.default_sort_key):
             W, u = m.args
-            found.setdefault(u, {})[W.name] = None
+            found.setdefault(u, {})[W] = None
     deltas = {}   # (W, u) -> δ(W u), read off the sweep's MatTVec terms
     for v, terms in d.sweep.terms.items():
         for t in terms:
             if isinstance(t.expr, MatTVec):
-                key = (t.expr.args[0].name, v)   # the same W u may be used twice: add up
+                key = (t.expr.args[0], v)   # the same W u may be used twice: add up
                 deltas[key] = deltas.get(key, sp.S.Zero) + t.expr.args[1]
     groups, buffers = [], {}
     for u, mats in found.items():
@@ -130,7 +130,7 @@ def _groups(d: Derivation) -> tuple[Group, ...]:
                 "state" if u in cell.prev_states else "step")
         ds = tuple(deltas[(W, u)] for W in mats)
         buf = buffers.setdefault(ds, f"dproj_{naming.code(u)}")
-        groups.append(Group(u, kind, tuple(mats), tuple(cell.param(W).shape[0] for W in mats),
+        groups.append(Group(u, kind, tuple(mats), tuple(cell.matrix_shape(W)[0] for W in mats),
                             ds, buf))
     return tuple(groups)
 
@@ -160,7 +160,9 @@ def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
         out[f] = naming.timed(name)
     rest = set().union(*(e.xreplace(out).atoms(MatVec) for e in exprs)) if exprs else set()
     for m in sorted(rest, key=sp.default_sort_key):
-        out[m] = naming.timed(f"{m.args[0].name}_{naming.code(m.args[1])}")
+        W = m.args[0]
+        name = matrix_param(W).name + ("T" if isinstance(W, Transposed) else "")
+        out[m] = naming.timed(f"{name}_{naming.code(m.args[1])}")
     return out
 
 
@@ -197,7 +199,9 @@ def _carry(d: Derivation, prev: sp.Symbol, back_terms, hoisted) -> Block:
 def _dim(cell, e: sp.Expr) -> str:
     """The size of an element-wise expression: that of any vector in it."""
     if isinstance(e, MatVec):
-        return cell.param(e.args[0].name).shape[0]
+        return cell.matrix_shape(e.args[0])[0]
+    if isinstance(e, Concat):
+        return str(sum((sp.sympify(cell.dim(v)) for v in e.args), sp.S.Zero))
     if isinstance(e, sp.Symbol) and (naming.parse(e) or not cell.param(e.name).is_matrix):
         return cell.dim(e)
     return next(d for d in (_dim(cell, a) for a in e.args if not a.is_Number) if d)

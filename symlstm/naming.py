@@ -108,10 +108,13 @@ def grad_key(symbol: sp.Symbol) -> str:
 # --------------------------------------------------------------- LaTeX -----
 
 def latex_base(base: str) -> str:
-    """LaTeX of a bare name: ``zbar`` is ``\\bar{z}``, ``W_z`` is ``W_{z}``, ``sigma`` is ``\\sigma``."""
+    """LaTeX of a bare name: ``zbar`` is ``\\bar{z}``, ``Ctilde`` is ``\\tilde{C}``, ``W_z`` is
+    ``W_{z}``, ``sigma`` is ``\\sigma``."""
     head, _, sub = base.partition("_")
     if head.endswith("bar") and len(head) > 3:
         head = rf"\bar{{{latex_base(head[:-3])}}}"
+    elif head.endswith("tilde") and len(head) > 5:
+        head = rf"\tilde{{{latex_base(head[:-5])}}}"
     elif head in _GREEK:
         head = "\\" + head
     elif len(head) > 1:

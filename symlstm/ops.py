@@ -56,6 +56,37 @@ class TimeSum(sp.Function):
     nargs = 1
 
 
-def matvec(W: sp.Symbol, v: sp.Symbol) -> sp.Expr:
-    """``W v`` for use in a cell's equations."""
+class Transposed(sp.Function):
+    """``Wᵀ`` of a matrix parameter: cells written with rows, ``x W``, use ``Wᵀ x``."""
+
+    nargs = 1
+
+
+class Concat(sp.Function):
+    """``[u; v; …]``: vectors stacked into one (the whole right side of an equation)."""
+
+
+class Part(sp.Function):
+    """Rows ``start:stop`` of a vector: what a concatenation sends back to each piece."""
+
+    nargs = 3
+
+
+def matvec(W, v: sp.Symbol) -> sp.Expr:
+    """``W v`` for use in a cell's equations (W a matrix parameter or ``transpose(W)``)."""
     return MatVec(W, v)
+
+
+def transpose(W: sp.Symbol) -> sp.Expr:
+    """``Wᵀ``, for a parameter stored the other way round (row-major cells: x W = Wᵀ x)."""
+    return Transposed(W)
+
+
+def concat(*vectors: sp.Symbol) -> sp.Expr:
+    """``[u; v; …]``, the vectors stacked; the size is the sum of theirs."""
+    return Concat(*vectors)
+
+
+def matrix_param(W: sp.Expr) -> sp.Symbol:
+    """The parameter behind ``W`` or ``Wᵀ``."""
+    return W.args[0] if isinstance(W, Transposed) else W

@@ -12,7 +12,7 @@ from sympy.printing.str import StrPrinter
 
 from . import naming
 from .lower import GroupAdjoint, Proj
-from .ops import MatTVec, MatVec, Outer, TimeSum, sigma
+from .ops import Transposed
 
 
 def _adjoint_first(f: sp.Expr):
@@ -58,8 +58,8 @@ class CellLatexPrinter(LatexPrinter):
     def _print_Add(self, expr, order=None):
         """Matrix products first, then element-wise terms, then bare parameters (biases)."""
         def key(term):
-            if isinstance(term, MatVec):
-                return (0, [-ord(ch) for ch in term.args[0].name])
+            if term.func.__name__ == "MatVec":
+                return (0, [-ord(ch) for ch in str(term.args[0])])
             if term.is_Number:
                 return (1, "")
             return (3 if isinstance(term, sp.Symbol) and naming.parse(term) is None else 2,
@@ -73,7 +73,20 @@ class CellLatexPrinter(LatexPrinter):
 
     def _print_MatTVec(self, expr):
         W, u = expr.args
+        if isinstance(W, Transposed):      # (Wᵀ)ᵀ u = W u
+            return rf"{self._print(W.args[0])} {self._wrap(u)}"
         return rf"{self._print(W)}^{{\top}} {self._wrap(u)}"
+
+    def _print_Transposed(self, expr):
+        return rf"{self._print(expr.args[0])}^{{\top}}"
+
+    def _print_Concat(self, expr):
+        rows = r" \\ ".join(self._print(v) for v in expr.args)
+        return rf"\begin{{bmatrix}} {rows} \end{{bmatrix}}"
+
+    def _print_Part(self, expr):
+        e, a, b = expr.args
+        return rf"\left[{self._print(e)}\right]_{{{self._print(a + 1)}:{self._print(b)}}}"
 
     def _print_Outer(self, expr):
         u, v = expr.args
@@ -112,6 +125,17 @@ class CellNumPyPrinter(NumPyPrinter):
         rows = f"{'' if a == 0 else self._print(a)}:{self._print(b)}"
         return f"{self._print(buf)}[t, :, {rows}]" if timed else f"{self._print(buf)}[:, {rows}]"
 
+    def _print_Transposed(self, expr):
+        return f"{self._print(expr.args[0])}.T"
+
+    def _print_Concat(self, expr):
+        return f"np.concatenate([{', '.join(self._print(v) for v in expr.args)}], axis=-1)"
+
+    def _print_Part(self, expr):
+        e, a, b = expr.args
+        rows = f"{'' if a == 0 else self._print(a)}:{self._print(b)}"
+        return f"{self.parenthesize(e, PRECEDENCE['Atom'])}[:, {rows}]"
+
     def _print_GroupAdjoint(self, expr):
         buf, name = expr.args
         return f"{self._print(buf)}[t] @ stack_{self._print(name)}"
@@ -134,7 +158,19 @@ class CommentPrinter(StrPrinter):
         return f"{self._print(expr.args[0])} {self._print(expr.args[1])}"
 
     def _print_MatTVec(self, expr):
-        return f"{self._print(expr.args[0])}ᵀ {self.parenthesize(expr.args[1], PRECEDENCE['Mul'])}"
+        W, u = expr.args
+        W = W.args[0] if isinstance(W, Transposed) else f"{self._print(W)}ᵀ"
+        return f"{W} {self.parenthesize(u, PRECEDENCE['Mul'])}"
+
+    def _print_Transposed(self, expr):
+        return f"{self._print(expr.args[0])}ᵀ"
+
+    def _print_Concat(self, expr):
+        return "[" + "; ".join(self._print(v) for v in expr.args) + "]"
+
+    def _print_Part(self, expr):
+        e, a, b = expr.args
+        return f"{self.parenthesize(e, PRECEDENCE['Atom'])}[{self._print(a)}:{self._print(b)}]"
 
     def _print_Outer(self, expr):
         return f"{self.parenthesize(expr.args[0], PRECEDENCE['Mul'])} {self._print(expr.args[1])}ᵀ"

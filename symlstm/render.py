@@ -14,6 +14,7 @@ from . import naming
 from .bptt import Derivation
 from .cell import CellError
 from .lower import Plan, lower
+from .ops import Transposed, matrix_param
 from .printers import comment, latex, pycode
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -57,14 +58,15 @@ def numpy_module(d: Derivation) -> str:
 
 
 def _shape(shape) -> str:
-    return "(" + ", ".join(shape) + ("," if len(shape) == 1 else "") + ")"
+    """A shape as a tuple of quoted sizes: ("H", "D + H")."""
+    return "(" + ", ".join(f'"{d}"' for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _group(g, plan: Plan) -> dict:
     sequence = {"input": naming.code(g.operand), "state": f"seq_{naming.parse(g.operand).base}[:-1]",
                 "step": f"cache_{naming.code(g.operand)}"}[g.kind]
     width = pycode(g.offsets()[-1])
-    return dict(name=g.name, kind=g.kind, matrices=", ".join(g.matrices), width=width,
+    return dict(name=g.name, kind=g.kind, matrices=", ".join(map(pycode, g.matrices)), width=width,
                 buffer=g.adjoint_buffer, sequence=sequence,
                 after=f"fwd:{next((eq.label for eq in plan.cell.equations if eq.lhs == g.operand), '')}")
 
@@ -82,7 +84,8 @@ def _matrix_grads(plan: Plan) -> list[tuple[str, str]]:
     for g in plan.groups:
         for W, a, b in zip(g.matrices, g.offsets(), g.offsets()[1:]):
             rows = f"{'' if a == 0 else pycode(a)}:{pycode(b)}"
-            parts.setdefault(W, []).append(f"dstack_{g.name}[{rows}]")
+            flip = ".T" if isinstance(W, Transposed) else ""
+            parts.setdefault(matrix_param(W).name, []).append(f"dstack_{g.name}[{rows}]{flip}")
     return [(W, " + ".join(ps)) for W, ps in parts.items()]
 
 

@@ -16,11 +16,16 @@ import sympy as sp
 
 import symlstm
 from symlstm import naming
-from symlstm.ops import MatTVec, MatVec, Outer, sigma
+from symlstm.ops import Concat, MatTVec, MatVec, Outer, Part, Transposed, sigma
 
 se = pytest.importorskip("symengine")
 mpmath.mp.prec = 200
 SIZES = {"D": 2, "H": 2}
+
+
+def n(dim):
+    """The number a size such as "H" or "D + H" stands for here."""
+    return int(sp.sympify(dim).subs(SIZES))
 #: Three steps for the headline cells (the recurrence then feeds itself); two, which already
 #: exercise every term at t+1, for the rest, whose unrolled losses grow fast.
 STEPS = {name: 3 if name in ("lstm", "peephole_lstm", "gru") else 2 for name in symlstm.CELLS}
@@ -34,15 +39,15 @@ def random_point(cell, rng, T):
         return sp.Rational(rng.randint(-9, 9), rng.randint(5, 12))
     val = {}
     for p in cell.params:
-        val[p.name] = np.array([[r() for _ in range(SIZES[p.shape[-1]])]
-                                for _ in range(SIZES[p.shape[0]])] if p.is_matrix
-                               else [r() for _ in range(SIZES[p.shape[0]])], dtype=object)
+        val[p.name] = np.array([[r() for _ in range(n(p.shape[-1]))]
+                                for _ in range(n(p.shape[0]))] if p.is_matrix
+                               else [r() for _ in range(n(p.shape[0]))], dtype=object)
     for name, dim in cell.inputs.items():
-        val[name] = [np.array([r() for _ in range(SIZES[dim])], dtype=object) for _ in range(T)]
+        val[name] = [np.array([r() for _ in range(n(dim))], dtype=object) for _ in range(T)]
     for name, dim in cell.states.items():
-        val[name + "0"] = np.array([r() for _ in range(SIZES[dim])], dtype=object)
-        val["final:" + name] = np.array([r() for _ in range(SIZES[dim])], dtype=object)
-    out_dim = SIZES[cell.states[cell.output]]
+        val[name + "0"] = np.array([r() for _ in range(n(dim))], dtype=object)
+        val["final:" + name] = np.array([r() for _ in range(n(dim))], dtype=object)
+    out_dim = n(cell.states[cell.output])
     val["loss"] = [np.array([r() for _ in range(out_dim)], dtype=object) for _ in range(T)]
     return val
 
@@ -86,7 +91,7 @@ def brute_force_gradients(cell, val, T):
 
 
 def len_of(cell, eq, env):
-    return SIZES[cell.dim(eq.lhs)]
+    return n(cell.dim(eq.lhs))
 
 
 def se_rat(q):
@@ -100,8 +105,11 @@ def scalar(e, j, env):
     if isinstance(e, sp.Symbol):
         return env[e][j]
     if isinstance(e, MatVec):
-        W, v = env[e.args[0]], env[e.args[1]]
-        return sum(W[j, k] * v[k] for k in range(len(v)))
+        W, v = e.args
+        W = env[W.args[0]].T if isinstance(W, Transposed) else env[W]
+        return sum(W[j, k] * env[v][k] for k in range(len(env[v])))
+    if isinstance(e, Concat):
+        return np.concatenate([env[v] for v in e.args])[j]
     args = [scalar(a, j, env) for a in e.args]
     if isinstance(e, sp.Add):
         return sum(args[1:], args[0])
@@ -129,6 +137,12 @@ def evaluate(e, lookup):
         return mpmath.mpf(int(e.p)) / int(e.q) if e.is_Rational else mpmath.mpf(str(e))
     if isinstance(e, sp.Symbol):
         return lookup(e)
+    if isinstance(e, Part):
+        return evaluate(e.args[0], lookup)[n(e.args[1]):n(e.args[2])]
+    if isinstance(e, Transposed):
+        return lookup(e.args[0]).T
+    if isinstance(e, Concat):
+        return np.concatenate([evaluate(a, lookup) for a in e.args])
     args = [evaluate(a, lookup) for a in e.args]
     if isinstance(e, sp.Add):
         return sum(args[1:], args[0])

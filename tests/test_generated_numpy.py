@@ -82,7 +82,8 @@ def test_init_params_contract(cell_name):
     p = mod.init_params(5, 7, rng=np.random.default_rng(1), dtype=np.float32)
     assert tuple(p) == mod.PARAMS
     for k, v in p.items():
-        assert v.shape == tuple({"D": 5, "H": 7}[d] for d in mod.SHAPES[k]) and v.dtype == np.float32
+        assert v.shape == tuple(int(eval(d, {"D": 5, "H": 7})) for d in mod.SHAPES[k])
+        assert v.dtype == np.float32
         assert np.all(np.abs(v) <= 1 / np.sqrt(7))
     with pytest.raises(ValueError, match="must be positive"):
         mod.init_params(0, 3)
