@@ -87,7 +87,7 @@ TARGETS = {                # ratio limits printed next to the measurements
     "import_ms": 50.0,
 }
 FLOOR_SHAPE = (100, 64, 256, 256)
-jax = jnp = None           # imported by load_jax(), after the thread settings
+jax = jnp = None           # imported by load_jax(): the memory workers do without
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -122,7 +122,7 @@ def system_info(cpu):
         "jax": getattr(jax, "__version__", None),
         "cpu_model": _cpu_model(), "cpus_online": os.cpu_count(), "cpu_flags": _cpu_flags(),
         "pinned_to_cpu": cpu, "affinity": sorted(os.sched_getaffinity(0)),
-        "numpy_blas": [{k: lib.get(k) for k in ("user_api", "internal_api", "version", "architecture",
+        "threadpoolctl": [{k: lib.get(k) for k in ("user_api", "internal_api", "version", "architecture",
                                                 "threading_layer", "num_threads", "filepath")}
                        for lib in threadpoolctl.threadpool_info()],
         "torch_libs": [line.strip(" -") for line in torch_cfg if any(k in line for k in keep)],
@@ -254,13 +254,13 @@ def build_torch_lstm(prob):
 
 
 def peephole_cell(gates, c_prev, p_i, p_f, p_o, tanh, sigmoid):
-    """One peephole step from the fused pre-activations (B, 4H) in z, i, f, o order."""
-    H = c_prev.shape[-1]
-    z = tanh(gates[:, :H])
-    i = sigmoid(gates[:, H:2 * H] + p_i * c_prev)
-    f = sigmoid(gates[:, 2 * H:3 * H] + p_f * c_prev)
+    """One peephole step from the pre-activations (z̄, ī, f̄, ō) without the peephole terms."""
+    zbar, ibar, fbar, obar = gates
+    z = tanh(zbar)
+    i = sigmoid(ibar + p_i * c_prev)
+    f = sigmoid(fbar + p_f * c_prev)
     c = c_prev * f + i * z
-    o = sigmoid(gates[:, 3 * H:] + p_o * c)
+    o = sigmoid(obar + p_o * c)
     return o * tanh(c), c
 
 
@@ -285,8 +285,10 @@ def build_torch_loop(prob):
     def step():
         proj = torch.addmm(P["b"], x.reshape(T * B, D), P["W"].t()).reshape(T, B, 4 * H)
         h, c, hs = h0, c0, []
-        for t in range(T):
-            gates = torch.addmm(proj[t], h, P["R"].t())
+        # unbind, not proj[t]: the backward of proj[t] writes a zero-filled (T, B, 4H) tensor per
+        # step (quadratic in T; 5x slower at T=100, H=256); chunk, not slices, for the same reason
+        for proj_t in proj.unbind(0):
+            gates = torch.addmm(proj_t, h, P["R"].t()).chunk(4, dim=1)
             h, c = peephole_cell(gates, c, P["p_i"], P["p_f"], P["p_o"], torch.tanh, torch.sigmoid)
             hs.append(h)
         (torch.stack(hs) * dhs).sum().backward()
@@ -304,8 +306,8 @@ def jax_peephole_loss(P, x, h0, c0, dhs):
 
     def cell(carry, proj_t):
         h, c = carry
-        h, c = peephole_cell(proj_t + h @ P["R"].T, c, P["p_i"], P["p_f"], P["p_o"],
-                             jnp.tanh, jax.nn.sigmoid)
+        gates = jnp.split(proj_t + h @ P["R"].T, 4, axis=1)
+        h, c = peephole_cell(gates, c, P["p_i"], P["p_f"], P["p_o"], jnp.tanh, jax.nn.sigmoid)
         return (h, c), h
     _, hs = jax.lax.scan(cell, (h0, c0), proj)
     return jnp.sum(hs * dhs)
@@ -601,7 +603,7 @@ def print_system(info):
     print(f"CPU {info['cpu_model']} ({info['cpus_online']} online, flags: {' '.join(info['cpu_flags'])}), "
           f"process pinned to {info['affinity']}; Python {info['python']}, NumPy {info['numpy']}, "
           f"torch {info['torch']}, jax {info['jax']}")
-    for lib in info["numpy_blas"]:
+    for lib in info["threadpoolctl"]:
         print(f"threadpoolctl: {lib['internal_api']} {lib['version'] or ''} arch={lib['architecture']} "
               f"threads={lib['num_threads']} ({Path(lib['filepath']).name})")
     print("torch: " + "; ".join(info["torch_libs"]) + f"; threads={info['torch_threads']}")

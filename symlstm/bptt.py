@@ -123,4 +123,5 @@ def shift_term(term: Term, by: int) -> Term:
     """The same path ``by`` steps later: every vector and adjoint moves, parameters stay."""
     def move(e):
         return e.xreplace({v: naming.shift(v, by) for v in e.free_symbols})
-    return Term(f"{term.via}@t{by:+d}", move(term.local), move(term.expr))
+    return Term(f"{term.via}@t{by:+d}", move(term.local), move(term.expr),
+                None if term.raw is None else move(term.raw))

@@ -10,29 +10,41 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
-from . import CELLS, derive
-from .render import REBUILD, latex_document, numpy_module
+from . import CELLS, derive, figures
+from .render import REBUILD, latex_document, numpy_module, overview_document
 
 GENERATED = Path(__file__).resolve().parent.parent / "generated"
 #: Fixed time stamps make rebuilt PDFs byte-identical.
 SOURCE_DATE_EPOCH = "1767225600"
 
 
-def sources(cells=None) -> dict[str, str]:
+def sources() -> dict[str, str]:
     """Every generated text file, relative path -> contents, rendered in memory."""
     out = {"__init__.py": _package_init(list(CELLS))}
-    for name in cells or CELLS:
-        d = derive(name)
-        out[f"{name}.py"] = numpy_module(d)
-        out[f"tex/{name}.tex"] = latex_document(d)
+    derivations = [derive(name) for name in CELLS]
+    for d in derivations:
+        out[f"{d.cell.name}.py"] = numpy_module(d)
+        out[f"tex/{d.cell.name}.tex"] = latex_document(d)
+    out["tex/overview.tex"] = overview_document(derivations, figures.CLIP)
     return out
+
+
+def figure_files() -> dict[str, bytes]:
+    """Every figure, computed with the generated modules as they are on disk now."""
+    importlib.invalidate_caches()
+    for name in list(sys.modules):
+        if name.startswith("symlstm.generated."):
+            importlib.reload(sys.modules[name])
+    return {f"fig/{name}": make() for name, make in figures.FIGURES.items()}
 
 
 def _package_init(names) -> str:
@@ -43,8 +55,13 @@ def _package_init(names) -> str:
 
 
 def stale(root: Path = GENERATED) -> list[str]:
-    """Unified diffs of every generated text file that differs from a fresh rendering."""
+    """Unified diffs of every generated file that differs from a fresh rendering (for a
+    figure, a line saying so)."""
     diffs = []
+    for rel, data in figure_files().items():
+        path = root / rel
+        if not path.exists() or path.read_bytes() != data:
+            diffs.append(f"generated/{rel} differs from a fresh rendering\n")
     for rel, text in sources().items():
         path = root / rel
         old = path.read_text() if path.exists() else ""
@@ -56,33 +73,47 @@ def stale(root: Path = GENERATED) -> list[str]:
 
 
 def write(root: Path = GENERATED) -> list[Path]:
-    """Render everything first, then write; a rendering error leaves generated/ untouched."""
-    texts = sources()
-    written = []
-    for rel, text in texts.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text() != text:
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
-            written.append(path)
+    """Render every text first, then write; a rendering error leaves generated/ untouched.
+    Figures come last: they run the modules just written."""
+    written = [p for rel, text in sources().items() if (p := _put(root / rel, text.encode()))]
+    written += [p for rel, data in figure_files().items() if (p := _put(root / rel, data))]
     return written
+
+
+def _put(path: Path, data: bytes) -> Path | None:
+    """Write ``data`` atomically if it differs; the path if written."""
+    if path.exists() and path.read_bytes() == data:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
 
 
 class LatexError(RuntimeError):
     """pdflatex failed; the message holds the relevant lines of its log."""
 
 
-def pdf(tex: Path, out_dir: Path) -> Path:
+class Built(NamedTuple):
+    pdf: Path
+    log: str       # pdflatex's log of the last run
+
+    def overfull(self) -> list[str]:
+        """The log's overfull-box warnings: content that sticks out into the margin."""
+        return [line for line in self.log.splitlines() if line.startswith("Overfull")]
+
+
+def pdf(tex: Path, out_dir: Path) -> Built:
     """Build ``tex`` into ``out_dir`` reproducibly; the previous PDF survives a failure."""
     if shutil.which("latexmk") is None:
         raise LatexError("latexmk is not installed: install TeX Live (see README.md)")
     env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "FORCE_SOURCE_DATE": "1"}
     with tempfile.TemporaryDirectory() as work:
         cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error",
-               f"-outdir={work}", str(tex.resolve())]
-        run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+               f"-outdir={work}", tex.name]
+        # figures are included by paths relative to the .tex file's folder
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tex.parent)
         built = Path(work) / (tex.stem + ".pdf")
         log = Path(work) / (tex.stem + ".log")
         if run.returncode != 0 or not built.exists():
@@ -91,8 +122,7 @@ def pdf(tex: Path, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built, target.with_suffix(".pdf.tmp"))
         target.with_suffix(".pdf.tmp").replace(target)
-        shutil.copyfile(log, out_dir / "logs" / log.name) if (out_dir / "logs").is_dir() else None
-        return target
+        return Built(target, log.read_text(errors="replace"))
 
 
 def _log_errors(log: Path) -> str:
@@ -119,13 +149,15 @@ def main(argv=None) -> int:
     for path in write():
         print(f"wrote {path.relative_to(GENERATED.parent)}")
     if not args.no_pdf:
-        for name in CELLS:
+        for name in [*CELLS, "overview"]:
             try:
-                out = pdf(GENERATED / "tex" / f"{name}.tex", GENERATED / "pdf")
+                built = pdf(GENERATED / "tex" / f"{name}.tex", GENERATED / "pdf")
             except LatexError as e:
                 print(e, file=sys.stderr)
                 return 1
-            print(f"built {out.relative_to(GENERATED.parent)}")
+            print(f"built {built.pdf.relative_to(GENERATED.parent)}")
+            for line in built.overfull():
+                print(f"  {name}.tex: {line}", file=sys.stderr)
     return 0
 
 

@@ -23,12 +23,14 @@ class Term(NamedTuple):
     """One path by which v reaches the loss: through the equation labelled ``via``.
 
     ``local`` is ∂(via's left side)/∂v element-wise, written through the forward outputs
-    (for a matrix product ``W v`` it is W, for ``W`` itself it is v); ``expr`` is the
-    term's contribution to δv.
+    (for a matrix product ``W v`` it is W, for ``W`` itself it is v); ``raw`` is the same
+    derivative as SymPy returns it, before that rewriting (element-wise paths only);
+    ``expr`` is the term's contribution to δv.
     """
     via: str
     local: sp.Expr
     expr: sp.Expr
+    raw: sp.Expr | None = None
 
 
 class Sweep(NamedTuple):
@@ -69,11 +71,11 @@ def _paths(eq: Equation, outputs) -> list[tuple[sp.Symbol, Term]]:
     body = eq.rhs.xreplace(products)
     paths = []
     for v in sorted(body.free_symbols - set(products.values()), key=sp.default_sort_key):
-        local = local_derivative(body, v, products, outputs)
-        paths.append((v, Term(eq.label, local, delta * local)))
+        raw, local = local_derivative(body, v, products, outputs)
+        paths.append((v, Term(eq.label, local, delta * local, raw)))
     for m, dummy in products.items():
         W, u = m.args
-        dm = delta * local_derivative(body, dummy, products, outputs)
+        dm = delta * local_derivative(body, dummy, products, outputs)[1]
         paths.append((u, Term(eq.label, W, MatTVec(W, dm))))
         # the gradient of W v is δ vᵀ; of Wᵀ v, stored as W, it is v δᵀ
         grad = Outer(u, dm) if isinstance(W, Transposed) else Outer(dm, u)
@@ -91,7 +93,9 @@ def _split(eq: Equation, cell: Cell) -> list[tuple[sp.Symbol, Term]]:
     return paths
 
 
-def local_derivative(body: sp.Expr, v: sp.Symbol, products, outputs) -> sp.Expr:
-    """∂body/∂v by SymPy, then rewritten through the named forward outputs (σ' = σ(1-σ) = i(1-i))."""
+def local_derivative(body: sp.Expr, v: sp.Symbol, products, outputs):
+    """∂body/∂v by SymPy, and the same rewritten through the named forward outputs
+    (σ'(ī) = σ(ī)(1 - σ(ī)) becomes i(1 - i))."""
     back = {d: m for m, d in products.items()}
-    return sp.diff(body, v).xreplace(back).xreplace(outputs)
+    raw = sp.diff(body, v).xreplace(back)
+    return raw, raw.xreplace(outputs)

@@ -129,14 +129,20 @@ def latex_time(shift: int, origin: str = "t") -> str:
     return origin if shift == 0 else f"{origin}{shift:+d}"
 
 
-def latex(symbol: sp.Symbol, origin: str = "t") -> str:
-    """LaTeX of any symbol: ``\\delta \\bar{z}_{t+1}``, ``W_{z}``, ``\\Delta h_{t}``."""
+def latex(symbol: sp.Symbol, origin: str = "t", index: str = "") -> str:
+    """LaTeX of any symbol: ``\\delta \\bar{z}_{t+1}``, ``W_{z}``, ``\\Delta h_{t}``.
+
+    ``index`` names one element: ``\\bar{z}_{t+1,k}``, ``b_{z,k}``, ``W_{z,jk}``.
+    """
     p = parse(symbol)
     if p is None:
-        if symbol.name.startswith(ADJOINT):
-            return r"\delta " + latex_base(symbol.name[len(ADJOINT):])
-        return latex_base(symbol.name)
-    body = f"{latex_base(p.base)}_{{{latex_time(p.shift, origin)}}}"
+        name = symbol.name[len(ADJOINT):] if symbol.name.startswith(ADJOINT) else symbol.name
+        head, _, sub = name.partition("_")
+        sub = ",".join(x for x in (sub, index) if x)
+        text = latex_base(head) + (f"_{{{sub}}}" if sub else "")
+        return (r"\delta " if name != symbol.name else "") + text
+    at = latex_time(p.shift, origin) + (f",{index}" if index else "")
+    body = f"{latex_base(p.base)}_{{{at}}}"
     prefix = {"": "", ADJOINT: r"\delta ", EXTERNAL: r"\Delta ", CARRY: r"\delta^{+} "}[p.kind]
     return prefix + body
 

@@ -43,6 +43,11 @@ class MatTVec(sp.Function):
 
     nargs = 2
 
+    @classmethod
+    def eval(cls, W, u):
+        if u.is_zero:
+            return sp.S.Zero
+
 
 class Outer(sp.Function):
     """The outer product ``u vᵀ``: one step's contribution to a weight gradient."""
@@ -70,6 +75,11 @@ class Part(sp.Function):
     """Rows ``start:stop`` of a vector: what a concatenation sends back to each piece."""
 
     nargs = 3
+
+    @classmethod
+    def eval(cls, e, start, stop):
+        if e.is_zero:
+            return sp.S.Zero
 
 
 def matvec(W, v: sp.Symbol) -> sp.Expr:

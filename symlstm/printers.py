@@ -39,18 +39,36 @@ def _hadamard(printer, expr: sp.Mul, sep: str, coeff_sep: str = " ") -> str:
 class CellLatexPrinter(LatexPrinter):
     """LaTeX in the documents' notation: ⊙ for element-wise products, time subscripts.
 
-    ``origin`` sets the time the expression is read at: "t" (default) or a step number.
+    ``origin`` sets the time the expression is read at: "t" (default) or a step number;
+    ``index`` prints one element instead of the vector (("k",) for a vector, ("j", "k")
+    for a matrix gradient), writing matrix products out as sums.
     """
 
-    _default_settings = {**LatexPrinter._default_settings, "origin": "t"}
+    _default_settings = {**LatexPrinter._default_settings, "origin": "t", "index": ()}
 
     def _print_Symbol(self, expr, style="plain"):
-        return naming.latex(expr, self._settings["origin"])
+        index = self._settings["index"]
+        return naming.latex(expr, self._settings["origin"], index[-1] if index else "")
+
+    def _indexed(self, e, *index):
+        """Print ``e`` at another element index."""
+        old = self._settings["index"]
+        self._settings["index"] = index
+        try:
+            return self._print(e)
+        finally:
+            self._settings["index"] = old
+
+    def _matrix_element(self, W, row, col):
+        if isinstance(W, Transposed):
+            W, row, col = W.args[0], col, row
+        return naming.latex(W, index=f"{row}{col}")
 
     def _print_Mul(self, expr):
         if any(f.is_Pow and f.exp.is_negative for f in expr.args) or not expr.free_symbols:
             return super()._print_Mul(expr)
-        return _hadamard(self, expr, r" \odot ")
+        # one element of a Hadamard product is an ordinary product
+        return _hadamard(self, expr, r" \, " if self._settings["index"] else r" \odot ")
 
     def _print_sigma(self, expr):
         return rf"\sigma\left({self._print(expr.args[0])}\right)"
@@ -69,10 +87,16 @@ class CellLatexPrinter(LatexPrinter):
 
     def _print_MatVec(self, expr):
         W, v = expr.args
+        if self._settings["index"]:
+            k = self._settings["index"][-1]
+            return rf"\sum_{{j}} {self._matrix_element(W, k, 'j')} {self._indexed(v, 'j')}"
         return f"{self._print(W)} {self._print(v)}"
 
     def _print_MatTVec(self, expr):
         W, u = expr.args
+        if self._settings["index"]:
+            k = self._settings["index"][-1]
+            return rf"\sum_{{j}} {self._matrix_element(W, 'j', k)} {self._wrap_indexed(u, 'j')}"
         if isinstance(W, Transposed):      # (Wᵀ)ᵀ u = W u
             return rf"{self._print(W.args[0])} {self._wrap(u)}"
         return rf"{self._print(W)}^{{\top}} {self._wrap(u)}"
@@ -86,11 +110,22 @@ class CellLatexPrinter(LatexPrinter):
 
     def _print_Part(self, expr):
         e, a, b = expr.args
+        if self._settings["index"]:
+            k = self._settings["index"][-1]
+            shifted = k if a == 0 else f"{self._print(a)}+{k}"
+            return self._indexed(e, shifted)
         return rf"\left[{self._print(e)}\right]_{{{self._print(a + 1)}:{self._print(b)}}}"
 
     def _print_Outer(self, expr):
         u, v = expr.args
+        if self._settings["index"]:
+            j, k = self._settings["index"]
+            return rf"{self._wrap_indexed(u, j)} {self._indexed(v, k)}"
         return rf"{self._wrap(u)} {self._print(v)}^{{\top}}"
+
+    def _wrap_indexed(self, e, index):
+        text = self._indexed(e, index)
+        return rf"\left({text}\right)" if isinstance(e, sp.Add) else text
 
     def _print_TimeSum(self, expr):
         return rf"\sum_{{t=1}}^{{T}} {self._wrap(expr.args[0])}"
@@ -185,8 +220,8 @@ class CommentPrinter(StrPrinter):
         return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
 
 
-def latex(expr, origin: str = "t") -> str:
-    return CellLatexPrinter({"origin": origin}).doprint(expr)
+def latex(expr, origin: str = "t", index=()) -> str:
+    return CellLatexPrinter({"origin": origin, "index": tuple(index)}).doprint(expr)
 
 
 def pycode(expr, inputs=()) -> str:

@@ -15,12 +15,18 @@ from .bptt import Derivation
 from .cell import CellError
 from .lower import Plan, lower
 from .ops import Transposed, matrix_param
+from .cells import CELLS
+from .graph import graph
+from .jacobians import jacobians
+from . import notation
 from .printers import comment, latex, pycode
+from .bptt import derive as derive_cell
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 REBUILD = "python -m symlstm.build"
 PY_TEMPLATE = "numpy/cell.py.jinja"
 TEX_TEMPLATE = "latex/derivation.tex.jinja"
+OVERVIEW_TEMPLATE = "latex/overview.tex.jinja"
 
 
 def environment() -> jinja2.Environment:
@@ -108,35 +114,76 @@ def _loads(plan: Plan) -> list[str]:
 
 def latex_document(d: Derivation) -> str:
     """The source of the derivation document for ``d.cell``."""
-    cell = d.cell
+    cell, g = d.cell, graph(d.cell)
+    rnn = derive_cell(CELLS["rnn"]()) if "rnn" in CELLS else None
     return environment().get_template(TEX_TEMPLATE).render(
-        template=TEX_TEMPLATE, rebuild=REBUILD, cell=cell,
-        title=cell.title, about=cell.about,
-        forward=[_tex(g) for g in d.forward],
-        paths=[_paths(g) for g in (*d.through_time, *d.step) if not _is_state_step(g, d)],
-        step=[_tex(g) for g in d.step],
-        through_time=[_tex(g) for g in d.through_time],
-        inputs=[_tex(g) for g in (*d.inputs, *d.initial)],
-        params=[dict(_tex(g), element=_elementwise(g, cell)) for g in d.params],
+        template=TEX_TEMPLATE, rebuild=REBUILD, cell=cell, title=cell.title, about=cell.about,
+        notation=_notation(cell.name),
+        graph=_tikz(g),
+        forward=[_tex(x) for x in d.forward],
+        paths=[_paths(x, d, g) for x in (*d.through_time, *d.step) if not _is_state_step(x, d)],
+        step=[_tex(x) for x in d.step],
+        through_time=[_tex(x, element=True) for x in d.through_time],
+        inputs=[_tex(x, element=True) for x in (*d.inputs, *d.initial)],
+        params=[_tex(x, element=True) for x in d.params],
+        jacobians=[_jacobian(j) for j in jacobians(d)],
+        rnn_jacobians=[_jacobian(j) for j in jacobians(rnn)] if rnn and cell.name != "rnn" else [],
         states=", ".join(f"${naming.latex_base(n)}_t$" for n in cell.states),
         sizes=[(naming.latex_base(p.name), r" \times ".join(p.shape)) for p in cell.params],
+        figures=FIGURE_DIR,
     )
 
 
-def _tex(g) -> dict:
-    """An equation as its left side and one LaTeX string per term (signs kept)."""
-    terms = [latex(t.expr, g.origin) for t in g.terms]
-    terms = [terms[0]] + [t if t.startswith("-") else f"+ {t}" for t in terms[1:]]
-    prefix, suffix = (r"\sum_{t=1}^{T} \Big(", r"\Big)") if g.summed and len(terms) > 1 else \
-        (r"\sum_{t=1}^{T} ", "") if g.summed else ("", "")
-    return dict(tag=rf"\tag{{{tex_label(g.label)}}}", lhs=latex(g.lhs, g.origin), terms=terms,
-                prefix=prefix, suffix=suffix)
+def overview_document(derivations: list[Derivation], clip: float) -> str:
+    """The document that links every cell and compares their backward passes."""
+    base = next(d for d in derivations if d.cell.name == "peephole_lstm")
+    return environment().get_template(OVERVIEW_TEMPLATE).render(
+        template=OVERVIEW_TEMPLATE, rebuild=REBUILD,
+        cells=[dict(name=d.cell.name, tex_name=_tt(d.cell.name), title=d.cell.title,
+                    about=d.cell.about, recurrences=[_tex(x) for x in d.through_time])
+               for d in derivations],
+        comparison=_comparison(base, derivations),
+        figures=FIGURE_DIR, clip=clip)
+
+
+FIGURE_DIR = "../fig"
+
+
+def _tt(text: str) -> str:
+    return rf"\texttt{{{text.replace('_', chr(92) + 'char95{}')}}}"
 
 
 def tex_label(label: str) -> str:
     """An equation label as typewriter text; ``\\char95`` is the typewriter font's own
     underscore, which survives copy and paste (``\\_`` draws a rule)."""
-    return rf"\texttt{{{label.replace('_', chr(92) + 'char95{}')}}}"
+    return _tt(label)
+
+
+def _tex(g, element: bool = False) -> dict:
+    """An equation as its left side and one LaTeX string per term (signs kept); with
+    ``element``, also the same equation for one element (matrix products as sums)."""
+    out = _terms(g, ())
+    if element:
+        index = ("j", "k") if g.summed and _is_matrix(g) else ("k",)
+        out["element"] = _terms(g, index)
+    return out
+
+
+def _terms(g, index) -> dict:
+    terms = [latex(t.expr, g.origin, index) for t in g.terms]
+    terms = [terms[0]] + [t if t.startswith("-") else f"+ {t}" for t in terms[1:]]
+    total = r"\sum_{t=1}^{T} \sum_{b=1}^{B}" if index and g.summed else r"\sum_{t=1}^{T}"
+    prefix, suffix = (rf"{total} \Big(", r"\Big)") if g.summed and len(terms) > 1 else \
+        (f"{total} ", "") if g.summed else ("", "")
+    lhs = latex(g.lhs, g.origin, index[-1:] if not g.summed or len(index) == 1 else "".join(index))
+    if index and g.summed and len(index) == 2:
+        lhs = naming.latex(g.lhs, index="jk")
+    tag = rf"\tag{{{tex_label(g.label)}}}" if not index else r"\notag"
+    return dict(tag=tag, lhs=lhs, terms=terms, prefix=prefix, suffix=suffix)
+
+
+def _is_matrix(g) -> bool:
+    return any(t.expr.func.__name__ == "Outer" for t in g.terms)
 
 
 def _is_state_step(g, d) -> bool:
@@ -145,28 +192,140 @@ def _is_state_step(g, d) -> bool:
     return g.label.startswith("adj:") and v in d.cell.new_states
 
 
-def _paths(g) -> dict:
-    """One row per path: where it goes, the local derivative, the term it adds."""
+def _paths(g, d, graph_) -> dict:
+    """One entry per path: the equation it goes through, SymPy's local derivative, that
+    derivative written through the forward outputs, and the term it adds to the sum."""
+    v = naming.adjoint_of(g.lhs)
     rows = []
     for t in g.terms:
         via, _, later = t.via.partition("@")
-        where = "the loss" if via == "loss" else tex_label(f"fwd:{via}")
-        rows.append(dict(via=where + (" at step $t+1$" if later else ""),
-                         local=latex(t.local), term=latex(t.expr)))
-    return dict(label=tex_label(g.label), lhs=latex(g.lhs), rows=rows)
-
-
-def _elementwise(g, cell) -> str:
-    """A parameter gradient element by element: (δW)_{jk} = Σ_t Σ_b (δu_t)_j (v_t)_k."""
-    j, k = sp.Symbol("j"), sp.Symbol("k")
-    parts = []
-    for t in g.terms:
-        e = t.expr
-        if e.func.__name__ == "Outer":
-            u, v = e.args
-            parts.append(rf"\left[{latex(u)}\right]_{{{j}}} \left[{latex(v)}\right]_{{{k}}}")
+        if via == "loss":
+            where, partial = "the loss", ""
         else:
-            parts.append(rf"\left[{latex(e)}\right]_{{{j}}}")
-    idx = "jk" if cell.param(g.lhs.name[len(naming.ADJOINT):]).is_matrix else "j"
-    return (rf"\left({latex(g.lhs)}\right)_{{{idx}}} = \sum_{{t=1}}^{{T}} \sum_{{b=1}}^{{B}} "
-            + " + ".join(parts))
+            where = tex_label(f"fwd:{via}") + (" at step $t+1$" if later else "")
+            consumer = _consumer(d, via, later)
+            partial = rf"\frac{{\partial {latex(consumer)}}}{{\partial {latex(v)}}}" \
+                if consumer is not None and t.raw is not None else ""
+        raw = latex(t.raw) if t.raw is not None else ""
+        local = latex(t.local) if t.raw is not None else ""
+        rows.append(dict(via=where, partial=partial, raw=raw if raw != local else "",
+                         local=local, term=latex(t.expr)))
+    return dict(label=tex_label(g.label), lhs=latex(g.lhs), rows=rows, sum=_tex(g),
+                graph=_tikz(graph_, graph_.downstream(v), v) if v in _nodes(graph_) else None)
+
+
+def _consumer(d, via, later):
+    lhs = next((eq.lhs for eq in d.cell.equations if eq.label == via), None)
+    return naming.shift(lhs, 1) if lhs is not None and later else lhs
+
+
+def _nodes(g):
+    return {n.symbol for n in g.nodes}
+
+
+def _tikz(g, highlight=frozenset(), focus=None) -> dict:
+    """Node positions, labels and edge styles for the TikZ macro; ``highlight`` in red."""
+    ids = {n.symbol: f"n{k}" for k, n in enumerate(g.nodes)}
+    height = {}
+    for n in g.nodes:
+        height[n.col] = max(height.get(n.col, 0), n.row + 1)
+    nodes = []
+    for n in g.nodes:
+        y = (height[n.col] - 1) / 2 - n.row
+        label = naming.latex(naming.timed(n.symbol.name.split("[")[0], 0)) + r"\to" \
+            if n.kind == "next" else naming.latex(n.symbol)
+        style = "focus" if n.symbol == focus else n.kind
+        nodes.append(dict(id=ids[n.symbol], x=f"{1.55 * n.col:.2f}", y=f"{0.9 * y:.2f}",
+                          label=label, style=style))
+    edges = [dict(src=ids[e.src], dst=ids[e.dst],
+                  style=("path" if e in highlight else "edge") + (", dashed" if not e.label else ""))
+             for e in g.edges]
+    return dict(nodes=nodes, edges=edges)
+
+
+def _jacobian(j) -> dict:
+    """∂s_t/∂s'_{t-1} as a sum of diag(a) M, or as its transpose's action on u; a long
+    factor is spread over several lines (with \\bigl( \\bigr), which may break)."""
+    lhs = rf"\frac{{\partial {latex(j.of)}}}{{\partial {latex(j.wrt)}}}"
+    if j.terms is None:
+        inner, close = (j.vjp.args[0], rf"\bigr]_{{{latex(j.vjp.args[1] + 1)}:{latex(j.vjp.args[2])}}}") \
+            if j.vjp.func.__name__ == "Part" else (j.vjp, r"\bigr]")
+        lines = _lines(inner, r"\bigl[", close)
+        return dict(lhs=rf"\left({lhs}\right)^{{\top}} {latex(j.seed)}", terms=lines,
+                    tag=r"\notag", prefix="", suffix="")
+    lines = []
+    for a, M in j.terms:
+        more = _lines(a, r"\operatorname{diag}\bigl(", r"\bigr)" + ("" if M is None else
+                                                                    " " + latex(M)))
+        lines += [more[0] if not lines else f"+ {more[0]}", *more[1:]]
+    return dict(lhs=lhs, terms=lines, tag=r"\notag", prefix="", suffix="")
+
+
+def _lines(e, open_: str, close: str) -> list[str]:
+    """``open_ e close`` as one line, or one line per term of e when e is a sum."""
+    parts = [latex(t) for t in sp.Add.make_args(e)] if isinstance(e, sp.Add) else [latex(e)]
+    parts = [parts[0]] + [p if p.startswith("-") else f"+ {p}" for p in parts[1:]]
+    parts[0], parts[-1] = open_ + parts[0], parts[-1] + close
+    return parts
+
+
+def _notation(name: str):
+    found = notation.table(name)
+    if found is None:
+        return None
+    header, rows = found
+    return dict(header=[_escape(h) for h in header], rows=[[_cell(c) for c in r] for r in rows])
+
+
+def _cell(text: str) -> str:
+    if text == "—":
+        return "---"
+    if text.startswith("`"):
+        return _tt(text.strip("`"))
+    return ", ".join(f"${_math_name(n)}$" for n in text.split(", "))
+
+
+def _math_name(name: str) -> str:
+    name, flip = (name[:-1], r"^{\top}") if name.endswith("ᵀ") else (name, "")
+    name, _, cols = name.partition("[")
+    cols = "[" + cols.replace(":", "{:}").replace(",", r",\,") if cols else ""
+    return naming.latex(sp.Symbol(name)) + flip + cols
+
+
+def _escape(text: str) -> str:
+    return text.replace("_", r"\_").replace("&", r"\&")
+
+
+def _comparison(base: Derivation, derivations) -> dict:
+    """Which paths of the peephole LSTM's δc_t and δh_t each cell keeps, drops or adds."""
+    def paths(d, state):
+        g = next((x for x in d.through_time if x.label == f"rec:{state}"), None)
+        return {t.via: t for t in g.terms} if g is not None else None
+    columns = []
+    for state in ("c", "h"):
+        vias = list(paths(base, state))
+        extra = []
+        for d in derivations:
+            for via in (paths(d, state) or {}):
+                if via not in vias and via not in extra:
+                    extra.append(via)
+        columns += [(state, v) for v in vias + extra]
+    rows = []
+    for d in derivations:
+        marks = []
+        for state, via in columns:
+            mine, theirs = paths(d, state), paths(base, state)
+            if mine is None or via not in mine:
+                marks.append("" if mine is None else "--")
+            elif via not in theirs:
+                marks.append("+")
+            else:
+                marks.append(r"\checkmark" if mine[via].expr == theirs[via].expr else "$\\sim$")
+        rows.append(dict(name=_tt(d.cell.name), marks=marks))
+    heads = [rf"$\delta {state}_t$ via " + _via(via) for state, via in columns]
+    return dict(heads=heads, rows=rows)
+
+
+def _via(via: str) -> str:
+    name, _, later = via.partition("@")
+    return "loss" if name == "loss" else tex_label(name) + ("$^{+}$" if later else "")

@@ -10,12 +10,14 @@ def test_generated_files_are_current():
 
 def test_rendering_is_deterministic():
     assert build.sources() == build.sources()
+    assert build.figure_files() == build.figure_files()
 
 
 def test_stale_check_reports_an_edit(tmp_path):
-    for rel, text in build.sources().items():
+    files = {**{k: v.encode() for k, v in build.sources().items()}, **build.figure_files()}
+    for rel, data in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text)
+        (tmp_path / rel).write_bytes(data)
     assert build.stale(tmp_path) == []
     path = tmp_path / "lstm.py"
     path.write_text(path.read_text().replace("dc_next", "dc_nxt", 1))

@@ -1,4 +1,5 @@
-"""Every document builds, reproducibly, to the committed PDF, and its text holds the derived δc_t."""
+"""Every document builds, reproducibly, to the committed PDF; it is not blank, nothing sticks
+out of the page, and its text layer holds the derived equations."""
 import shutil
 import subprocess
 import unicodedata
@@ -8,28 +9,84 @@ import pytest
 import symlstm
 from symlstm import build
 
-pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
-                                reason="TeX Live and poppler-utils are installed by the README's commands")
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("latexmk", "pdftotext", "pdftoppm")),
+    reason="TeX Live and poppler-utils are installed by the README's commands")
+
+DOCUMENTS = [*symlstm.CELLS, "overview"]
 
 
-@pytest.mark.parametrize("name", list(symlstm.CELLS))
-def test_pdf_builds_reproducibly_and_matches_the_committed_one(name, tmp_path):
+@pytest.fixture(scope="module", params=DOCUMENTS)
+def built(request, tmp_path_factory):
+    name = request.param
     tex = build.GENERATED / "tex" / f"{name}.tex"
-    first = build.pdf(tex, tmp_path / "a").read_bytes()
-    second = build.pdf(tex, tmp_path / "b").read_bytes()
-    assert first == second, "two builds of the same .tex differ"
+    first = build.pdf(tex, tmp_path_factory.mktemp("a"))
+    return name, first
+
+
+@pytest.mark.parametrize("name", ["peephole_lstm", "overview"])
+def test_two_builds_are_byte_identical(name, tmp_path):
+    tex = build.GENERATED / "tex" / f"{name}.tex"
+    first = build.pdf(tex, tmp_path / "a").pdf.read_bytes()
+    assert build.pdf(tex, tmp_path / "b").pdf.read_bytes() == first
+
+
+def test_pdf_is_committed(built):
+    name, first = built
     committed = build.GENERATED / "pdf" / f"{name}.pdf"
-    assert committed.read_bytes() == first, "generated/pdf is stale: run `python -m symlstm.build`"
-    text = subprocess.run(["pdftotext", str(tmp_path / "a" / f"{name}.pdf"), "-"],
-                          capture_output=True, text=True, check=True).stdout
+    assert committed.read_bytes() == first.pdf.read_bytes(), \
+        "generated/pdf is stale: run `python -m symlstm.build`"
+
+
+def test_nothing_sticks_out_of_the_page(built):
+    name, first = built
+    assert first.overfull() == [], f"{name}.tex: {first.overfull()}"
+
+
+def test_first_pages_are_not_blank(built, tmp_path):
+    name, first = built
+    subprocess.run(["pdftoppm", "-r", "30", "-gray", "-f", "1", "-l", "2", str(first.pdf),
+                    str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page*.pgm"))
+    assert len(pages) == 2
+    for page in pages:
+        pixels = _pgm(page.read_bytes())
+        ink = sum(1 for p in pixels if p < 224) / len(pixels)
+        assert ink > 0.01, f"{page.name} of {name}.pdf is blank ({ink:.4f} ink)"
+
+
+def _pgm(data: bytes) -> bytes:
+    """The pixels of a binary PGM (P5) image."""
+    fields, pos = [], 0
+    while len(fields) < 4:
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        fields.append(data[pos:end])
+        pos = end
+    assert fields[0] == b"P5"
+    return data[pos + 1:]
+
+
+def test_text_layer_holds_the_equations(built):
+    name, first = built
+    text = subprocess.run(["pdftotext", str(first.pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
     flat = _squash(text)
+    if name == "overview":
+        for cell in symlstm.CELLS:
+            assert cell in flat
+        assert "g←gmin1," in flat           # the clipping formula
+        return
     for g in symlstm.derive(name).all():
         assert f"({g.label})" in flat, f"{g.label} is not tagged in {name}.pdf"
     if name not in ("lstm", "peephole_lstm"):
         return
     # the cell-state recurrence δc_t = δh_t ⊙ o_t ⊙ (1 − tanh²c_t) + δc_{t+1} ⊙ f_{t+1} (+ peepholes)
     section = flat[flat.index("Throughtime"):]
-    start = section.index("δct=δht⊙ot⊙1−tanh2(ct)")
+    start = section.index(_squash("δct=δht⊙ot⊙1−tanh2(ct)"))
     rec_c = section[start:start + 160]
     terms = ["+δct+1⊙ft+1"]
     if name == "peephole_lstm":
