@@ -3,23 +3,40 @@
 >>> import symlstm
 >>> d = symlstm.derive("peephole_lstm")
 >>> print(d["rec:c"])            # doctest: +SKIP
+
+The names below load on first use, so that ``import symlstm.generated.lstm`` costs NumPy
+alone and never SymPy.
 """
 from __future__ import annotations
 
-from sympy import exp, tanh
+import importlib
 
-from .bptt import Derivation, Gradient
-from .bptt import derive as _derive
-from .cell import Cell, CellBuilder, CellError
-from .cells import CELLS
-from .ops import matvec, sigma
+_LAZY = {
+    "CELLS": "cells", "Cell": "cell", "CellBuilder": "cell", "CellError": "cell",
+    "Derivation": "bptt", "Gradient": "bptt", "matvec": "ops", "sigma": "ops",
+    "transpose": "ops", "concat": "ops",
+}
 
-__all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "Derivation", "Gradient", "derive",
-           "exp", "get_cell", "matvec", "sigma", "tanh"]
+__all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "Derivation", "Gradient", "concat",
+           "derive", "exp", "get_cell", "matvec", "sigma", "tanh", "transpose"]
 
 
-def get_cell(cell: str | Cell) -> Cell:
+def __getattr__(name):
+    if name in ("exp", "tanh"):
+        return getattr(importlib.import_module("sympy"), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'symlstm' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
+
+
+def get_cell(cell):
     """A shipped cell by name (see ``CELLS``), or ``cell`` itself when it is already a Cell."""
+    from .cell import Cell
+    from .cells import CELLS
     if isinstance(cell, Cell):
         return cell
     if cell not in CELLS:
@@ -27,6 +44,7 @@ def get_cell(cell: str | Cell) -> Cell:
     return CELLS[cell]()
 
 
-def derive(cell: str | Cell) -> Derivation:
+def derive(cell):
     """Derive every gradient of ``cell`` (a name from ``CELLS`` or a :class:`Cell`)."""
-    return _derive(get_cell(cell))
+    from .bptt import derive as derive_cell
+    return derive_cell(get_cell(cell))

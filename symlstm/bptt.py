@@ -20,7 +20,7 @@ import sympy as sp
 
 from . import naming
 from .cell import Cell
-from .derive import CARRY, Sweep, Term, sweep
+from .sweep import CARRY, Sweep, Term, sweep
 from .ops import TimeSum
 
 
