@@ -41,14 +41,21 @@ import time of symlstm.generated.lstm.
 from __future__ import annotations
 
 import os
+import sys
 
 THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false",
 }
 os.environ.update(THREAD_ENV)   # before NumPy, torch or JAX is imported
+# OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, where a machine sets them, can pin OpenBLAS to older
+# kernels than the processor has (Haswell's on an AVX-512 machine, for NumPy alone: torch
+# brings MKL). They are dropped before NumPy loads, unless --keep-openblas-env says otherwise.
+OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+DROPPED_ENV = {} if "--keep-openblas-env" in sys.argv else \
+    {k: os.environ.pop(k) for k in OPENBLAS_ENV if k in os.environ}
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
@@ -58,7 +65,6 @@ import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -127,6 +133,7 @@ def system_info(cpu):
                        for lib in threadpoolctl.threadpool_info()],
         "torch_libs": [line.strip(" -") for line in torch_cfg if any(k in line for k in keep)],
         "torch_threads": torch.get_num_threads(),
+        "dropped_env": DROPPED_ENV,
         "env": {k: os.environ.get(k) for k in [*THREAD_ENV, "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                "PYTHONDONTWRITEBYTECODE"]},
         "git": _git_state(),
@@ -608,6 +615,9 @@ def print_system(info):
               f"threads={lib['num_threads']} ({Path(lib['filepath']).name})")
     print("torch: " + "; ".join(info["torch_libs"]) + f"; threads={info['torch_threads']}")
     print("env: " + ", ".join(f"{k}={v}" for k, v in info["env"].items()))
+    if DROPPED_ENV:
+        print("dropped before NumPy loaded (--keep-openblas-env keeps them): "
+              + ", ".join(f"{k}={v}" for k, v in DROPPED_ENV.items()))
     coretype = info["env"].get("OPENBLAS_CORETYPE")
     if coretype and "avx512f" in info["cpu_flags"]:
         print(f"note: OPENBLAS_CORETYPE={coretype} makes NumPy's OpenBLAS use {coretype} kernels although "
@@ -726,6 +736,8 @@ def parse_args(argv):
     ap.add_argument("--min-sample", type=float, help="seconds per timed sample (default 0.05, quick 0.01)")
     ap.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)), help="core to pin to")
     ap.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
+    ap.add_argument("--keep-openblas-env", action="store_true",
+                    help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as the environment sets them")
     ap.add_argument("--memory-worker", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 9)

@@ -19,9 +19,13 @@ SHAPES = {"W_r": ("H", "D"), "W_z": ("H", "D"), "W_n": ("H", "D"), "R_r": ("H", 
 OUTPUT = "h"
 
 
-def sigmoid(a):
+def sigmoid(a, out=None):
     """The logistic function, stable for any a: σ(a) = (1 + tanh(a/2)) / 2."""
-    return 0.5 * np.tanh(0.5 * a) + 0.5
+    out = np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _size(dim, sizes):
@@ -91,41 +95,45 @@ def forward(params, x, state0=None):
     (T, B, D, H), dtype = _sizes(params, x)
     W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn = (params[name] for name in PARAMS)
     state0 = _states(state0, "state0", B, H, dtype)
-    # [R_r; R_z; R_n] h_prev: the 3 products on h_prev fused into one matrix
+    # [R_r; R_z; R_n] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.concatenate([R_r, R_z, R_n])
-    # [W_r; W_z; W_n] x: the 3 products on x fused into one matrix
+    proj_h_prev = np.empty((B, 3*H), dtype)
+    # [W_r; W_z; W_n] x: the products on x as one matrix
     stack_x = np.concatenate([W_r, W_z, W_n])
+    # one GEMM for every step at once, the biases folded in
     proj_x = (x.reshape(T * B, D) @ stack_x.T).reshape(T, B, 3*H)
+    proj_x += np.concatenate([b_r, b_z, b_n])
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = state0["h"]
+    cache_R_n_h_prev = np.empty((T, B, H), dtype)
     cache_r = np.empty((T, B, H), dtype)
     cache_z = np.empty((T, B, H), dtype)
-    cache_R_n_h_prev = np.empty((T, B, H), dtype)
     cache_n = np.empty((T, B, H), dtype)
     for t in range(T):
         h_prev = seq_h[t]
-        proj_h_prev = h_prev @ stack_h_prev.T
+        # one GEMM per step: every pre-activation at once
+        np.matmul(h_prev, stack_h_prev.T, out=proj_h_prev)
         # (fwd:rbar) rbar[t] = b_r + R_r h[t-1] + W_r x[t]
-        rbar = b_r + proj_h_prev[:, :H] + proj_x[t, :, :H]
+        rbar = proj_h_prev[:, :H] + proj_x[t, :, :H]
         # (fwd:r) r[t] = σ(rbar[t])
-        r = sigmoid(rbar)
+        r = cache_r[t]
+        sigmoid(rbar, out=r)
         # (fwd:zbar) zbar[t] = b_z + R_z h[t-1] + W_z x[t]
-        zbar = b_z + proj_h_prev[:, H:2*H] + proj_x[t, :, H:2*H]
+        zbar = proj_h_prev[:, H:2*H] + proj_x[t, :, H:2*H]
         # (fwd:z) z[t] = σ(zbar[t])
-        z = sigmoid(zbar)
+        z = cache_z[t]
+        sigmoid(zbar, out=z)
         # (fwd:nbar) nbar[t] = b_n + r[t] ⊙ (b_hn + R_n h[t-1]) + W_n x[t]
-        R_n_h_prev = proj_h_prev[:, 2*H:3*H]
-        nbar = b_n + r*(R_n_h_prev + b_hn) + proj_x[t, :, 2*H:3*H]
+        R_n_h_prev = cache_R_n_h_prev[t]
+        R_n_h_prev[...] = proj_h_prev[:, 2*H:3*H]
+        nbar = r*(R_n_h_prev + b_hn) + proj_x[t, :, 2*H:3*H]
         # (fwd:n) n[t] = tanh(nbar[t])
-        n = np.tanh(nbar)
+        n = cache_n[t]
+        np.tanh(nbar, out=n)
         # (fwd:h) h[t] = h[t-1] ⊙ z[t] + n[t] ⊙ (1 - z[t])
-        h = h_prev*z + n*(1 - z)
-        seq_h[t + 1] = h
-        cache_r[t] = r
-        cache_z[t] = z
-        cache_R_n_h_prev[t] = R_n_h_prev
-        cache_n[t] = n
-    cache = {"x": x, "seq_h": seq_h, "r": cache_r, "z": cache_z, "R_n_h_prev": cache_R_n_h_prev, "n": cache_n, }
+        h = seq_h[t + 1]
+        np.add(h_prev*z, n*(1 - z), out=h)
+    cache = {"x": x, "seq_h": seq_h, "R_n_h_prev": cache_R_n_h_prev, "r": cache_r, "z": cache_z, "n": cache_n, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -146,23 +154,20 @@ def backward(params, cache, dhs, dstate=None):
     dnext = _states(dstate, "dstate", B, H, dtype)
     dh_next = dnext["h"]
     seq_h = cache["seq_h"]
+    cache_R_n_h_prev = cache["R_n_h_prev"]
     cache_r = cache["r"]
     cache_z = cache["z"]
-    cache_R_n_h_prev = cache["R_n_h_prev"]
     cache_n = cache["n"]
     stack_h_prev = np.concatenate([R_r, R_z, R_n])
     stack_x = np.concatenate([W_r, W_z, W_n])
     dproj_h_prev = np.empty((T, B, 3*H), dtype)
     dproj_x = np.empty((T, B, 3*H), dtype)
-    db_r = np.zeros(H, dtype)
-    db_z = np.zeros(H, dtype)
-    db_n = np.zeros(H, dtype)
     db_hn = np.zeros(H, dtype)
     for t in reversed(range(T)):
         h_prev = seq_h[t]
+        R_n_h_prev = cache_R_n_h_prev[t]
         r = cache_r[t]
         z = cache_z[t]
-        R_n_h_prev = cache_R_n_h_prev[t]
         n = cache_n[t]
         dout_h = dhs[t]
         # (adj:h) δh[t] = Δh[t] + δ⁺h[t]
@@ -170,28 +175,25 @@ def backward(params, cache, dhs, dstate=None):
         # (adj:n) δn[t] = δh[t] ⊙ (1 - z[t])
         dn = dh*(1 - z)
         # (adj:nbar) δnbar[t] = δn[t] ⊙ (1 - n[t]**2)
-        dnbar = dn*(1 - n**2)
+        dnbar = dproj_x[t, :, 2*H:3*H]
+        np.multiply(dn, 1 - n**2, out=dnbar)
         # (adj:z) δz[t] = δh[t] ⊙ (h[t-1] - n[t])
         dz = dh*(h_prev - n)
         # (adj:zbar) δzbar[t] = δz[t] ⊙ z[t] ⊙ (1 - z[t])
-        dzbar = dz*z*(1 - z)
+        dzbar = dproj_h_prev[t, :, H:2*H]
+        dzbar[...] = dz*z*(1 - z)
         # (adj:r) δr[t] = δnbar[t] ⊙ (b_hn + R_n h[t-1])
         dr = dnbar*(R_n_h_prev + b_hn)
         # (adj:rbar) δrbar[t] = δr[t] ⊙ r[t] ⊙ (1 - r[t])
-        drbar = dr*r*(1 - r)
+        drbar = dproj_h_prev[t, :, :H]
+        drbar[...] = dr*r*(1 - r)
         # (store:h_prev)
-        dproj_h_prev[t, :, :H] = drbar
-        dproj_h_prev[t, :, H:2*H] = dzbar
         dproj_h_prev[t, :, 2*H:3*H] = dnbar*r
         # (store:x)
         dproj_x[t, :, :H] = drbar
         dproj_x[t, :, H:2*H] = dzbar
-        dproj_x[t, :, 2*H:3*H] = dnbar
         # (init:h0) what step t sends back to step t-1: δh[t-1] = δh[t] ⊙ z[t] + R_nᵀ (δnbar[t] ⊙ r[t]) + R_rᵀ δrbar[t] + R_zᵀ δzbar[t]
         dh_next = dh*z + dproj_h_prev[t] @ stack_h_prev
-        db_r += (drbar).sum(axis=0)  # (grad:b_r)
-        db_z += (dzbar).sum(axis=0)  # (grad:b_z)
-        db_n += (dnbar).sum(axis=0)  # (grad:b_n)
         db_hn += (dnbar*r).sum(axis=0)  # (grad:b_hn)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
@@ -203,10 +205,14 @@ def backward(params, cache, dhs, dstate=None):
     grads["W_r"] = dstack_x[:H]
     grads["W_z"] = dstack_x[H:2*H]
     grads["W_n"] = dstack_x[2*H:3*H]
-    grads["b_r"] = db_r
-    grads["b_z"] = db_z
-    grads["b_n"] = db_n
     grads["b_hn"] = db_hn
+    # bias gradients: dproj_h_prev summed over every step and sample at once
+    sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(axis=0)
+    # bias gradients: dproj_x summed over every step and sample at once
+    sum_dproj_x = dproj_x.reshape(T * B, -1).sum(axis=0)
+    grads["b_r"] = sum_dproj_h_prev[:H]  # (grad:b_r)
+    grads["b_z"] = sum_dproj_h_prev[H:2*H]  # (grad:b_z)
+    grads["b_n"] = sum_dproj_x[2*H:3*H]  # (grad:b_n)
     grads = {name: grads[name] for name in PARAMS}
     # (grad:x)
     grads["x"] = (dproj_x.reshape(T * B, -1) @ stack_x).reshape(T, B, D)

@@ -20,9 +20,13 @@ SHAPES = {"W_f": ("H", "D + H"), "b_f": ("H",), "W_i": ("H", "D + H"), "b_i": ("
 OUTPUT = "h"
 
 
-def sigmoid(a):
+def sigmoid(a, out=None):
     """The logistic function, stable for any a: σ(a) = (1 + tanh(a/2)) / 2."""
-    return 0.5 * np.tanh(0.5 * a) + 0.5
+    out = np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _size(dim, sizes):
@@ -92,54 +96,55 @@ def forward(params, x, state0=None):
     (T, B, D, H), dtype = _sizes(params, x)
     W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o = (params[name] for name in PARAMS)
     state0 = _states(state0, "state0", B, H, dtype)
-    # [W_f; W_i; W_n; W_o] X: the 4 products on X fused into one matrix
+    # [W_f; W_i; W_n; W_o] X: the products on X as one matrix
     stack_X = np.concatenate([W_f, W_i, W_n, W_o])
+    proj_X = np.empty((B, 4*H), dtype)
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = state0["h"]
     seq_c = np.empty((T + 1, B, H), dtype)
     seq_c[0] = state0["c"]
+    cache_tanh_c = np.empty((T, B, H), dtype)
     cache_X = np.empty((T, B, D + H), dtype)
     cache_f = np.empty((T, B, H), dtype)
     cache_i = np.empty((T, B, H), dtype)
     cache_n = np.empty((T, B, H), dtype)
     cache_o = np.empty((T, B, H), dtype)
-    cache_tanh_c = np.empty((T, B, H), dtype)
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
         # (fwd:X) X[t] = [x[t]; h[t-1]]
-        X = np.concatenate([x[t], h_prev], axis=-1)
-        proj_X = X @ stack_X.T
+        X = cache_X[t]
+        X[...] = np.concatenate([x[t], h_prev], axis=-1)
+        np.matmul(X, stack_X.T, out=proj_X)
         # (fwd:fbar) fbar[t] = b_f + W_f X[t]
         fbar = b_f + proj_X[:, :H]
         # (fwd:f) f[t] = σ(fbar[t])
-        f = sigmoid(fbar)
+        f = cache_f[t]
+        sigmoid(fbar, out=f)
         # (fwd:ibar) ibar[t] = b_i + W_i X[t]
         ibar = b_i + proj_X[:, H:2*H]
         # (fwd:i) i[t] = σ(ibar[t])
-        i = sigmoid(ibar)
+        i = cache_i[t]
+        sigmoid(ibar, out=i)
         # (fwd:nbar) nbar[t] = b_n + W_n X[t]
         nbar = b_n + proj_X[:, 2*H:3*H]
         # (fwd:n) n[t] = tanh(nbar[t])
-        n = np.tanh(nbar)
+        n = cache_n[t]
+        np.tanh(nbar, out=n)
         # (fwd:obar) obar[t] = b_o + W_o X[t]
         obar = b_o + proj_X[:, 3*H:4*H]
         # (fwd:o) o[t] = σ(obar[t])
-        o = sigmoid(obar)
+        o = cache_o[t]
+        sigmoid(obar, out=o)
         # (fwd:c) c[t] = c[t-1] ⊙ f[t] + i[t] ⊙ n[t]
-        c = c_prev*f + i*n
+        c = seq_c[t + 1]
+        np.add(c_prev*f, i*n, out=c)
         # (fwd:h) h[t] = o[t] ⊙ tanh(c[t])
-        tanh_c = np.tanh(c)
-        h = o*tanh_c
-        seq_h[t + 1] = h
-        seq_c[t + 1] = c
-        cache_X[t] = X
-        cache_f[t] = f
-        cache_i[t] = i
-        cache_n[t] = n
-        cache_o[t] = o
-        cache_tanh_c[t] = tanh_c
-    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "X": cache_X, "f": cache_f, "i": cache_i, "n": cache_n, "o": cache_o, "tanh_c": cache_tanh_c, }
+        tanh_c = cache_tanh_c[t]
+        np.tanh(c, out=tanh_c)
+        h = seq_h[t + 1]
+        np.multiply(o, tanh_c, out=h)
+    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "X": cache_X, "f": cache_f, "i": cache_i, "n": cache_n, "o": cache_o, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -162,26 +167,22 @@ def backward(params, cache, dhs, dstate=None):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
     seq_c = cache["seq_c"]
+    cache_tanh_c = cache["tanh_c"]
     cache_X = cache["X"]
     cache_f = cache["f"]
     cache_i = cache["i"]
     cache_n = cache["n"]
     cache_o = cache["o"]
-    cache_tanh_c = cache["tanh_c"]
     stack_X = np.concatenate([W_f, W_i, W_n, W_o])
     dproj_X = np.empty((T, B, 4*H), dtype)
-    db_f = np.zeros(H, dtype)
-    db_i = np.zeros(H, dtype)
-    db_n = np.zeros(H, dtype)
-    db_o = np.zeros(H, dtype)
     dx = np.empty_like(x)
     for t in reversed(range(T)):
         c_prev = seq_c[t]
+        tanh_c = cache_tanh_c[t]
         f = cache_f[t]
         i = cache_i[t]
         n = cache_n[t]
         o = cache_o[t]
-        tanh_c = cache_tanh_c[t]
         dout_h = dhs[t]
         # (adj:h) δh[t] = Δh[t] + δ⁺h[t]
         dh = dout_h + dh_next
@@ -190,34 +191,29 @@ def backward(params, cache, dhs, dstate=None):
         # (adj:o) δo[t] = δh[t] ⊙ tanh(c[t])
         do = dh*tanh_c
         # (adj:obar) δobar[t] = δo[t] ⊙ o[t] ⊙ (1 - o[t])
-        dobar = do*o*(1 - o)
+        dobar = dproj_X[t, :, 3*H:4*H]
+        dobar[...] = do*o*(1 - o)
         # (adj:n) δn[t] = δc[t] ⊙ i[t]
         dn = dc*i
         # (adj:nbar) δnbar[t] = δn[t] ⊙ (1 - n[t]**2)
-        dnbar = dn*(1 - n**2)
+        dnbar = dproj_X[t, :, 2*H:3*H]
+        np.multiply(dn, 1 - n**2, out=dnbar)
         # (adj:i) δi[t] = δc[t] ⊙ n[t]
         di = dc*n
         # (adj:ibar) δibar[t] = δi[t] ⊙ i[t] ⊙ (1 - i[t])
-        dibar = di*i*(1 - i)
+        dibar = dproj_X[t, :, H:2*H]
+        dibar[...] = di*i*(1 - i)
         # (adj:f) δf[t] = δc[t] ⊙ c[t-1]
         df = dc*c_prev
         # (adj:fbar) δfbar[t] = δf[t] ⊙ f[t] ⊙ (1 - f[t])
-        dfbar = df*f*(1 - f)
-        # (store:X)
-        dproj_X[t, :, :H] = dfbar
-        dproj_X[t, :, H:2*H] = dibar
-        dproj_X[t, :, 2*H:3*H] = dnbar
-        dproj_X[t, :, 3*H:4*H] = dobar
+        dfbar = dproj_X[t, :, :H]
+        dfbar[...] = df*f*(1 - f)
         # (adj:X) δX[t] = W_fᵀ δfbar[t] + W_iᵀ δibar[t] + W_nᵀ δnbar[t] + W_oᵀ δobar[t]
         dX = dproj_X[t] @ stack_X
         # (init:h0) what step t sends back to step t-1: δh[t-1] = (δX[t])[D:D + H]
         dh_next = (dX)[:, D:D + H]
         # (init:c0) what step t sends back to step t-1: δc[t-1] = δc[t] ⊙ f[t]
         dc_next = dc*f
-        db_f += (dfbar).sum(axis=0)  # (grad:b_f)
-        db_i += (dibar).sum(axis=0)  # (grad:b_i)
-        db_n += (dnbar).sum(axis=0)  # (grad:b_n)
-        db_o += (dobar).sum(axis=0)  # (grad:b_o)
         dx[t] = (dX)[:, :D]  # (grad:x)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
@@ -226,10 +222,12 @@ def backward(params, cache, dhs, dstate=None):
     grads["W_i"] = dstack_X[H:2*H]
     grads["W_n"] = dstack_X[2*H:3*H]
     grads["W_o"] = dstack_X[3*H:4*H]
-    grads["b_f"] = db_f
-    grads["b_i"] = db_i
-    grads["b_n"] = db_n
-    grads["b_o"] = db_o
+    # bias gradients: dproj_X summed over every step and sample at once
+    sum_dproj_X = dproj_X.reshape(T * B, -1).sum(axis=0)
+    grads["b_f"] = sum_dproj_X[:H]  # (grad:b_f)
+    grads["b_i"] = sum_dproj_X[H:2*H]  # (grad:b_i)
+    grads["b_n"] = sum_dproj_X[2*H:3*H]  # (grad:b_n)
+    grads["b_o"] = sum_dproj_X[3*H:4*H]  # (grad:b_o)
     grads = {name: grads[name] for name in PARAMS}
     # (grad:x)
     grads["x"] = dx

@@ -18,9 +18,13 @@ SHAPES = {"W_z": ("H", "D"), "W_f": ("H", "D"), "W_o": ("H", "D"), "R_z": ("H", 
 OUTPUT = "h"
 
 
-def sigmoid(a):
+def sigmoid(a, out=None):
     """The logistic function, stable for any a: σ(a) = (1 + tanh(a/2)) / 2."""
-    return 0.5 * np.tanh(0.5 * a) + 0.5
+    out = np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _size(dim, sizes):
@@ -90,47 +94,52 @@ def forward(params, x, state0=None):
     (T, B, D, H), dtype = _sizes(params, x)
     W_z, W_f, W_o, R_z, R_f, R_o, b_z, b_f, b_o, p_f, p_o = (params[name] for name in PARAMS)
     state0 = _states(state0, "state0", B, H, dtype)
-    # [R_z; R_f; R_o] h_prev: the 3 products on h_prev fused into one matrix
+    # [R_z; R_f; R_o] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.concatenate([R_z, R_f, R_o])
-    # [W_z; W_f; W_o] x: the 3 products on x fused into one matrix
+    proj_h_prev = np.empty((B, 3*H), dtype)
+    # [W_z; W_f; W_o] x: the products on x as one matrix
     stack_x = np.concatenate([W_z, W_f, W_o])
+    # one GEMM for every step at once, the biases folded in
     proj_x = (x.reshape(T * B, D) @ stack_x.T).reshape(T, B, 3*H)
+    proj_x += np.concatenate([b_z, b_f, b_o])
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = state0["h"]
     seq_c = np.empty((T + 1, B, H), dtype)
     seq_c[0] = state0["c"]
+    cache_tanh_c = np.empty((T, B, H), dtype)
     cache_z = np.empty((T, B, H), dtype)
     cache_f = np.empty((T, B, H), dtype)
     cache_o = np.empty((T, B, H), dtype)
-    cache_tanh_c = np.empty((T, B, H), dtype)
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
-        proj_h_prev = h_prev @ stack_h_prev.T
+        # one GEMM per step plus this step's slice of proj_x: every pre-activation at once
+        np.matmul(h_prev, stack_h_prev.T, out=proj_h_prev)
+        proj_h_prev += proj_x[t]
         # (fwd:zbar) zbar[t] = b_z + R_z h[t-1] + W_z x[t]
-        zbar = b_z + proj_h_prev[:, :H] + proj_x[t, :, :H]
+        zbar = proj_h_prev[:, :H]
         # (fwd:z) z[t] = tanh(zbar[t])
-        z = np.tanh(zbar)
+        z = cache_z[t]
+        np.tanh(zbar, out=z)
         # (fwd:fbar) fbar[t] = b_f + c[t-1] ⊙ p_f + R_f h[t-1] + W_f x[t]
-        fbar = b_f + c_prev*p_f + proj_h_prev[:, H:2*H] + proj_x[t, :, H:2*H]
+        fbar = c_prev*p_f + proj_h_prev[:, H:2*H]
         # (fwd:f) f[t] = σ(fbar[t])
-        f = sigmoid(fbar)
+        f = cache_f[t]
+        sigmoid(fbar, out=f)
         # (fwd:c) c[t] = c[t-1] ⊙ f[t] + z[t]
-        c = c_prev*f + z
+        c = seq_c[t + 1]
+        np.add(z, c_prev*f, out=c)
         # (fwd:obar) obar[t] = b_o + c[t] ⊙ p_o + R_o h[t-1] + W_o x[t]
-        obar = b_o + c*p_o + proj_h_prev[:, 2*H:3*H] + proj_x[t, :, 2*H:3*H]
+        obar = c*p_o + proj_h_prev[:, 2*H:3*H]
         # (fwd:o) o[t] = σ(obar[t])
-        o = sigmoid(obar)
+        o = cache_o[t]
+        sigmoid(obar, out=o)
         # (fwd:h) h[t] = o[t] ⊙ tanh(c[t])
-        tanh_c = np.tanh(c)
-        h = o*tanh_c
-        seq_h[t + 1] = h
-        seq_c[t + 1] = c
-        cache_z[t] = z
-        cache_f[t] = f
-        cache_o[t] = o
-        cache_tanh_c[t] = tanh_c
-    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "z": cache_z, "f": cache_f, "o": cache_o, "tanh_c": cache_tanh_c, }
+        tanh_c = cache_tanh_c[t]
+        np.tanh(c, out=tanh_c)
+        h = seq_h[t + 1]
+        np.multiply(o, tanh_c, out=h)
+    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "z": cache_z, "f": cache_f, "o": cache_o, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -153,53 +162,46 @@ def backward(params, cache, dhs, dstate=None):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
     seq_c = cache["seq_c"]
+    cache_tanh_c = cache["tanh_c"]
     cache_z = cache["z"]
     cache_f = cache["f"]
     cache_o = cache["o"]
-    cache_tanh_c = cache["tanh_c"]
     stack_h_prev = np.concatenate([R_z, R_f, R_o])
     stack_x = np.concatenate([W_z, W_f, W_o])
     dproj_h_prev = np.empty((T, B, 3*H), dtype)
-    db_z = np.zeros(H, dtype)
-    db_f = np.zeros(H, dtype)
-    db_o = np.zeros(H, dtype)
     dp_f = np.zeros(H, dtype)
     dp_o = np.zeros(H, dtype)
     for t in reversed(range(T)):
         c_prev = seq_c[t]
         c = seq_c[t + 1]
+        tanh_c = cache_tanh_c[t]
         z = cache_z[t]
         f = cache_f[t]
         o = cache_o[t]
-        tanh_c = cache_tanh_c[t]
         dout_h = dhs[t]
         # (adj:h) δh[t] = Δh[t] + δ⁺h[t]
         dh = dout_h + dh_next
         # (adj:o) δo[t] = δh[t] ⊙ tanh(c[t])
         do = dh*tanh_c
         # (adj:obar) δobar[t] = δo[t] ⊙ o[t] ⊙ (1 - o[t])
-        dobar = do*o*(1 - o)
+        dobar = dproj_h_prev[t, :, 2*H:3*H]
+        dobar[...] = do*o*(1 - o)
         # (adj:c) δc[t] = δh[t] ⊙ o[t] ⊙ (1 - tanh(c[t])**2) + δobar[t] ⊙ p_o + δ⁺c[t]
         dc = dh*o*(1 - tanh_c**2) + dobar*p_o + dc_next
         # (adj:f) δf[t] = δc[t] ⊙ c[t-1]
         df = dc*c_prev
         # (adj:fbar) δfbar[t] = δf[t] ⊙ f[t] ⊙ (1 - f[t])
-        dfbar = df*f*(1 - f)
+        dfbar = dproj_h_prev[t, :, H:2*H]
+        dfbar[...] = df*f*(1 - f)
         # (adj:z) δz[t] = δc[t]
         dz = dc
         # (adj:zbar) δzbar[t] = δz[t] ⊙ (1 - z[t]**2)
-        dzbar = dz*(1 - z**2)
-        # (store:h_prev)
-        dproj_h_prev[t, :, :H] = dzbar
-        dproj_h_prev[t, :, H:2*H] = dfbar
-        dproj_h_prev[t, :, 2*H:3*H] = dobar
+        dzbar = dproj_h_prev[t, :, :H]
+        np.multiply(dz, 1 - z**2, out=dzbar)
         # (init:h0) what step t sends back to step t-1: δh[t-1] = R_fᵀ δfbar[t] + R_oᵀ δobar[t] + R_zᵀ δzbar[t]
         dh_next = dproj_h_prev[t] @ stack_h_prev
         # (init:c0) what step t sends back to step t-1: δc[t-1] = δc[t] ⊙ f[t] + δfbar[t] ⊙ p_f
         dc_next = dc*f + dfbar*p_f
-        db_z += (dzbar).sum(axis=0)  # (grad:b_z)
-        db_f += (dfbar).sum(axis=0)  # (grad:b_f)
-        db_o += (dobar).sum(axis=0)  # (grad:b_o)
         dp_f += (dfbar*c_prev).sum(axis=0)  # (grad:p_f)
         dp_o += (dobar*c).sum(axis=0)  # (grad:p_o)
     grads = {}
@@ -212,11 +214,13 @@ def backward(params, cache, dhs, dstate=None):
     grads["W_z"] = dstack_x[:H]
     grads["W_f"] = dstack_x[H:2*H]
     grads["W_o"] = dstack_x[2*H:3*H]
-    grads["b_z"] = db_z
-    grads["b_f"] = db_f
-    grads["b_o"] = db_o
     grads["p_f"] = dp_f
     grads["p_o"] = dp_o
+    # bias gradients: dproj_h_prev summed over every step and sample at once
+    sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(axis=0)
+    grads["b_z"] = sum_dproj_h_prev[:H]  # (grad:b_z)
+    grads["b_f"] = sum_dproj_h_prev[H:2*H]  # (grad:b_f)
+    grads["b_o"] = sum_dproj_h_prev[2*H:3*H]  # (grad:b_o)
     grads = {name: grads[name] for name in PARAMS}
     # (grad:x)
     grads["x"] = (dproj_h_prev.reshape(T * B, -1) @ stack_x).reshape(T, B, D)

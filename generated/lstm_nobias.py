@@ -20,9 +20,13 @@ SHAPES = {"W_a": ("H", "D"), "U_a": ("H", "H"), "W_i": ("H", "D"), "U_i": ("H", 
 OUTPUT = "h"
 
 
-def sigmoid(a):
+def sigmoid(a, out=None):
     """The logistic function, stable for any a: σ(a) = (1 + tanh(a/2)) / 2."""
-    return 0.5 * np.tanh(0.5 * a) + 0.5
+    out = np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _size(dim, sizes):
@@ -92,53 +96,57 @@ def forward(params, x, state0=None):
     (T, B, D, H), dtype = _sizes(params, x)
     W_a, U_a, W_i, U_i, W_f, U_f, W_o, U_o = (params[name] for name in PARAMS)
     state0 = _states(state0, "state0", B, H, dtype)
-    # [U_a; U_i; U_f; U_o] h_prev: the 4 products on h_prev fused into one matrix
+    # [U_a; U_i; U_f; U_o] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.concatenate([U_a, U_i, U_f, U_o])
-    # [W_a; W_i; W_f; W_o] x: the 4 products on x fused into one matrix
+    proj_h_prev = np.empty((B, 4*H), dtype)
+    # [W_a; W_i; W_f; W_o] x: the products on x as one matrix
     stack_x = np.concatenate([W_a, W_i, W_f, W_o])
+    # one GEMM for every step at once
     proj_x = (x.reshape(T * B, D) @ stack_x.T).reshape(T, B, 4*H)
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = state0["h"]
     seq_c = np.empty((T + 1, B, H), dtype)
     seq_c[0] = state0["c"]
+    cache_tanh_c = np.empty((T, B, H), dtype)
     cache_a = np.empty((T, B, H), dtype)
     cache_i = np.empty((T, B, H), dtype)
     cache_f = np.empty((T, B, H), dtype)
     cache_o = np.empty((T, B, H), dtype)
-    cache_tanh_c = np.empty((T, B, H), dtype)
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
-        proj_h_prev = h_prev @ stack_h_prev.T
+        # one GEMM per step plus this step's slice of proj_x: every pre-activation at once
+        np.matmul(h_prev, stack_h_prev.T, out=proj_h_prev)
+        proj_h_prev += proj_x[t]
         # (fwd:abar) abar[t] = U_a h[t-1] + W_a x[t]
-        abar = proj_h_prev[:, :H] + proj_x[t, :, :H]
+        abar = proj_h_prev[:, :H]
         # (fwd:a) a[t] = tanh(abar[t])
-        a = np.tanh(abar)
+        a = cache_a[t]
+        np.tanh(abar, out=a)
         # (fwd:ibar) ibar[t] = U_i h[t-1] + W_i x[t]
-        ibar = proj_h_prev[:, H:2*H] + proj_x[t, :, H:2*H]
+        ibar = proj_h_prev[:, H:2*H]
         # (fwd:i) i[t] = σ(ibar[t])
-        i = sigmoid(ibar)
+        i = cache_i[t]
+        sigmoid(ibar, out=i)
         # (fwd:fbar) fbar[t] = U_f h[t-1] + W_f x[t]
-        fbar = proj_h_prev[:, 2*H:3*H] + proj_x[t, :, 2*H:3*H]
+        fbar = proj_h_prev[:, 2*H:3*H]
         # (fwd:f) f[t] = σ(fbar[t])
-        f = sigmoid(fbar)
+        f = cache_f[t]
+        sigmoid(fbar, out=f)
         # (fwd:obar) obar[t] = U_o h[t-1] + W_o x[t]
-        obar = proj_h_prev[:, 3*H:4*H] + proj_x[t, :, 3*H:4*H]
+        obar = proj_h_prev[:, 3*H:4*H]
         # (fwd:o) o[t] = σ(obar[t])
-        o = sigmoid(obar)
+        o = cache_o[t]
+        sigmoid(obar, out=o)
         # (fwd:c) c[t] = a[t] ⊙ i[t] + c[t-1] ⊙ f[t]
-        c = a*i + c_prev*f
+        c = seq_c[t + 1]
+        np.add(a*i, c_prev*f, out=c)
         # (fwd:h) h[t] = o[t] ⊙ tanh(c[t])
-        tanh_c = np.tanh(c)
-        h = o*tanh_c
-        seq_h[t + 1] = h
-        seq_c[t + 1] = c
-        cache_a[t] = a
-        cache_i[t] = i
-        cache_f[t] = f
-        cache_o[t] = o
-        cache_tanh_c[t] = tanh_c
-    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "a": cache_a, "i": cache_i, "f": cache_f, "o": cache_o, "tanh_c": cache_tanh_c, }
+        tanh_c = cache_tanh_c[t]
+        np.tanh(c, out=tanh_c)
+        h = seq_h[t + 1]
+        np.multiply(o, tanh_c, out=h)
+    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "a": cache_a, "i": cache_i, "f": cache_f, "o": cache_o, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -161,21 +169,21 @@ def backward(params, cache, dhs, dstate=None):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
     seq_c = cache["seq_c"]
+    cache_tanh_c = cache["tanh_c"]
     cache_a = cache["a"]
     cache_i = cache["i"]
     cache_f = cache["f"]
     cache_o = cache["o"]
-    cache_tanh_c = cache["tanh_c"]
     stack_h_prev = np.concatenate([U_a, U_i, U_f, U_o])
     stack_x = np.concatenate([W_a, W_i, W_f, W_o])
     dproj_h_prev = np.empty((T, B, 4*H), dtype)
     for t in reversed(range(T)):
         c_prev = seq_c[t]
+        tanh_c = cache_tanh_c[t]
         a = cache_a[t]
         i = cache_i[t]
         f = cache_f[t]
         o = cache_o[t]
-        tanh_c = cache_tanh_c[t]
         dout_h = dhs[t]
         # (adj:h) δh[t] = Δh[t] + δ⁺h[t]
         dh = dout_h + dh_next
@@ -184,24 +192,23 @@ def backward(params, cache, dhs, dstate=None):
         # (adj:o) δo[t] = δh[t] ⊙ tanh(c[t])
         do = dh*tanh_c
         # (adj:obar) δobar[t] = δo[t] ⊙ o[t] ⊙ (1 - o[t])
-        dobar = do*o*(1 - o)
+        dobar = dproj_h_prev[t, :, 3*H:4*H]
+        dobar[...] = do*o*(1 - o)
         # (adj:f) δf[t] = δc[t] ⊙ c[t-1]
         df = dc*c_prev
         # (adj:fbar) δfbar[t] = δf[t] ⊙ f[t] ⊙ (1 - f[t])
-        dfbar = df*f*(1 - f)
+        dfbar = dproj_h_prev[t, :, 2*H:3*H]
+        dfbar[...] = df*f*(1 - f)
         # (adj:i) δi[t] = δc[t] ⊙ a[t]
         di = dc*a
         # (adj:ibar) δibar[t] = δi[t] ⊙ i[t] ⊙ (1 - i[t])
-        dibar = di*i*(1 - i)
+        dibar = dproj_h_prev[t, :, H:2*H]
+        dibar[...] = di*i*(1 - i)
         # (adj:a) δa[t] = δc[t] ⊙ i[t]
         da = dc*i
         # (adj:abar) δabar[t] = δa[t] ⊙ (1 - a[t]**2)
-        dabar = da*(1 - a**2)
-        # (store:h_prev)
-        dproj_h_prev[t, :, :H] = dabar
-        dproj_h_prev[t, :, H:2*H] = dibar
-        dproj_h_prev[t, :, 2*H:3*H] = dfbar
-        dproj_h_prev[t, :, 3*H:4*H] = dobar
+        dabar = dproj_h_prev[t, :, :H]
+        np.multiply(da, 1 - a**2, out=dabar)
         # (init:h0) what step t sends back to step t-1: δh[t-1] = U_aᵀ δabar[t] + U_fᵀ δfbar[t] + U_iᵀ δibar[t] + U_oᵀ δobar[t]
         dh_next = dproj_h_prev[t] @ stack_h_prev
         # (init:c0) what step t sends back to step t-1: δc[t-1] = δc[t] ⊙ f[t]

@@ -18,9 +18,13 @@ SHAPES = {"W_z": ("H", "D"), "W_i": ("H", "D"), "W_f": ("H", "D"), "R_z": ("H", 
 OUTPUT = "h"
 
 
-def sigmoid(a):
+def sigmoid(a, out=None):
     """The logistic function, stable for any a: σ(a) = (1 + tanh(a/2)) / 2."""
-    return 0.5 * np.tanh(0.5 * a) + 0.5
+    out = np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _size(dim, sizes):
@@ -90,11 +94,14 @@ def forward(params, x, state0=None):
     (T, B, D, H), dtype = _sizes(params, x)
     W_z, W_i, W_f, R_z, R_i, R_f, b_z, b_i, b_f, p_i, p_f = (params[name] for name in PARAMS)
     state0 = _states(state0, "state0", B, H, dtype)
-    # [R_z; R_i; R_f] h_prev: the 3 products on h_prev fused into one matrix
+    # [R_z; R_i; R_f] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.concatenate([R_z, R_i, R_f])
-    # [W_z; W_i; W_f] x: the 3 products on x fused into one matrix
+    proj_h_prev = np.empty((B, 3*H), dtype)
+    # [W_z; W_i; W_f] x: the products on x as one matrix
     stack_x = np.concatenate([W_z, W_i, W_f])
+    # one GEMM for every step at once, the biases folded in
     proj_x = (x.reshape(T * B, D) @ stack_x.T).reshape(T, B, 3*H)
+    proj_x += np.concatenate([b_z, b_i, b_f])
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = state0["h"]
     seq_c = np.empty((T + 1, B, H), dtype)
@@ -105,28 +112,30 @@ def forward(params, x, state0=None):
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
-        proj_h_prev = h_prev @ stack_h_prev.T
+        # one GEMM per step plus this step's slice of proj_x: every pre-activation at once
+        np.matmul(h_prev, stack_h_prev.T, out=proj_h_prev)
+        proj_h_prev += proj_x[t]
         # (fwd:zbar) zbar[t] = b_z + R_z h[t-1] + W_z x[t]
-        zbar = b_z + proj_h_prev[:, :H] + proj_x[t, :, :H]
+        zbar = proj_h_prev[:, :H]
         # (fwd:z) z[t] = tanh(zbar[t])
-        z = np.tanh(zbar)
+        z = cache_z[t]
+        np.tanh(zbar, out=z)
         # (fwd:ibar) ibar[t] = b_i + c[t-1] ⊙ p_i + R_i h[t-1] + W_i x[t]
-        ibar = b_i + c_prev*p_i + proj_h_prev[:, H:2*H] + proj_x[t, :, H:2*H]
+        ibar = c_prev*p_i + proj_h_prev[:, H:2*H]
         # (fwd:i) i[t] = σ(ibar[t])
-        i = sigmoid(ibar)
+        i = cache_i[t]
+        sigmoid(ibar, out=i)
         # (fwd:fbar) fbar[t] = b_f + c[t-1] ⊙ p_f + R_f h[t-1] + W_f x[t]
-        fbar = b_f + c_prev*p_f + proj_h_prev[:, 2*H:3*H] + proj_x[t, :, 2*H:3*H]
+        fbar = c_prev*p_f + proj_h_prev[:, 2*H:3*H]
         # (fwd:f) f[t] = σ(fbar[t])
-        f = sigmoid(fbar)
+        f = cache_f[t]
+        sigmoid(fbar, out=f)
         # (fwd:c) c[t] = c[t-1] ⊙ f[t] + i[t] ⊙ z[t]
-        c = c_prev*f + i*z
+        c = seq_c[t + 1]
+        np.add(c_prev*f, i*z, out=c)
         # (fwd:h) h[t] = tanh(c[t])
-        h = np.tanh(c)
-        seq_h[t + 1] = h
-        seq_c[t + 1] = c
-        cache_z[t] = z
-        cache_i[t] = i
-        cache_f[t] = f
+        h = seq_h[t + 1]
+        np.tanh(c, out=h)
     cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "z": cache_z, "i": cache_i, "f": cache_f, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
@@ -156,9 +165,6 @@ def backward(params, cache, dhs, dstate=None):
     stack_h_prev = np.concatenate([R_z, R_i, R_f])
     stack_x = np.concatenate([W_z, W_i, W_f])
     dproj_h_prev = np.empty((T, B, 3*H), dtype)
-    db_z = np.zeros(H, dtype)
-    db_i = np.zeros(H, dtype)
-    db_f = np.zeros(H, dtype)
     dp_i = np.zeros(H, dtype)
     dp_f = np.zeros(H, dtype)
     for t in reversed(range(T)):
@@ -175,26 +181,22 @@ def backward(params, cache, dhs, dstate=None):
         # (adj:f) δf[t] = δc[t] ⊙ c[t-1]
         df = dc*c_prev
         # (adj:fbar) δfbar[t] = δf[t] ⊙ f[t] ⊙ (1 - f[t])
-        dfbar = df*f*(1 - f)
+        dfbar = dproj_h_prev[t, :, 2*H:3*H]
+        dfbar[...] = df*f*(1 - f)
         # (adj:i) δi[t] = δc[t] ⊙ z[t]
         di = dc*z
         # (adj:ibar) δibar[t] = δi[t] ⊙ i[t] ⊙ (1 - i[t])
-        dibar = di*i*(1 - i)
+        dibar = dproj_h_prev[t, :, H:2*H]
+        dibar[...] = di*i*(1 - i)
         # (adj:z) δz[t] = δc[t] ⊙ i[t]
         dz = dc*i
         # (adj:zbar) δzbar[t] = δz[t] ⊙ (1 - z[t]**2)
-        dzbar = dz*(1 - z**2)
-        # (store:h_prev)
-        dproj_h_prev[t, :, :H] = dzbar
-        dproj_h_prev[t, :, H:2*H] = dibar
-        dproj_h_prev[t, :, 2*H:3*H] = dfbar
+        dzbar = dproj_h_prev[t, :, :H]
+        np.multiply(dz, 1 - z**2, out=dzbar)
         # (init:h0) what step t sends back to step t-1: δh[t-1] = R_fᵀ δfbar[t] + R_iᵀ δibar[t] + R_zᵀ δzbar[t]
         dh_next = dproj_h_prev[t] @ stack_h_prev
         # (init:c0) what step t sends back to step t-1: δc[t-1] = δc[t] ⊙ f[t] + δfbar[t] ⊙ p_f + δibar[t] ⊙ p_i
         dc_next = dc*f + dfbar*p_f + dibar*p_i
-        db_z += (dzbar).sum(axis=0)  # (grad:b_z)
-        db_i += (dibar).sum(axis=0)  # (grad:b_i)
-        db_f += (dfbar).sum(axis=0)  # (grad:b_f)
         dp_i += (dibar*c_prev).sum(axis=0)  # (grad:p_i)
         dp_f += (dfbar*c_prev).sum(axis=0)  # (grad:p_f)
     grads = {}
@@ -207,11 +209,13 @@ def backward(params, cache, dhs, dstate=None):
     grads["W_z"] = dstack_x[:H]
     grads["W_i"] = dstack_x[H:2*H]
     grads["W_f"] = dstack_x[2*H:3*H]
-    grads["b_z"] = db_z
-    grads["b_i"] = db_i
-    grads["b_f"] = db_f
     grads["p_i"] = dp_i
     grads["p_f"] = dp_f
+    # bias gradients: dproj_h_prev summed over every step and sample at once
+    sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(axis=0)
+    grads["b_z"] = sum_dproj_h_prev[:H]  # (grad:b_z)
+    grads["b_i"] = sum_dproj_h_prev[H:2*H]  # (grad:b_i)
+    grads["b_f"] = sum_dproj_h_prev[2*H:3*H]  # (grad:b_f)
     grads = {name: grads[name] for name in PARAMS}
     # (grad:x)
     grads["x"] = (dproj_h_prev.reshape(T * B, -1) @ stack_x).reshape(T, B, D)

@@ -20,9 +20,13 @@ SHAPES = {"W_xi": ("D", "H"), "W_hi": ("H", "H"), "b_i": ("H",), "W_xf": ("D", "
 OUTPUT = "h"
 
 
-def sigmoid(a):
+def sigmoid(a, out=None):
     """The logistic function, stable for any a: σ(a) = (1 + tanh(a/2)) / 2."""
-    return 0.5 * np.tanh(0.5 * a) + 0.5
+    out = np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _size(dim, sizes):
@@ -92,45 +96,50 @@ def forward(params, x, state0=None):
     (T, B, D, H), dtype = _sizes(params, x)
     W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c = (params[name] for name in PARAMS)
     state0 = _states(state0, "state0", B, H, dtype)
-    # [W_hi.T; W_hf.T; W_ho.T; W_hc.T] h_prev: the 4 products on h_prev fused into one matrix
+    # [W_hi.T; W_hf.T; W_ho.T; W_hc.T] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.concatenate([W_hi.T, W_hf.T, W_ho.T, W_hc.T])
-    # [W_xi.T; W_xf.T; W_xo.T; W_xc.T] x: the 4 products on x fused into one matrix
+    proj_h_prev = np.empty((B, 4*H), dtype)
+    # [W_xi.T; W_xf.T; W_xo.T; W_xc.T] x: the products on x as one matrix
     stack_x = np.concatenate([W_xi.T, W_xf.T, W_xo.T, W_xc.T])
+    # one GEMM for every step at once, the biases folded in
     proj_x = (x.reshape(T * B, D) @ stack_x.T).reshape(T, B, 4*H)
+    proj_x += np.concatenate([b_i, b_f, b_o, b_c])
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = state0["h"]
     seq_c = np.empty((T + 1, B, H), dtype)
     seq_c[0] = state0["c"]
+    cache_tanh_c = np.empty((T, B, H), dtype)
     cache_I = np.empty((T, B, H), dtype)
     cache_F = np.empty((T, B, H), dtype)
     cache_O = np.empty((T, B, H), dtype)
     cache_Ctilde = np.empty((T, B, H), dtype)
-    cache_tanh_c = np.empty((T, B, H), dtype)
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
-        proj_h_prev = h_prev @ stack_h_prev.T
+        # one GEMM per step plus this step's slice of proj_x: every pre-activation at once
+        np.matmul(h_prev, stack_h_prev.T, out=proj_h_prev)
+        proj_h_prev += proj_x[t]
         # (fwd:I) I[t] = σ(b_i + W_hiᵀ h[t-1] + W_xiᵀ x[t])
-        I = sigmoid(b_i + proj_h_prev[:, :H] + proj_x[t, :, :H])
+        I = cache_I[t]
+        sigmoid(proj_h_prev[:, :H], out=I)
         # (fwd:F) F[t] = σ(b_f + W_hfᵀ h[t-1] + W_xfᵀ x[t])
-        F = sigmoid(b_f + proj_h_prev[:, H:2*H] + proj_x[t, :, H:2*H])
+        F = cache_F[t]
+        sigmoid(proj_h_prev[:, H:2*H], out=F)
         # (fwd:O) O[t] = σ(b_o + W_hoᵀ h[t-1] + W_xoᵀ x[t])
-        O = sigmoid(b_o + proj_h_prev[:, 2*H:3*H] + proj_x[t, :, 2*H:3*H])
+        O = cache_O[t]
+        sigmoid(proj_h_prev[:, 2*H:3*H], out=O)
         # (fwd:Ctilde) Ctilde[t] = tanh(b_c + W_hcᵀ h[t-1] + W_xcᵀ x[t])
-        Ctilde = np.tanh(b_c + proj_h_prev[:, 3*H:4*H] + proj_x[t, :, 3*H:4*H])
+        Ctilde = cache_Ctilde[t]
+        np.tanh(proj_h_prev[:, 3*H:4*H], out=Ctilde)
         # (fwd:c) c[t] = Ctilde[t] ⊙ I[t] + F[t] ⊙ c[t-1]
-        c = Ctilde*I + F*c_prev
+        c = seq_c[t + 1]
+        np.add(Ctilde*I, F*c_prev, out=c)
         # (fwd:h) h[t] = O[t] ⊙ tanh(c[t])
-        tanh_c = np.tanh(c)
-        h = O*tanh_c
-        seq_h[t + 1] = h
-        seq_c[t + 1] = c
-        cache_I[t] = I
-        cache_F[t] = F
-        cache_O[t] = O
-        cache_Ctilde[t] = Ctilde
-        cache_tanh_c[t] = tanh_c
-    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "I": cache_I, "F": cache_F, "O": cache_O, "Ctilde": cache_Ctilde, "tanh_c": cache_tanh_c, }
+        tanh_c = cache_tanh_c[t]
+        np.tanh(c, out=tanh_c)
+        h = seq_h[t + 1]
+        np.multiply(O, tanh_c, out=h)
+    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "I": cache_I, "F": cache_F, "O": cache_O, "Ctilde": cache_Ctilde, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -153,11 +162,11 @@ def backward(params, cache, dhs, dstate=None):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
     seq_c = cache["seq_c"]
+    cache_tanh_c = cache["tanh_c"]
     cache_I = cache["I"]
     cache_F = cache["F"]
     cache_O = cache["O"]
     cache_Ctilde = cache["Ctilde"]
-    cache_tanh_c = cache["tanh_c"]
     stack_h_prev = np.concatenate([W_hi.T, W_hf.T, W_ho.T, W_hc.T])
     stack_x = np.concatenate([W_xi.T, W_xf.T, W_xo.T, W_xc.T])
     dproj_h_prev = np.empty((T, B, 4*H), dtype)
@@ -167,11 +176,11 @@ def backward(params, cache, dhs, dstate=None):
     db_c = np.zeros(H, dtype)
     for t in reversed(range(T)):
         c_prev = seq_c[t]
+        tanh_c = cache_tanh_c[t]
         I = cache_I[t]
         F = cache_F[t]
         O = cache_O[t]
         Ctilde = cache_Ctilde[t]
-        tanh_c = cache_tanh_c[t]
         dout_h = dhs[t]
         # (adj:h) δh[t] = Δh[t] + δ⁺h[t]
         dh = dout_h + dh_next
@@ -185,7 +194,7 @@ def backward(params, cache, dhs, dstate=None):
         dF = dc*c_prev
         # (adj:I) δI[t] = δc[t] ⊙ Ctilde[t]
         dI = dc*Ctilde
-        # (store:h_prev)
+        # (store:x)
         dproj_h_prev[t, :, :H] = dI*I*(1 - I)
         dproj_h_prev[t, :, H:2*H] = dF*F*(1 - F)
         dproj_h_prev[t, :, 2*H:3*H] = dO*O*(1 - O)

@@ -18,9 +18,13 @@ SHAPES = {"W": ("H", "D"), "R": ("H", "H"), "b": ("H",)}
 OUTPUT = "h"
 
 
-def sigmoid(a):
+def sigmoid(a, out=None):
     """The logistic function, stable for any a: σ(a) = (1 + tanh(a/2)) / 2."""
-    return 0.5 * np.tanh(0.5 * a) + 0.5
+    out = np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _size(dim, sizes):
@@ -90,21 +94,26 @@ def forward(params, x, state0=None):
     (T, B, D, H), dtype = _sizes(params, x)
     W, R, b = (params[name] for name in PARAMS)
     state0 = _states(state0, "state0", B, H, dtype)
-    # [R] h_prev: the 1 products on h_prev fused into one matrix
+    # [R] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.concatenate([R])
-    # [W] x: the 1 products on x fused into one matrix
+    proj_h_prev = np.empty((B, H), dtype)
+    # [W] x: the products on x as one matrix
     stack_x = np.concatenate([W])
+    # one GEMM for every step at once, the biases folded in
     proj_x = (x.reshape(T * B, D) @ stack_x.T).reshape(T, B, H)
+    proj_x += np.concatenate([b])
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = state0["h"]
     for t in range(T):
         h_prev = seq_h[t]
-        proj_h_prev = h_prev @ stack_h_prev.T
+        # one GEMM per step plus this step's slice of proj_x: every pre-activation at once
+        np.matmul(h_prev, stack_h_prev.T, out=proj_h_prev)
+        proj_h_prev += proj_x[t]
         # (fwd:hbar) hbar[t] = b + R h[t-1] + W x[t]
-        hbar = b + proj_h_prev[:, :H] + proj_x[t, :, :H]
+        hbar = proj_h_prev[:, :H]
         # (fwd:h) h[t] = tanh(hbar[t])
-        h = np.tanh(hbar)
-        seq_h[t + 1] = h
+        h = seq_h[t + 1]
+        np.tanh(hbar, out=h)
     cache = {"x": x, "seq_h": seq_h, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
@@ -129,26 +138,25 @@ def backward(params, cache, dhs, dstate=None):
     stack_h_prev = np.concatenate([R])
     stack_x = np.concatenate([W])
     dproj_h_prev = np.empty((T, B, H), dtype)
-    db = np.zeros(H, dtype)
     for t in reversed(range(T)):
         h = seq_h[t + 1]
         dout_h = dhs[t]
         # (adj:h) δh[t] = Δh[t] + δ⁺h[t]
         dh = dout_h + dh_next
         # (adj:hbar) δhbar[t] = δh[t] ⊙ (1 - h[t]**2)
-        dhbar = dh*(1 - h**2)
-        # (store:h_prev)
-        dproj_h_prev[t, :, :H] = dhbar
+        dhbar = dproj_h_prev[t, :, :H]
+        np.multiply(dh, 1 - h**2, out=dhbar)
         # (init:h0) what step t sends back to step t-1: δh[t-1] = Rᵀ δhbar[t]
         dh_next = dproj_h_prev[t] @ stack_h_prev
-        db += (dhbar).sum(axis=0)  # (grad:b)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = dproj_h_prev.reshape(T * B, -1).T @ seq_h[:-1].reshape(T * B, -1)
     dstack_x = dproj_h_prev.reshape(T * B, -1).T @ x.reshape(T * B, -1)
     grads["R"] = dstack_h_prev[:H]
     grads["W"] = dstack_x[:H]
-    grads["b"] = db
+    # bias gradients: dproj_h_prev summed over every step and sample at once
+    sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(axis=0)
+    grads["b"] = sum_dproj_h_prev[:H]  # (grad:b)
     grads = {name: grads[name] for name in PARAMS}
     # (grad:x)
     grads["x"] = (dproj_h_prev.reshape(T * B, -1) @ stack_x).reshape(T, B, D)

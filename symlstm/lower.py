@@ -42,6 +42,8 @@ class Group(NamedTuple):
     rows: tuple[str, ...]
     deltas: tuple[sp.Expr, ...]     # δ(W u) of each product, at step t
     adjoint_buffer: str             # shared by groups whose deltas are the same
+    adds: str = ""                  # (state) an input group whose projection this one adds in
+    biases: tuple[str, ...] = ()    # (input) bias vectors folded into the projection
 
     @property
     def name(self) -> str:
@@ -55,8 +57,16 @@ class Group(NamedTuple):
 
 
 class Stmt(NamedTuple):
+    """``lhs = rhs``; with ``into``, lhs is a view of that array slot, computed in place."""
     lhs: sp.Symbol
     rhs: sp.Expr
+    into: sp.Expr | None = None
+
+
+class Slot(sp.Function):
+    """Row t of a per-step array: ``cache_z[t]``, ``seq_c[t + 1]`` (name, offset from t)."""
+
+    nargs = 2
 
 
 class Block(NamedTuple):
@@ -75,6 +85,8 @@ class Plan(NamedTuple):
     carries: tuple[Block, ...]          # δs_{t-1} for every state, sent to the step before
     vector_grads: tuple[Stmt, ...]      # per-step contributions to vector parameters
     input_grads: tuple[Stmt, ...]       # per-step element-wise contributions to inputs
+    summed_grads: tuple[tuple[str, str, sp.Expr, sp.Expr], ...]   # (param, buffer, a, b):
+    # vector parameters whose gradient is a slice of an adjoint buffer summed after the loop
 
     @property
     def cell(self):
@@ -84,31 +96,46 @@ class Plan(NamedTuple):
 def lower(d: Derivation) -> Plan:
     """Turn the derivation of one cell into the statements of its generated step."""
     cell = d.cell
-    groups = _groups(d)
-    products = {MatVec(W, g.operand): Proj(sp.Symbol(f"proj_{g.name}"), a, b,
-                                           int(g.kind == "input"))
-                for g in groups for W, a, b in zip(g.matrices, g.offsets(), g.offsets()[1:])}
-    back_terms = {v: _fuse(v, ts, groups) for v, ts in d.sweep.terms.items()}
+    back_terms = {v: _fuse(v, ts, _groups(d)) for v, ts in d.sweep.terms.items()}
     hoisted = _hoist([*(e for es in back_terms.values() for e in es),
-                      *(e for g in groups for e in g.deltas)])
-    forward = _forward_blocks(cell, hoisted, products)
+                      *(e for g in _groups(d) for e in g.deltas)])
+    groups = _fusions(cell, _groups(d), hoisted)
+    stored = {g.adjoint_buffer: g for g in groups}.values()
+    slots = {}   # δ(W u) computed straight into its slice of an adjoint buffer
+    for g in stored:
+        for delta, a, b in zip(g.deltas, g.offsets(), g.offsets()[1:]):
+            if isinstance(delta, sp.Symbol):
+                slots.setdefault(delta, Proj(sp.Symbol(g.adjoint_buffer), a, b, 1))
     backward = tuple(_block(g.label, g.eq, [(g.lhs, _sum(back_terms[naming.adjoint_of(g.lhs)],
-                                                          hoisted))]) for g in d.step)
-    backward = _place_stores(backward, _stores(groups, hoisted), groups)
+                                                          hoisted))], slots) for g in d.step)
+    backward = _place_stores(backward, _stores(stored, hoisted, slots), groups)
     carries = tuple(_carry(d, p, back_terms, hoisted) for p in cell.prev_states)
     needed = set().union(*(s.rhs.free_symbols for b in backward + carries for s in b.stmts))
     needed -= {s.lhs for b in backward + carries for s in b.stmts}   # the step's own temporaries
     needed |= {g.operand for g in groups if g.kind == "step"}
     dims = {sym: _dim(cell, f) for f, sym in hoisted.items()}
-    cached = tuple((s.lhs, dims.get(s.lhs) or cell.dim(s.lhs)) for b in forward for s in b.stmts
-                   if s.lhs in needed and s.lhs not in cell.new_states)
+    cached = tuple((v, dims.get(v) or cell.dim(v)) for v in
+                   [*hoisted.values(), *(eq.lhs for eq in cell.equations)]
+                   if v in needed and v not in cell.new_states)
+    places = {v: Slot(sp.Symbol(f"cache_{naming.code(v)}"), 0) for v, _ in cached}
+    places.update({s: Slot(sp.Symbol(f"seq_{naming.parse(s).base}"), 1) for s in cell.new_states})
+    forward = _forward_blocks(cell, hoisted, _rewrite(cell, groups), places)
+    summed = tuple((p.name, *slot.args[:3]) for p in cell.params if not p.is_matrix
+                   for slot in [slots.get(_single(d.sweep.terms[p.symbol]))] if slot is not None)
     vector_grads = tuple(Stmt(naming.adjoint(p.symbol),
                               _sum([t.expr for t in d.sweep.terms[p.symbol]], hoisted))
-                         for p in cell.params if not p.is_matrix)
+                         for p in cell.params if not p.is_matrix
+                         and p.name not in {name for name, *_ in summed})
     input_grads = tuple(Stmt(naming.adjoint(x), _sum(back_terms[x], hoisted))
                         for x in cell.input_symbols
                         if any(not isinstance(e, GroupAdjoint) for e in back_terms[x]))
-    return Plan(d, groups, forward, cached, backward, carries, vector_grads, input_grads)
+    return Plan(d, groups, forward, tuple(cached), backward, carries, vector_grads,
+                input_grads, summed)
+
+
+def _single(terms):
+    """The one term of a sum over paths, when there is exactly one."""
+    return terms[0].expr if len(terms) == 1 else None
 
 
 def _groups(d: Derivation) -> tuple[Group, ...]:
@@ -133,6 +160,77 @@ def _groups(d: Derivation) -> tuple[Group, ...]:
         groups.append(Group(u, kind, tuple(mats), tuple(cell.matrix_shape(W)[0] for W in mats),
                             ds, buf))
     return tuple(groups)
+
+
+def _fusions(cell, groups, hoisted) -> tuple[Group, ...]:
+    """Fold each input group's biases into its projection, and let a state group whose
+    products meet the input group's, slice by slice, in the same sums add that projection in:
+    then ``W_z x_t + R_z h_{t-1} + b_z`` is one slice of one per-step buffer."""
+    out = list(groups)
+    for k, gx in enumerate(out):
+        if gx.kind != "input" or any(_uses(cell, MatVec(W, gx.operand)) != 1
+                                     for W in gx.matrices):
+            continue
+        sums = [_container(cell, MatVec(W, gx.operand)) for W in gx.matrices]
+        biases = [next((a for a in (s.args if s is not None else ()) if _is_bias(cell, a)), None)
+                  for s in sums]
+        if all(biases) and len(set(biases)) == len(biases):
+            out[k] = gx = gx._replace(biases=tuple(b.name for b in biases))
+        for j, gs in enumerate(out):
+            if gs.kind == "state" and not gs.adds and gs.rows == gx.rows and all(
+                    MatVec(Ws, gs.operand) not in hoisted and s is not None
+                    and _uses(cell, MatVec(Ws, gs.operand)) == 1
+                    and MatVec(Ws, gs.operand) in s.args for Ws, s in zip(gs.matrices, sums)):
+                out[j] = gs._replace(adds=gx.name)
+                break
+    return tuple(out)
+
+
+def _uses(cell, m) -> int:
+    """How many times the product m occurs in the step's equations."""
+    return sum(1 for eq in cell.equations for e in sp.preorder_traversal(eq.rhs) if e == m)
+
+
+def _container(cell, m):
+    """The sum, in some equation, that has the product m as a term."""
+    for eq in cell.equations:
+        for e in sp.preorder_traversal(eq.rhs):
+            if isinstance(e, sp.Add) and m in e.args:
+                return e
+    return None
+
+
+def _is_bias(cell, a) -> bool:
+    return isinstance(a, sp.Symbol) and naming.parse(a) is None and \
+        not cell.param(a.name).is_matrix
+
+
+def _rewrite(cell, groups):
+    """A function from an equation's right side to the one the generated step computes:
+    matrix products (with folded biases) become slices of the fused per-step buffers."""
+    rules = []   # (terms to take out of one sum, the slice that replaces them)
+    by_name = {g.name: g for g in groups}
+    for g in groups:
+        for k, (W, a, b) in enumerate(zip(g.matrices, g.offsets(), g.offsets()[1:])):
+            taken = [MatVec(W, g.operand)]
+            if g.kind == "input":
+                merged = next((s for s in groups if s.adds == g.name), None)
+                taken += [sp.Symbol(g.biases[k])] if g.biases else []
+                if merged is not None:
+                    taken.append(MatVec(merged.matrices[k], merged.operand))
+                    rules.append((taken, Proj(sp.Symbol(f"proj_{merged.name}"), a, b, 0)))
+                    continue
+                rules.append((taken, Proj(sp.Symbol(f"proj_{g.name}"), a, b, 1)))
+            elif not g.adds or g.adds not in by_name:
+                rules.append((taken, Proj(sp.Symbol(f"proj_{g.name}"), a, b, 0)))
+
+    def rewrite(rhs):
+        for taken, slot in rules:
+            rhs = rhs.replace(lambda e: isinstance(e, sp.Add) and all(t in e.args for t in taken),
+                              lambda e: e - sp.Add(*taken) + slot)
+            rhs = rhs.xreplace({taken[0]: slot}) if len(taken) == 1 else rhs
+        return rhs
+    return rewrite
 
 
 def _fuse(v, terms, groups) -> tuple[sp.Expr, ...]:
@@ -166,25 +264,29 @@ def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
     return out
 
 
-def _forward_blocks(cell, hoisted, products) -> tuple[Block, ...]:
-    """The step's equations; a cached f(v_t) is computed in the first block that uses it."""
+def _forward_blocks(cell, hoisted, rewrite, places) -> tuple[Block, ...]:
+    """The step's equations; a cached f(v_t) is computed in the first block that uses it, and
+    every value the backward pass reads is computed straight into its cache slot."""
     pending, blocks = dict(hoisted), []
     for eq in cell.equations:
-        rhs = eq.rhs.xreplace(hoisted).xreplace(products)
-        first = [(s, f.xreplace(products)) for f, s in pending.items() if s in rhs.free_symbols]
+        rhs = rewrite(eq.rhs.xreplace(hoisted))
+        first = [(s, rewrite(f)) for f, s in pending.items() if s in rhs.free_symbols]
         for s, _ in first:
             del pending[next(f for f, v in pending.items() if v == s)]
         blocks.append(_block(f"fwd:{eq.label}", sp.Eq(eq.lhs, eq.rhs, evaluate=False),
-                             [*first, (eq.lhs, rhs)]))
+                             [*first, (eq.lhs, rhs)], places))
     return tuple(blocks)
 
 
-def _block(label: str, source: sp.Eq, pairs) -> Block:
-    """Statements through CSE; temporaries are named _tmp0, _tmp1, ... within the block."""
+def _block(label: str, source: sp.Eq, pairs, places=None) -> Block:
+    """Statements through CSE; temporaries are named _tmp0, _tmp1, ... within the block.
+    A left side found in ``places`` is computed into that array slot."""
     keep = [sp.Symbol(n) for n in ("t", "D", "H")]
     temps, reduced = sp.cse([r for _, r in pairs], symbols=sp.numbered_symbols("_tmp"),
                             ignore=keep)
-    stmts = [Stmt(t, e) for t, e in temps] + [Stmt(l, r) for (l, _), r in zip(pairs, reduced)]
+    places = places or {}
+    stmts = [Stmt(t, e) for t, e in temps] + [Stmt(l, r, places.get(l))
+                                              for (l, _), r in zip(pairs, reduced)]
     return Block(label, source, tuple(stmts))
 
 
@@ -211,17 +313,16 @@ def _sum(exprs, hoisted) -> sp.Expr:
     return sp.Add(*exprs).xreplace(hoisted)
 
 
-def _stores(groups, hoisted) -> tuple[Block, ...]:
-    """Write each group's product adjoints δ(W u) into its (possibly shared) fused buffer."""
-    blocks, done = [], set()
+def _stores(groups, hoisted, slots) -> tuple[Block, ...]:
+    """Write each buffer's product adjoints δ(W u) that were not computed in place."""
+    blocks = []
     for g in groups:
-        if g.adjoint_buffer in done:
-            continue
-        done.add(g.adjoint_buffer)
         buf = sp.Symbol(g.adjoint_buffer)
         stmts = tuple(Stmt(Proj(buf, a, b, 1), delta.xreplace(hoisted))
-                      for a, b, delta in zip(g.offsets(), g.offsets()[1:], g.deltas))
-        blocks.append(Block(f"store:{g.name}", None, stmts))
+                      for a, b, delta in zip(g.offsets(), g.offsets()[1:], g.deltas)
+                      if slots.get(delta) != Proj(buf, a, b, 1))
+        if stmts:
+            blocks.append(Block(f"store:{g.name}", None, stmts))
     return tuple(blocks)
 
 

@@ -171,6 +171,10 @@ class CellNumPyPrinter(NumPyPrinter):
         rows = f"{'' if a == 0 else self._print(a)}:{self._print(b)}"
         return f"{self.parenthesize(e, PRECEDENCE['Atom'])}[:, {rows}]"
 
+    def _print_Slot(self, expr):
+        name, offset = expr.args
+        return f"{self._print(name)}[t{'' if offset == 0 else f' + {offset}'}]"
+
     def _print_GroupAdjoint(self, expr):
         buf, name = expr.args
         return f"{self._print(buf)}[t] @ stack_{self._print(name)}"
@@ -226,6 +230,24 @@ def latex(expr, origin: str = "t", index=()) -> str:
 
 def pycode(expr, inputs=()) -> str:
     return CellNumPyPrinter({"inputs": tuple(inputs)}).doprint(expr)
+
+
+_UFUNCS = {"tanh": "np.tanh", "exp": "np.exp", "sigma": "sigmoid"}
+
+
+def pycode_into(lhs, rhs, inputs=()) -> str:
+    """Compute ``rhs`` into the array ``lhs`` already names: ``np.tanh(zbar, out=z)`` for one
+    function, ``np.multiply(o, tanh_c, out=h)`` for a product of two, else ``h[...] = rhs``."""
+    p = CellNumPyPrinter({"inputs": tuple(inputs)})
+    out = p.doprint(lhs)
+    name = type(rhs).__name__
+    if name in _UFUNCS:
+        return f"{_UFUNCS[name]}({p.doprint(rhs.args[0])}, out={out})"
+    if isinstance(rhs, (sp.Mul, sp.Add)) and len(rhs.args) == 2:
+        op = "np.multiply" if isinstance(rhs, sp.Mul) else "np.add"
+        a, b = (p.doprint(x) for x in rhs.args)
+        return f"{op}({a}, {b}, out={out})"
+    return f"{out}[...] = {p.doprint(rhs)}"
 
 
 def comment(expr) -> str:

@@ -19,7 +19,7 @@ from .cells import CELLS
 from .graph import graph
 from .jacobians import jacobians
 from . import notation
-from .printers import comment, latex, pycode
+from .printers import comment, latex, pycode, pycode_into
 from .bptt import derive as derive_cell
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -59,6 +59,9 @@ def numpy_module(d: Derivation) -> str:
                        pycode(p.rhs, cell.inputs)) for p in plan.vector_grads],
         input_grads=[pycode(s.rhs, cell.inputs) for s in plan.input_grads],
         matrix_grads=_matrix_grads(plan),
+        summed_grads=[(name, str(buf), f"{'' if a == 0 else pycode(a)}:{pycode(b)}")
+                      for name, buf, a, b in plan.summed_grads],
+        summed_buffers=sorted({str(buf) for _, buf, _, _ in plan.summed_grads}),
         loads=_loads(plan),
     )
 
@@ -73,13 +76,19 @@ def _group(g, plan: Plan) -> dict:
                 "step": f"cache_{naming.code(g.operand)}"}[g.kind]
     width = pycode(g.offsets()[-1])
     return dict(name=g.name, kind=g.kind, matrices=", ".join(map(pycode, g.matrices)), width=width,
+                adds=g.adds, biases=", ".join(g.biases),
                 buffer=g.adjoint_buffer, sequence=sequence,
                 after=f"fwd:{next((eq.label for eq in plan.cell.equations if eq.lhs == g.operand), '')}")
 
 
 def _block(b, plan: Plan) -> dict:
-    inputs = plan.cell.inputs
-    lines = [f"{pycode(s.lhs, inputs)} = {pycode(s.rhs, inputs)}" for s in b.stmts]
+    inputs, lines = plan.cell.inputs, []
+    for s in b.stmts:
+        if s.into is None:
+            lines.append(f"{pycode(s.lhs, inputs)} = {pycode(s.rhs, inputs)}")
+        else:   # name the slot, then fill it in place
+            lines += [f"{pycode(s.lhs, inputs)} = {pycode(s.into, inputs)}",
+                      pycode_into(s.lhs, s.rhs, inputs)]
     return dict(label=b.label, source=comment(b.source) if b.source is not None else "",
                 lines=lines)
 
