@@ -26,8 +26,10 @@ _TIMED = re.compile(r"(?P<kind>δ⁺|δ|Δ)?(?P<base>[A-Za-z0-9_]+)\[t(?P<shift>
 RESERVED = frozenset({
     "np", "numpy", "t", "T", "B", "D", "H", "params", "cache", "grads", "state", "state0",
     "dstate", "dhs", "hs", "forward", "backward", "init_params", "sigmoid", "rng", "dtype",
-    "PARAMS", "STATES", "CELL",
+    "PARAMS", "STATES", "CELL", "SHAPES", "OUTPUT", "dnext",
 })
+#: Prefixes of the generated module's own arrays (fused matrices, buffers, caches).
+RESERVED_PREFIXES = ("stack_", "dstack_", "proj_", "dproj_", "seq_", "cache_", "sum_", "dout_")
 _GREEK = {"sigma", "tau", "phi", "psi", "eta", "mu", "nu", "rho", "theta", "lambda", "alpha",
           "beta", "gamma", "kappa", "omega", "xi", "zeta", "epsilon", "chi", "pi"}
 
@@ -165,6 +167,9 @@ def check_param_name(name: str) -> None:
             f"parameter name {name!r} is not allowed: use letters and digits with at most one "
             "underscore before a subscript, e.g. 'W_z' or 'b_hn'")
     _check_free(name, "parameter")
+    if name.startswith(RESERVED_PREFIXES):
+        raise ValueError(f"parameter name {name!r} starts like one of the generated module's own "
+                         f"arrays ({', '.join(RESERVED_PREFIXES)})")
 
 
 def _check_free(name: str, what: str) -> None:

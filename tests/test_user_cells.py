@@ -89,6 +89,12 @@ def test_bad_parameter_name_and_unused_parameter():
         b.build()
     b = CellBuilder("bad", "Bad")
     x, h = b.input("x"), b.state("h")
+    W, R, seq = b.param("W", "H", "D"), b.param("R", "H", "H"), b.param("seq_h", "H")
+    b.let("h", tanh(matvec(W, x) + matvec(R, h) + seq))
+    with pytest.raises(CellError, match="starts like one of the generated module's own arrays"):
+        b.build()
+    b = CellBuilder("bad", "Bad")
+    x, h = b.input("x"), b.state("h")
     W, R, _ = b.param("W", "H", "D"), b.param("R", "H", "H"), b.param("b", "H")
     b.let("h", tanh(matvec(W, x) + matvec(R, h)))
     with pytest.raises(CellError, match="parameter b is declared but no equation uses it"):
