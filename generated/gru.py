@@ -6,9 +6,9 @@ The gated recurrent unit in PyTorch's convention: the reset gate multiplies the 
 product $R_n h_{t-1} + b_{hn}$, and $h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$.
 PyTorch's two biases of r and z add up to $b_r$ and $b_z$; $b_n$ is its $b_{in}$.
 
-Equation labels such as ``(fwd:c)`` and ``(rec:c)`` are those of the derivation
-document ``generated/pdf/gru.pdf``.  Shapes: x is (T, B, D), time-major;
-states are (B, H); parameters are listed in ``SHAPES``.
+Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of the
+derivation document ``gru.pdf``.  Shapes: x is (T, B, D), time-major; states are
+(B, size) with sizes in ``STATE_SIZES``; parameters are listed in ``SHAPES``.
 """
 import numpy as np
 
@@ -16,6 +16,7 @@ CELL = "gru"
 PARAMS = ("W_r", "W_z", "W_n", "R_r", "R_z", "R_n", "b_r", "b_z", "b_n", "b_hn", )
 STATES = ("h", )
 SHAPES = {"W_r": ("H", "D"), "W_z": ("H", "D"), "W_n": ("H", "D"), "R_r": ("H", "H"), "R_z": ("H", "H"), "R_n": ("H", "H"), "b_r": ("H",), "b_z": ("H",), "b_n": ("H",), "b_hn": ("H",)}
+STATE_SIZES = {"h": "H"}
 OUTPUT = "h"
 
 
@@ -28,28 +29,39 @@ def sigmoid(a, out=None):
     return out
 
 
-def _size(dim, sizes):
-    """The number a size such as "H" or "D + H" stands for."""
-    total = 0
+def _terms(dim):
+    """A size such as "H" or "D + 2*H" as its counts of D and of H."""
+    counts = {"D": 0, "H": 0}
     for term in dim.split("+"):
         count, _, name = term.strip().rpartition("*")
-        total += int(count or 1) * sizes[name]
-    return total
+        counts[name] += int(count or 1)
+    return counts["D"], counts["H"]
+
+
+def _size(dim, D, H):
+    """The number a size such as "H" or "D + H" stands for."""
+    d, h = _terms(dim)
+    return d * D + h * H
 
 
 def init_params(input_size, hidden_size, *, rng=None, dtype=np.float64):
-    """Parameters drawn uniformly from [-1/√H, 1/√H], as torch.nn.LSTM does."""
-    rng = np.random.default_rng() if rng is None else rng
-    sizes = {"D": int(input_size), "H": int(hidden_size)}
-    if min(sizes.values()) < 1:
-        raise ValueError(f"input_size and hidden_size must be positive, got {sizes}")
-    k = 1.0 / np.sqrt(sizes["H"])
-    return {name: rng.uniform(-k, k, tuple(_size(d, sizes) for d in shape)).astype(dtype)
+    """Parameters drawn uniformly from [-1/√H, 1/√H], as PyTorch's recurrent layers do.
+
+    ``rng`` is a NumPy Generator or a seed; ``dtype`` a floating type.
+    """
+    rng = np.random.default_rng(rng)
+    D, H = int(input_size), int(hidden_size)
+    if min(D, H) < 1:
+        raise ValueError(f"input_size and hidden_size must be positive, got {D} and {H}")
+    if np.dtype(dtype).kind != "f":
+        raise ValueError(f"dtype must be a floating type such as np.float32, got {dtype}")
+    k = 1.0 / np.sqrt(H)
+    return {name: rng.uniform(-k, k, tuple(_size(d, D, H) for d in shape)).astype(dtype)
             for name, shape in SHAPES.items()}
 
 
 def _sizes(params, x):
-    """Check the parameters against x; return (T, B, D, H) and the common dtype."""
+    """Check the parameters against x; return x as an array, (T, B, D, H) and the dtype."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     missing, extra = set(PARAMS) - set(params), set(params) - set(PARAMS)
@@ -57,31 +69,48 @@ def _sizes(params, x):
         raise KeyError(f"params must have exactly the keys {PARAMS}: missing {sorted(missing)}, "
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
-    if x.ndim != 3 or x.dtype.kind != "f":
-        raise ValueError(f"x must be a float array of shape (T, B, D), got {x.dtype} {x.shape}")
+    if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
+        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
+                         f"{x.shape}")
     T, B, D = x.shape
-    H = next(np.shape(params[n])[0] for n, s in SHAPES.items() if s[0] == "H")
+    H = _hidden_size(params, D)
     for name, shape in SHAPES.items():
-        want = tuple(_size(d, {"D": D, "H": H}) for d in shape)
+        want = tuple(_size(d, D, H) for d in shape)
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
             raise ValueError(f"params[{name!r}] must be a {x.dtype} array of shape {want} "
-                             f"(D={D} from x, H={H}), got {getattr(p, 'dtype', type(p).__name__)} "
-                             f"{np.shape(p)}")
-    return (T, B, D, H), x.dtype
+                             f"(D={D} from x, H={H} from most parameters), got "
+                             f"{getattr(p, 'dtype', type(p).__name__)} {np.shape(p)}")
+    return x, (T, B, D, H), x.dtype
 
 
-def _states(given, what, B, H, dtype):
-    """A dict of (B, H) arrays, one per state; zeros for None."""
+def _hidden_size(params, D):
+    """H as most parameters' shapes imply it, so that one wrong shape is the one reported."""
+    votes = {}
+    for name, shape in SHAPES.items():
+        for dim, n in zip(shape, np.shape(params[name])):
+            d, h = _terms(dim)
+            if h and (n - d * D) % h == 0 and n > d * D:
+                H = (n - d * D) // h
+                votes[H] = votes.get(H, 0) + 1
+    if not votes:
+        raise ValueError(f"the parameters' shapes do not fit D={D} from x: expected {SHAPES}")
+    return max(sorted(votes), key=votes.get)
+
+
+def _states(given, what, B, D, H, dtype):
+    """A dict of (B, size) arrays, one per state; zeros for None."""
     if given is None:
-        return {s: np.zeros((B, H), dtype) for s in STATES}
+        return {s: np.zeros((B, _size(n, D, H)), dtype) for s, n in STATE_SIZES.items()}
     if not isinstance(given, dict) or set(given) != set(STATES):
         raise KeyError(f"{what} must be a dict with the keys {STATES}")
     out = {}
-    for s in STATES:
+    for s, n in STATE_SIZES.items():
         a = np.asarray(given[s])
-        if a.shape != (B, H):
-            raise ValueError(f"{what}[{s!r}] must have shape {(B, H)}, got {a.shape}")
+        want = (B, _size(n, D, H))
+        if a.shape != want or a.dtype.kind not in "fiu":
+            raise ValueError(f"{what}[{s!r}] must be a real array of shape {want}, got "
+                             f"{a.dtype} {a.shape}")
         out[s] = a.astype(dtype, copy=False)
     return out
 
@@ -89,12 +118,14 @@ def _states(given, what, B, H, dtype):
 def forward(params, x, state0=None):
     """Run the cell over a sequence.
 
-    Returns ``(hs, state, cache)``: hs (T, B, H) holds h_t for t = 1..T, state the
-    final states, and cache what ``backward`` needs.
+    ``x`` is (T, B, D), time-major; ``state0`` maps each of ``STATES`` to a (B, size)
+    array (zeros when None). Returns ``(hs, state, cache)``: hs (T, B, H) holds h_t
+    for t = 1..T, state the final states, and cache what ``backward`` needs (it refers to
+    ``x``, so change neither before calling ``backward``).
     """
-    (T, B, D, H), dtype = _sizes(params, x)
+    x, (T, B, D, H), dtype = _sizes(params, x)
     W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn = (params[name] for name in PARAMS)
-    state0 = _states(state0, "state0", B, H, dtype)
+    state0 = _states(state0, "state0", B, D, H, dtype)
     # [R_r; R_z; R_n] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.concatenate([R_r, R_z, R_n])
     proj_h_prev = np.empty((B, 3*H), dtype)
@@ -105,13 +136,13 @@ def forward(params, x, state0=None):
     proj_x += np.concatenate([b_r, b_z, b_n])
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = state0["h"]
-    cache_R_n_h_prev = np.empty((T, B, H), dtype)
+    cache_prod_R_n_h_prev = np.empty((T, B, H), dtype)
     cache_r = np.empty((T, B, H), dtype)
     cache_z = np.empty((T, B, H), dtype)
     cache_n = np.empty((T, B, H), dtype)
     for t in range(T):
         h_prev = seq_h[t]
-        # one GEMM per step: every pre-activation at once
+        # one GEMM per step: the products on h_prev
         np.matmul(h_prev, stack_h_prev.T, out=proj_h_prev)
         # (fwd:rbar) rbar[t] = b_r + R_r h[t-1] + W_r x[t]
         rbar = proj_h_prev[:, :H] + proj_x[t, :, :H]
@@ -124,16 +155,16 @@ def forward(params, x, state0=None):
         z = cache_z[t]
         sigmoid(zbar, out=z)
         # (fwd:nbar) nbar[t] = b_n + r[t] ⊙ (b_hn + R_n h[t-1]) + W_n x[t]
-        R_n_h_prev = cache_R_n_h_prev[t]
-        R_n_h_prev[...] = proj_h_prev[:, 2*H:3*H]
-        nbar = r*(R_n_h_prev + b_hn) + proj_x[t, :, 2*H:3*H]
+        prod_R_n_h_prev = cache_prod_R_n_h_prev[t]
+        prod_R_n_h_prev[...] = proj_h_prev[:, 2*H:3*H]
+        nbar = r*(b_hn + prod_R_n_h_prev) + proj_x[t, :, 2*H:3*H]
         # (fwd:n) n[t] = tanh(nbar[t])
         n = cache_n[t]
         np.tanh(nbar, out=n)
         # (fwd:h) h[t] = h[t-1] ⊙ z[t] + n[t] ⊙ (1 - z[t])
         h = seq_h[t + 1]
         np.add(h_prev*z, n*(1 - z), out=h)
-    cache = {"x": x, "seq_h": seq_h, "R_n_h_prev": cache_R_n_h_prev, "r": cache_r, "z": cache_z, "n": cache_n, }
+    cache = {"cell": CELL, "x": x, "seq_h": seq_h, "prod_R_n_h_prev": cache_prod_R_n_h_prev, "r": cache_r, "z": cache_z, "n": cache_n, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -145,16 +176,21 @@ def backward(params, cache, dhs, dstate=None):
     Returns the gradient of L for every parameter, for ``x`` and for every initial state
     (``h0``).
     """
-    x = cache["x"]
-    (T, B, D, H), dtype = _sizes(params, x)
+    if not isinstance(cache, dict) or cache.get("cell") != CELL:
+        raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
+                         + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
+                            else type(cache).__name__))
+    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
     W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
-    if dhs.shape != (T, B, H):
-        raise ValueError(f"dhs must have shape {(T, B, H)}, got {dhs.shape}")
-    dnext = _states(dstate, "dstate", B, H, dtype)
+    width = _size(STATE_SIZES[OUTPUT], D, H)
+    if dhs.shape != (T, B, width) or dhs.dtype.kind not in "fiu":
+        raise ValueError(f"dhs must be a real array of shape {(T, B, width)}, got "
+                         f"{dhs.dtype} {dhs.shape}")
+    dnext = _states(dstate, "dstate", B, D, H, dtype)
     dh_next = dnext["h"]
     seq_h = cache["seq_h"]
-    cache_R_n_h_prev = cache["R_n_h_prev"]
+    cache_prod_R_n_h_prev = cache["prod_R_n_h_prev"]
     cache_r = cache["r"]
     cache_z = cache["z"]
     cache_n = cache["n"]
@@ -165,7 +201,7 @@ def backward(params, cache, dhs, dstate=None):
     db_hn = np.zeros(H, dtype)
     for t in reversed(range(T)):
         h_prev = seq_h[t]
-        R_n_h_prev = cache_R_n_h_prev[t]
+        prod_R_n_h_prev = cache_prod_R_n_h_prev[t]
         r = cache_r[t]
         z = cache_z[t]
         n = cache_n[t]
@@ -183,28 +219,28 @@ def backward(params, cache, dhs, dstate=None):
         dzbar = dproj_h_prev[t, :, H:2*H]
         dzbar[...] = dz*z*(1 - z)
         # (adj:r) δr[t] = δnbar[t] ⊙ (b_hn + R_n h[t-1])
-        dr = dnbar*(R_n_h_prev + b_hn)
+        dr = dnbar*(b_hn + prod_R_n_h_prev)
         # (adj:rbar) δrbar[t] = δr[t] ⊙ r[t] ⊙ (1 - r[t])
         drbar = dproj_h_prev[t, :, :H]
         drbar[...] = dr*r*(1 - r)
-        # (store:h_prev)
+        # δ(W h_prev) of the products on h_prev, for the fused GEMMs
         dproj_h_prev[t, :, 2*H:3*H] = dnbar*r
-        # (store:x)
+        # δ(W x) of the products on x, for the fused GEMMs
         dproj_x[t, :, :H] = drbar
         dproj_x[t, :, H:2*H] = dzbar
-        # (init:h0) what step t sends back to step t-1: δh[t-1] = δh[t] ⊙ z[t] + R_nᵀ (δnbar[t] ⊙ r[t]) + R_rᵀ δrbar[t] + R_zᵀ δzbar[t]
+        # (rec:h) step t's share of δh[t-1], sent back to step t-1: δh[t-1] = δh[t] ⊙ z[t] + R_nᵀ (δnbar[t] ⊙ r[t]) + R_rᵀ δrbar[t] + R_zᵀ δzbar[t]
         dh_next = dh*z + dproj_h_prev[t] @ stack_h_prev
         db_hn += (dnbar*r).sum(axis=0)  # (grad:b_hn)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = dproj_h_prev.reshape(T * B, -1).T @ seq_h[:-1].reshape(T * B, -1)
     dstack_x = dproj_x.reshape(T * B, -1).T @ x.reshape(T * B, -1)
-    grads["R_r"] = dstack_h_prev[:H]
-    grads["R_z"] = dstack_h_prev[H:2*H]
-    grads["R_n"] = dstack_h_prev[2*H:3*H]
-    grads["W_r"] = dstack_x[:H]
-    grads["W_z"] = dstack_x[H:2*H]
-    grads["W_n"] = dstack_x[2*H:3*H]
+    grads["R_r"] = dstack_h_prev[:H]  # (grad:R_r)
+    grads["R_z"] = dstack_h_prev[H:2*H]  # (grad:R_z)
+    grads["R_n"] = dstack_h_prev[2*H:3*H]  # (grad:R_n)
+    grads["W_r"] = dstack_x[:H]  # (grad:W_r)
+    grads["W_z"] = dstack_x[H:2*H]  # (grad:W_z)
+    grads["W_n"] = dstack_x[2*H:3*H]  # (grad:W_n)
     grads["b_hn"] = db_hn
     # bias gradients: dproj_h_prev summed over every step and sample at once
     sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(axis=0)

@@ -6,9 +6,9 @@ The standard LSTM with biases and no peepholes, the cell of PyTorch's LSTM (whos
 vectors per gate add up to one here). It is also the NP (no peepholes) variant of Greff et
 al., "LSTM: A Search Space Odyssey".
 
-Equation labels such as ``(fwd:c)`` and ``(rec:c)`` are those of the derivation
-document ``generated/pdf/lstm.pdf``.  Shapes: x is (T, B, D), time-major;
-states are (B, H); parameters are listed in ``SHAPES``.
+Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of the
+derivation document ``lstm.pdf``.  Shapes: x is (T, B, D), time-major; states are
+(B, size) with sizes in ``STATE_SIZES``; parameters are listed in ``SHAPES``.
 """
 import numpy as np
 
@@ -16,6 +16,7 @@ CELL = "lstm"
 PARAMS = ("W_z", "W_i", "W_f", "W_o", "R_z", "R_i", "R_f", "R_o", "b_z", "b_i", "b_f", "b_o", )
 STATES = ("h", "c", )
 SHAPES = {"W_z": ("H", "D"), "W_i": ("H", "D"), "W_f": ("H", "D"), "W_o": ("H", "D"), "R_z": ("H", "H"), "R_i": ("H", "H"), "R_f": ("H", "H"), "R_o": ("H", "H"), "b_z": ("H",), "b_i": ("H",), "b_f": ("H",), "b_o": ("H",)}
+STATE_SIZES = {"h": "H", "c": "H"}
 OUTPUT = "h"
 
 
@@ -28,28 +29,39 @@ def sigmoid(a, out=None):
     return out
 
 
-def _size(dim, sizes):
-    """The number a size such as "H" or "D + H" stands for."""
-    total = 0
+def _terms(dim):
+    """A size such as "H" or "D + 2*H" as its counts of D and of H."""
+    counts = {"D": 0, "H": 0}
     for term in dim.split("+"):
         count, _, name = term.strip().rpartition("*")
-        total += int(count or 1) * sizes[name]
-    return total
+        counts[name] += int(count or 1)
+    return counts["D"], counts["H"]
+
+
+def _size(dim, D, H):
+    """The number a size such as "H" or "D + H" stands for."""
+    d, h = _terms(dim)
+    return d * D + h * H
 
 
 def init_params(input_size, hidden_size, *, rng=None, dtype=np.float64):
-    """Parameters drawn uniformly from [-1/√H, 1/√H], as torch.nn.LSTM does."""
-    rng = np.random.default_rng() if rng is None else rng
-    sizes = {"D": int(input_size), "H": int(hidden_size)}
-    if min(sizes.values()) < 1:
-        raise ValueError(f"input_size and hidden_size must be positive, got {sizes}")
-    k = 1.0 / np.sqrt(sizes["H"])
-    return {name: rng.uniform(-k, k, tuple(_size(d, sizes) for d in shape)).astype(dtype)
+    """Parameters drawn uniformly from [-1/√H, 1/√H], as PyTorch's recurrent layers do.
+
+    ``rng`` is a NumPy Generator or a seed; ``dtype`` a floating type.
+    """
+    rng = np.random.default_rng(rng)
+    D, H = int(input_size), int(hidden_size)
+    if min(D, H) < 1:
+        raise ValueError(f"input_size and hidden_size must be positive, got {D} and {H}")
+    if np.dtype(dtype).kind != "f":
+        raise ValueError(f"dtype must be a floating type such as np.float32, got {dtype}")
+    k = 1.0 / np.sqrt(H)
+    return {name: rng.uniform(-k, k, tuple(_size(d, D, H) for d in shape)).astype(dtype)
             for name, shape in SHAPES.items()}
 
 
 def _sizes(params, x):
-    """Check the parameters against x; return (T, B, D, H) and the common dtype."""
+    """Check the parameters against x; return x as an array, (T, B, D, H) and the dtype."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     missing, extra = set(PARAMS) - set(params), set(params) - set(PARAMS)
@@ -57,31 +69,48 @@ def _sizes(params, x):
         raise KeyError(f"params must have exactly the keys {PARAMS}: missing {sorted(missing)}, "
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
-    if x.ndim != 3 or x.dtype.kind != "f":
-        raise ValueError(f"x must be a float array of shape (T, B, D), got {x.dtype} {x.shape}")
+    if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
+        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
+                         f"{x.shape}")
     T, B, D = x.shape
-    H = next(np.shape(params[n])[0] for n, s in SHAPES.items() if s[0] == "H")
+    H = _hidden_size(params, D)
     for name, shape in SHAPES.items():
-        want = tuple(_size(d, {"D": D, "H": H}) for d in shape)
+        want = tuple(_size(d, D, H) for d in shape)
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
             raise ValueError(f"params[{name!r}] must be a {x.dtype} array of shape {want} "
-                             f"(D={D} from x, H={H}), got {getattr(p, 'dtype', type(p).__name__)} "
-                             f"{np.shape(p)}")
-    return (T, B, D, H), x.dtype
+                             f"(D={D} from x, H={H} from most parameters), got "
+                             f"{getattr(p, 'dtype', type(p).__name__)} {np.shape(p)}")
+    return x, (T, B, D, H), x.dtype
 
 
-def _states(given, what, B, H, dtype):
-    """A dict of (B, H) arrays, one per state; zeros for None."""
+def _hidden_size(params, D):
+    """H as most parameters' shapes imply it, so that one wrong shape is the one reported."""
+    votes = {}
+    for name, shape in SHAPES.items():
+        for dim, n in zip(shape, np.shape(params[name])):
+            d, h = _terms(dim)
+            if h and (n - d * D) % h == 0 and n > d * D:
+                H = (n - d * D) // h
+                votes[H] = votes.get(H, 0) + 1
+    if not votes:
+        raise ValueError(f"the parameters' shapes do not fit D={D} from x: expected {SHAPES}")
+    return max(sorted(votes), key=votes.get)
+
+
+def _states(given, what, B, D, H, dtype):
+    """A dict of (B, size) arrays, one per state; zeros for None."""
     if given is None:
-        return {s: np.zeros((B, H), dtype) for s in STATES}
+        return {s: np.zeros((B, _size(n, D, H)), dtype) for s, n in STATE_SIZES.items()}
     if not isinstance(given, dict) or set(given) != set(STATES):
         raise KeyError(f"{what} must be a dict with the keys {STATES}")
     out = {}
-    for s in STATES:
+    for s, n in STATE_SIZES.items():
         a = np.asarray(given[s])
-        if a.shape != (B, H):
-            raise ValueError(f"{what}[{s!r}] must have shape {(B, H)}, got {a.shape}")
+        want = (B, _size(n, D, H))
+        if a.shape != want or a.dtype.kind not in "fiu":
+            raise ValueError(f"{what}[{s!r}] must be a real array of shape {want}, got "
+                             f"{a.dtype} {a.shape}")
         out[s] = a.astype(dtype, copy=False)
     return out
 
@@ -89,12 +118,14 @@ def _states(given, what, B, H, dtype):
 def forward(params, x, state0=None):
     """Run the cell over a sequence.
 
-    Returns ``(hs, state, cache)``: hs (T, B, H) holds h_t for t = 1..T, state the
-    final states, and cache what ``backward`` needs.
+    ``x`` is (T, B, D), time-major; ``state0`` maps each of ``STATES`` to a (B, size)
+    array (zeros when None). Returns ``(hs, state, cache)``: hs (T, B, H) holds h_t
+    for t = 1..T, state the final states, and cache what ``backward`` needs (it refers to
+    ``x``, so change neither before calling ``backward``).
     """
-    (T, B, D, H), dtype = _sizes(params, x)
+    x, (T, B, D, H), dtype = _sizes(params, x)
     W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o = (params[name] for name in PARAMS)
-    state0 = _states(state0, "state0", B, H, dtype)
+    state0 = _states(state0, "state0", B, D, H, dtype)
     # [R_z; R_i; R_f; R_o] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.concatenate([R_z, R_i, R_f, R_o])
     proj_h_prev = np.empty((B, 4*H), dtype)
@@ -146,7 +177,7 @@ def forward(params, x, state0=None):
         np.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         np.multiply(o, tanh_c, out=h)
-    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "z": cache_z, "i": cache_i, "f": cache_f, "o": cache_o, }
+    cache = {"cell": CELL, "x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "z": cache_z, "i": cache_i, "f": cache_f, "o": cache_o, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -158,13 +189,18 @@ def backward(params, cache, dhs, dstate=None):
     Returns the gradient of L for every parameter, for ``x`` and for every initial state
     (``h0``, ``c0``).
     """
-    x = cache["x"]
-    (T, B, D, H), dtype = _sizes(params, x)
+    if not isinstance(cache, dict) or cache.get("cell") != CELL:
+        raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
+                         + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
+                            else type(cache).__name__))
+    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
     W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
-    if dhs.shape != (T, B, H):
-        raise ValueError(f"dhs must have shape {(T, B, H)}, got {dhs.shape}")
-    dnext = _states(dstate, "dstate", B, H, dtype)
+    width = _size(STATE_SIZES[OUTPUT], D, H)
+    if dhs.shape != (T, B, width) or dhs.dtype.kind not in "fiu":
+        raise ValueError(f"dhs must be a real array of shape {(T, B, width)}, got "
+                         f"{dhs.dtype} {dhs.shape}")
+    dnext = _states(dstate, "dstate", B, D, H, dtype)
     dh_next = dnext["h"]
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
@@ -209,22 +245,22 @@ def backward(params, cache, dhs, dstate=None):
         # (adj:zbar) δzbar[t] = δz[t] ⊙ (1 - z[t]**2)
         dzbar = dproj_h_prev[t, :, :H]
         np.multiply(dz, 1 - z**2, out=dzbar)
-        # (init:h0) what step t sends back to step t-1: δh[t-1] = R_fᵀ δfbar[t] + R_iᵀ δibar[t] + R_oᵀ δobar[t] + R_zᵀ δzbar[t]
+        # (rec:h) step t's share of δh[t-1], sent back to step t-1: δh[t-1] = R_fᵀ δfbar[t] + R_iᵀ δibar[t] + R_oᵀ δobar[t] + R_zᵀ δzbar[t]
         dh_next = dproj_h_prev[t] @ stack_h_prev
-        # (init:c0) what step t sends back to step t-1: δc[t-1] = δc[t] ⊙ f[t]
+        # (rec:c) step t's share of δc[t-1], sent back to step t-1: δc[t-1] = δc[t] ⊙ f[t]
         dc_next = dc*f
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = dproj_h_prev.reshape(T * B, -1).T @ seq_h[:-1].reshape(T * B, -1)
     dstack_x = dproj_h_prev.reshape(T * B, -1).T @ x.reshape(T * B, -1)
-    grads["R_z"] = dstack_h_prev[:H]
-    grads["R_i"] = dstack_h_prev[H:2*H]
-    grads["R_f"] = dstack_h_prev[2*H:3*H]
-    grads["R_o"] = dstack_h_prev[3*H:4*H]
-    grads["W_z"] = dstack_x[:H]
-    grads["W_i"] = dstack_x[H:2*H]
-    grads["W_f"] = dstack_x[2*H:3*H]
-    grads["W_o"] = dstack_x[3*H:4*H]
+    grads["R_z"] = dstack_h_prev[:H]  # (grad:R_z)
+    grads["R_i"] = dstack_h_prev[H:2*H]  # (grad:R_i)
+    grads["R_f"] = dstack_h_prev[2*H:3*H]  # (grad:R_f)
+    grads["R_o"] = dstack_h_prev[3*H:4*H]  # (grad:R_o)
+    grads["W_z"] = dstack_x[:H]  # (grad:W_z)
+    grads["W_i"] = dstack_x[H:2*H]  # (grad:W_i)
+    grads["W_f"] = dstack_x[2*H:3*H]  # (grad:W_f)
+    grads["W_o"] = dstack_x[3*H:4*H]  # (grad:W_o)
     # bias gradients: dproj_h_prev summed over every step and sample at once
     sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(axis=0)
     grads["b_z"] = sum_dproj_h_prev[:H]  # (grad:b_z)

@@ -35,10 +35,14 @@ def __dir__():
 
 def get_cell(cell):
     """A shipped cell by name (see ``CELLS``), or ``cell`` itself when it is already a Cell."""
-    from .cell import Cell
+    from .cell import Cell, CellBuilder
     from .cells import CELLS
     if isinstance(cell, Cell):
         return cell
+    if isinstance(cell, CellBuilder):
+        raise TypeError("got a CellBuilder: call its .build() to get the Cell")
+    if not isinstance(cell, str):
+        raise TypeError(f"expected a cell name or a Cell, got {type(cell).__name__}")
     if cell not in CELLS:
         raise KeyError(f"unknown cell {cell!r}; available: {', '.join(CELLS)}")
     return CELLS[cell]()

@@ -14,6 +14,7 @@ gives the textbook recurrences (δc_t ∋ δc_{t+1} ⊙ f_{t+1}).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import sympy as sp
@@ -53,7 +54,8 @@ class Gradient(NamedTuple):
         return f"$\\displaystyle {latex_gradient(self)}$"
 
 
-class Derivation(NamedTuple):
+@dataclass(frozen=True)
+class Derivation:
     """Everything symlstm derives for one cell, as SymPy objects.
 
     - ``forward``: the cell's equations at time t, labelled ``fwd:<name>``;
@@ -85,6 +87,14 @@ class Derivation(NamedTuple):
 
     def __str__(self) -> str:
         return "\n".join(str(g) for g in self.all())
+
+    def __repr__(self) -> str:
+        return (f"<Derivation of {self.cell.name!r}: {len(self.all())} equations; print() "
+                "lists them, d[label] gives one>")
+
+    def labels(self) -> list[str]:
+        """Every equation's label, in document order."""
+        return [g.label for g in self.all()]
 
     def _repr_latex_(self) -> str:
         from .printers import latex_gradient

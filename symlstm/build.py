@@ -137,6 +137,10 @@ def _log_errors(log: Path) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m symlstm.build", description=__doc__.split("\n")[0])
+    if not (GENERATED.parent / "pyproject.toml").is_file():
+        print(f"symlstm.build writes generated/ of a checkout; {GENERATED.parent} is not one "
+              "(install with `pip install -e .` from the repository)", file=sys.stderr)
+        return 2
     ap.add_argument("--check", action="store_true", help="only check that generated/ is current")
     ap.add_argument("--no-pdf", action="store_true", help="skip the PDFs")
     args = ap.parse_args(argv)

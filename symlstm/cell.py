@@ -115,9 +115,9 @@ class CellBuilder:
     """Declare inputs, states and parameters, then the step's equations in order."""
 
     def __init__(self, name: str, title: str, about: str = ""):
-        if not name.isidentifier() or not name.islower():
+        if not isinstance(name, str) or not name.isidentifier() or not name.islower():
             raise CellError(f"cell name {name!r} must be a lower-case Python identifier, e.g. 'my_cell'")
-        self.name, self.title, self.about = name, title, about
+        self.name, self.title, self.about = name, str(title), str(about)
         self.inputs: dict[str, str] = {}
         self.states: dict[str, str] = {}
         self.params: list[Param] = []
@@ -125,25 +125,41 @@ class CellBuilder:
 
     def input(self, name: str, dim: str = "D") -> sp.Symbol:
         """Declare an input vector; returns x_t."""
+        self._declare(name, "input")
         self.inputs[name] = size(dim)
         return naming.timed(name)
 
     def state(self, name: str, dim: str = "H") -> sp.Symbol:
         """Declare a recurrent state; returns s_{t-1} (an equation for ``name`` must give s_t)."""
+        self._declare(name, "state")
         self.states[name] = size(dim)
         return naming.timed(name, -1)
 
     def param(self, name: str, *shape: str) -> sp.Symbol:
         """Declare a parameter: ``param("W_z", "H", "D")`` is a matrix, ``param("b_z", "H")`` a vector."""
+        _named(naming.check_param_name, name)
+        if any(p.name == name for p in self.params):
+            raise CellError(f"parameter {name!r} is declared twice")
+        if len(shape) not in (1, 2):
+            raise CellError(f"parameter {name!r}: give one size for a vector or two for a "
+                            f"matrix, e.g. param({name!r}, 'H', 'D'); got {shape}")
         self.params.append(Param(name, tuple(size(d) for d in shape)))
         return sp.Symbol(name)
 
     def let(self, name: str, rhs, label: str | None = None) -> sp.Symbol:
         """Add the equation ``name_t = rhs``; returns the symbol name_t for later equations."""
         _named(naming.check_vector_name, name, f"equation {label or name!r}: variable")
+        if isinstance(rhs, str):
+            raise CellError(f"equation {label or name!r}: write the right side with the symbols "
+                            "CellBuilder returns and symlstm's functions, not as a string")
         lhs = naming.timed(name)
         self.equations.append(Equation(label or name, lhs, sp.sympify(rhs)))
         return lhs
+
+    def _declare(self, name, what: str) -> None:
+        _named(naming.check_vector_name, name, what)
+        if name in self.inputs or name in self.states:
+            raise CellError(f"{name!r} is declared twice (as an input or a state)")
 
     def build(self, output: str = "h") -> Cell:
         return Cell(self.name, self.title, dict(self.inputs), dict(self.states), tuple(self.params),
@@ -180,11 +196,14 @@ def check(cell: Cell) -> None:
     params = {p.symbol: p for p in cell.params}
     later = {eq.lhs: eq.label for eq in cell.equations}
     dims = {**cell.inputs, **cell.states}
-    labels = set()
+    labels, computed = set(), set()
     for eq in cell.equations:
-        if eq.label in labels or naming.parse(eq.lhs).base in cell.inputs:
+        if eq.label in labels:
+            raise CellError(f"the label {eq.label!r} is used by two equations")
+        if eq.lhs in computed or naming.parse(eq.lhs).base in cell.inputs:
             raise CellError(f"equation {eq.label!r}: {eq.lhs} is defined twice")
         labels.add(eq.label)
+        computed.add(eq.lhs)
         _check_symbols(eq, defined, params, later)
         _check_functions(eq)
         dim = _dim_of(cell, eq, eq.rhs, dims)
@@ -210,6 +229,14 @@ def _check_names(cell: Cell) -> None:
     for d in (*cell.inputs.values(), *cell.states.values(), *(d for p in cell.params
                                                                 for d in p.shape)):
         size(d)
+    for n, d in cell.inputs.items():
+        if d != "D":
+            raise CellError(f"input {n!r} has size {d!r}; inputs have the input size 'D'")
+    hoisted = tuple(f"{f.__name__}_" for f in DERIVATIVES) + ("prod_",)
+    for p in cell.params:
+        if p.name.startswith(hoisted):
+            raise CellError(f"parameter name {p.name!r} starts like the generated module's "
+                            f"cached values ({', '.join(hoisted)})")
     for eq in cell.equations:
         naming.check_vector_name(naming.parse(eq.lhs).base, f"equation {eq.label!r}: variable")
     if cell.output not in cell.states:
@@ -247,6 +274,10 @@ def _check_functions(eq: Equation) -> None:
         if f.func is Concat and f is not eq.rhs:
             raise CellError(f"equation {eq.label!r}: concat(...) must be the whole right side; "
                             "give it an equation of its own")
+        if f.func is Transposed and not any(isinstance(m, MatVec) and m.args[0] == f
+                                            for m in eq.rhs.atoms(MatVec)):
+            raise CellError(f"equation {eq.label!r}: transpose(...) is for the matrix of "
+                            "matvec(transpose(W), v), not for use element-wise")
         if f.func in (MatVec, Transposed, Concat):
             continue
         if f.func not in DERIVATIVES:
@@ -306,6 +337,15 @@ def _check_coverage(cell: Cell, defined, params) -> None:
         if s not in defined:
             raise CellError(f"state {naming.parse(s).base!r} has no equation giving its new value")
     used = set().union(*(eq.rhs.free_symbols for eq in cell.equations))
+    for eq in cell.equations:
+        if eq.lhs not in used and eq.lhs not in cell.new_states:
+            raise CellError(f"equation {eq.label!r}: {eq.lhs} is computed but nothing reads it "
+                            "(only states leave the step)")
+    if not cell.params:
+        raise CellError("the cell has no parameters: there would be nothing to train")
+    if not any("H" in d for p in cell.params for d in p.shape):
+        raise CellError("no parameter's shape mentions the hidden size H, so generated code "
+                        "could not tell it from the parameters")
     for s in (*cell.input_symbols, *cell.prev_states):
         if s not in used:
             raise CellError(f"{s} is declared but no equation reads it"

@@ -95,11 +95,11 @@ class Plan(NamedTuple):
 
 def lower(d: Derivation) -> Plan:
     """Turn the derivation of one cell into the statements of its generated step."""
-    cell = d.cell
-    back_terms = {v: _fuse(v, ts, _groups(d)) for v, ts in d.sweep.terms.items()}
+    cell, plain = d.cell, _groups(d)
+    back_terms = {v: _fuse(v, ts, plain) for v, ts in d.sweep.terms.items()}
     hoisted = _hoist([*(e for es in back_terms.values() for e in es),
-                      *(e for g in _groups(d) for e in g.deltas)])
-    groups = _fusions(cell, _groups(d), hoisted)
+                      *(e for g in plain for e in g.deltas)])
+    groups = _fusions(cell, plain, hoisted)
     stored = {g.adjoint_buffer: g for g in groups}.values()
     slots = {}   # δ(W u) computed straight into its slice of an adjoint buffer
     for g in stored:
@@ -169,7 +169,7 @@ def _fusions(cell, groups, hoisted) -> tuple[Group, ...]:
     out = list(groups)
     for k, gx in enumerate(out):
         if gx.kind != "input" or any(_uses(cell, MatVec(W, gx.operand)) != 1
-                                     for W in gx.matrices):
+                                     or MatVec(W, gx.operand) in hoisted for W in gx.matrices):
             continue
         sums = [_container(cell, MatVec(W, gx.operand)) for W in gx.matrices]
         biases = [next((a for a in (s.args if s is not None else ()) if _is_bias(cell, a)), None)
@@ -229,6 +229,7 @@ def _rewrite(cell, groups):
             rhs = rhs.replace(lambda e: isinstance(e, sp.Add) and all(t in e.args for t in taken),
                               lambda e: e - sp.Add(*taken) + slot)
             rhs = rhs.xreplace({taken[0]: slot}) if len(taken) == 1 else rhs
+        assert not rhs.atoms(MatVec), f"a fused product was used outside its sum: {rhs}"
         return rhs
     return rewrite
 
@@ -260,7 +261,7 @@ def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
     for m in sorted(rest, key=sp.default_sort_key):
         W = m.args[0]
         name = matrix_param(W).name + ("T" if isinstance(W, Transposed) else "")
-        out[m] = naming.timed(f"{name}_{naming.code(m.args[1])}")
+        out[m] = naming.timed(f"prod_{name}_{naming.code(m.args[1])}")
     return out
 
 
@@ -291,11 +292,12 @@ def _block(label: str, source: sp.Eq, pairs, places=None) -> Block:
 
 
 def _carry(d: Derivation, prev: sp.Symbol, back_terms, hoisted) -> Block:
-    """δs_{t-1}: what this step sends back to the one before (δs_0 after the last)."""
-    label = f"init:{naming.grad_key(prev)}"
-    source = d[label].eq if any(g.label == label for g in d.initial) else None
-    carry = naming.timed(naming.parse(prev).base, 0, naming.CARRY)
-    return _block(label, source, [(carry, _sum(back_terms.get(prev, ()), hoisted))])
+    """Step t's share of δs_{t-1}: the terms of (rec:s) at step t+1 seen from step t, and
+    δs_0 after the last step (init:s0)."""
+    base = naming.parse(prev).base
+    source = sp.Eq(naming.adjoint(prev), d.sweep.adjoint(prev), evaluate=False)
+    carry = naming.timed(base, 0, naming.CARRY)
+    return _block(f"rec:{base}", source, [(carry, _sum(back_terms.get(prev, ()), hoisted))])
 
 
 def _dim(cell, e: sp.Expr) -> str:

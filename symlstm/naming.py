@@ -8,6 +8,7 @@ in the documents, so no other module spells a name itself.
 """
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
 from typing import NamedTuple
@@ -88,11 +89,12 @@ def code(symbol: sp.Symbol) -> str:
     """The Python identifier of a symbol inside one step of the generated loop.
 
     ``z[t]`` is ``z``, ``c[t-1]`` is ``c_prev``, ``δc[t]`` is ``dc``, ``δc[t-1]`` is ``dc_prev``,
-    ``δ⁺c[t]`` is ``dc_next`` (what step t+1 sent back), ``W_z`` stays ``W_z``.
+    ``δ⁺c[t]`` is ``dc_next`` (what step t+1 sent back), ``W_z`` stays ``W_z`` and ``δW_z``
+    is ``dW_z``.
     """
     p = parse(symbol)
-    if p is None:
-        return symbol.name[len(ADJOINT):] if symbol.name.startswith(ADJOINT) else symbol.name
+    if p is None:   # a parameter W, or its gradient δW
+        return "d" + symbol.name[len(ADJOINT):] if symbol.name.startswith(ADJOINT) else symbol.name
     if p.kind == CARRY:
         return f"d{p.base}_next"
     suffix = {0: "", -1: "_prev"}[p.shift]
@@ -153,7 +155,7 @@ def latex(symbol: sp.Symbol, origin: str = "t", index: str = "") -> str:
 
 def check_vector_name(name: str, what: str) -> None:
     """Refuse a vector name that would break generated Python or LaTeX."""
-    if not VECTOR_NAME.match(name):
+    if not isinstance(name, str) or not VECTOR_NAME.match(name):
         raise ValueError(
             f"{what} name {name!r} is not allowed: use letters and digits, starting with a letter "
             "(no underscores: the time index becomes the subscript)")
@@ -162,7 +164,7 @@ def check_vector_name(name: str, what: str) -> None:
 
 def check_param_name(name: str) -> None:
     """Refuse a parameter name that would break generated Python or LaTeX."""
-    if not PARAM_NAME.match(name):
+    if not isinstance(name, str) or not PARAM_NAME.match(name):
         raise ValueError(
             f"parameter name {name!r} is not allowed: use letters and digits with at most one "
             "underscore before a subscript, e.g. 'W_z' or 'b_hn'")
@@ -173,7 +175,9 @@ def check_param_name(name: str) -> None:
 
 
 def _check_free(name: str, what: str) -> None:
-    if keyword.iskeyword(name) or name in RESERVED:
+    if not isinstance(name, str):
+        raise ValueError(f"{what} name must be a string, got {name!r}")
+    if keyword.iskeyword(name) or name in RESERVED or hasattr(builtins, name):
         raise ValueError(
-            f"{what} name {name!r} clashes with a Python keyword or a name of the generated "
-            f"module ({', '.join(sorted(RESERVED))})")
+            f"{what} name {name!r} clashes with a Python keyword or built-in, or with a name of "
+            f"the generated module ({', '.join(sorted(RESERVED))})")

@@ -270,8 +270,3 @@ def latex_gradient(g) -> str:
         rhs = rf"\sum_{{t=1}}^{{T}} \left({rhs}\right)" if len(g.terms) > 1 else \
             rf"\sum_{{t=1}}^{{T}} {rhs}"
     return f"{latex(g.lhs, g.origin)} = {rhs}"
-
-
-def comment_sum(exprs) -> str:
-    return " + ".join(comment(e) for e in exprs).replace("+ -", "- ")
-

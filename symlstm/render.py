@@ -5,6 +5,7 @@ templates receive only pre-printed strings and loops.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jinja2
@@ -20,9 +21,17 @@ from .graph import graph
 from .jacobians import jacobians
 from . import notation
 from .printers import comment, latex, pycode, pycode_into
+from .sweep import LOSS
 from .bptt import derive as derive_cell
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+def _templates() -> Path:
+    """templates/ of a checkout, or the copy an installed package carries."""
+    here = Path(__file__).resolve().parent
+    return next((f for f in (here.parent / "templates", here / "templates") if f.is_dir()),
+                here / "templates")
+
+
+TEMPLATES = _templates()
 REBUILD = "python -m symlstm.build"
 PY_TEMPLATE = "numpy/cell.py.jinja"
 TEX_TEMPLATE = "latex/derivation.tex.jinja"
@@ -55,8 +64,9 @@ def numpy_module(d: Derivation) -> str:
         cached=[(naming.code(s), dim) for s, dim in plan.cached],
         backward=[_block(b, plan) for b in plan.backward],
         carries=[_block(b, plan) for b in plan.carries],
-        vector_grads=[(naming.code(p.lhs), cell.dim(sp.Symbol(naming.code(p.lhs))),
-                       pycode(p.rhs, cell.inputs)) for p in plan.vector_grads],
+        vector_grads=[(name, cell.dim(sp.Symbol(name)), pycode(p.rhs, cell.inputs))
+                      for p in plan.vector_grads
+                      for name in [p.lhs.name[len(naming.ADJOINT):]]],
         input_grads=[pycode(s.rhs, cell.inputs) for s in plan.input_grads],
         matrix_grads=_matrix_grads(plan),
         summed_grads=[(name, str(buf), f"{'' if a == 0 else pycode(a)}:{pycode(b)}")
@@ -82,6 +92,7 @@ def _group(g, plan: Plan) -> dict:
 
 
 def _block(b, plan: Plan) -> dict:
+    """Printed statements of one block, with the comment that ties them to the document."""
     inputs, lines = plan.cell.inputs, []
     for s in b.stmts:
         if s.into is None:
@@ -89,6 +100,10 @@ def _block(b, plan: Plan) -> dict:
         else:   # name the slot, then fill it in place
             lines += [f"{pycode(s.lhs, inputs)} = {pycode(s.into, inputs)}",
                       pycode_into(s.lhs, s.rhs, inputs)]
+    if b.label.startswith("store:"):   # not an equation: the fused GEMMs' inputs
+        name = b.label.partition(":")[2]
+        return dict(label="", lines=lines,
+                    source=f"δ(W {name}) of the products on {name}, for the fused GEMMs")
     return dict(label=b.label, source=comment(b.source) if b.source is not None else "",
                 lines=lines)
 
@@ -101,7 +116,7 @@ def _matrix_grads(plan: Plan) -> list[tuple[str, str]]:
             rows = f"{'' if a == 0 else pycode(a)}:{pycode(b)}"
             flip = ".T" if isinstance(W, Transposed) else ""
             parts.setdefault(matrix_param(W).name, []).append(f"dstack_{g.name}[{rows}]{flip}")
-    return [(W, " + ".join(ps)) for W, ps in parts.items()]
+    return [(W, " + ".join(ps)) for W, ps in parts.items()]   # (grad:W) in the template
 
 
 def _loads(plan: Plan) -> list[str]:
@@ -124,10 +139,11 @@ def _loads(plan: Plan) -> list[str]:
 def latex_document(d: Derivation) -> str:
     """The source of the derivation document for ``d.cell``."""
     cell, g = d.cell, graph(d.cell)
-    rnn = derive_cell(CELLS["rnn"]()) if "rnn" in CELLS else None
+    shipped = cell.name in CELLS and CELLS[cell.name]() == cell
     return environment().get_template(TEX_TEMPLATE).render(
+        shipped=shipped,
         template=TEX_TEMPLATE, rebuild=REBUILD, cell=cell, title=cell.title, about=cell.about,
-        notation=_notation(cell.name),
+        notation=_notation(cell),
         graph=_tikz(g),
         forward=[_tex(x) for x in d.forward],
         paths=[_paths(x, d, g) for x in (*d.through_time, *d.step) if not _is_state_step(x, d)],
@@ -136,16 +152,25 @@ def latex_document(d: Derivation) -> str:
         inputs=[_tex(x, element=True) for x in (*d.inputs, *d.initial)],
         params=[_tex(x, element=True) for x in d.params],
         jacobians=[_jacobian(j) for j in jacobians(d)],
-        rnn_jacobians=[_jacobian(j) for j in jacobians(rnn)] if rnn and cell.name != "rnn" else [],
+        rnn_jacobians=_rnn_jacobians() if cell.name != "rnn" else [],
         states=", ".join(f"${naming.latex_base(n)}_t$" for n in cell.states),
         sizes=[(naming.latex_base(p.name), r" \times ".join(p.shape)) for p in cell.params],
         figures=FIGURE_DIR,
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _rnn_jacobians() -> list[dict]:
+    """The simple RNN's Jacobian, which every document compares its cell with."""
+    return [_jacobian(j) for j in jacobians(derive_cell(CELLS["rnn"]()))]
+
+
 def overview_document(derivations: list[Derivation], clip: float) -> str:
-    """The document that links every cell and compares their backward passes."""
-    base = next(d for d in derivations if d.cell.name == "peephole_lstm")
+    """The document that links every cell and compares their backward passes with the
+    peephole LSTM's (which ``derivations`` must hold)."""
+    base = next((d for d in derivations if d.cell.name == "peephole_lstm"), None)
+    if base is None:
+        raise ValueError("the overview compares every cell with peephole_lstm; include it")
     return environment().get_template(OVERVIEW_TEMPLATE).render(
         template=OVERVIEW_TEMPLATE, rebuild=REBUILD,
         cells=[dict(name=d.cell.name, tex_name=_tt(d.cell.name), title=d.cell.title,
@@ -179,8 +204,7 @@ def _tex(g, element: bool = False) -> dict:
 
 
 def _terms(g, index) -> dict:
-    terms = [latex(t.expr, g.origin, index) for t in g.terms]
-    terms = [terms[0]] + [t if t.startswith("-") else f"+ {t}" for t in terms[1:]]
+    terms = _signed([latex(t.expr, g.origin, index) for t in g.terms])
     total = r"\sum_{t=1}^{T} \sum_{b=1}^{B}" if index and g.summed else r"\sum_{t=1}^{T}"
     prefix, suffix = (rf"{total} \Big(", r"\Big)") if g.summed and len(terms) > 1 else \
         (f"{total} ", "") if g.summed else ("", "")
@@ -208,7 +232,7 @@ def _paths(g, d, graph_) -> dict:
     rows = []
     for t in g.terms:
         via, _, later = t.via.partition("@")
-        if via == "loss":
+        if via == LOSS:
             where, partial = "the loss", ""
         else:
             where = tex_label(f"fwd:{via}") + (" at step $t+1$" if later else "")
@@ -253,15 +277,11 @@ def _tikz(g, highlight=frozenset(), focus=None) -> dict:
 
 
 def _jacobian(j) -> dict:
-    """∂s_t/∂s'_{t-1} as a sum of diag(a) M, or as its transpose's action on u; a long
-    factor is spread over several lines (with \\bigl( \\bigr), which may break)."""
+    """∂s_t/∂s'_{t-1} as a sum of diag(a) M; a long factor is spread over several lines
+    (with \\bigl( \\bigr), which may break). A Jacobian of another shape is named only."""
     lhs = rf"\frac{{\partial {latex(j.of)}}}{{\partial {latex(j.wrt)}}}"
     if j.terms is None:
-        inner, close = (j.vjp.args[0], rf"\bigr]_{{{latex(j.vjp.args[1] + 1)}:{latex(j.vjp.args[2])}}}") \
-            if j.vjp.func.__name__ == "Part" else (j.vjp, r"\bigr]")
-        lines = _lines(inner, r"\bigl[", close)
-        return dict(lhs=rf"\left({lhs}\right)^{{\top}} {latex(j.seed)}", terms=lines,
-                    tag=r"\notag", prefix="", suffix="")
+        return dict(lhs=lhs, terms=None)
     lines = []
     for a, M in j.terms:
         more = _lines(a, r"\operatorname{diag}\bigl(", r"\bigr)" + ("" if M is None else
@@ -271,18 +291,28 @@ def _jacobian(j) -> dict:
 
 
 def _lines(e, open_: str, close: str) -> list[str]:
-    """``open_ e close`` as one line, or one line per term of e when e is a sum."""
-    parts = [latex(t) for t in sp.Add.make_args(e)] if isinstance(e, sp.Add) else [latex(e)]
-    parts = [parts[0]] + [p if p.startswith("-") else f"+ {p}" for p in parts[1:]]
-    parts[0], parts[-1] = open_ + parts[0], parts[-1] + close
+    """``open_ e close`` on one line, or, when that is long, one line per term of e."""
+    whole = latex(e)
+    if len(whole) <= 90 or not isinstance(e, sp.Add):
+        return [open_ + whole + close]
+    parts = _signed([latex(t) for t in sp.Add.make_args(e)])
+    parts[0] = open_ + parts[0]
+    parts[-1] = parts[-1] + close
     return parts
 
 
-def _notation(name: str):
-    found = notation.table(name)
+def _signed(parts: list[str]) -> list[str]:
+    """Terms after the first get their sign in front: "+ a", "- b"."""
+    return parts[:1] + [p if p.startswith("-") else f"+ {p}" for p in parts[1:]]
+
+
+def _notation(cell):
+    found = notation.table(cell.name)
     if found is None:
         return None
     header, rows = found
+    names = {p.name for p in cell.params}
+    rows = [r for r in rows if all(n in names for n in r[0].split(", ") if n.startswith("p_"))]
     return dict(header=[_escape(h) for h in header], rows=[[_cell(c) for c in r] for r in rows])
 
 

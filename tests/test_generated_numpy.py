@@ -93,7 +93,7 @@ def test_bad_input_is_refused_clearly(cell_name):
     mod = generated(cell_name)
     params, x, state0, dhs, _ = problem(mod)
     PNAME = mod.PARAMS[0]    # a matrix: W_z, W_r or W
-    with pytest.raises(ValueError, match=r"x must be a float array of shape \(T, B, D\)"):
+    with pytest.raises(ValueError, match=r"x must be a non-empty float array of shape \(T, B, D\)"):
         mod.forward(params, x[0])
     with pytest.raises(KeyError, match="missing"):
         mod.forward({k: v for k, v in params.items() if k != PNAME}, x)
@@ -101,8 +101,39 @@ def test_bad_input_is_refused_clearly(cell_name):
         mod.forward({**params, PNAME: params[PNAME][:, :-1]}, x)
     with pytest.raises(ValueError, match="float64 array"):
         mod.forward({**params, PNAME: params[PNAME].astype(np.float32)}, x)
-    with pytest.raises(ValueError, match=r"state0\['h'\] must have shape"):
+    with pytest.raises(ValueError, match=r"state0\['h'\] must be a real array of shape"):
         mod.forward(params, x, {**state0, "h": state0["h"][:1]})
     _, _, cache = mod.forward(params, x, state0)
-    with pytest.raises(ValueError, match="dhs must have shape"):
+    with pytest.raises(ValueError, match="dhs must be a real array of shape"):
         mod.backward(params, cache, dhs[:-1])
+
+
+def test_more_bad_input(cell_name):
+    mod = generated(cell_name)
+    params, x, state0, dhs, _ = problem(mod)
+    hs, _, cache = mod.forward(params, x.tolist(), state0)        # a nested list is fine
+    np.testing.assert_array_equal(hs, mod.forward(params, x, state0)[0])
+    with pytest.raises(ValueError, match="non-empty float array"):
+        mod.forward(params, x[:0])
+    with pytest.raises(ValueError, match="non-empty float array"):
+        mod.forward(params, x.astype(int))
+    with pytest.raises(ValueError, match=r"must be a real array"):
+        mod.forward(params, x, {**state0, "h": state0["h"] + 1j})
+    other = "gru" if cell_name != "gru" else "lstm"
+    with pytest.raises(ValueError, match=f"a cache of '{other}'"):
+        mod.backward(params, generated(other).forward(*problem(generated(other))[:2])[2], dhs)
+    with pytest.raises(ValueError, match="cache must be the third value"):
+        mod.backward(params, (1, 2), dhs)
+    with pytest.raises(ValueError, match="dhs must be a real array"):
+        mod.backward(params, cache, dhs.astype(str))
+    with pytest.raises(ValueError, match="floating type"):
+        mod.init_params(3, 4, dtype=int)
+    np.testing.assert_array_equal(mod.init_params(3, 4, rng=7)[mod.PARAMS[0]],
+                                  mod.init_params(3, 4, rng=np.random.default_rng(7))[mod.PARAMS[0]])
+
+
+def test_a_wrong_shape_names_the_wrong_parameter():
+    mod = generated("lstm")
+    params, x, _, _, _ = problem(mod, D=3, H=4)
+    with pytest.raises(ValueError, match=r"params\['W_z'\] must be a float64 array of shape \(4, 3\)"):
+        mod.forward({**params, "W_z": params["W_z"].T.copy()}, x)

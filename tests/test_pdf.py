@@ -110,3 +110,15 @@ def test_latex_failure_reports_the_log_and_keeps_the_old_pdf(tmp_path):
     with pytest.raises(build.LatexError, match="Undefined control sequence"):
         build.pdf(bad, out)
     assert (out / "broken.pdf").read_bytes() == b"previous"
+
+
+def test_a_user_cells_document_builds(tmp_path):
+    """A cell symlstm does not ship gets a document that builds on its own."""
+    from test_user_cells import mgu
+    from symlstm.render import latex_document
+    tex = tmp_path / "mgu.tex"
+    tex.write_text(latex_document(symlstm.derive(mgu())))
+    built = build.pdf(tex, tmp_path / "out")
+    assert built.overfull() == []
+    assert "(rec:h)" in _squash(subprocess.run(["pdftotext", str(built.pdf), "-"],
+                                               capture_output=True, text=True).stdout)

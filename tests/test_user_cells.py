@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 
 import symlstm
-from symlstm import CellBuilder, CellError, matvec, sigma, tanh
+from symlstm import CellBuilder, CellError, concat, matvec, sigma, tanh, transpose
 from symlstm.gradcheck import check_grads
 from symlstm.render import latex_document, numpy_module
 
@@ -75,6 +75,24 @@ def _cell(build):
      r"'a_b' is not allowed"),
     (lambda b, x, h, W, R: (b.let("a\\x", matvec(W, x)), b.let("h", matvec(R, h))),
      r"is not allowed: use letters and digits"),
+    (lambda b, x, h, W, R: (b.let("g", tanh(matvec(W, x))), b.let("h", matvec(R, h))),
+     r"equation 'g': g\[t\] is computed but nothing reads it"),
+    (lambda b, x, h, W, R: b.let("h", "tanh(x + h)"),
+     r"not as a string"),
+    (lambda b, x, h, W, R: (b.let("a", matvec(W, x), label="L"), b.let("h", matvec(R, h) + sp.Symbol("a[t]"), label="L")),
+     r"the label 'L' is used by two equations"),
+    (lambda b, x, h, W, R: b.let("range", matvec(W, x) + matvec(R, h)),
+     r"'range' clashes with a Python keyword or built-in"),
+    (lambda b, x, h, W, R: b.let("h", tanh(matvec(W, x)) + matvec(R, h) * transpose(R)),
+     r"transpose\(\.\.\.\) is for the matrix"),
+    (lambda b, x, h, W, R: b.param("W", "H", "D"),
+     r"parameter 'W' is declared twice"),
+    (lambda b, x, h, W, R: b.input("h"),
+     r"'h' is declared twice"),
+    (lambda b, x, h, W, R: b.param("tanh_0", "H"),
+     r"starts like the generated module's cached values"),
+    (lambda b, x, h, W, R: b.param("V", "H", "H", "H"),
+     r"give one size for a vector or two for a matrix"),
 ])
 def test_bad_cells_are_refused_with_the_equation_named(build, message):
     with pytest.raises(CellError, match=message):
@@ -83,17 +101,10 @@ def test_bad_cells_are_refused_with_the_equation_named(build, message):
 
 def test_bad_parameter_name_and_unused_parameter():
     b = CellBuilder("bad", "Bad")
-    x, h = b.input("x"), b.state("h")
-    b.param("W$", "H", "D")
     with pytest.raises(CellError, match=r"parameter name 'W\$' is not allowed"):
-        b.build()
-    b = CellBuilder("bad", "Bad")
-    x, h = b.input("x"), b.state("h")
-    W, R, seq = b.param("W", "H", "D"), b.param("R", "H", "H"), b.param("seq_h", "H")
-    b.let("h", tanh(matvec(W, x) + matvec(R, h) + seq))
+        b.param("W$", "H", "D")
     with pytest.raises(CellError, match="starts like one of the generated module's own arrays"):
-        b.build()
-    b = CellBuilder("bad", "Bad")
+        b.param("seq_h", "H")
     x, h = b.input("x"), b.state("h")
     W, R, _ = b.param("W", "H", "D"), b.param("R", "H", "H"), b.param("b", "H")
     b.let("h", tanh(matvec(W, x) + matvec(R, h)))
@@ -114,3 +125,50 @@ def test_shared_weights_accumulate_every_use():
     grads = mod.backward(params, cache, dhs, dstate)
     args = {**params, "x": x, "h0": state0["h"]}
     check_grads(total_loss(mod, dhs, dstate), args, grads, rtol=1e-6)
+
+
+def test_derive_wants_a_built_cell():
+    b = CellBuilder("mine", "Mine")
+    with pytest.raises(TypeError, match=r"call its \.build\(\)"):
+        symlstm.derive(b)
+    with pytest.raises(TypeError, match="expected a cell name or a Cell, got list"):
+        symlstm.derive(["lstm"])
+
+
+def test_cell_without_parameters_or_hidden_size_is_refused():
+    b = CellBuilder("still", "Still")
+    x, h = b.input("x"), b.state("h")
+    b.let("h", tanh(h))
+    with pytest.raises(CellError, match="reads it|no parameters"):
+        b.build()
+
+
+def test_one_parameter_and_a_concatenation():
+    """A single weight on [x; h]: the smallest cell, through the whole pipeline."""
+    b = CellBuilder("tiny", "Tiny")
+    x, h = b.input("x"), b.state("h")
+    W = b.param("W", "H", "D + H")
+    xh = b.let("xh", concat(x, h))
+    b.let("h", tanh(matvec(W, xh)))
+    mod = load(numpy_module(symlstm.derive(b.build())), "tiny")
+    assert mod.PARAMS == ("W",)
+    params, x, state0, dhs, dstate = problem(mod)
+    _, _, cache = mod.forward(params, x, state0)
+    grads = mod.backward(params, cache, dhs, dstate)
+    check_grads(total_loss(mod, dhs, dstate), {**params, "x": x, "h0": state0["h"]}, grads,
+                rtol=1e-6)
+
+
+def test_row_major_weights_without_bias():
+    """Weights stored input-by-output, (D + H) x H, and no parameter of shape (H, ...)."""
+    b = CellBuilder("rows", "Rows")
+    x, h = b.input("x"), b.state("h")
+    W = b.param("W", "D + H", "H")
+    xh = b.let("xh", concat(x, h))
+    b.let("h", tanh(matvec(transpose(W), xh)))
+    mod = load(numpy_module(symlstm.derive(b.build())), "rows")
+    params, x, state0, dhs, dstate = problem(mod)
+    _, _, cache = mod.forward(params, x, state0)
+    grads = mod.backward(params, cache, dhs, dstate)
+    check_grads(total_loss(mod, dhs, dstate), {**params, "x": x, "h0": state0["h"]}, grads,
+                rtol=1e-6)
