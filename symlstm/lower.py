@@ -6,9 +6,14 @@ lowering decides:
 - matrix products on the same vector are fused: all ``W_g x_t`` become one GEMM over
   every time step before the loop, all ``R_g h_{t-1}`` one GEMM per step, and their
   adjoints one GEMM each (``Proj`` names a slice of such a fused product);
-- each weight gradient is one large GEMM after the loop (``Group``);
+- biases that stand beside an input product are folded into its projection, and a state
+  group whose products meet the input group's in the same sums adds that projection in,
+  so ``W_z x_t + R_z h_{t-1} + b_z`` is one slice of one per-step buffer;
+- each weight gradient is one large GEMM after the loop (``Group``), and a bias gradient
+  that is a product adjoint is one sum over that buffer;
 - element-wise functions the backward pass needs (``tanh(c_t)``) are computed once in
-  the forward pass and cached with the values the backward pass reads;
+  the forward pass and cached with the values the backward pass reads; those, the states
+  and the product adjoints are computed straight into their array slots (``Stmt.into``);
 - each equation's statements go through SymPy's CSE.
 """
 from __future__ import annotations
@@ -100,23 +105,13 @@ def lower(d: Derivation) -> Plan:
     hoisted = _hoist([*(e for es in back_terms.values() for e in es),
                       *(e for g in plain for e in g.deltas)])
     groups = _fusions(cell, plain, hoisted)
-    stored = {g.adjoint_buffer: g for g in groups}.values()
-    slots = {}   # δ(W u) computed straight into its slice of an adjoint buffer
-    for g in stored:
-        for delta, a, b in zip(g.deltas, g.offsets(), g.offsets()[1:]):
-            if isinstance(delta, sp.Symbol):
-                slots.setdefault(delta, Proj(sp.Symbol(g.adjoint_buffer), a, b, 1))
+    buffers = tuple({g.adjoint_buffer: g for g in groups}.values())
+    slots = _adjoint_slots(buffers)
     backward = tuple(_block(g.label, g.eq, [(g.lhs, _sum(back_terms[naming.adjoint_of(g.lhs)],
                                                           hoisted))], slots) for g in d.step)
-    backward = _place_stores(backward, _stores(stored, hoisted, slots), groups)
+    backward = _place_stores(backward, _stores(buffers, hoisted, slots))
     carries = tuple(_carry(d, p, back_terms, hoisted) for p in cell.prev_states)
-    needed = set().union(*(s.rhs.free_symbols for b in backward + carries for s in b.stmts))
-    needed -= {s.lhs for b in backward + carries for s in b.stmts}   # the step's own temporaries
-    needed |= {g.operand for g in groups if g.kind == "step"}
-    dims = {sym: _dim(cell, f) for f, sym in hoisted.items()}
-    cached = tuple((v, dims.get(v) or cell.dim(v)) for v in
-                   [*hoisted.values(), *(eq.lhs for eq in cell.equations)]
-                   if v in needed and v not in cell.new_states)
+    cached = _cached(cell, groups, hoisted, backward + carries)
     places = {v: Slot(sp.Symbol(f"cache_{naming.code(v)}"), 0) for v, _ in cached}
     places.update({s: Slot(sp.Symbol(f"seq_{naming.parse(s).base}"), 1) for s in cell.new_states})
     forward = _forward_blocks(cell, hoisted, _rewrite(cell, groups), places)
@@ -129,8 +124,30 @@ def lower(d: Derivation) -> Plan:
     input_grads = tuple(Stmt(naming.adjoint(x), _sum(back_terms[x], hoisted))
                         for x in cell.input_symbols
                         if any(not isinstance(e, GroupAdjoint) for e in back_terms[x]))
-    return Plan(d, groups, forward, tuple(cached), backward, carries, vector_grads,
-                input_grads, summed)
+    return Plan(d, groups, forward, cached, backward, carries, vector_grads, input_grads, summed)
+
+
+def _adjoint_slots(buffers) -> dict[sp.Symbol, "Proj"]:
+    """Each product adjoint δ(W u) that is a single variable is computed straight into its
+    slice of the adjoint buffer (the first buffer that holds it)."""
+    slots = {}
+    for g in buffers:
+        for delta, a, b in zip(g.deltas, g.offsets(), g.offsets()[1:]):
+            if isinstance(delta, sp.Symbol):
+                slots.setdefault(delta, Proj(sp.Symbol(g.adjoint_buffer), a, b, 1))
+    return slots
+
+
+def _cached(cell, groups, hoisted, blocks) -> tuple[tuple[sp.Symbol, str], ...]:
+    """The forward values, with their sizes, that the backward blocks read (states aside:
+    they are kept as whole sequences)."""
+    needed = set().union(*(s.rhs.free_symbols for b in blocks for s in b.stmts))
+    needed -= {s.lhs for b in blocks for s in b.stmts}   # the step's own temporaries
+    needed |= {g.operand for g in groups if g.kind == "step"}
+    dims = {sym: _dim(cell, f) for f, sym in hoisted.items()}
+    return tuple((v, dims.get(v) or cell.dim(v)) for v in
+                 [*hoisted.values(), *(eq.lhs for eq in cell.equations)]
+                 if v in needed and v not in cell.new_states)
 
 
 def _single(terms):
@@ -328,7 +345,7 @@ def _stores(groups, hoisted, slots) -> tuple[Block, ...]:
     return tuple(blocks)
 
 
-def _place_stores(backward, stores, groups) -> tuple[Block, ...]:
+def _place_stores(backward, stores) -> tuple[Block, ...]:
     """Each store goes right before the first block that reads its buffer, else at the end."""
     out = list(backward)
     for store in stores:

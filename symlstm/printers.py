@@ -254,8 +254,15 @@ def comment(expr) -> str:
     return CommentPrinter().doprint(expr)
 
 
+def signed(parts: list[str]) -> list[str]:
+    """Terms after the first with their sign in front: "+ a", "- b"."""
+    return parts[:1] + [f"- {p[1:].lstrip()}" if p.startswith("-") else f"+ {p}"
+                        for p in parts[1:]]
+
+
 def latex_join(parts) -> str:
-    return " + ".join(parts).replace("+ -", "- ") or "0"
+    """Terms as one sum."""
+    return " ".join(signed(list(parts))) or "0"
 
 
 def latex_sum(exprs, origin: str = "t") -> str:

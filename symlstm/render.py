@@ -20,7 +20,7 @@ from .cells import CELLS
 from .graph import graph
 from .jacobians import jacobians
 from . import notation
-from .printers import comment, latex, pycode, pycode_into
+from .printers import comment, latex, pycode, pycode_into, signed
 from .sweep import LOSS
 from .bptt import derive as derive_cell
 
@@ -204,7 +204,7 @@ def _tex(g, element: bool = False) -> dict:
 
 
 def _terms(g, index) -> dict:
-    terms = _signed([latex(t.expr, g.origin, index) for t in g.terms])
+    terms = signed([latex(t.expr, g.origin, index) for t in g.terms])
     total = r"\sum_{t=1}^{T} \sum_{b=1}^{B}" if index and g.summed else r"\sum_{t=1}^{T}"
     prefix, suffix = (rf"{total} \Big(", r"\Big)") if g.summed and len(terms) > 1 else \
         (f"{total} ", "") if g.summed else ("", "")
@@ -295,15 +295,11 @@ def _lines(e, open_: str, close: str) -> list[str]:
     whole = latex(e)
     if len(whole) <= 90 or not isinstance(e, sp.Add):
         return [open_ + whole + close]
-    parts = _signed([latex(t) for t in sp.Add.make_args(e)])
+    parts = signed([latex(t) for t in sp.Add.make_args(e)])
     parts[0] = open_ + parts[0]
     parts[-1] = parts[-1] + close
     return parts
 
-
-def _signed(parts: list[str]) -> list[str]:
-    """Terms after the first get their sign in front: "+ a", "- b"."""
-    return parts[:1] + [p if p.startswith("-") else f"+ {p}" for p in parts[1:]]
 
 
 def _notation(cell):
