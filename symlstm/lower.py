@@ -226,7 +226,6 @@ def _rewrite(cell, groups):
     """A function from an equation's right side to the one the generated step computes:
     matrix products (with folded biases) become slices of the fused per-step buffers."""
     rules = []   # (terms to take out of one sum, the slice that replaces them)
-    by_name = {g.name: g for g in groups}
     for g in groups:
         for k, (W, a, b) in enumerate(zip(g.matrices, g.offsets(), g.offsets()[1:])):
             taken = [MatVec(W, g.operand)]
@@ -238,7 +237,7 @@ def _rewrite(cell, groups):
                     rules.append((taken, Proj(sp.Symbol(f"proj_{merged.name}"), a, b, 0)))
                     continue
                 rules.append((taken, Proj(sp.Symbol(f"proj_{g.name}"), a, b, 1)))
-            elif not g.adds or g.adds not in by_name:
+            elif not g.adds:    # a merged state group's products go with the input group's
                 rules.append((taken, Proj(sp.Symbol(f"proj_{g.name}"), a, b, 0)))
 
     def rewrite(rhs):
