@@ -196,6 +196,7 @@ def backward(params, cache, dhs, dstate=None):
     if dhs.shape != (T, B, width) or dhs.dtype.kind not in "fiu":
         raise ValueError(f"dhs must be a real array of shape {(T, B, width)}, got "
                          f"{dhs.dtype} {dhs.shape}")
+    dhs = dhs.astype(dtype, copy=False)
     dnext = _states(dstate, "dstate", B, D, H, dtype)
     dh_next = dnext["h"]
     seq_h = cache["seq_h"]
