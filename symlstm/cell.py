@@ -18,6 +18,7 @@ Write a cell with :class:`CellBuilder`; ``build()`` checks it and returns a froz
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -87,9 +88,11 @@ class Cell:
         p = naming.parse(symbol)
         if p is None:
             return self.param(symbol.name).shape[0]
-        return self._vector_dims()[p.base]
+        return self._vector_dims[p.base]
 
+    @functools.cached_property
     def _vector_dims(self) -> dict[str, str]:
+        """The size of every vector, worked out once (``dim`` is asked for it often)."""
         dims = {**self.inputs, **self.states}
         for eq in self.equations:
             dims.setdefault(naming.parse(eq.lhs).base, _dim_of(self, eq, eq.rhs, dims))
@@ -106,9 +109,6 @@ class Cell:
     @property
     def new_states(self) -> tuple[sp.Symbol, ...]:
         return tuple(naming.timed(n) for n in self.states)
-
-    def defining(self, symbol: sp.Symbol) -> Equation:
-        return next(eq for eq in self.equations if eq.lhs == symbol)
 
 
 class CellBuilder:
