@@ -13,17 +13,18 @@ import importlib
 
 _LAZY = {
     "CELLS": "cells", "Cell": "cell", "CellBuilder": "cell", "CellError": "cell",
-    "Derivation": "bptt", "Gradient": "bptt", "matvec": "ops", "sigma": "ops",
-    "transpose": "ops", "concat": "ops",
+    "Latex": "cell", "Derivation": "bptt", "Gradient": "bptt", "matvec": "ops",
+    "transpose": "ops", "concat": "ops", "OPS": "ops", "sigma": "ops", "tanh": "ops",
+    "exp": "ops", "log": "ops", "relu": "ops", "softplus": "ops", "verify": "verification",
+    "VerifyError": "verification", "Report": "verification",
 }
 
-__all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "Derivation", "Gradient", "concat",
-           "derive", "exp", "get_cell", "matvec", "sigma", "tanh", "transpose"]
+__all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "Derivation", "Gradient", "Latex", "OPS",
+           "Report", "VerifyError", "concat", "derive", "exp", "get_cell", "log", "matvec",
+           "relu", "sigma", "softplus", "tanh", "transpose", "verify"]
 
 
 def __getattr__(name):
-    if name in ("exp", "tanh"):
-        return getattr(importlib.import_module("sympy"), name)
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'symlstm' has no attribute {name!r}")

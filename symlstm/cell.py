@@ -19,19 +19,28 @@ Write a cell with :class:`CellBuilder`; ``build()`` checks it and returns a froz
 from __future__ import annotations
 
 import functools
+import keyword
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import sympy as sp
 
 from . import naming
-from .ops import DERIVATIVES, Concat, MatVec, Transposed, matrix_param
+from .ops import OPS, STRUCTURE, Concat, MatVec, Transposed, matrix_param
 
 DIMS = {"D": "input size", "H": "hidden size"}
 
 
 class CellError(ValueError):
     """A cell definition that the engine cannot derive; the message says which equation and why."""
+
+
+class Latex(str):
+    """Text meant as LaTeX: ``about=Latex(r"the gate $f_t$")``.  Any other description is plain
+    text, escaped for LaTeX; either way it is escaped for Python."""
+
+    __slots__ = ()
 
 
 class Equation(NamedTuple):
@@ -115,16 +124,17 @@ class CellBuilder:
     """Declare inputs, states and parameters, then the step's equations in order."""
 
     def __init__(self, name: str, title: str, about: str = ""):
-        if not isinstance(name, str) or not name.isidentifier() or not name.islower():
-            raise CellError(f"cell name {name!r} must be a lower-case Python identifier, e.g. 'my_cell'")
-        self.name, self.title, self.about = name, str(title), str(about)
+        check_cell_name(name)
+        _check_title(title)
+        _check_about(about)
+        self.name, self.title, self.about = name, title, about
         self.inputs: dict[str, str] = {}
         self.states: dict[str, str] = {}
         self.params: list[Param] = []
         self.equations: list[Equation] = []
 
     def input(self, name: str, dim: str = "D") -> sp.Symbol:
-        """Declare an input vector; returns x_t."""
+        """Declare an input vector of size "D" (the input size) or "H"; returns x_t."""
         self._declare(name, "input")
         self.inputs[name] = size(dim)
         return naming.timed(name)
@@ -152,6 +162,11 @@ class CellBuilder:
         if isinstance(rhs, str):
             raise CellError(f"equation {label or name!r}: write the right side with the symbols "
                             "CellBuilder returns and symlstm's functions, not as a string")
+        if label is not None:
+            check_label(label)
+        if not isinstance(rhs, (sp.Expr, int, float)):
+            raise CellError(f"equation {label or name!r}: the right side must be a SymPy "
+                            f"expression or a number, got {type(rhs).__name__}")
         lhs = naming.timed(name)
         self.equations.append(Equation(label or name, lhs, sp.sympify(rhs)))
         return lhs
@@ -166,17 +181,62 @@ class CellBuilder:
                     tuple(self.equations), output, self.about)
 
 
-def size(dim: str) -> str:
-    """A size in canonical spelling: "H", "D", or a sum such as "D + H"."""
-    try:
-        e = sp.sympify(dim)
-    except (sp.SympifyError, TypeError):
-        e = None
-    if e is None or not e.free_symbols or not {str(s) for s in e.free_symbols} <= set(DIMS) \
-            or not all(c.is_Integer and c > 0 for c in sp.Poly(e).coeffs()) \
-            or sp.Poly(e).total_degree() != 1:
-        raise CellError(f"size {dim!r} is not allowed: use D, H or a sum of them such as 'D + H'")
-    return str(e)
+_SIZE_TERM = re.compile(r"\s*(?:(\d+)\s*\*\s*)?([DH])\s*(?:\*\s*(\d+)\s*)?\Z|\s*(\d+)\s*\Z")
+
+
+def size_counts(dim) -> tuple[int, int, int]:
+    """A size string as (count of D, count of H, constant): "D + 2*H" is (1, 2, 0).
+
+    The grammar is symlstm's own: D, H, positive integers, ``+`` and ``*`` (an integer
+    times D or H); nothing is evaluated."""
+    if not isinstance(dim, str) or not dim.strip() or len(dim) > 100:
+        raise CellError(f"size {dim!r} is not allowed: use D, H, positive integers, + and *, "
+                        "e.g. 'H', 'D + H' or '2*H'")
+    counts = [0, 0, 0]
+    for term in dim.split("+"):
+        m = _SIZE_TERM.match(term)
+        if m is None or (m[1] and m[3]):
+            raise CellError(f"size {dim!r} is not allowed: {term.strip()!r} is not D, H, a "
+                            "positive integer or an integer times D or H (e.g. 'D + 2*H')")
+        if m[4] is not None:
+            counts[2] += int(m[4])
+        else:
+            counts["DH".index(m[2])] += int(m[1] or m[3] or 1)
+    if counts[0] == counts[1] == 0 and counts[2] == 0:
+        raise CellError(f"size {dim!r} is zero; sizes must be positive")
+    return tuple(counts)
+
+
+def size(dim) -> str:
+    """A size in canonical spelling: "H", "D", "D + H", "2*H + 1"."""
+    return spell_size(size_counts(dim))
+
+
+def spell_size(counts) -> str:
+    d, h, k = counts
+    parts = [p for n, name in ((d, "D"), (h, "H")) if n
+             for p in [name if n == 1 else f"{n}*{name}"]] + ([str(k)] if k else [])
+    return " + ".join(parts)
+
+
+def size_expr(dim: str) -> sp.Expr:
+    """A size as a SymPy expression in the symbols D and H (for offsets into stacked rows)."""
+    d, h, k = size_counts(dim)
+    return d * sp.Symbol("D") + h * sp.Symbol("H") + k
+
+
+def size_value(dim: str, D: int, H: int) -> int:
+    """The number a size stands for at input size D and hidden size H."""
+    d, h, k = size_counts(dim)
+    return d * D + h * H + k
+
+
+def add_sizes(dims) -> str:
+    """The size of vectors stacked: the sum of theirs."""
+    total = [0, 0, 0]
+    for dim in dims:
+        total = [a + b for a, b in zip(total, size_counts(dim))]
+    return spell_size(total)
 
 
 # ------------------------------------------------------------ checking -----
@@ -218,26 +278,72 @@ def check(cell: Cell) -> None:
     _check_coverage(cell, defined, params)
 
 
+def check_cell_name(name) -> None:
+    """A cell's name becomes a module name: a lower-case, non-keyword Python identifier."""
+    if not isinstance(name, str) or not name.isidentifier() or not name.islower() \
+            or not name.isascii() or keyword.iskeyword(name) or name.startswith("_"):
+        raise CellError(f"cell name {name!r} must be a lower-case ASCII Python identifier that "
+                        "is not a keyword and does not start with '_', e.g. 'my_cell'")
+
+
+def check_label(label) -> None:
+    """A label tags an equation in code comments and documents: one line of printable text."""
+    if not isinstance(label, str) or not label or not label.isprintable() or len(label) > 40 \
+            or label != label.strip():
+        raise CellError(f"equation label {label!r} must be 1 to 40 printable characters on one "
+                        "line, without leading or trailing spaces")
+
+
+def _check_title(title) -> None:
+    if not isinstance(title, str) or not title.strip() or not title.isprintable() \
+            or len(title) > 200:
+        raise CellError(f"title {title!r} must be one line of printable text (at most 200 "
+                        "characters)")
+
+
+def _check_about(about) -> None:
+    if not isinstance(about, str):
+        raise CellError(f"about must be a string (plain text, or symlstm.Latex for LaTeX), got "
+                        f"{type(about).__name__}")
+    if any(not (ch.isprintable() or ch == "\n") for ch in about):
+        raise CellError("about may hold printable text and line breaks only; found "
+                        f"{next(ch for ch in about if not (ch.isprintable() or ch == chr(10)))!r}")
+
+
 def _check_names(cell: Cell) -> None:
+    check_cell_name(cell.name)
+    _check_title(cell.title)
+    _check_about(cell.about)
     for n in (*cell.inputs, *cell.states):
         naming.check_vector_name(n, "input" if n in cell.inputs else "state")
     for p in cell.params:
         naming.check_param_name(p.name)
-        if len(p.shape) not in (1, 2):
+        if not isinstance(p.shape, tuple) or len(p.shape) not in (1, 2):
             raise CellError(f"parameter {p.name!r} has shape {p.shape}; expected (rows,) or "
                             "(rows, cols)")
     for d in (*cell.inputs.values(), *cell.states.values(), *(d for p in cell.params
                                                                 for d in p.shape)):
-        size(d)
+        if size(d) != d:
+            raise CellError(f"size {d!r} is not in canonical spelling ({size(d)!r}); declare "
+                            "sizes through CellBuilder")
     for n, d in cell.inputs.items():
-        if d != "D":
-            raise CellError(f"input {n!r} has size {d!r}; inputs have the input size 'D'")
-    hoisted = tuple(f"{f.__name__}_" for f in DERIVATIVES) + ("prod_",)
+        if d not in ("D", "H"):
+            raise CellError(f"input {n!r} has size {d!r}; an input has the input size 'D' or "
+                            "the hidden size 'H'")
+    if cell.inputs and "D" not in cell.inputs.values():
+        uses_d = [n for n, d in cell.states.items() if size_counts(d)[0]] + \
+            [p.name for p in cell.params if any(size_counts(x)[0] for x in p.shape)]
+        if uses_d:
+            raise CellError(f"the input has the hidden size H, so there is no input size D, but "
+                            f"{', '.join(uses_d)} {'has' if len(uses_d) == 1 else 'have'} a size "
+                            "with D")
+    hoisted = tuple(f"{f.__name__}_" for f in OPS) + ("prod_",)
     for p in cell.params:
         if p.name.startswith(hoisted):
             raise CellError(f"parameter name {p.name!r} starts like the generated module's "
                             f"cached values ({', '.join(hoisted)})")
     for eq in cell.equations:
+        check_label(eq.label)
         naming.check_vector_name(naming.parse(eq.lhs).base, f"equation {eq.label!r}: variable")
     if cell.output not in cell.states:
         raise CellError(f"output {cell.output!r} is not one of the states {sorted(cell.states)}")
@@ -269,24 +375,36 @@ def _check_symbols(eq: Equation, defined, params, later) -> None:
                         "a parameter or an earlier equation's result")
 
 
+_KNOWN = ", ".join(sorted(f.__name__ for f in OPS if f.__name__ != "step"))
+
+
 def _check_functions(eq: Equation) -> None:
-    for f in eq.rhs.atoms(sp.Function):
-        if f.func is Concat and f is not eq.rhs:
-            raise CellError(f"equation {eq.label!r}: concat(...) must be the whole right side; "
-                            "give it an equation of its own")
-        if f.func is Transposed and not any(isinstance(m, MatVec) and m.args[0] == f
-                                            for m in eq.rhs.atoms(MatVec)):
-            raise CellError(f"equation {eq.label!r}: transpose(...) is for the matrix of "
+    """Only the operations of ``OPS``, matrix products, transpose, concat, + - * / and integer
+    powers may appear; anything else is refused here, never passed on to generated code."""
+    for e in sp.preorder_traversal(eq.rhs):
+        where = f"equation {eq.label!r}"
+        if isinstance(e, Concat) and e is not eq.rhs:
+            raise CellError(f"{where}: concat(...) must be the whole right side; give it an "
+                            "equation of its own")
+        if isinstance(e, Transposed) and not any(isinstance(m, MatVec) and m.args[0] == e
+                                                 for m in eq.rhs.atoms(MatVec)):
+            raise CellError(f"{where}: transpose(...) is for the matrix of "
                             "matvec(transpose(W), v), not for use element-wise")
-        if f.func in (MatVec, Transposed, Concat):
+        if isinstance(e, STRUCTURE) or e.func in OPS or isinstance(e, (sp.Add, sp.Mul, sp.Symbol)):
             continue
-        if f.func not in DERIVATIVES:
-            known = ", ".join(sorted(str(k.__name__) for k in DERIVATIVES))
-            raise CellError(f"equation {eq.label!r} applies {f.func}, which has no derivative rule "
-                            f"(known: {known}; add one to symlstm.ops.DERIVATIVES)")
-    for p in eq.rhs.atoms(sp.Pow):
-        if not p.exp.is_Integer:
-            raise CellError(f"equation {eq.label!r}: the power {p} needs an integer exponent")
+        if isinstance(e, sp.Pow):
+            if not e.exp.is_Integer:
+                raise CellError(f"{where}: the power {e} needs an integer exponent")
+            continue
+        if e.is_Number or e.is_NumberSymbol or e in (sp.zoo, sp.nan):
+            if not (e.is_finite and e.is_real):
+                raise CellError(f"{where}: {e} is not a finite real number")
+            continue
+        hint = ("; for max(0, a) write relu(a)" if isinstance(e, (sp.Max, sp.Min)) else "")
+        if isinstance(e, sp.Function) or isinstance(e, sp.Expr) and e.args:
+            raise CellError(f"{where} applies {e.func.__name__}, which has no derivative rule "
+                            f"(known: {_KNOWN}; add an entry to symlstm.ops.OPS){hint}")
+        raise CellError(f"{where}: {e} is not a vector, a parameter or a real number")
 
 
 def _dim_of(cell: Cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str | None:
@@ -307,7 +425,7 @@ def _dim_of(cell: Cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str |
     if isinstance(e, Concat):
         if not all(isinstance(v, sp.Symbol) and naming.parse(v) is not None for v in e.args):
             raise CellError(f"equation {eq.label!r}: concat takes named vectors, got {e}")
-        return size("+".join(f"({dims[naming.parse(v).base]})" for v in e.args))
+        return add_sizes(dims[naming.parse(v).base] for v in e.args)
     sizes = {d for d in (_dim_of(cell, eq, a, dims) for a in e.args) if d is not None}
     if len(sizes) > 1:
         raise CellError(f"equation {eq.label!r}: {e} combines vectors of sizes {sorted(sizes)} "

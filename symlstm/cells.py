@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sympy import tanh
 
-from .cell import Cell, CellBuilder
+from .cell import Cell, CellBuilder, Latex
 from .ops import concat, matvec, sigma, transpose
 
 GREFF = 'Greff et al., "LSTM: A Search Space Odyssey"'
@@ -18,7 +18,7 @@ def _lstm(name: str, title: str, about: str, *, peepholes=True, input_gate=True,
     """
     gates = [g for g, on in (("i", input_gate), ("f", forget_gate == "own"),
                              ("o", output_gate)) if on]
-    b = CellBuilder(name, title, about)
+    b = CellBuilder(name, title, Latex(about))
     x, h, c = b.input("x"), b.state("h"), b.state("c")
     prev = {g: b.state(g) for g in gates} if full_recurrence else {}
     W = {g: b.param(f"W_{g}", "H", "D") for g in ("z", *gates)}
@@ -91,10 +91,10 @@ lstm_fgr = _variant(
 
 def gru() -> Cell:
     """The GRU in PyTorch's convention (``torch.nn.GRU``), reset gate inside the product."""
-    b = CellBuilder("gru", "GRU", "The gated recurrent unit in PyTorch's convention: the reset "
+    b = CellBuilder("gru", "GRU", Latex("The gated recurrent unit in PyTorch's convention: the reset "
                     "gate multiplies the recurrent product $R_n h_{t-1} + b_{hn}$, and "
                     "$h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}$. PyTorch's two biases "
-                    "of r and z add up to $b_r$ and $b_z$; $b_n$ is its $b_{in}$.")
+                    "of r and z add up to $b_r$ and $b_z$; $b_n$ is its $b_{in}$."))
     x, h = b.input("x"), b.state("h")
     W = {g: b.param(f"W_{g}", "H", "D") for g in "rzn"}
     R = {g: b.param(f"R_{g}", "H", "H") for g in "rzn"}
@@ -121,10 +121,10 @@ def rnn() -> Cell:
 def lstm_nobias() -> Cell:
     """An LSTM without biases, input weights W and recurrent weights U, block input a."""
     b = CellBuilder("lstm_nobias", "LSTM without biases (W, U notation)",
-                    "An LSTM without biases in the notation many lecture notes use: input "
+                    Latex("An LSTM without biases in the notation many lecture notes use: input "
                     "weights $W$, recurrent weights $U$, block input $a_t$. In this project's "
                     "names, $a$ is $z$, $W_a$ is $W_z$ and $U_g$ is $R_g$; PyTorch's biases "
-                    "are all zero. Stacked, $\\Theta = [W\\; U]$ multiplies $[x_t; h_{t-1}]$.")
+                    "are all zero. Stacked, $\\Theta = [W\\; U]$ multiplies $[x_t; h_{t-1}]$."))
     x, h, c = b.input("x"), b.state("h"), b.state("c")
     pre = {g: matvec(b.param(f"W_{g}", "H", "D"), x) + matvec(b.param(f"U_{g}", "H", "H"), h)
            for g in "aifo"}
@@ -140,11 +140,11 @@ def lstm_nobias() -> Cell:
 def lstm_concat() -> Cell:
     """An LSTM on the concatenated input X_t = [x_t; h_{t-1}], one weight matrix per gate."""
     b = CellBuilder("lstm_concat", "LSTM on the concatenated input [x; h]",
-                    "An LSTM whose gates read the concatenated input $X_t = [x_t; h_{t-1}]$ "
+                    Latex("An LSTM whose gates read the concatenated input $X_t = [x_t; h_{t-1}]$ "
                     "through one weight matrix each, with candidate $n_t$ for the block input. "
                     "In this project's names, $n$ is $z$ and $W_g = [W_g^x\\; R_g]$ splits into "
                     "the input and recurrent weights; PyTorch's weight\\_ih and weight\\_hh are "
-                    "those two column blocks, chunked i, f, g ($n$), o.")
+                    "those two column blocks, chunked i, f, g ($n$), o."))
     x, h, c = b.input("x"), b.state("h"), b.state("c")
     X = b.let("X", concat(x, h))
     pre = {g: matvec(b.param(f"W_{g}", "H", "D + H"), X) + b.param(f"b_{g}", "H") for g in "fino"}
@@ -160,11 +160,11 @@ def lstm_concat() -> Cell:
 def lstm_rowmajor() -> Cell:
     """The batch-major LSTM of many textbooks, rows X W_x + H W_h + b, weights stored D×H."""
     b = CellBuilder("lstm_rowmajor", "Row-major LSTM (X W + H W + b)",
-                    "The LSTM as written for a batch of rows: $I = \\sigma(X W_{xi} + H W_{hi} + "
+                    Latex("The LSTM as written for a batch of rows: $I = \\sigma(X W_{xi} + H W_{hi} + "
                     "b_i)$ with $X$ of size $B\\times D$, weights stored input-by-output "
                     "($W_{xi}$ is $D\\times H$). One row of that product is $W_{xi}^\\top x_t$, "
                     "which is how this document writes it; $\\tilde{C}$ is the candidate (this "
-                    "project's $z$), and $W_{xi}^\\top$ is PyTorch's weight\\_ih chunk i.")
+                    "project's $z$), and $W_{xi}^\\top$ is PyTorch's weight\\_ih chunk i."))
     x, h, c = b.input("x"), b.state("h"), b.state("c")
 
     def pre(g):

@@ -50,7 +50,7 @@ def graph(cell: Cell) -> Graph:
     edges = []
     for eq in cell.equations:
         reads = sorted((s for s in eq.rhs.free_symbols if naming.parse(s) is not None), key=str)
-        col[eq.lhs] = 1 + max(col[s] for s in reads)
+        col[eq.lhs] = 1 + max((col[s] for s in reads), default=0)
         kinds[eq.lhs] = "step"
         edges += [Edge(s, eq.lhs, eq.label) for s in reads]
     last = max(col.values()) + 1

@@ -24,7 +24,8 @@ import sympy as sp
 
 from . import naming
 from .bptt import Derivation
-from .ops import DERIVATIVES, Concat, MatTVec, MatVec, Outer, Transposed, matrix_param
+from .cell import add_sizes, size_expr
+from .ops import OPS, Concat, MatTVec, MatVec, Outer, Transposed, matrix_param
 
 
 class Proj(sp.Function):
@@ -57,7 +58,7 @@ class Group(NamedTuple):
     def offsets(self) -> list[sp.Expr]:
         out = [sp.S.Zero]
         for r in self.rows:
-            out.append(out[-1] + sp.Symbol(r))
+            out.append(out[-1] + size_expr(r))
         return out
 
 
@@ -66,6 +67,13 @@ class Stmt(NamedTuple):
     lhs: sp.Symbol
     rhs: sp.Expr
     into: sp.Expr | None = None
+
+
+class Broadcast(sp.Function):
+    """A value that is the same for every sample (it reads parameters only), spread over the
+    batch so that every vector of the step has one row per sample (name, size)."""
+
+    nargs = 2
 
 
 class Slot(sp.Function):
@@ -110,21 +118,32 @@ def lower(d: Derivation) -> Plan:
     backward = tuple(_block(g.label, g.eq, [(g.lhs, _sum(back_terms[naming.adjoint_of(g.lhs)],
                                                           hoisted))], slots) for g in d.step)
     backward = _place_stores(backward, _stores(buffers, hoisted, slots))
+    summed = tuple((p.name, *slot.args[:3]) for p in cell.params if not p.is_matrix
+                   for slot in [slots.get(_single(d.sweep.terms[p.symbol]))] if slot is not None)
+    summed_params = {name for name, *_ in summed}
     carries = tuple(_carry(d, p, back_terms, hoisted) for p in cell.prev_states)
-    cached = _cached(cell, groups, hoisted, backward + carries)
+    vector_grads, input_grads = _vector_grads(d, hoisted, summed_params), \
+        _input_grads(cell, back_terms, hoisted)
+    cached = _cached(cell, groups, hoisted, backward + carries,
+                     Block("grads", None, vector_grads + input_grads))
     places = {v: Slot(sp.Symbol(f"cache_{naming.code(v)}"), 0) for v, _ in cached}
     places.update({s: Slot(sp.Symbol(f"seq_{naming.parse(s).base}"), 1) for s in cell.new_states})
     forward = _forward_blocks(cell, hoisted, _rewrite(cell, groups), places)
-    summed = tuple((p.name, *slot.args[:3]) for p in cell.params if not p.is_matrix
-                   for slot in [slots.get(_single(d.sweep.terms[p.symbol]))] if slot is not None)
-    vector_grads = tuple(Stmt(naming.adjoint(p.symbol),
-                              _sum([t.expr for t in d.sweep.terms[p.symbol]], hoisted))
-                         for p in cell.params if not p.is_matrix
-                         and p.name not in {name for name, *_ in summed})
-    input_grads = tuple(Stmt(naming.adjoint(x), _sum(back_terms[x], hoisted))
-                        for x in cell.input_symbols
-                        if any(not isinstance(e, GroupAdjoint) for e in back_terms[x]))
     return Plan(d, groups, forward, cached, backward, carries, vector_grads, input_grads, summed)
+
+
+def _vector_grads(d, hoisted, summed_params) -> tuple[Stmt, ...]:
+    """Per-step contributions to the vector parameters not summed from a buffer."""
+    return tuple(Stmt(naming.adjoint(p.symbol),
+                      _sum([t.expr for t in d.sweep.terms[p.symbol]], hoisted))
+                 for p in d.cell.params if not p.is_matrix and p.name not in summed_params)
+
+
+def _input_grads(cell, back_terms, hoisted) -> tuple[Stmt, ...]:
+    """Per-step element-wise contributions to the inputs (matrix paths go through a GEMM)."""
+    return tuple(Stmt(naming.adjoint(x), _sum(back_terms[x], hoisted))
+                 for x in cell.input_symbols
+                 if any(not isinstance(e, GroupAdjoint) for e in back_terms[x]))
 
 
 def _adjoint_slots(buffers) -> dict[sp.Symbol, "Proj"]:
@@ -138,11 +157,13 @@ def _adjoint_slots(buffers) -> dict[sp.Symbol, "Proj"]:
     return slots
 
 
-def _cached(cell, groups, hoisted, blocks) -> tuple[tuple[sp.Symbol, str], ...]:
-    """The forward values, with their sizes, that the backward blocks read (states aside:
+def _cached(cell, groups, hoisted, blocks, grads) -> tuple[tuple[sp.Symbol, str], ...]:
+    """The forward values, with their sizes, that the backward pass reads (states aside:
     they are kept as whole sequences)."""
-    needed = set().union(*(s.rhs.free_symbols for b in blocks for s in b.stmts))
-    needed -= {s.lhs for b in blocks for s in b.stmts}   # the step's own temporaries
+    needed = set()
+    for b in (*blocks, grads):
+        needed |= set().union(*(s.rhs.free_symbols for s in b.stmts)) - \
+            {s.lhs for s in b.stmts if b is not grads}   # a block's own temporaries
     needed |= {g.operand for g in groups if g.kind == "step"}
     dims = {sym: _dim(cell, f) for f, sym in hoisted.items()}
     return tuple((v, dims.get(v) or cell.dim(v)) for v in
@@ -263,7 +284,7 @@ def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
     """Forward values the backward pass reads but no equation names, to compute once in the
     forward pass and cache: f(...) as ``tanh_c`` (f of one vector) or ``sigma_0`` (f of a
     sum), then the remaining matrix products as ``R_n_h_prev``."""
-    found = set().union(*(e.atoms(*DERIVATIVES) for e in exprs)) if exprs else set()
+    found = set().union(*(e.atoms(*OPS) for e in exprs)) if exprs else set()
     out = {}
     for f in sorted(found, key=sp.default_sort_key):
         parts = [naming.parse(s) for s in f.free_symbols]
@@ -282,28 +303,76 @@ def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
 
 
 def _forward_blocks(cell, hoisted, rewrite, places) -> tuple[Block, ...]:
-    """The step's equations; a cached f(v_t) is computed in the first block that uses it, and
-    every value the backward pass reads is computed straight into its cache slot."""
-    pending, blocks = dict(hoisted), []
-    for eq in cell.equations:
+    """The step's equations with the hoisted values computed among them; every value the
+    backward pass reads is computed straight into its cache slot."""
+    where = _placement(cell, hoisted)
+    definitions = {s: rewrite(_definition(f, hoisted)) for f, s in hoisted.items()}
+    order = sorted(hoisted.items(), key=lambda fs: (where[fs[1]], _tree_size(fs[0])))
+    blocks, per_sample = [], {*cell.input_symbols, *cell.prev_states}
+    for k, eq in enumerate(cell.equations):
+        before = [(s, definitions[s]) for _, s in order if where[s] == (k, 0)]
+        after = [(s, definitions[s]) for _, s in order if where[s] == (k, 1)]
         rhs = rewrite(eq.rhs.xreplace(hoisted))
-        first = [(s, rewrite(f)) for f, s in pending.items() if s in rhs.free_symbols]
-        for s, _ in first:
-            del pending[next(f for f, v in pending.items() if v == s)]
+        if eq.rhs.free_symbols & per_sample:
+            per_sample.add(eq.lhs)
+        else:
+            rhs = Broadcast(rhs, size_expr(cell.dim(eq.lhs)))
         blocks.append(_block(f"fwd:{eq.label}", sp.Eq(eq.lhs, eq.rhs, evaluate=False),
-                             [*first, (eq.lhs, rhs)], places))
+                             [*before, (eq.lhs, rhs), *after], places))
     return tuple(blocks)
 
 
+def _placement(cell, hoisted) -> dict[sp.Symbol, tuple[int, int]]:
+    """Where each hoisted value is computed, as (equation, 0 before it or 1 after it): in the
+    first equation that reads it, else as soon as what it reads is known (a product on a
+    vector the step computes is known once that vector's GEMM has run, at the start of the
+    next equation); a value that another one is computed from goes no later than that one."""
+    index = {eq.lhs: k for k, eq in enumerate(cell.equations)}
+
+    def ready(f):
+        after = [(index[v], 1) for v in f.free_symbols if v in index]
+        after += [(index[m.args[1]] + 1, 0) for m in f.atoms(MatVec) if m.args[1] in index]
+        return max(after, default=(0, 0))
+
+    where = {}
+    for f, s in hoisted.items():
+        use = next((k for k, eq in enumerate(cell.equations) if eq.rhs.has(f)), None)
+        where[s] = (use, 0) if use is not None else ready(f)
+    for f, s in sorted(hoisted.items(), key=lambda fs: -_tree_size(fs[0])):
+        for g, u in hoisted.items():
+            if g != f and f.has(g):
+                where[u] = min(where[u], where[s])
+    return where
+
+
+def _definition(f, hoisted) -> sp.Expr:
+    """A hoisted value computed from the hoisted values inside it."""
+    return f.func(*(a.xreplace(hoisted) for a in f.args))
+
+
+def _tree_size(e) -> int:
+    return sum(1 for _ in sp.preorder_traversal(e))
+
+
 def _block(label: str, source: sp.Eq, pairs, places=None) -> Block:
-    """Statements through CSE; temporaries are named _tmp0, _tmp1, ... within the block.
-    A left side found in ``places`` is computed into that array slot."""
+    """Statements through CSE; temporaries are named _tmp0, _tmp1, ... within the block, each
+    computed right before the first statement that reads it (which may follow statements
+    that compute what the temporary reads).  A left side found in ``places`` is computed
+    into that array slot."""
     keep = [sp.Symbol(n) for n in ("t", "D", "H")]
     temps, reduced = sp.cse([r for _, r in pairs], symbols=sp.numbered_symbols("_tmp"),
                             ignore=keep)
-    places = places or {}
-    stmts = [Stmt(t, e) for t, e in temps] + [Stmt(l, r, places.get(l))
-                                              for (l, _), r in zip(pairs, reduced)]
+    places, pending, stmts = places or {}, dict(temps), []
+
+    def emit_temps(e):
+        for t in sorted(e.free_symbols & set(pending), key=lambda s: s.name):
+            value = pending.pop(t)
+            emit_temps(value)
+            stmts.append(Stmt(t, value))
+
+    for (lhs, _), rhs in zip(pairs, reduced):
+        emit_temps(rhs)
+        stmts.append(Stmt(lhs, rhs, places.get(lhs)))
     return Block(label, source, tuple(stmts))
 
 
@@ -321,7 +390,7 @@ def _dim(cell, e: sp.Expr) -> str:
     if isinstance(e, MatVec):
         return cell.matrix_shape(e.args[0])[0]
     if isinstance(e, Concat):
-        return str(sum((sp.sympify(cell.dim(v)) for v in e.args), sp.S.Zero))
+        return add_sizes(cell.dim(v) for v in e.args)
     if isinstance(e, sp.Symbol) and (naming.parse(e) or not cell.param(e.name).is_matrix):
         return cell.dim(e)
     return next(d for d in (_dim(cell, a) for a in e.args if not a.is_Number) if d)

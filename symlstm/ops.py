@@ -1,11 +1,18 @@
-"""The operations cells are written with, and what the engine knows of their derivatives.
+"""The operations cells are written with: one table entry each, holding all there is to know.
 
 Vectors are plain commutative SymPy symbols, read element-wise: ``i*z`` is the
 Hadamard product i ⊙ z and ``tanh(c)`` is applied to every element.  The only
 operations that mix elements are the matrix products below; the engine keeps
 them as opaque atoms so SymPy never has to do matrix calculus.
+
+``OPS`` maps each element-wise function to its :class:`Op`: the derivative rule the
+sweep uses, its NumPy, LaTeX and comment spellings, and its definition in elementary
+functions (what the independent checks differentiate).  Adding an operation is adding
+one entry; a function without one is refused when a cell is built.
 """
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 import sympy as sp
 
@@ -16,20 +23,89 @@ class sigma(sp.Function):
     nargs = 1
 
     def fdiff(self, argindex=1):
-        return DERIVATIVES[sigma](self)
+        return OPS[sigma].derivative(self, self.args[0])
 
     def _eval_rewrite_as_exp(self, a, **kwargs):
         return 1 / (1 + sp.exp(-a))
 
 
-#: The derivative table: for each element-wise function, f'(a) written through
-#: its output y = f(a).  SymPy differentiates everything else; a function not in
-#: this table is refused when a cell is built.
-DERIVATIVES = {
-    sigma: lambda y: y * (1 - y),
-    sp.tanh: lambda y: 1 - y**2,
-    sp.exp: lambda y: y,
-}
+class relu(sp.Function):
+    """max(0, a), element-wise.  Its derivative is taken as 0 at a = 0 (as PyTorch does)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return OPS[relu].derivative(self, self.args[0])
+
+
+class softplus(sp.Function):
+    """log(1 + e^a), element-wise; generated code computes it stably for large |a|."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return OPS[softplus].derivative(self, self.args[0])
+
+
+class step(sp.Function):
+    """The unit step, 1 where a > 0 and 0 elsewhere: the derivative of relu."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+
+log = sp.log
+tanh = sp.tanh
+exp = sp.exp
+
+
+class Op(NamedTuple):
+    """Everything about one element-wise function f.
+
+    ``derivative(y, a)`` is f'(a), written through the output y = f(a) wherever that is
+    exact, so that the documents read σ' = σ(1-σ) and code reuses cached outputs.
+    ``numpy``, ``latex`` and ``comment`` are format strings of the printed argument ``{a}``;
+    ``ufunc``, when set, is a NumPy call that takes ``out=`` to compute in place.
+    ``definition(a, m)`` writes f with the elementary functions of module ``m`` (SymPy or
+    symengine: ``m.exp``, ``m.log``, ``m.tanh``, ``m.Piecewise``); the brute-force check
+    differentiates that, never the rule above.
+    """
+    func: type
+    derivative: Callable
+    numpy: str
+    latex: str
+    comment: str
+    definition: Callable
+    ufunc: str | None = None
+    about: str = ""
+
+
+def _op(func, derivative, numpy, latex, comment, definition, ufunc=None, about=""):
+    return func, Op(func, derivative, numpy, latex, comment, definition, ufunc, about)
+
+
+#: The operation table.  ``about`` is the line the README and error messages show.
+OPS: dict[type, Op] = dict([
+    _op(sigma, lambda y, a: y * (1 - y), "sigmoid({a})", r"\sigma\left({a}\right)", "σ({a})",
+        lambda a, m: 1 / (1 + m.exp(-a)), "sigmoid", "σ(a) = 1/(1 + e^-a); σ' = σ(1 - σ)"),
+    _op(sp.tanh, lambda y, a: 1 - y**2, "np.tanh({a})", r"\tanh\left({a}\right)", "tanh({a})",
+        lambda a, m: m.tanh(a), "np.tanh", "tanh' = 1 - tanh²"),
+    _op(sp.exp, lambda y, a: y, "np.exp({a})", r"e^{{{a}}}", "exp({a})",
+        lambda a, m: m.exp(a), "np.exp", "exp' = exp"),
+    _op(sp.log, lambda y, a: 1 / a, "np.log({a})", r"\log\left({a}\right)", "log({a})",
+        lambda a, m: m.log(a), "np.log", "natural logarithm; log'(a) = 1/a"),
+    _op(softplus, lambda y, a: sigma(a), "np.logaddexp(0, {a})",
+        r"\operatorname{{softplus}}\left({a}\right)", "softplus({a})",
+        lambda a, m: m.log(1 + m.exp(a)), None, "log(1 + e^a), stable for large |a|; softplus' = σ"),
+    _op(relu, lambda y, a: step(y), "np.maximum({a}, 0)", r"\operatorname{{relu}}\left({a}\right)",
+        "relu({a})", lambda a, m: m.Piecewise((a, a > 0), (0, True)), None,
+        "max(0, a); relu'(a) = 1 for a > 0, and 0 for a <= 0 (0 at a = 0, as PyTorch)"),
+    _op(step, lambda y, a: sp.S.Zero, "np.heaviside({a}, 0)", r"\mathbb{{1}}\left[{a} > 0\right]",
+        "[{a} > 0]", lambda a, m: m.Piecewise((1, a > 0), (0, True)), None,
+        "1 for a > 0, else 0 (relu's derivative)"),
+])
 
 
 class MatVec(sp.Function):
@@ -82,6 +158,10 @@ class Part(sp.Function):
             return sp.S.Zero
 
 
+#: The structural functions: not element-wise, handled by the sweep itself.
+STRUCTURE = (MatVec, Transposed, Concat)
+
+
 def matvec(W, v: sp.Symbol) -> sp.Expr:
     """``W v`` for use in a cell's equations (W a matrix parameter or ``transpose(W)``)."""
     return MatVec(W, v)
@@ -100,3 +180,49 @@ def concat(*vectors: sp.Symbol) -> sp.Expr:
 def matrix_param(W: sp.Expr) -> sp.Symbol:
     """The parameter behind ``W`` or ``Wᵀ``."""
     return W.args[0] if isinstance(W, Transposed) else W
+
+
+def diff(e: sp.Expr, v: sp.Symbol) -> sp.Expr:
+    """∂e/∂v for an element-wise expression, every function's rule taken from ``OPS``.
+
+    Matrix products must already be replaced by symbols (the sweep does that)."""
+    if e == v:
+        return sp.S.One
+    if not e.has(v):
+        return sp.S.Zero
+    if e.is_Add:
+        return sp.Add(*(diff(a, v) for a in e.args))
+    if e.is_Mul:
+        return sp.Add(*(sp.Mul(*e.args[:k], diff(a, v), *e.args[k + 1:])
+                        for k, a in enumerate(e.args) if a.has(v)))
+    if e.is_Pow:
+        base, n = e.args
+        return n * base ** (n - 1) * diff(base, v)
+    if e.func in OPS:
+        a = e.args[0]
+        return OPS[e.func].derivative(e, a) * diff(a, v)
+    raise TypeError(f"no derivative rule for {e.func} (the rules live in symlstm.ops.OPS)")
+
+
+def elementary(e: sp.Expr, m, leaf: Callable) -> object:
+    """Rebuild the element-wise expression ``e`` with module ``m``'s elementary functions:
+    every table function by its ``definition``, every symbol, number and matrix product by
+    ``leaf``.  The brute-force check uses this with symengine."""
+    if e.is_Number:
+        return leaf(e)
+    if isinstance(e, (sp.Symbol, MatVec, Concat)):
+        return leaf(e)
+    args = [elementary(a, m, leaf) for a in e.args]
+    if e.is_Add:
+        out = args[0]
+        for a in args[1:]:
+            out = out + a
+        return out
+    if e.is_Mul:
+        out = args[0]
+        for a in args[1:]:
+            out = out * a
+        return out
+    if e.is_Pow:
+        return args[0] ** int(e.exp)
+    return OPS[e.func].definition(args[0], m)

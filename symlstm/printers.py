@@ -1,8 +1,12 @@
 """Printers: SymPy expressions to LaTeX, to NumPy code, and to one-line comments.
 
 Only ``_print_<Class>`` overrides; every sub-expression goes back through ``self._print``.
+Every element-wise function is spelled by its entry in ``ops.OPS``; each printer
+remembers what it has printed, so a sub-expression shared by many terms is printed once.
 """
 from __future__ import annotations
+
+import functools
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -12,7 +16,7 @@ from sympy.printing.str import StrPrinter
 
 from . import naming
 from .lower import GroupAdjoint, Proj
-from .ops import Transposed
+from .ops import OPS, Transposed
 
 
 def _adjoint_first(f: sp.Expr):
@@ -22,6 +26,34 @@ def _adjoint_first(f: sp.Expr):
             return (0, str(f))
         return (1, str(f)) if p is not None else (2, str(f))
     return (3 if isinstance(f, (sp.Function, sp.Pow)) else 4, sp.default_sort_key(f))
+
+
+class _TablePrinter:
+    """Mixin: table functions printed from ``OPS`` (field ``_spelling``), and a memo."""
+
+    _spelling = "comment"
+
+    def _print(self, expr, **kwargs):
+        if kwargs:
+            return super()._print(expr, **kwargs)
+        memo = self.__dict__.setdefault("_memo", {})
+        key = (expr, self._memo_key())
+        if key not in memo:
+            op = OPS.get(getattr(expr, "func", None))
+            memo[key] = (getattr(op, self._spelling).format(a=self._print(expr.args[0]))
+                         if op is not None and isinstance(expr, sp.Expr) and expr.args
+                         else super()._print(expr))
+        return memo[key]
+
+    def _memo_key(self):
+        return ()
+
+
+def _split_fraction(expr: sp.Mul):
+    """(numerator factors, denominator as a product with positive powers)."""
+    num = [f for f in expr.args if not (f.is_Pow and f.exp.is_negative)]
+    den = [f.base ** -f.exp for f in expr.args if f.is_Pow and f.exp.is_negative]
+    return num, den
 
 
 def _hadamard(printer, expr: sp.Mul, sep: str, coeff_sep: str = " ") -> str:
@@ -36,7 +68,7 @@ def _hadamard(printer, expr: sp.Mul, sep: str, coeff_sep: str = " ") -> str:
     return f"{printer._print(coeff)}{coeff_sep}{body}"
 
 
-class CellLatexPrinter(LatexPrinter):
+class CellLatexPrinter(_TablePrinter, LatexPrinter):
     """LaTeX in the documents' notation: ⊙ for element-wise products, time subscripts.
 
     ``origin`` sets the time the expression is read at: "t" (default) or a step number;
@@ -45,6 +77,10 @@ class CellLatexPrinter(LatexPrinter):
     """
 
     _default_settings = {**LatexPrinter._default_settings, "origin": "t", "index": ()}
+    _spelling = "latex"
+
+    def _memo_key(self):
+        return self._settings["index"]
 
     def _print_Symbol(self, expr, style="plain"):
         index = self._settings["index"]
@@ -65,13 +101,31 @@ class CellLatexPrinter(LatexPrinter):
         return naming.latex(W, index=f"{row}{col}")
 
     def _print_Mul(self, expr):
-        if any(f.is_Pow and f.exp.is_negative for f in expr.args) or not expr.free_symbols:
+        if not expr.free_symbols:
             return super()._print_Mul(expr)
+        coeff, _ = expr.as_coeff_Mul()
+        if coeff.is_negative:
+            return "- " + self._print(-expr)
+        num, den = _split_fraction(expr)
+        if den:   # element-wise division
+            top = self._print(sp.Mul(*num)) if num else "1"
+            return rf"\frac{{{top}}}{{{self._print(sp.Mul(*den))}}}"
         # one element of a Hadamard product is an ordinary product
         return _hadamard(self, expr, r" \, " if self._settings["index"] else r" \odot ")
 
-    def _print_sigma(self, expr):
-        return rf"\sigma\left({self._print(expr.args[0])}\right)"
+    def _print_Pow(self, expr, **kwargs):
+        base, n = expr.args
+        if n.is_negative:
+            return rf"\frac{{1}}{{{self._print(base ** -n)}}}"
+        op = OPS.get(base.func)
+        call = r"\left({a}\right)"
+        if op is not None and op.latex.endswith(call):   # \tanh^{2}\left(c_t\right)
+            head = op.latex[:-len(call)].replace("{{", "{").replace("}}", "}")
+            return rf"{head}^{{{self._print(n)}}}\left({self._print(base.args[0])}\right)"
+        text = self._print(base)
+        if not isinstance(base, sp.Symbol):
+            text = rf"\left({text}\right)"
+        return f"{text}^{{{self._print(n)}}}"
 
     def _print_Add(self, expr, order=None):
         """Matrix products first, then element-wise terms, then bare parameters (biases)."""
@@ -79,9 +133,9 @@ class CellLatexPrinter(LatexPrinter):
             if term.func.__name__ == "MatVec":
                 return (0, [-ord(ch) for ch in str(term.args[0])])
             if term.is_Number:
-                return (1, "")
+                return (1, [])
             return (3 if isinstance(term, sp.Symbol) and naming.parse(term) is None else 2,
-                    str(term))
+                    [ord(ch) for ch in self._print(term).lstrip("- ")])
         terms = sorted(expr.args, key=key)
         return latex_join([self._print(t) for t in terms])
 
@@ -135,13 +189,14 @@ class CellLatexPrinter(LatexPrinter):
         return rf"\left({text}\right)" if isinstance(e, (sp.Add, sp.Mul)) else text
 
 
-class CellNumPyPrinter(NumPyPrinter):
+class CellNumPyPrinter(_TablePrinter, NumPyPrinter):
     """NumPy code inside one step of the generated loop (names from :mod:`naming`).
 
     ``inputs`` names the input sequences, which a step reads at ``[t]``.
     """
 
     _default_settings = {**NumPyPrinter._default_settings, "inputs": ()}
+    _spelling = "numpy"
 
     def _module_format(self, fqn, register=True):
         return super()._module_format(fqn, register).replace("numpy.", "np.")
@@ -152,8 +207,15 @@ class CellNumPyPrinter(NumPyPrinter):
             return f"{p.base}[t]"
         return naming.code(expr)
 
-    def _print_sigma(self, expr):
-        return f"sigmoid({self._print(expr.args[0])})"
+    def _print_Pow(self, expr, rational=False):
+        base, n = expr.args
+        text = self.parenthesize(base, PRECEDENCE["Pow"])
+        if n.is_negative:
+            return f"1/{text}" if n == -1 else f"1/{text}**{-n}"
+        return f"{text}**{n}"
+
+    def _print_Rational(self, expr):
+        return f"{expr.p}/{expr.q}"
 
     def _print_Proj(self, expr):
         buf, a, b, timed = expr.args
@@ -171,6 +233,10 @@ class CellNumPyPrinter(NumPyPrinter):
         rows = f"{'' if a == 0 else self._print(a)}:{self._print(b)}"
         return f"{self.parenthesize(e, PRECEDENCE['Atom'])}[:, {rows}]"
 
+    def _print_Broadcast(self, expr):
+        value, n = expr.args
+        return f"np.broadcast_to({self._print(value)}, (B, {self._print(n)}))"
+
     def _print_Slot(self, expr):
         name, offset = expr.args
         return f"{self._print(name)}[t{'' if offset == 0 else f' + {offset}'}]"
@@ -185,7 +251,7 @@ class CellNumPyPrinter(NumPyPrinter):
         return _hadamard(self, expr, "*", "*")
 
 
-class CommentPrinter(StrPrinter):
+class CommentPrinter(_TablePrinter, StrPrinter):
     """One-line plain-text equations for comments in generated code: ``c[t] = f[t] ⊙ c[t-1] + …``."""
 
     def _print_Mul(self, expr):
@@ -217,22 +283,28 @@ class CommentPrinter(StrPrinter):
     def _print_TimeSum(self, expr):
         return f"Σ_t {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])}"
 
-    def _print_sigma(self, expr):
-        return f"σ({self._print(expr.args[0])})"
-
     def _print_Equality(self, expr):
         return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
 
 
 def latex(expr, origin: str = "t", index=()) -> str:
-    return CellLatexPrinter({"origin": origin, "index": tuple(index)}).doprint(expr)
+    """LaTeX of ``expr`` read at time ``origin``; ``index`` prints one element."""
+    return _latex(sp.sympify(expr), origin, tuple(index))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _latex(expr, origin, index) -> str:
+    return CellLatexPrinter({"origin": origin, "index": index}).doprint(expr)
 
 
 def pycode(expr, inputs=()) -> str:
-    return CellNumPyPrinter({"inputs": tuple(inputs)}).doprint(expr)
+    """NumPy code of ``expr`` inside one step; ``inputs`` are read at ``[t]``."""
+    return _pycode(sp.sympify(expr), tuple(inputs))
 
 
-_UFUNCS = {"tanh": "np.tanh", "exp": "np.exp", "sigma": "sigmoid"}
+@functools.lru_cache(maxsize=1 << 14)
+def _pycode(expr, inputs) -> str:
+    return CellNumPyPrinter({"inputs": inputs}).doprint(expr)
 
 
 def pycode_into(lhs, rhs, inputs=()) -> str:
@@ -240,9 +312,9 @@ def pycode_into(lhs, rhs, inputs=()) -> str:
     function, ``np.multiply(o, tanh_c, out=h)`` for a product of two, else ``h[...] = rhs``."""
     p = CellNumPyPrinter({"inputs": tuple(inputs)})
     out = p.doprint(lhs)
-    name = type(rhs).__name__
-    if name in _UFUNCS:
-        return f"{_UFUNCS[name]}({p.doprint(rhs.args[0])}, out={out})"
+    op = OPS.get(rhs.func)
+    if op is not None and op.ufunc:
+        return f"{op.ufunc}({p.doprint(rhs.args[0])}, out={out})"
     if isinstance(rhs, (sp.Mul, sp.Add)) and len(rhs.args) == 2:
         op = "np.multiply" if isinstance(rhs, sp.Mul) else "np.add"
         a, b = (p.doprint(x) for x in rhs.args)
@@ -250,7 +322,9 @@ def pycode_into(lhs, rhs, inputs=()) -> str:
     return f"{out}[...] = {p.doprint(rhs)}"
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def comment(expr) -> str:
+    """One line of plain text for a comment in generated code."""
     return CommentPrinter().doprint(expr)
 
 
@@ -277,3 +351,49 @@ def latex_gradient(g) -> str:
         rhs = rf"\sum_{{t=1}}^{{T}} \left({rhs}\right)" if len(g.terms) > 1 else \
             rf"\sum_{{t=1}}^{{T}} {rhs}"
     return f"{latex(g.lhs, g.origin)} = {rhs}"
+
+
+# ---------------------------------------------------------------- text -----
+# Titles, descriptions and labels come from users: they are data, printed so that they
+# can neither end a Python string nor run a TeX command.
+
+def python_string(text: str) -> str:
+    """``text`` as a triple-quoted Python literal that evaluates to exactly ``text``."""
+    out = []
+    for k, ch in enumerate(text):
+        if ch == "\\" or ch == '"' and text[k + 1:k + 2] in ('"', ""):   # never three in a row
+            out.append("\\" + ch)
+        elif ch == "\n" or ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"""' + "".join(out) + '"""'
+
+
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
+    "%": r"\%", "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}",
+    "<": "$<$", ">": "$>$", "|": "$|$", '"': "''",
+    "–": "--", "—": "---", "‘": "`", "’": "'", "“": "``", "”": "''", "…": r"\dots{}",
+    "×": r"$\times$", "⊙": r"$\odot$", "·": r"$\cdot$", "σ": r"$\sigma$", "δ": r"$\delta$",
+    "Δ": r"$\Delta$", "ᵀ": r"$^{\top}$", "∂": r"$\partial$", "Σ": r"$\Sigma$", "∑": r"$\sum$",
+}
+_GREEK_LETTERS = {chr(0x3b1 + k): name for k, name in enumerate(
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi o pi rho "
+    "varsigma sigma tau upsilon phi chi psi omega".split())}
+
+
+def latex_text(text: str) -> str:
+    """Plain text for a LaTeX document: every special character escaped, a blank line a new
+    paragraph; a character LaTeX cannot set is written as its code point, U+XXXX."""
+    out = []
+    for ch in text:
+        if ch in _TEX_SPECIAL:
+            out.append(_TEX_SPECIAL[ch])
+        elif ch in _GREEK_LETTERS and _GREEK_LETTERS[ch] != "o":
+            out.append(rf"$\{_GREEK_LETTERS[ch]}$")
+        elif ch == "\n" or " " <= ch <= "~" or "\u00c0" <= ch <= "\u00ff" and ch not in "×÷ÐÞðþ":
+            out.append(ch)
+        else:
+            out.append(rf"\textsc{{u+{ord(ch):04x}}}")
+    return "".join(out)

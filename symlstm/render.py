@@ -6,6 +6,7 @@ templates receive only pre-printed strings and loops.
 from __future__ import annotations
 
 import functools
+import textwrap
 from pathlib import Path
 
 import jinja2
@@ -20,7 +21,8 @@ from .cells import CELLS
 from .graph import graph
 from .jacobians import jacobians
 from . import notation
-from .printers import comment, latex, pycode, pycode_into, signed
+from .cell import Latex
+from .printers import comment, latex, latex_text, pycode, pycode_into, python_string, signed
 from .sweep import LOSS
 from .bptt import derive as derive_cell
 
@@ -55,7 +57,8 @@ def numpy_module(d: Derivation) -> str:
         raise CellError(f"cell {cell.name!r}: generated code takes exactly one input sequence, "
                         f"not {len(cell.inputs)}")
     return environment().get_template(PY_TEMPLATE).render(
-        template=PY_TEMPLATE, rebuild=REBUILD, cell=cell,
+        template=PY_TEMPLATE, rebuild=REBUILD, cell=cell, docstring=_docstring(cell),
+        input_size=cell.inputs[next(iter(cell.inputs))],
         input=naming.code(cell.input_symbols[0]),
         params=[(p.name, _shape(p.shape)) for p in cell.params],
         states=[(n, dim) for n, dim in cell.states.items()],
@@ -76,14 +79,28 @@ def numpy_module(d: Derivation) -> str:
     )
 
 
+def _docstring(cell) -> str:
+    """The module docstring, as a Python literal: the title and description are data."""
+    about = "\n".join(textwrap.fill(p, 92) for p in cell.about.split("\n")) if cell.about else ""
+    text = (f"{cell.title}: forward pass and backpropagation through time, in NumPy.\n\n"
+            + (f"{about}\n\n" if about else "")
+            + "Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of the\n"
+            f"derivation document ``{cell.name}.pdf``.  Shapes: x is (T, B, D), time-major; "
+            "states are\n(B, size) with sizes in ``STATE_SIZES``; parameters are listed in "
+            "``SHAPES``.\n")
+    return python_string(text)
+
+
 def _shape(shape) -> str:
     """A shape as a tuple of quoted sizes: ("H", "D + H")."""
     return "(" + ", ".join(f'"{d}"' for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _group(g, plan: Plan) -> dict:
-    sequence = {"input": naming.code(g.operand), "state": f"seq_{naming.parse(g.operand).base}[:-1]",
-                "step": f"cache_{naming.code(g.operand)}"}[g.kind]
+    base = naming.parse(g.operand).base
+    sequence = {"input": naming.code(g.operand), "state": f"seq_{base}[:-1]",
+                "step": f"seq_{base}[1:]" if g.operand in plan.cell.new_states
+                else f"cache_{naming.code(g.operand)}"}[g.kind]
     width = pycode(g.offsets()[-1])
     return dict(name=g.name, kind=g.kind, matrices=", ".join(map(pycode, g.matrices)), width=width,
                 adds=g.adds, biases=", ".join(g.biases),
@@ -123,7 +140,8 @@ def _loads(plan: Plan) -> list[str]:
     """Per step of the backward loop: the forward values this step reads."""
     cell, lines = plan.cell, []
     used = set().union(*(s.rhs.free_symbols for b in (*plan.backward, *plan.carries)
-                         for s in b.stmts), *(s.rhs.free_symbols for s in plan.vector_grads))
+                         for s in b.stmts),
+                       *(s.rhs.free_symbols for s in (*plan.vector_grads, *plan.input_grads)))
     for s in cell.prev_states + cell.new_states:
         if s in used:
             base = naming.parse(s).base
@@ -142,7 +160,8 @@ def latex_document(d: Derivation) -> str:
     shipped = cell.name in CELLS and CELLS[cell.name]() == cell
     return environment().get_template(TEX_TEMPLATE).render(
         shipped=shipped,
-        template=TEX_TEMPLATE, rebuild=REBUILD, cell=cell, title=cell.title, about=cell.about,
+        template=TEX_TEMPLATE, rebuild=REBUILD, cell=cell, title=latex_text(cell.title),
+        about=tex_about(cell.about), tex_name=_tt(cell.name),
         notation=_notation(cell),
         graph=_tikz(g),
         forward=[_tex(x) for x in d.forward],
@@ -173,8 +192,8 @@ def overview_document(derivations: list[Derivation], clip: float) -> str:
         raise ValueError("the overview compares every cell with peephole_lstm; include it")
     return environment().get_template(OVERVIEW_TEMPLATE).render(
         template=OVERVIEW_TEMPLATE, rebuild=REBUILD,
-        cells=[dict(name=d.cell.name, tex_name=_tt(d.cell.name), title=d.cell.title,
-                    about=d.cell.about, recurrences=[_tex(x) for x in d.through_time])
+        cells=[dict(name=d.cell.name, tex_name=_tt(d.cell.name), title=latex_text(d.cell.title),
+                    about=tex_about(d.cell.about), recurrences=[_tex(x) for x in d.through_time])
                for d in derivations],
         comparison=_comparison(base, derivations),
         figures=FIGURE_DIR, clip=clip)
@@ -184,12 +203,19 @@ FIGURE_DIR = "../fig"
 
 
 def _tt(text: str) -> str:
-    return rf"\texttt{{{text.replace('_', chr(92) + 'char95{}')}}}"
+    """Typewriter text, escaped; ``\\char95`` is the typewriter font's own underscore, which
+    survives copy and paste (``\\_`` draws a rule)."""
+    return rf"\texttt{{{latex_text(text).replace(chr(92) + '_', chr(92) + 'char95{}')}}}"
+
+
+def tex_about(about: str) -> str:
+    """A cell's description: LaTeX as given when it is :class:`~symlstm.cell.Latex`, else
+    plain text, escaped."""
+    return str(about) if isinstance(about, Latex) else latex_text(about)
 
 
 def tex_label(label: str) -> str:
-    """An equation label as typewriter text; ``\\char95`` is the typewriter font's own
-    underscore, which survives copy and paste (``\\_`` draws a rule)."""
+    """An equation label as typewriter text."""
     return _tt(label)
 
 

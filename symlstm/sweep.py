@@ -12,8 +12,8 @@ from typing import NamedTuple
 import sympy as sp
 
 from . import naming
-from .cell import Cell, Equation
-from .ops import Concat, MatTVec, MatVec, Outer, Part, Transposed, matrix_param
+from .cell import Cell, Equation, size_expr
+from .ops import Concat, MatTVec, MatVec, Outer, Part, Transposed, diff, matrix_param
 
 LOSS = "loss"     # the path from the loss straight to the output h_t
 CARRY = "carry"   # the path to a state s_t through step t+1
@@ -87,15 +87,15 @@ def _split(eq: Equation, cell: Cell) -> list[tuple[sp.Symbol, Term]]:
     """``X = [u; v]`` sends each piece its own rows of δX."""
     delta, start, paths = naming.adjoint(eq.lhs), sp.S.Zero, []
     for v in eq.rhs.args:
-        stop = start + sp.sympify(cell.dim(v))
+        stop = start + size_expr(cell.dim(v))
         paths.append((v, Term(eq.label, Part(sp.S.One, start, stop), Part(delta, start, stop))))
         start = stop
     return paths
 
 
 def local_derivative(body: sp.Expr, v: sp.Symbol, products, outputs):
-    """∂body/∂v by SymPy, and the same rewritten through the named forward outputs
-    (σ'(ī) = σ(ī)(1 - σ(ī)) becomes i(1 - i))."""
+    """∂body/∂v by the rules of ``ops.OPS``, and the same rewritten through the named forward
+    outputs (σ'(ī) = σ(ī)(1 - σ(ī)) becomes i(1 - i))."""
     back = {d: m for m, d in products.items()}
-    raw = sp.diff(body, v).xreplace(back)
+    raw = diff(body, v).xreplace(back)
     return raw, raw.xreplace(outputs)
