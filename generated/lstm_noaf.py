@@ -22,6 +22,8 @@ INPUT_SIZE = "D"
 
 def sigmoid(a, out=None):
     """The logistic function, stable for any a: σ(a) = (1 + tanh(a/2)) / 2."""
+    if out is None:
+        return 0.5 + 0.5 * np.tanh(0.5 * a)
     out = np.multiply(a, 0.5, out=out)
     np.tanh(out, out=out)
     out *= 0.5

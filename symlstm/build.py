@@ -44,7 +44,7 @@ def figure_files() -> dict[str, bytes]:
     for name in list(sys.modules):
         if name.startswith("symlstm.generated."):
             importlib.reload(sys.modules[name])
-    return {f"fig/{name}": make() for name, make in figures.FIGURES.items()}
+    return {f"tex/fig/{name}": make() for name, make in figures.FIGURES.items()}
 
 
 def _package_init(names) -> str:
@@ -85,9 +85,10 @@ def _put(path: Path, data: bytes) -> Path | None:
     if path.exists() and path.read_bytes() == data:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
     return path
 
 
@@ -104,30 +105,46 @@ class Built(NamedTuple):
         return [line for line in self.log.splitlines() if line.startswith("Overfull")]
 
 
+#: TeX may read and write files only in the document's own folder, and run no programs.
+PARANOID = {"openin_any": "p", "openout_any": "p", "shell_escape": "f"}
+
+
 def pdf(tex: Path, out_dir: Path) -> Built:
-    """Build ``tex`` into ``out_dir`` reproducibly; the previous PDF survives a failure."""
-    if shutil.which("latexmk") is None:
-        raise LatexError("latexmk is not installed: install TeX Live (see README.md)")
-    env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "FORCE_SOURCE_DATE": "1"}
+    """Build ``tex`` into ``out_dir`` reproducibly; the previous PDF survives a failure.
+
+    The document is built in a fresh folder holding a copy of it and of the ``fig/`` folder
+    beside it, with TeX forbidden to open files outside that folder or to run programs,
+    so that a document cannot read what else is on the machine."""
+    missing = [t for t in ("latexmk", "pdflatex") if shutil.which(t) is None]
+    if missing:
+        raise LatexError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
+                         "installed: install TeX Live and latexmk (see README.md)")
+    env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "FORCE_SOURCE_DATE": "1",
+           **PARANOID}
     with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        shutil.copyfile(tex, work / tex.name)
+        if (tex.parent / "fig").is_dir():
+            shutil.copytree(tex.parent / "fig", work / "fig")
         cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error",
-               f"-outdir={work}", tex.name]
-        # figures are included by paths relative to the .tex file's folder
-        run = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tex.parent)
-        built = Path(work) / (tex.stem + ".pdf")
-        log = Path(work) / (tex.stem + ".log")
+               "-no-shell-escape", tex.name]
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=work,
+                             stdin=subprocess.DEVNULL)
+        built, log = work / (tex.stem + ".pdf"), work / (tex.stem + ".log")
         if run.returncode != 0 or not built.exists():
-            raise LatexError(f"{tex.name} failed to build:\n{_log_errors(log)}")
+            raise LatexError(f"{tex.name} failed to build:\n{_log_errors(log, run)}")
         target = out_dir / built.name
         out_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(built, target.with_suffix(".pdf.tmp"))
-        target.with_suffix(".pdf.tmp").replace(target)
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{built.name}.", suffix=".tmp")
+        os.close(fd)
+        shutil.copyfile(built, tmp)
+        os.replace(tmp, target)
         return Built(target, log.read_text(errors="replace"))
 
 
-def _log_errors(log: Path) -> str:
+def _log_errors(log: Path, run) -> str:
     if not log.exists():
-        return "(no log written)"
+        return f"(no log written; latexmk said:)\n{(run.stdout + run.stderr)[-2000:]}"
     lines = log.read_text(errors="replace").splitlines()
     hits = [k for k, line in enumerate(lines) if line.startswith("!")]
     keep = sorted({j for k in hits for j in range(k, min(k + 6, len(lines)))}) or \

@@ -97,5 +97,5 @@ def clipping() -> bytes:
     return data
 
 
-#: Every figure, by file name under generated/fig/.
+#: Every figure, by file name under generated/tex/fig/.
 FIGURES = {"gradient_norms.pdf": gradient_norms, "clipping.pdf": clipping}

@@ -175,7 +175,8 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
         if self._settings["index"]:
             j, k = self._settings["index"]
             return rf"{self._wrap_indexed(u, j)} {self._indexed(v, k)}"
-        return rf"{self._wrap(u)} {self._print(v)}^{{\top}}"
+        right = self._print(v) if isinstance(v, sp.Symbol) else rf"\left({self._print(v)}\right)"
+        return rf"{self._wrap(u)} {right}^{{\top}}"
 
     def _wrap_indexed(self, e, index):
         text = self._indexed(e, index)

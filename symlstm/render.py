@@ -199,7 +199,7 @@ def overview_document(derivations: list[Derivation], clip: float) -> str:
         figures=FIGURE_DIR, clip=clip)
 
 
-FIGURE_DIR = "../fig"
+FIGURE_DIR = "fig"   # beside the .tex: a document reads nothing outside its folder
 
 
 def _tt(text: str) -> str:

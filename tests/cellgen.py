@@ -38,10 +38,20 @@ class _Params:
         self.matrices: dict[tuple[str, str], list[sp.Symbol]] = {}
         self.vectors: dict[str, list[sp.Symbol]] = {}
         self.count = 0
+        self.shapes: dict[str, tuple[str, ...]] = {}
 
     def _new(self, prefix, *shape):
+        """A parameter symbol; only those the final equations read are declared."""
         self.count += 1
-        return self.b.param(f"{prefix}{self.count}", *shape)
+        name = f"{prefix}{self.count}"
+        self.shapes[name] = shape
+        return sp.Symbol(name)
+
+    def declare(self, equations):
+        read = set().union(*(rhs.free_symbols for _, rhs, _ in equations))
+        for name, shape in self.shapes.items():
+            if sp.Symbol(name) in read:
+                self.b.param(name, *shape)
 
     def matrix(self, rows: str, cols: str):
         """W or transpose(W) mapping a vector of size cols to one of size rows."""
@@ -141,7 +151,7 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
     avail = [x, *prev.values()]
     equations = []     # [name, rhs, size], completed below so that everything is read
     for k, state in enumerate(order):
-        name = state or f"a{k}"
+        name = state or ("X" if k == 0 else f"a{k}")   # X beside x: names differ by case only
         size = sizes[state] if state else draw(st.sampled_from(sorted({v.size for v in avail})))
         if state is None and len(avail) >= 2 and draw(st.integers(0, 5)) == 0:
             u, v = draw(st.lists(st.sampled_from(avail), min_size=2, max_size=2, unique_by=str))
@@ -156,6 +166,7 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
         equations.append([name, rhs, size])
         avail.append(Vec(sp.Symbol(f"{name}[t]"), size, bounded))
     _read_everything(equations, [x, *prev.values()], params, sizes)
+    params.declare(equations)
     for name, rhs, _ in equations:
         b.let(name, rhs)
     return b.build()
@@ -172,9 +183,7 @@ def _read_everything(equations, given, params, sizes):
     for v in unread:
         term = v.expr if v.size == final[2] else matvec(params.matrix(final[2], v.size), v.expr)
         final[1] = final[1] + term
-    if not any("H" in d for d in _declared_sizes(params)):
+    read = set().union(*(rhs.free_symbols for _, rhs, _ in equations))
+    if not any("H" in d for name, shape in params.shapes.items() if sp.Symbol(name) in read
+               for d in shape):
         final[1] = final[1] + matvec(params.matrix(final[2], "H"), sp.Symbol("h[t-1]"))
-
-
-def _declared_sizes(params):
-    return [d for shape in params.matrices for d in shape] + list(params.vectors)
