@@ -102,7 +102,7 @@ OPS: dict[type, Op] = dict([
     _op(relu, lambda y, a: step(y), "np.maximum({a}, 0)", r"\operatorname{{relu}}\left({a}\right)",
         "relu({a})", lambda a, m: m.Piecewise((a, a > 0), (0, True)), None,
         "max(0, a); relu'(a) = 1 for a > 0, and 0 for a <= 0 (0 at a = 0, as PyTorch)"),
-    _op(step, lambda y, a: sp.S.Zero, "np.heaviside({a}, 0)", r"\mathbb{{1}}\left[{a} > 0\right]",
+    _op(step, lambda y, a: sp.S.Zero, "np.heaviside({a}, 0)", r"\mathbf{{1}}\left[{a} > 0\right]",
         "[{a} > 0]", lambda a, m: m.Piecewise((1, a > 0), (0, True)), None,
         "1 for a > 0, else 0 (relu's derivative)"),
 ])

@@ -143,7 +143,8 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
     n_states = draw(st.integers(1, 3))
     sizes = {"h": "H", **{s: draw(st.sampled_from(["H", "D"])) if input_size == "D" else "H"
                           for s in STATE_NAMES[1:n_states]}}
-    prev = {s: Vec(b.state(s, dim), dim) for s, dim in sizes.items()}
+    # a state at t-1 may have grown over the steps before: not bounded
+    prev = {s: Vec(b.state(s, dim), dim, False) for s, dim in sizes.items()}
     n_inter = draw(st.integers(0, max_intermediates))
     order = draw(st.permutations([*[None] * n_inter, *sizes]))
     last = draw(st.sampled_from(list(sizes)))      # the final equation gives a state

@@ -17,7 +17,8 @@ import sympy as sp
 
 import symlstm
 from symlstm import naming
-from symlstm.ops import Concat, MatTVec, MatVec, Outer, Part, Transposed, sigma
+from symlstm.cell import size_value
+from symlstm.ops import OPS, Concat, MatTVec, MatVec, Outer, Part, Transposed, elementary
 
 se = pytest.importorskip("symengine")
 mpmath.mp.prec = 200
@@ -25,7 +26,9 @@ SIZES = {"D": 2, "H": 2}
 
 
 def n(dim):
-    """The number a size such as "H" or "D + H" stands for here."""
+    """The number a size such as "H" or "D + H" (or an offset D + H) stands for here."""
+    if isinstance(dim, str):
+        return size_value(dim, SIZES["D"], SIZES["H"])
     return int(sp.sympify(dim).subs(SIZES))
 #: Three steps for the headline cells (the recurrence then feeds itself); two, which already
 #: exercise every term at t+1, for the rest, whose unrolled losses grow fast.
@@ -100,36 +103,34 @@ def se_rat(q):
 
 
 def scalar(e, j, env):
-    """Element j of the element-wise expression ``e`` as a symengine expression."""
-    if e.is_Number:
-        return se_rat(sp.Rational(e))
-    if isinstance(e, sp.Symbol):
-        return env[e][j]
-    if isinstance(e, MatVec):
-        W, v = e.args
-        W = env[W.args[0]].T if isinstance(W, Transposed) else env[W]
-        return sum(W[j, k] * env[v][k] for k in range(len(env[v])))
+    """Element j of the element-wise expression ``e`` as a symengine expression; every function
+    by its definition in ``ops.OPS``."""
     if isinstance(e, Concat):
         return np.concatenate([env[v] for v in e.args])[j]
-    args = [scalar(a, j, env) for a in e.args]
-    if isinstance(e, sp.Add):
-        return sum(args[1:], args[0])
-    if isinstance(e, sp.Mul):
-        out = args[0]
-        for a in args[1:]:
-            out = out * a
-        return out
-    if isinstance(e, sp.Pow):
-        return args[0] ** args[1]
-    if isinstance(e, sigma):
-        return 1 / (1 + se.exp(-args[0]))
-    return {sp.tanh: se.tanh, sp.exp: se.exp}[e.func](args[0])
+
+    def leaf(a):
+        if a.is_Number:
+            return se_rat(sp.Rational(a))
+        if isinstance(a, MatVec):
+            W, v = a.args
+            W = env[W.args[0]].T if isinstance(W, Transposed) else env[W]
+            return sum(W[j, k] * env[v][k] for k in range(len(env[v])))
+        return env[a][j]
+    return elementary(e, se, leaf)
 
 
 # -------------------------------------------- the derived equations (mpmath) -----
 
-_vtanh = np.vectorize(mpmath.tanh, otypes=[object])
-_vexp = np.vectorize(mpmath.exp, otypes=[object])
+class _Elementwise:
+    """The elementary functions of ``ops.OPS`` definitions, on object arrays of mpmath numbers."""
+    exp = staticmethod(np.vectorize(mpmath.exp, otypes=[object]))
+    log = staticmethod(np.vectorize(mpmath.log, otypes=[object]))
+    tanh = staticmethod(np.vectorize(mpmath.tanh, otypes=[object]))
+
+    @staticmethod
+    def Piecewise(*pieces):
+        (value, cond), (otherwise, _) = pieces
+        return np.where(np.asarray(cond, dtype=bool), value, otherwise)
 
 
 def evaluate(e, lookup):
@@ -144,6 +145,8 @@ def evaluate(e, lookup):
         return lookup(e.args[0]).T
     if isinstance(e, Concat):
         return np.concatenate([evaluate(a, lookup) for a in e.args])
+    if e.func in OPS:
+        return OPS[e.func].definition(evaluate(e.args[0], lookup), _Elementwise)
     args = [evaluate(a, lookup) for a in e.args]
     if isinstance(e, sp.Add):
         return sum(args[1:], args[0])
@@ -157,9 +160,7 @@ def evaluate(e, lookup):
         return args[0].T.dot(args[1])
     if isinstance(e, Outer):
         return np.outer(args[0], args[1])
-    if isinstance(e, sigma):
-        return 1 / (1 + _vexp(-args[0]))
-    return {sp.tanh: _vtanh, sp.exp: _vexp}[e.func](args[0])
+    raise TypeError(f"cannot evaluate {e.func}")
 
 
 def derived_gradients(d, val, T):

@@ -23,3 +23,14 @@ def test_user_cell_example_runs(tmp_path, monkeypatch):
 def test_generated_code_example_runs():
     code = README.split("## The generated NumPy code\n\n```python\n")[1].split("```")[0]
     exec(code, {})
+
+
+def test_verify_example_output(tmp_path, monkeypatch):
+    code = README.split("A\nminimal gated unit:\n\n```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(code, namespace)
+    shown = README.split(">>> print(report)\n")[1].split("```")[0].rstrip("\n")
+    # the errors are rounding, which may differ in the last digits between machines
+    errors = re.compile(r"\d\.\de-\d\d")
+    assert errors.sub("E", shown) == errors.sub("E", str(symlstm.verify(namespace["cell"])))
