@@ -24,9 +24,17 @@ __all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "Derivation", "Gradient"
            "relu", "sigma", "softplus", "tanh", "transpose", "verify"]
 
 
+#: Submodules that ``symlstm.<name>`` imports on first use.
+_SUBMODULES = {"bptt", "bruteforce", "build", "cell", "cells", "figures", "gradcheck", "graph",
+               "jacobians", "lower", "naming", "notation", "ops", "printers", "render", "sweep",
+               "verification"}
+
+
 def __getattr__(name):
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'symlstm' has no attribute {name!r}")
 
 

@@ -310,6 +310,15 @@ def _check_about(about) -> None:
                         f"{next(ch for ch in about if not (ch.isprintable() or ch == chr(10)))!r}")
 
 
+def _show(e) -> str:
+    """An expression as the documents' comments write it: ``W x[t] + b``, not ``MatVec(W, x[t])``."""
+    from .printers import comment   # printers depend on the engine, so only when reporting
+    try:
+        return comment(e)
+    except Exception:   # an expression the printers cannot handle is shown as SymPy has it
+        return str(e)
+
+
 def _check_names(cell: Cell) -> None:
     check_cell_name(cell.name)
     _check_title(cell.title)
@@ -351,17 +360,31 @@ def _check_names(cell: Cell) -> None:
 
 
 def _check_code_names(cell: Cell) -> None:
-    """Every forward and adjoint identifier of the generated module must be distinct."""
-    symbols = [*cell.input_symbols, *cell.prev_states, *(eq.lhs for eq in cell.equations)]
+    """Every identifier of the generated module (each vector, its adjoint, what step t+1 sends
+    back to a state, each parameter and its gradient) must be distinct, and so must the keys
+    of the gradients ``backward`` returns (``W``, ``x``, ``h0``)."""
+    symbols = [*cell.input_symbols, *cell.prev_states, *(eq.lhs for eq in cell.equations),
+               *(naming.timed(s, 0, naming.CARRY) for s in cell.states)]
     seen: dict[str, str] = {}
+
+    def claim(code: str, what: str) -> None:
+        if seen.setdefault(code, what) != what:
+            raise CellError(f"{what} and {seen[code]} would both be called {code!r} in "
+                            "generated code; rename one of them")
     for s in symbols:
-        for v in (s, naming.adjoint(s)):
-            c = naming.code(v)
-            if seen.setdefault(c, str(v)) != str(v):
-                raise CellError(f"{v} and {seen[c]} would both be called {c!r} in generated code")
+        claim(naming.code(s), str(s))
+        if naming.parse(s).kind != naming.CARRY:
+            claim(naming.code(naming.adjoint(s)), str(naming.adjoint(s)))
     for p in cell.params:
-        if p.name in seen:
-            raise CellError(f"parameter {p.name!r} clashes with the vector {seen[p.name]}")
+        claim(p.name, f"parameter {p.name}")
+        claim(naming.code(naming.adjoint(p.symbol)), f"the gradient of parameter {p.name}")
+    keys: dict[str, str] = {}
+    for what, key in [*((f"parameter {p.name}", p.name) for p in cell.params),
+                      *((f"input {n}", n) for n in cell.inputs),
+                      *((f"initial state {s}", f"{s}0") for s in cell.states)]:
+        if keys.setdefault(key, what) != what:
+            raise CellError(f"{what} and {keys[key]} would both have the gradient "
+                            f"grads[{key!r}]; rename one of them")
 
 
 def _check_symbols(eq: Equation, defined, params, later) -> None:
@@ -394,7 +417,7 @@ def _check_functions(eq: Equation) -> None:
             continue
         if isinstance(e, sp.Pow):
             if not e.exp.is_Integer:
-                raise CellError(f"{where}: the power {e} needs an integer exponent")
+                raise CellError(f"{where}: the power {_show(e)} needs an integer exponent")
             continue
         if e.is_Number or e.is_NumberSymbol or e in (sp.zoo, sp.nan):
             if not (e.is_finite and e.is_real):
@@ -404,7 +427,7 @@ def _check_functions(eq: Equation) -> None:
         if isinstance(e, sp.Function) or isinstance(e, sp.Expr) and e.args:
             raise CellError(f"{where} applies {e.func.__name__}, which has no derivative rule "
                             f"(known: {_KNOWN}; add an entry to symlstm.ops.OPS){hint}")
-        raise CellError(f"{where}: {e} is not a vector, a parameter or a real number")
+        raise CellError(f"{where}: {_show(e)} is not a vector, a parameter or a real number")
 
 
 def _dim_of(cell: Cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str | None:
@@ -424,11 +447,11 @@ def _dim_of(cell: Cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str |
         return _matvec_dim(cell, eq, e, dims)
     if isinstance(e, Concat):
         if not all(isinstance(v, sp.Symbol) and naming.parse(v) is not None for v in e.args):
-            raise CellError(f"equation {eq.label!r}: concat takes named vectors, got {e}")
+            raise CellError(f"equation {eq.label!r}: concat takes named vectors, got {_show(e)}")
         return add_sizes(dims[naming.parse(v).base] for v in e.args)
     sizes = {d for d in (_dim_of(cell, eq, a, dims) for a in e.args) if d is not None}
     if len(sizes) > 1:
-        raise CellError(f"equation {eq.label!r}: {e} combines vectors of sizes {sorted(sizes)} "
+        raise CellError(f"equation {eq.label!r}: {_show(e)} combines vectors of sizes {sorted(sizes)} "
                         "element-wise; they must have the same size")
     return sizes.pop() if sizes else None
 
@@ -438,14 +461,15 @@ def _matvec_dim(cell: Cell, eq: Equation, e: MatVec, dims) -> str:
     P = matrix_param(W)
     if not (isinstance(P, sp.Symbol) and naming.parse(P) is None
             and any(p.name == P.name and p.is_matrix for p in cell.params)):
-        raise CellError(f"equation {eq.label!r}: in {e} the first factor must be a matrix "
+        raise CellError(f"equation {eq.label!r}: in {_show(e)} the first factor must be a matrix "
                         "parameter or its transpose")
     if not (isinstance(v, sp.Symbol) and naming.parse(v) is not None):
-        raise CellError(f"equation {eq.label!r}: in {e} the vector must be a named variable; "
+        raise CellError(f"equation {eq.label!r}: in {_show(e)} the vector must be a named variable; "
                         "give the expression its own equation first")
     rows, cols = cell.matrix_shape(W)
     if dims[naming.parse(v).base] != cols:
-        raise CellError(f"equation {eq.label!r}: {W} is {rows}×{cols} but {v} has size "
+        shape = "×".join(f"({d})" if "+" in d else d for d in (rows, cols))
+        raise CellError(f"equation {eq.label!r}: {_show(W)} is {shape} but {v} has size "
                         f"{dims[naming.parse(v).base]}: the matrix is applied to the wrong vector")
     return rows
 

@@ -27,7 +27,8 @@ _TIMED = re.compile(r"(?P<kind>δ⁺|δ|Δ)?(?P<base>[A-Za-z0-9_]+)\[t(?P<shift>
 RESERVED = frozenset({
     "np", "numpy", "t", "T", "B", "D", "H", "params", "cache", "grads", "state", "state0",
     "dstate", "dhs", "hs", "forward", "backward", "init_params", "sigmoid", "rng", "dtype",
-    "PARAMS", "STATES", "CELL", "SHAPES", "OUTPUT", "dnext",
+    "PARAMS", "STATES", "CELL", "SHAPES", "OUTPUT", "dnext", "STATE_SIZES", "INPUT_SIZE",
+    "width",
 })
 #: Prefixes of the generated module's own arrays (fused matrices, buffers, caches).
 RESERVED_PREFIXES = ("stack_", "dstack_", "proj_", "dproj_", "seq_", "cache_", "sum_", "dout_")

@@ -80,7 +80,21 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
     _spelling = "latex"
 
     def _memo_key(self):
-        return self._settings["index"]
+        return self._settings["index"], tuple(self.__dict__.get("_bound", ()))
+
+    def _summed(self):
+        """A summation index not yet in use here: j, then l, m, ... for sums inside sums."""
+        used = {*self._settings["index"], *self.__dict__.setdefault("_bound", [])}
+        return next(s for s in "jlmnpqrsuvw" if s not in used)
+
+    def _sum_over(self, body):
+        """``\\sum_s body(s)`` with a fresh summation index s."""
+        s = self._summed()
+        self._bound.append(s)
+        try:
+            return rf"\sum_{{{s}}} {body(s)}"
+        finally:
+            self._bound.pop()
 
     def _print_Symbol(self, expr, style="plain"):
         index = self._settings["index"]
@@ -143,14 +157,15 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
         W, v = expr.args
         if self._settings["index"]:
             k = self._settings["index"][-1]
-            return rf"\sum_{{j}} {self._matrix_element(W, k, 'j')} {self._indexed(v, 'j')}"
+            return self._sum_over(lambda s: f"{self._matrix_element(W, k, s)} {self._indexed(v, s)}")
         return f"{self._print(W)} {self._print(v)}"
 
     def _print_MatTVec(self, expr):
         W, u = expr.args
         if self._settings["index"]:
             k = self._settings["index"][-1]
-            return rf"\sum_{{j}} {self._matrix_element(W, 'j', k)} {self._wrap_indexed(u, 'j')}"
+            return self._sum_over(
+                lambda s: f"{self._matrix_element(W, s, k)} {self._wrap_indexed(u, s)}")
         if isinstance(W, Transposed):      # (Wᵀ)ᵀ u = W u
             return rf"{self._print(W.args[0])} {self._wrap(u)}"
         return rf"{self._print(W)}^{{\top}} {self._wrap(u)}"

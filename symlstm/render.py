@@ -91,6 +91,12 @@ def _docstring(cell) -> str:
     return python_string(text)
 
 
+def _tex_size(dim: str, product: bool) -> str:
+    """A size in a document: ``2H + 1``, in parentheses inside a product (H × (D + H))."""
+    text = dim.replace("*", "")
+    return f"({text})" if product and "+" in text else text
+
+
 def _shape(shape) -> str:
     """A shape as a tuple of quoted sizes: ("H", "D + H")."""
     return "(" + ", ".join(f'"{d}"' for d in shape) + ("," if len(shape) == 1 else "") + ")"
@@ -160,7 +166,9 @@ def latex_document(d: Derivation) -> str:
     shipped = cell.name in CELLS and CELLS[cell.name]() == cell
     return environment().get_template(TEX_TEMPLATE).render(
         shipped=shipped,
-        template=TEX_TEMPLATE, rebuild=REBUILD, cell=cell, title=latex_text(cell.title),
+        template=TEX_TEMPLATE, rebuild=REBUILD, cell=cell,
+        title=latex_text(cell.title if cell.title.lower().endswith(" cell") or
+                         cell.title.lower() == "cell" else f"{cell.title} cell"),
         about=tex_about(cell.about), tex_name=_tt(cell.name),
         notation=_notation(cell),
         graph=_tikz(g),
@@ -173,7 +181,9 @@ def latex_document(d: Derivation) -> str:
         jacobians=[_jacobian(j) for j in jacobians(d)],
         rnn_jacobians=_rnn_jacobians() if cell.name != "rnn" else [],
         states=", ".join(f"${naming.latex_base(n)}_t$" for n in cell.states),
-        sizes=[(naming.latex_base(p.name), r" \times ".join(p.shape)) for p in cell.params],
+        sizes=[(naming.latex_base(p.name), r" \times ".join(_tex_size(d, len(p.shape) > 1)
+                                                            for d in p.shape))
+               for p in cell.params],
         figures=FIGURE_DIR,
     )
 

@@ -114,6 +114,11 @@ def verify(cell, *, seed: int = 0, central_rtol: float = 1e-6, brute_force_rtol:
     if unknown:
         raise TypeError(f"verify() takes the sizes {sorted(SIZES)}, got {sorted(unknown)}")
     s = {**SIZES, **sizes}
+    bad = {k: n for k, n in s.items() if not isinstance(n, int) or isinstance(n, bool) or n < 1}
+    if bad:
+        raise ValueError(f"verify() sizes must be positive integers, got {bad}")
+    if not isinstance(seed, int):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
     if "H" in d.cell.inputs.values():
         s["D"] = s["H"]
     mod = load_module(numpy_module(d), d.cell.name)

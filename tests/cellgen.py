@@ -115,7 +115,9 @@ def _expr(draw, size: str, depth: int, avail: list[Vec], params: _Params) -> Vec
         a, b = sub(), sub()
         how = draw(st.sampled_from(["+", "-", "*"]))
         e = a.expr + b.expr if how == "+" else a.expr - b.expr if how == "-" else a.expr * b.expr
-        return Vec(e, size, a.bounded and b.bounded, how != "-" and a.positive and b.positive)
+        # a product of bounded values may still be large: only sums stay bounded
+        return Vec(e, size, how != "*" and a.bounded and b.bounded,
+                   how != "-" and a.positive and b.positive)
     if kind == "divide":
         a, b = sub(), sub()
         den = b.expr if b.positive and b.bounded else 1 + b.expr**2
@@ -124,13 +126,13 @@ def _expr(draw, size: str, depth: int, avail: list[Vec], params: _Params) -> Vec
         a = sub()
         base = a.expr if a.bounded else tanh(a.expr)
         n = draw(st.sampled_from([2, 3]))
-        return Vec(base**n, size, True, n == 2 and a.positive)
+        return Vec(base**n, size, False, n == 2 and a.positive)
     if kind == "scale":
         a = sub()
         c = draw(st.sampled_from([sp.Integer(2), sp.Integer(-1), sp.Rational(1, 2)]))
         return Vec(c * a.expr, size, a.bounded, a.positive and c > 0)
     a = sub()   # "gate": an element-wise parameter product
-    return Vec(params.vector(size) * a.expr, size, a.bounded)
+    return Vec(params.vector(size) * a.expr, size, a.bounded)   # parameters are O(1)
 
 
 @st.composite
@@ -156,7 +158,8 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
         size = sizes[state] if state else draw(st.sampled_from(sorted({v.size for v in avail})))
         if state is None and len(avail) >= 2 and draw(st.integers(0, 5)) == 0:
             u, v = draw(st.lists(st.sampled_from(avail), min_size=2, max_size=2, unique_by=str))
-            rhs, size, bounded = concat(u.expr, v.expr), add_sizes([u.size, v.size]), True
+            rhs, size = concat(u.expr, v.expr), add_sizes([u.size, v.size])
+            bounded = u.bounded and v.bounded
         else:
             if state is None and draw(st.booleans()) and any(v.size != size for v in avail):
                 size = draw(st.sampled_from(sorted({v.size for v in avail})))

@@ -138,3 +138,34 @@ def test_verify_raises_on_a_wrong_gradient(monkeypatch):
         symlstm.verify("rnn")
     report = symlstm.verify("rnn", raises=False)
     assert not report.ok and "<-- wrong" in str(report)
+
+
+@pytest.mark.parametrize("param, input_name, message", [
+    ("dq", "x", "parameter dq and the gradient of parameter q would both be called 'dq'"),
+    ("dh_next", "x", "would both be called 'dh_next'"),
+    ("h_next", "x", "the gradient of parameter h_next and δ⁺h"),
+    ("h0", "x", "initial state h and parameter h0 would both have the gradient grads\\['h0'\\]"),
+    ("g", "h0", "initial state h and input h0 would both have the gradient"),
+])
+def test_names_that_would_become_one_identifier_are_refused(param, input_name, message):
+    b = CellBuilder("clash", "Clash")
+    x, h = b.input(input_name), b.state("h")
+    q, extra = b.param("q", "H"), b.param(param, "H")
+    with pytest.raises(CellError, match=message):
+        b.let("h", tanh(matvec(W(b, "W", "H", "D"), x) + matvec(W(b, "R"), h)) * q + extra * h)
+        b.build()
+
+
+def test_sums_inside_sums_take_their_own_index():
+    """δR_jk = Σ_t Σ_b δh_{t,j} (1 - tanh²(Σ_l R_jl h_{t-1,l})) h_{t-1,k}: never R_jj."""
+    cell = build(lambda b, x, p: b.let("h", tanh(matvec(W(b, "R"), p["h"])) + matvec(W(b, "W", "H", "D"), x)))
+    tex = latex_document(symlstm.derive(cell))
+    assert r"\sum_{l} R_{jl} h_{t-1,l}" in tex
+    assert "R_{jj}" not in tex
+
+
+def test_verify_wants_positive_integer_sizes():
+    with pytest.raises(ValueError, match="positive integers, got {'T': 0}"):
+        symlstm.verify("rnn", T=0)
+    with pytest.raises(TypeError, match="takes the sizes"):
+        symlstm.verify("rnn", K=2)
