@@ -169,3 +169,17 @@ def test_verify_wants_positive_integer_sizes():
         symlstm.verify("rnn", T=0)
     with pytest.raises(TypeError, match="takes the sizes"):
         symlstm.verify("rnn", K=2)
+
+
+def test_a_new_operation_is_one_table_entry(monkeypatch):
+    """arctan, added as one entry of OPS: refused before, then derived, generated, checked
+    against both references and printed in LaTeX, with no other change."""
+    from symlstm.ops import Op
+    make = lambda b, x, p: b.let("h", sp.atan(matvec(W(b, "W", "H", "D"), x)) * p["h"])  # noqa: E731
+    with pytest.raises(CellError, match="applies atan"):
+        build(make)
+    monkeypatch.setitem(OPS, sp.atan, Op(sp.atan, lambda y, a: 1 / (1 + a**2), "np.arctan({a})",
+                                         r"\arctan\left({a}\right)", "atan({a})",
+                                         lambda a, m: m.atan(a), "np.arctan"))
+    d, tex = check_cell(build(make))
+    assert r"\arctan\left(" in tex and "np.arctan(" in numpy_module(d)
