@@ -71,7 +71,7 @@ class Stmt(NamedTuple):
 
 class Broadcast(sp.Function):
     """A value that is the same for every sample (it reads parameters only), spread over the
-    batch so that every vector of the step has one row per sample (name, size)."""
+    batch so that every vector of the step has one row per sample (value, size)."""
 
     nargs = 2
 
