@@ -85,7 +85,8 @@ def _docstring(cell) -> str:
     text = (f"{cell.title}: forward pass and backpropagation through time, in NumPy.\n\n"
             + (f"{about}\n\n" if about else "")
             + "Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of the\n"
-            f"derivation document ``{cell.name}.pdf``.  Shapes: x is (T, B, D), time-major; "
+            f"derivation document ``{cell.name}.pdf``.  Shapes: x is (T, B, "
+            f"{cell.inputs[next(iter(cell.inputs))]}), time-major; "
             "states are\n(B, size) with sizes in ``STATE_SIZES``; parameters are listed in "
             "``SHAPES``.\n")
     return python_string(text)
