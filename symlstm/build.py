@@ -2,7 +2,8 @@
 
     python -m symlstm.build            # regenerate code, .tex and PDFs
     python -m symlstm.build --no-pdf   # code and .tex only
-    python -m symlstm.build --check    # exit 1, with a diff, if generated/ is stale
+    python -m symlstm.build --check    # exit 1, with a diff, if generated/ is stale (PDFs,
+                                       # missing and stray files included)
 
 This is the only module that writes files or runs LaTeX.
 """
@@ -54,22 +55,52 @@ def _package_init(names) -> str:
             f"CELLS = (\n{listing})\n")
 
 
-def stale(root: Path = GENERATED) -> list[str]:
+DOCUMENTS = [*CELLS, "overview"]
+#: What LaTeX leaves beside a PDF, and Python's caches: never reported as stray.
+_IGNORED = ("__pycache__", ".aux", ".log", ".fls", ".fdb_latexmk", ".pyc")
+
+
+def stale(root: Path = GENERATED, *, pdfs: bool = True) -> list[str]:
     """Unified diffs of every generated file that differs from a fresh rendering (for a
-    figure, a line saying so)."""
+    figure, a line saying so); with ``pdfs``, also a line for each PDF that is missing or
+    not a PDF, and for each file in ``root`` that nothing generates.  Whether a PDF matches
+    its .tex is :func:`stale_pdfs`' question (it runs LaTeX)."""
     diffs = []
-    for rel, data in figure_files().items():
+    figures, texts = figure_files(), sources()
+    for rel, data in figures.items():
         path = root / rel
         if not path.exists() or path.read_bytes() != data:
             diffs.append(f"generated/{rel} differs from a fresh rendering\n")
-    for rel, text in sources().items():
+    for rel, text in texts.items():
         path = root / rel
         old = path.read_text() if path.exists() else ""
         if old != text:
             diffs.append("".join(difflib.unified_diff(
                 old.splitlines(True), text.splitlines(True), f"a/generated/{rel}",
                 f"b/generated/{rel}", n=2)) or f"generated/{rel} is missing\n")
+    if pdfs:
+        expected = {*figures, *texts, *(f"pdf/{name}.pdf" for name in DOCUMENTS)}
+        for name in DOCUMENTS:
+            path = root / "pdf" / f"{name}.pdf"
+            if not path.exists() or path.read_bytes()[:5] != b"%PDF-":
+                diffs.append(f"generated/pdf/{name}.pdf is missing or not a PDF\n")
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            rel = path.relative_to(root).as_posix()
+            if rel not in expected and not any(part in rel for part in _IGNORED):
+                diffs.append(f"generated/{rel} is not a generated file: remove it\n")
     return diffs
+
+
+def stale_pdfs(root: Path = GENERATED) -> list[str]:
+    """A line for each PDF that differs from a fresh build of its .tex."""
+    out = []
+    with tempfile.TemporaryDirectory() as work:
+        for name in DOCUMENTS:
+            built = pdf(root / "tex" / f"{name}.tex", Path(work))
+            path = root / "pdf" / f"{name}.pdf"
+            if not path.exists() or path.read_bytes() != built.pdf.read_bytes():
+                out.append(f"generated/pdf/{name}.pdf differs from a fresh build of its .tex\n")
+    return out
 
 
 def write(root: Path = GENERATED) -> list[Path]:
@@ -158,11 +189,19 @@ def main(argv=None) -> int:
         print(f"symlstm.build writes generated/ of a checkout; {GENERATED.parent} is not one "
               "(install with `pip install -e .` from the repository)", file=sys.stderr)
         return 2
-    ap.add_argument("--check", action="store_true", help="only check that generated/ is current")
-    ap.add_argument("--no-pdf", action="store_true", help="skip the PDFs")
+    ap.add_argument("--check", action="store_true",
+                    help="only check that generated/ is current: every file, no stray ones, and "
+                         "each PDF against a fresh build (with --no-pdf, only that it is there)")
+    ap.add_argument("--no-pdf", action="store_true", help="skip LaTeX")
     args = ap.parse_args(argv)
     if args.check:
         diffs = stale()
+        if not args.no_pdf and not diffs:
+            try:
+                diffs = stale_pdfs()
+            except LatexError as e:
+                print(e, file=sys.stderr)
+                return 1
         sys.stdout.write("".join(diffs))
         if diffs:
             print(f"\ngenerated/ is stale: run `{REBUILD}`", file=sys.stderr)
@@ -170,7 +209,7 @@ def main(argv=None) -> int:
     for path in write():
         print(f"wrote {path.relative_to(GENERATED.parent)}")
     if not args.no_pdf:
-        for name in [*CELLS, "overview"]:
+        for name in DOCUMENTS:
             try:
                 built = pdf(GENERATED / "tex" / f"{name}.tex", GENERATED / "pdf")
             except LatexError as e:

@@ -18,8 +18,24 @@ def test_stale_check_reports_an_edit(tmp_path):
     for rel, data in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(data)
-    assert build.stale(tmp_path) == []
+    assert build.stale(tmp_path, pdfs=False) == []
     path = tmp_path / "lstm.py"
     path.write_text(path.read_text().replace("dc_next", "dc_nxt", 1))
-    [diff] = build.stale(tmp_path)
+    [diff] = build.stale(tmp_path, pdfs=False)
     assert "a/generated/lstm.py" in diff and "-" in diff
+
+
+def test_stale_check_reports_a_missing_pdf_and_a_stray_file(tmp_path):
+    files = {**{k: v.encode() for k, v in build.sources().items()}, **build.figure_files(),
+             **{f"pdf/{name}.pdf": b"%PDF-1.5 stand-in" for name in build.DOCUMENTS}}
+    for rel, data in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    assert build.stale(tmp_path) == []
+    (tmp_path / "pdf" / "gru.pdf").unlink()
+    (tmp_path / "pdf" / "rnn.pdf").write_bytes(b"torn")
+    (tmp_path / "tex" / "old_cell.tex").write_text("stray")
+    assert build.stale(tmp_path) == [
+        "generated/pdf/gru.pdf is missing or not a PDF\n",
+        "generated/pdf/rnn.pdf is missing or not a PDF\n",
+        "generated/tex/old_cell.tex is not a generated file: remove it\n"]
