@@ -13,18 +13,11 @@ expression grows with T and with the cell.
 from __future__ import annotations
 
 import numpy as np
+import symengine as se
 
 from . import naming
 from .cell import Cell, size_value
 from .ops import Concat, MatVec, Transposed, elementary
-
-
-def _symengine():
-    try:
-        import symengine
-    except ImportError:   # pragma: no cover - symengine is a dependency
-        raise ImportError("the brute-force check needs symengine: pip install symengine") from None
-    return symengine
 
 
 def loss_gradients(cell: Cell, values: dict, D: int, H: int) -> dict[str, np.ndarray]:
@@ -37,12 +30,13 @@ def loss_gradients(cell: Cell, values: dict, D: int, H: int) -> dict[str, np.nda
     expression the size of one sequence.
     """
     B = np.shape(values["x"])[1]
+    per_sample = {"x", *(f"{s}0" for s in cell.states)}   # the rest sum over the samples
     out = {}
     for b in range(B):
         one = {**values, "x": values["x"][:, b:b + 1], "dhs": values["dhs"][:, b:b + 1],
                **{k: {s: v[b:b + 1] for s, v in values[k].items()} for k in ("state0", "dstate")}}
         for key, g in _sample_gradients(cell, one, D, H).items():
-            if key == "x" or key[:-1] in cell.states and key.endswith("0"):
+            if key in per_sample:
                 out.setdefault(key, []).append(g)
             else:
                 out[key] = out.get(key, 0) + g
@@ -52,7 +46,6 @@ def loss_gradients(cell: Cell, values: dict, D: int, H: int) -> dict[str, np.nda
 
 def _sample_gradients(cell: Cell, values: dict, D: int, H: int) -> dict[str, np.ndarray]:
     """:func:`loss_gradients` for a batch of one."""
-    se = _symengine()
     leaves: dict[str, np.ndarray] = {}
     point = {}
 
@@ -78,7 +71,7 @@ def _sample_gradients(cell: Cell, values: dict, D: int, H: int) -> dict[str, np.
         env.update({naming.timed(s, -1): v for s, v in states.items()})
         for eq in cell.equations:
             n = size_value(cell.dim(eq.lhs), D, H)
-            env[eq.lhs] = _vector(eq.rhs, env, n, B, se)
+            env[eq.lhs] = _vector(eq.rhs, env, n, B)
         states = {s: env[naming.timed(s)] for s in cell.states}
         loss += _dot(values["dhs"][t], states[cell.output])
     for s in cell.states:
@@ -103,7 +96,7 @@ def _dot(weights, vectors):
     return total
 
 
-def _vector(rhs, env, n: int, B: int, se) -> np.ndarray:
+def _vector(rhs, env, n: int, B: int) -> np.ndarray:
     """The right side ``rhs`` for every sample and element, as symengine expressions."""
     out = np.empty((B, n), dtype=object)
     if isinstance(rhs, Concat):
@@ -112,11 +105,11 @@ def _vector(rhs, env, n: int, B: int, se) -> np.ndarray:
         return out
     for b in range(B):
         for j in range(n):
-            out[b, j] = elementary(rhs, se, lambda e, b=b, j=j: _leaf(e, env, b, j, se))
+            out[b, j] = elementary(rhs, se, lambda e, b=b, j=j: _leaf(e, env, b, j))
     return out
 
 
-def _leaf(e, env, b: int, j: int, se):
+def _leaf(e, env, b: int, j: int):
     """Element j of sample b of a symbol or matrix product; a number as itself."""
     if e.is_number:
         return se.sympify(e)

@@ -165,11 +165,7 @@ def pdf(tex: Path, out_dir: Path) -> Built:
         if run.returncode != 0 or not built.exists():
             raise LatexError(f"{tex.name} failed to build:\n{_log_errors(log, run)}")
         target = out_dir / built.name
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{built.name}.", suffix=".tmp")
-        os.close(fd)
-        shutil.copyfile(built, tmp)
-        os.replace(tmp, target)
+        _put(target, built.read_bytes())
         return Built(target, log.read_text(errors="replace"))
 
 

@@ -82,30 +82,26 @@ class Op(NamedTuple):
     about: str = ""
 
 
-def _op(func, derivative, numpy, latex, comment, definition, ufunc=None, about=""):
-    return func, Op(func, derivative, numpy, latex, comment, definition, ufunc, about)
-
-
-#: The operation table.  ``about`` is the line the README and error messages show.
-OPS: dict[type, Op] = dict([
-    _op(sigma, lambda y, a: y * (1 - y), "sigmoid({a})", r"\sigma\left({a}\right)", "σ({a})",
+#: The operation table, keyed by function; ``about`` is a line on each, for readers of the table.
+OPS: dict[type, Op] = {op.func: op for op in (
+    Op(sigma, lambda y, a: y * (1 - y), "sigmoid({a})", r"\sigma\left({a}\right)", "σ({a})",
         lambda a, m: 1 / (1 + m.exp(-a)), "sigmoid", "σ(a) = 1/(1 + e^-a); σ' = σ(1 - σ)"),
-    _op(sp.tanh, lambda y, a: 1 - y**2, "np.tanh({a})", r"\tanh\left({a}\right)", "tanh({a})",
+    Op(sp.tanh, lambda y, a: 1 - y**2, "np.tanh({a})", r"\tanh\left({a}\right)", "tanh({a})",
         lambda a, m: m.tanh(a), "np.tanh", "tanh' = 1 - tanh²"),
-    _op(sp.exp, lambda y, a: y, "np.exp({a})", r"e^{{{a}}}", "exp({a})",
+    Op(sp.exp, lambda y, a: y, "np.exp({a})", r"e^{{{a}}}", "exp({a})",
         lambda a, m: m.exp(a), "np.exp", "exp' = exp"),
-    _op(sp.log, lambda y, a: 1 / a, "np.log({a})", r"\log\left({a}\right)", "log({a})",
+    Op(sp.log, lambda y, a: 1 / a, "np.log({a})", r"\log\left({a}\right)", "log({a})",
         lambda a, m: m.log(a), "np.log", "natural logarithm; log'(a) = 1/a"),
-    _op(softplus, lambda y, a: sigma(a), "np.logaddexp(0, {a})",
+    Op(softplus, lambda y, a: sigma(a), "np.logaddexp(0, {a})",
         r"\operatorname{{softplus}}\left({a}\right)", "softplus({a})",
         lambda a, m: m.log(1 + m.exp(a)), None, "log(1 + e^a), stable for large |a|; softplus' = σ"),
-    _op(relu, lambda y, a: step(y), "np.maximum({a}, 0)", r"\operatorname{{relu}}\left({a}\right)",
+    Op(relu, lambda y, a: step(y), "np.maximum({a}, 0)", r"\operatorname{{relu}}\left({a}\right)",
         "relu({a})", lambda a, m: m.Piecewise((a, a > 0), (0, True)), None,
         "max(0, a); relu'(a) = 1 for a > 0, and 0 for a <= 0 (0 at a = 0, as PyTorch)"),
-    _op(step, lambda y, a: sp.S.Zero, "np.heaviside({a}, 0)", r"\mathbf{{1}}\left[{a} > 0\right]",
+    Op(step, lambda y, a: sp.S.Zero, "np.heaviside({a}, 0)", r"\mathbf{{1}}\left[{a} > 0\right]",
         "[{a} > 0]", lambda a, m: m.Piecewise((1, a > 0), (0, True)), None,
         "1 for a > 0, else 0 (relu's derivative)"),
-])
+)}
 
 
 class MatVec(sp.Function):
@@ -208,9 +204,7 @@ def elementary(e: sp.Expr, m, leaf: Callable) -> object:
     """Rebuild the element-wise expression ``e`` with module ``m``'s elementary functions:
     every table function by its ``definition``, every symbol, number and matrix product by
     ``leaf``.  The brute-force check uses this with symengine."""
-    if e.is_Number:
-        return leaf(e)
-    if isinstance(e, (sp.Symbol, MatVec, Concat)):
+    if e.is_Number or isinstance(e, (sp.Symbol, MatVec, Concat)):
         return leaf(e)
     args = [elementary(a, m, leaf) for a in e.args]
     if e.is_Add:

@@ -391,7 +391,7 @@ _TEX_SPECIAL = {
     "%": r"\%", "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}",
     "<": "$<$", ">": "$>$", "|": "$|$", '"': "''",
     "–": "--", "—": "---", "‘": "`", "’": "'", "“": "``", "”": "''", "…": r"\dots{}",
-    "×": r"$\times$", "⊙": r"$\odot$", "·": r"$\cdot$", "σ": r"$\sigma$", "δ": r"$\delta$",
+    "×": r"$\times$", "⊙": r"$\odot$", "·": r"$\cdot$",
     "Δ": r"$\Delta$", "ᵀ": r"$^{\top}$", "∂": r"$\partial$", "Σ": r"$\Sigma$", "∑": r"$\sum$",
 }
 _GREEK_LETTERS = {chr(0x3b1 + k): name for k, name in enumerate(
