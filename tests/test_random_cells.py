@@ -14,10 +14,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 import symlstm  # noqa: E402
-from symlstm.bruteforce import loss_gradients  # noqa: E402
-from symlstm.gradcheck import directional_errors  # noqa: E402
-from symlstm.render import latex_document, numpy_module  # noqa: E402
-from symlstm.verification import _relative, load_module, problem, total_loss  # noqa: E402
+from symlstm.render import latex_document  # noqa: E402
 
 from cellgen import cells  # noqa: E402
 
@@ -25,23 +22,13 @@ SIZES = dict(T=2, B=2, D=2, H=3)
 
 
 def check_cell(cell, seed=1):
-    """Every gradient of the generated module against both references; the LaTeX renders."""
-    d = symlstm.derive(cell)
-    mod = load_module(numpy_module(d), cell.name)
-    s = {**SIZES, "D": SIZES["H"]} if "H" in cell.inputs.values() else dict(SIZES)
-    params, x, state0, dhs, dstate = problem(mod, seed=seed, **s)
+    """Every gradient of the generated module against both references (``symlstm.verify``,
+    with floating-point errors raised); the LaTeX renders."""
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        _, _, cache = mod.forward(params, x, state0)
-        grads = mod.backward(params, cache, dhs, dstate)
-    args = {**params, "x": x, **{f"{k}0": v for k, v in state0.items()}}
-    assert set(grads) == set(args)
-    central = directional_errors(total_loss(mod, dhs, dstate), args, grads,
-                                 rng=np.random.default_rng(seed), directions=2)
-    brute = loss_gradients(cell, {**params, "x": x, "state0": state0, "dhs": dhs,
-                                  "dstate": dstate}, s["D"], s["H"])
-    wrong = {k: (central[k], _relative(grads[k], brute[k])) for k in grads
-             if not (central[k] < 1e-5 and _relative(grads[k], brute[k]) < 1e-8)}
-    assert not wrong, f"gradients off (central, brute force) {wrong}\n{describe(cell)}"
+        report = symlstm.verify(cell, seed=seed, central_rtol=1e-5, brute_force_rtol=1e-8,
+                                raises=False, **SIZES)   # D = H where the input has size H
+    assert report.ok, f"{report}\n{describe(cell)}"
+    d = symlstm.derive(cell)
     tex = latex_document(d)
     assert r"\end{document}" in tex
     return d, tex

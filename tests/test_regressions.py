@@ -183,3 +183,13 @@ def test_a_new_operation_is_one_table_entry(monkeypatch):
                                          lambda a, m: m.atan(a), "np.arctan"))
     d, tex = check_cell(build(make))
     assert r"\arctan\left(" in tex and "np.arctan(" in numpy_module(d)
+
+
+def test_verify_fails_a_module_that_leaves_a_gradient_out(monkeypatch):
+    import symlstm.render as render
+    real = render.numpy_module
+    monkeypatch.setattr(render, "numpy_module",
+                        lambda d: real(d).replace('grads["h0"] = dh_next', "pass"))
+    report = symlstm.verify("rnn", raises=False)
+    assert not report.ok
+    assert [r.key for r in report.rows if not report.within(r)] == ["h0"]
