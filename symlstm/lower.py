@@ -393,7 +393,7 @@ def _dim(cell, e: sp.Expr) -> str:
         return add_sizes(cell.dim(v) for v in e.args)
     if isinstance(e, sp.Symbol) and (naming.parse(e) or not cell.param(e.name).is_matrix):
         return cell.dim(e)
-    return next(d for d in (_dim(cell, a) for a in e.args if not a.is_Number) if d)
+    return next(d for d in (_dim(cell, a) for a in e.args if not a.is_number) if d)
 
 
 def _sum(exprs, hoisted) -> sp.Expr:

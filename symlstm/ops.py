@@ -204,7 +204,7 @@ def elementary(e: sp.Expr, m, leaf: Callable) -> object:
     """Rebuild the element-wise expression ``e`` with module ``m``'s elementary functions:
     every table function by its ``definition``, every symbol, number and matrix product by
     ``leaf``.  The brute-force check uses this with symengine."""
-    if e.is_Number or isinstance(e, (sp.Symbol, MatVec, Concat)):
+    if e.is_Number or e.is_NumberSymbol or isinstance(e, (sp.Symbol, MatVec, Concat)):
         return leaf(e)
     args = [elementary(a, m, leaf) for a in e.args]
     if e.is_Add:

@@ -129,7 +129,7 @@ def _expr(draw, size: str, depth: int, avail: list[Vec], params: _Params) -> Vec
         return Vec(base**n, size, False, n == 2 and a.positive)
     if kind == "scale":
         a = sub()
-        c = draw(st.sampled_from([sp.Integer(2), sp.Integer(-1), sp.Rational(1, 2)]))
+        c = draw(st.sampled_from([sp.Integer(2), sp.Integer(-1), sp.Rational(1, 2), sp.pi]))
         return Vec(c * a.expr, size, a.bounded, a.positive and c > 0)
     a = sub()   # "gate": an element-wise parameter product
     return Vec(params.vector(size) * a.expr, size, a.bounded)   # parameters are O(1)

@@ -52,6 +52,9 @@ CASES = {
     "parameter-only vectors": lambda b, x, p: (b.let("a", b.param("c", "H")), b.let("g", sigma(b.param("d", "H"))),
                                                b.let("X", concat(sp.Symbol("a[t]"), p["h"])),
                                                b.let("h", matvec(W(b, "W", "H", "2*H"), sp.Symbol("X[t]")) + sp.Symbol("g[t]") * matvec(W(b, "V", "H", "D"), x))),
+    # a number symbol such as π, which build() accepts as a real number
+    "number symbol": lambda b, x, p: b.let("h", tanh(matvec(W(b, "W", "H", "D"), x)) * sp.pi + p["h"] / 2),
+    "number symbol in a cached value": lambda b, x, p: b.let("h", sigma(sp.pi * p["h"]) + matvec(W(b, "W", "H", "D"), x)),
     # a constant function application
     "constant": lambda b, x, p: b.let("h", p["h"] / (2 + matvec(W(b, "W", "H", "D"), x)**2) + sigma(sigma(0))),
     # an element-wise gradient of x only (δx = δs ⊙ [s > 0])
