@@ -103,8 +103,10 @@ def _expr(draw, size: str, depth: int, avail: list[Vec], params: _Params) -> Vec
         if op == "tanh":
             return Vec(tanh(a.expr), size, True)
         if op == "exp":
-            arg = a.expr if a.bounded else tanh(a.expr)
-            return Vec(exp(arg), size, True, True)
+            e = exp(a.expr if a.bounded else tanh(a.expr))
+            if e.func is not sp.exp:   # SymPy's own rewrite, e.g. exp(log(a)/2) is sqrt(a)
+                e = exp(tanh(a.expr))
+            return Vec(e, size, True, True)
         if op == "log":
             arg = a.expr if a.positive else 1 + a.expr**2
             return Vec(log(arg), size, a.bounded)
