@@ -290,6 +290,8 @@ def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
         parts = [naming.parse(s) for s in f.free_symbols]
         if any(p is not None and p.kind for p in parts):
             continue    # depends on an adjoint: not a forward value
+        if not f.free_symbols:
+            continue    # a constant such as σ(0): computed where it is used, never cached
         arg = f.args[0]
         p = naming.parse(arg) if isinstance(arg, sp.Symbol) else None
         name = f"{f.func.__name__}_{p.base}" if p and p.shift == 0 else f"{f.func.__name__}_{len(out)}"

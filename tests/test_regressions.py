@@ -55,6 +55,7 @@ CASES = {
     # a number symbol such as π, which build() accepts as a real number
     "number symbol": lambda b, x, p: b.let("h", tanh(matvec(W(b, "W", "H", "D"), x)) * sp.pi + p["h"] / 2),
     "number symbol in a cached value": lambda b, x, p: b.let("h", sigma(sp.pi * p["h"]) + matvec(W(b, "W", "H", "D"), x)),
+    "constant in a derivative": lambda b, x, p: b.let("h", p["h"] + matvec(W(b, "W", "H", "D"), x) / (sigma(0) + 1) + matvec(W(b, "R"), p["h"])**2 / (sigma(0) + 1)),
     # a constant function application
     "constant": lambda b, x, p: b.let("h", p["h"] / (2 + matvec(W(b, "W", "H", "D"), x)**2) + sigma(sigma(0))),
     # an element-wise gradient of x only (δx = δs ⊙ [s > 0])
