@@ -1,51 +1,107 @@
-"""Write everything in ``generated/``: NumPy modules, LaTeX sources and PDFs.
+"""Write the generated files: NumPy modules, LaTeX sources, figures and PDFs.
 
-    python -m symlstm.build            # regenerate code, .tex and PDFs
-    python -m symlstm.build --no-pdf   # code and .tex only
-    python -m symlstm.build --check    # exit 1, with a diff, if generated/ is stale (PDFs,
-                                       # missing and stray files included)
+    python -m symlstm.build                 # regenerate generated/: code, .tex, figures, PDFs
+    python -m symlstm.build lstm gru        # only these cells
+    python -m symlstm.build --out DIR       # the same files under DIR (any install)
+    python -m symlstm.build --no-pdf        # code, .tex and figures only
+    python -m symlstm.build --check         # exit 1, with a diff, if generated/ is stale
+
+A folder of outputs holds ``<cell>.py``, ``tex/<cell>.tex`` with the figures it includes in
+``tex/fig/``, and ``pdf/<cell>.pdf``.  LaTeX runs only for a document whose inputs (its
+.tex, the figures, the TeX version) changed since it was last built into that folder, or
+whose PDF is not the one that build wrote; ``--force`` rebuilds every PDF.
 
 This is the only module that writes files or runs LaTeX.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import difflib
-import importlib
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from . import CELLS, derive, figures
 from .render import REBUILD, latex_document, numpy_module, overview_document
+from .verification import load_module
 
+#: generated/ of a checkout (the package is installed from it, editable or not).
 GENERATED = Path(__file__).resolve().parent.parent / "generated"
 #: Fixed time stamps make rebuilt PDFs byte-identical.
 SOURCE_DATE_EPOCH = "1767225600"
+#: Beside the outputs: which inputs each PDF was built from (never committed).
+STAMPS = ".pdf-stamps.json"
+OVERVIEW = "overview"
+
+Progress = Callable[[str], None]
 
 
-def sources() -> dict[str, str]:
-    """Every generated text file, relative path -> contents, rendered in memory."""
-    out = {"__init__.py": _package_init(list(CELLS))}
-    derivations = [derive(name) for name in CELLS]
-    for d in derivations:
-        out[f"{d.cell.name}.py"] = numpy_module(d)
-        out[f"tex/{d.cell.name}.tex"] = latex_document(d)
-    out["tex/overview.tex"] = overview_document(derivations, figures.CLIP)
+def _quiet(message: str) -> None:
+    pass
+
+
+def _cells(cells) -> list[str]:
+    """The cells to build, in CELLS' order; all of them for None."""
+    if cells is None:
+        return list(CELLS)
+    unknown = [c for c in cells if c not in CELLS]
+    if unknown:
+        raise KeyError(f"unknown cell{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
+                       f"available: {', '.join(CELLS)}")
+    return [c for c in CELLS if c in cells]
+
+
+def documents(cells=None) -> list[str]:
+    """The documents of a build: one per cell, and the overview when every cell is built."""
+    return [*_cells(cells), *([OVERVIEW] if cells is None else [])]
+
+
+def sources(cells=None, progress: Progress = _quiet) -> dict[str, str]:
+    """Every generated text file, relative path -> contents, rendered in memory; for
+    ``cells`` (names), only theirs (no package ``__init__.py`` and no overview)."""
+    names = _cells(cells)
+    out = {"__init__.py": _package_init(list(CELLS))} if cells is None else {}
+    derivations = []
+    for name in names:
+        start = time.perf_counter()
+        d = derive(name)
+        out[f"{name}.py"] = numpy_module(d)
+        out[f"tex/{name}.tex"] = latex_document(d)
+        derivations.append(d)
+        progress(f"rendered {name}.py and tex/{name}.tex ({time.perf_counter() - start:.1f} s)")
+    if cells is None:
+        out[f"tex/{OVERVIEW}.tex"] = overview_document(derivations, figures.CLIP)
     return out
 
 
-def figure_files() -> dict[str, bytes]:
-    """Every figure, computed with the generated modules as they are on disk now."""
-    importlib.invalidate_caches()
-    for name in list(sys.modules):
-        if name.startswith("symlstm.generated."):
-            importlib.reload(sys.modules[name])
-    return {f"tex/fig/{name}": make() for name, make in figures.FIGURES.items()}
+def figure_files(texts: dict[str, str] | None = None,
+                 progress: Progress = _quiet) -> dict[str, bytes]:
+    """Every figure, drawn with the generated modules as rendered in ``texts`` (those it
+    lacks are rendered here)."""
+    start = time.perf_counter()
+    texts = dict(texts or {})
+    missing = [name for name in figures.CELLS if f"{name}.py" not in texts]
+    texts.update(sources(missing) if missing else {})
+    modules = {name: load_module(texts[f"{name}.py"], f"symlstm.generated.{name}")
+               for name in figures.CELLS}
+    out = {f"tex/fig/{name}": make(modules) for name, make in figures.FIGURES.items()}
+    progress(f"drew {len(out)} figures ({time.perf_counter() - start:.1f} s)")
+    return out
+
+
+def render(cells=None, progress: Progress = _quiet) -> dict[str, bytes]:
+    """Every file of a build but the PDFs, relative path -> bytes."""
+    texts = sources(cells, progress)
+    return {**{rel: text.encode() for rel, text in texts.items()},
+            **figure_files(texts, progress)}
 
 
 def _package_init(names) -> str:
@@ -55,60 +111,65 @@ def _package_init(names) -> str:
             f"CELLS = (\n{listing})\n")
 
 
-DOCUMENTS = [*CELLS, "overview"]
-#: What LaTeX leaves beside a PDF, and Python's caches: never reported as stray.
-_IGNORED = ("__pycache__", ".aux", ".log", ".fls", ".fdb_latexmk", ".pyc")
+DOCUMENTS = documents()
+#: What LaTeX leaves beside a PDF, Python's caches and the PDF stamps: never reported as stray.
+_IGNORED = ("__pycache__", ".aux", ".log", ".fls", ".fdb_latexmk", ".pyc", STAMPS)
 
 
-def stale(root: Path = GENERATED, *, pdfs: bool = True) -> list[str]:
-    """Unified diffs of every generated file that differs from a fresh rendering (for a
-    figure, a line saying so); with ``pdfs``, also a line for each PDF that is missing or
-    not a PDF, and for each file in ``root`` that nothing generates.  Whether a PDF matches
-    its .tex is :func:`stale_pdfs`' question (it runs LaTeX)."""
-    diffs = []
-    figures, texts = figure_files(), sources()
-    for rel, data in figures.items():
+def stale(root: Path = GENERATED, *, cells=None, pdfs: bool = True,
+          files: dict[str, bytes] | None = None) -> list[str]:
+    """Unified diffs of every generated file under ``root`` that differs from a fresh
+    rendering (for a figure, a line saying so); with ``pdfs``, also a line for each PDF that
+    is missing or not a PDF, and (building every cell) for each file that nothing generates.
+    Whether a PDF matches its .tex is :func:`stale_pdfs`' question (it runs LaTeX)."""
+    diffs, files = [], render(cells) if files is None else files
+    where = "generated" if root == GENERATED else str(root)
+    for rel, data in files.items():
         path = root / rel
-        if not path.exists() or path.read_bytes() != data:
-            diffs.append(f"generated/{rel} differs from a fresh rendering\n")
-    for rel, text in texts.items():
-        path = root / rel
-        old = path.read_text() if path.exists() else ""
-        if old != text:
-            diffs.append("".join(difflib.unified_diff(
-                old.splitlines(True), text.splitlines(True), f"a/generated/{rel}",
-                f"b/generated/{rel}", n=2)) or f"generated/{rel} is missing\n")
+        old = path.read_bytes() if path.exists() else None
+        if old == data:
+            continue
+        if not rel.endswith((".py", ".tex")) or old is None:
+            diffs.append(f"{where}/{rel} {'is missing' if old is None else 'differs from a fresh rendering'}\n")
+            continue
+        diffs.append("".join(difflib.unified_diff(
+            old.decode(errors="replace").splitlines(True), data.decode().splitlines(True),
+            f"a/{where}/{rel}", f"b/{where}/{rel}", n=2)))
     if pdfs:
-        expected = {*figures, *texts, *(f"pdf/{name}.pdf" for name in DOCUMENTS)}
-        for name in DOCUMENTS:
+        expected = {*files, *(f"pdf/{name}.pdf" for name in documents(cells))}
+        for name in documents(cells):
             path = root / "pdf" / f"{name}.pdf"
             if not path.exists() or path.read_bytes()[:5] != b"%PDF-":
-                diffs.append(f"generated/pdf/{name}.pdf is missing or not a PDF\n")
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                diffs.append(f"{where}/pdf/{name}.pdf is missing or not a PDF\n")
+        for path in sorted(p for p in root.rglob("*") if p.is_file()) if cells is None else ():
             rel = path.relative_to(root).as_posix()
             if rel not in expected and not any(part in rel for part in _IGNORED):
-                diffs.append(f"generated/{rel} is not a generated file: remove it\n")
+                diffs.append(f"{where}/{rel} is not a generated file: remove it\n")
     return diffs
 
 
-def stale_pdfs(root: Path = GENERATED) -> list[str]:
-    """A line for each PDF that differs from a fresh build of its .tex."""
-    out = []
+def stale_pdfs(root: Path = GENERATED, *, cells=None, jobs: int | None = None,
+               progress: Progress = _quiet) -> list[str]:
+    """A line for each PDF that differs from a fresh build of its .tex (a PDF whose stamp
+    says that this machine built it from these very inputs is not rebuilt)."""
+    stamps, out = _Stamps(root), []
+    todo = [n for n in documents(cells) if not stamps.current(n)]
     with tempfile.TemporaryDirectory() as work:
-        for name in DOCUMENTS:
-            built = pdf(root / "tex" / f"{name}.tex", Path(work))
+        for name, built, seconds in _run_latex(root, todo, Path(work), jobs):
             path = root / "pdf" / f"{name}.pdf"
-            if not path.exists() or path.read_bytes() != built.pdf.read_bytes():
-                out.append(f"generated/pdf/{name}.pdf differs from a fresh build of its .tex\n")
+            same = path.exists() and path.read_bytes() == built.pdf.read_bytes()
+            progress(f"checked pdf/{name}.pdf against a fresh build ({seconds:.1f} s)")
+            if not same:
+                out.append(f"{'generated' if root == GENERATED else root}/pdf/{name}.pdf "
+                           "differs from a fresh build of its .tex\n")
     return out
 
 
-def write(root: Path = GENERATED) -> list[Path]:
-    """Render every text first, then write; a rendering error leaves generated/ untouched.
-    Figures come last: they run the modules just written."""
-    written = [p for rel, text in sources().items() if (p := _put(root / rel, text.encode()))]
-    written += [p for rel, data in figure_files().items() if (p := _put(root / rel, data))]
-    return written
+def write(root: Path = GENERATED, files: dict[str, bytes] | None = None) -> list[Path]:
+    """Write every file of ``files`` (default: all, rendered now) that differs; everything is
+    rendered before anything is written, so an error leaves ``root`` untouched."""
+    files = render() if files is None else files
+    return [p for rel, data in files.items() if (p := _put(root / rel, data))]
 
 
 def _put(path: Path, data: bytes) -> Path | None:
@@ -117,14 +178,98 @@ def _put(path: Path, data: bytes) -> Path | None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
+def pdfs(root: Path = GENERATED, cells=None, *, force: bool = False, jobs: int | None = None,
+         progress: Progress = _quiet) -> list[Built]:
+    """Build the PDFs of ``root/tex`` into ``root/pdf``, those whose inputs changed only
+    (all with ``force``), ``jobs`` at a time (default: one per core)."""
+    stamps = _Stamps(root)
+    todo = []
+    for name in documents(cells):
+        if force or not stamps.current(name):
+            todo.append(name)
+        else:
+            progress(f"pdf/{name}.pdf is up to date")
+    out = []
+    for name, built, seconds in _run_latex(root, todo, root / "pdf", jobs):
+        stamps.record(name)
+        progress(f"built pdf/{name}.pdf ({seconds:.1f} s)")
+        for line in built.overfull():
+            progress(f"  {name}.tex: {line}")
+        out.append(built)
+    return out
+
+
+def _run_latex(root: Path, names: list[str], out_dir: Path, jobs: int | None):
+    """(name, Built, seconds) for each document, as they finish; the first failure raises
+    once the builds already started have ended."""
+    def one(name):
+        start = time.perf_counter()
+        return name, pdf(root / "tex" / f"{name}.tex", out_dir), time.perf_counter() - start
+    if not names:
+        return
+    workers = max(1, min(len(names), jobs or os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for future in concurrent.futures.as_completed([pool.submit(one, n) for n in names]):
+            yield future.result()
+
+
+class _Stamps:
+    """``root/.pdf-stamps.json``: for each PDF, digests of the inputs it was built from and of
+    the PDF that build wrote.  A PDF is current when both still match."""
+
+    def __init__(self, root: Path):
+        self.root, self.path = root, root / STAMPS
+        try:
+            self.data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+
+    def _inputs(self, name: str) -> str | None:
+        tex = self.root / "tex" / f"{name}.tex"
+        if not tex.exists():
+            return None
+        h = hashlib.sha256(_tex_version().encode())
+        for path in [tex, *sorted((self.root / "tex" / "fig").glob("*"))]:
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+        return h.hexdigest()
+
+    def _pdf(self, name: str) -> str | None:
+        path = self.root / "pdf" / f"{name}.pdf"
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+    def current(self, name: str) -> bool:
+        entry = self.data.get(name)
+        return entry is not None and entry == {"inputs": self._inputs(name), "pdf": self._pdf(name)}
+
+    def record(self, name: str) -> None:
+        self.data[name] = {"inputs": self._inputs(name), "pdf": self._pdf(name)}
+        _put(self.path, (json.dumps(self.data, indent=1, sort_keys=True) + "\n").encode())
+
+
+_VERSION: list[str] = []
+
+
+def _tex_version() -> str:
+    """pdflatex's first line of ``--version``: a new TeX makes every PDF stale."""
+    if not _VERSION:
+        _check_tex()
+        run = subprocess.run(["pdflatex", "--version"], capture_output=True, text=True)
+        _VERSION.append(run.stdout.partition("\n")[0])
+    return _VERSION[0]
+
+
 class LatexError(RuntimeError):
-    """pdflatex failed; the message holds the relevant lines of its log."""
+    """pdflatex failed, or TeX is not installed; the message says which and why."""
 
 
 class Built(NamedTuple):
@@ -140,16 +285,21 @@ class Built(NamedTuple):
 PARANOID = {"openin_any": "p", "openout_any": "p", "shell_escape": "f"}
 
 
+def _check_tex() -> None:
+    missing = [t for t in ("latexmk", "pdflatex") if shutil.which(t) is None]
+    if missing:
+        raise LatexError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
+                         "installed: install TeX Live and latexmk (see README.md), or pass "
+                         "--no-pdf")
+
+
 def pdf(tex: Path, out_dir: Path) -> Built:
     """Build ``tex`` into ``out_dir`` reproducibly; the previous PDF survives a failure.
 
     The document is built in a fresh folder holding a copy of it and of the ``fig/`` folder
     beside it, with TeX forbidden to open files outside that folder or to run programs,
     so that a document cannot read what else is on the machine."""
-    missing = [t for t in ("latexmk", "pdflatex") if shutil.which(t) is None]
-    if missing:
-        raise LatexError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
-                         "installed: install TeX Live and latexmk (see README.md)")
+    _check_tex()
     env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "FORCE_SOURCE_DATE": "1",
            **PARANOID}
     with tempfile.TemporaryDirectory() as work:
@@ -179,42 +329,82 @@ def _log_errors(log: Path, run) -> str:
     return "\n".join(lines[j] for j in keep)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m symlstm.build", description=__doc__.split("\n")[0])
-    if not (GENERATED.parent / "pyproject.toml").is_file():
-        print(f"symlstm.build writes generated/ of a checkout; {GENERATED.parent} is not one "
-              "(install with `pip install -e .` from the repository)", file=sys.stderr)
-        return 2
-    ap.add_argument("--check", action="store_true",
-                    help="only check that generated/ is current: every file, no stray ones, and "
-                         "each PDF against a fresh build (with --no-pdf, only that it is there)")
+# ------------------------------------------------------------- command -----
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The build command's arguments (shared with ``symlstm build``)."""
+    ap.add_argument("cells", nargs="*", metavar="CELL",
+                    help=f"cells to build (default: all, and the overview); one of: "
+                         f"{', '.join(CELLS)}")
+    ap.add_argument("--out", type=Path, metavar="DIR",
+                    help="write DIR/<cell>.py, DIR/tex/ (with the figures) and DIR/pdf/ "
+                         "instead of the checkout's generated/")
     ap.add_argument("--no-pdf", action="store_true", help="skip LaTeX")
-    args = ap.parse_args(argv)
-    if args.check:
-        diffs = stale()
-        if not args.no_pdf and not diffs:
-            try:
-                diffs = stale_pdfs()
-            except LatexError as e:
-                print(e, file=sys.stderr)
-                return 1
-        sys.stdout.write("".join(diffs))
-        if diffs:
-            print(f"\ngenerated/ is stale: run `{REBUILD}`", file=sys.stderr)
-        return 1 if diffs else 0
-    for path in write():
-        print(f"wrote {path.relative_to(GENERATED.parent)}")
-    if not args.no_pdf:
-        for name in DOCUMENTS:
-            try:
-                built = pdf(GENERATED / "tex" / f"{name}.tex", GENERATED / "pdf")
-            except LatexError as e:
-                print(e, file=sys.stderr)
-                return 1
-            print(f"built {built.pdf.relative_to(GENERATED.parent)}")
-            for line in built.overfull():
-                print(f"  {name}.tex: {line}", file=sys.stderr)
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1, with a diff, when a file is stale or missing, "
+                         "a file is there that nothing generates, or a PDF differs from a fresh "
+                         "build of its .tex (with --no-pdf: only that each PDF is there)")
+    ap.add_argument("--force", action="store_true",
+                    help="rebuild every PDF, even those whose inputs did not change")
+    ap.add_argument("--jobs", type=int, metavar="N",
+                    help="LaTeX runs at a time (default: one per core)")
+
+
+def run(args, out=None, err=None) -> int:
+    """Carry out a parsed build command; the exit status.  Diffs go to ``out``, progress and
+    errors to ``err`` (standard output and error by default)."""
+    out, err = out or sys.stdout, err or sys.stderr
+
+    def progress(message):
+        print(message, file=err, flush=True)
+    start = time.perf_counter()
+    root = args.out if args.out is not None else GENERATED
+    if args.out is None and not (GENERATED.parent / "pyproject.toml").is_file():
+        print(f"symlstm is installed without its repository, so there is no generated/ to "
+              f"write: give --out DIR", file=err)
+        return 2
+    if args.jobs is not None and args.jobs < 1:
+        print(f"--jobs must be at least 1, got {args.jobs}", file=err)
+        return 2
+    try:
+        cells = _cells(args.cells) if args.cells else None
+    except KeyError as e:
+        print(e.args[0], file=err)
+        return 2
+    try:
+        files = render(cells, progress)
+        if args.check:
+            diffs = stale(root, cells=cells, files=files, pdfs=True)
+            if not args.no_pdf and not diffs:
+                diffs = stale_pdfs(root, cells=cells, jobs=args.jobs, progress=progress)
+            out.write("".join(diffs))
+            if diffs:
+                again = REBUILD + (f" --out {root}" if args.out is not None else "")
+                print(f"\n{root} is stale: run `{again}`", file=err)
+            else:
+                progress(f"{root} is current ({time.perf_counter() - start:.1f} s)")
+            return 1 if diffs else 0
+        written = write(root, files)
+        for path in written:
+            progress(f"wrote {path.relative_to(root)}")
+        if not written:
+            progress("every code, .tex and figure file is unchanged")
+        if not args.no_pdf:
+            pdfs(root, cells, force=args.force, jobs=args.jobs, progress=progress)
+    except LatexError as e:
+        print(e, file=err)
+        return 1
+    progress(f"done in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m symlstm.build",
+                                 description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(__doc__.split("\n")[2:8]))
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,11 @@
 - ``clipping``: the same for an RNN whose recurrent weights make gradients explode,
   before and after clipping by norm.
 
-Each function returns PDF bytes; seeds and metadata are fixed, so the bytes are the same
-on every run.
+Each function takes the generated modules (cell name -> module) and returns PDF bytes;
+seeds and metadata are fixed, so the bytes are the same on every run.
 """
 from __future__ import annotations
 
-import importlib
 import io
 
 import numpy as np
@@ -21,15 +20,14 @@ CLIP = 1.0
 GROW = 3.0
 
 
-def state_gradients(name: str, *, seed: int = 0, scale: float = 1.0, bias: dict | None = None,
+def state_gradients(mod, *, seed: int = 0, scale: float = 1.0, bias: dict | None = None,
                     inputs: float = 1.0, zero_bias: bool = False) -> np.ndarray:
-    """‖∂L/∂h_k‖ for k = T-1, …, 0 (lag 1 … T), L = ⟨v, h_T⟩, from the generated module.
+    """‖∂L/∂h_k‖ for k = T-1, …, 0 (lag 1 … T), L = ⟨v, h_T⟩, from a generated module.
 
     Recurrent weights are multiplied by ``scale``, the inputs by ``inputs``; ``bias`` adds
     constants to biases (``{"b_f": 3.0}``: the common forget-gate initialisation);
     ``zero_bias`` sets every bias to zero first.
     """
-    mod = importlib.import_module(f"symlstm.generated.{name}")
     rng = np.random.default_rng(seed)
     params = mod.init_params(D, H, rng=rng)
     params = {k: v * scale if k.startswith("R") else 0 * v if zero_bias and k.startswith("b")
@@ -72,11 +70,12 @@ def _axes(title: str):
 OPEN = {"rnn": {}, "lstm": {"b_f": 3.0}, "peephole_lstm": {"b_f": 3.0}, "gru": {"b_z": 3.0}}
 
 
-def gradient_norms() -> bytes:
+def gradient_norms(modules) -> bytes:
     plt, fig, ax = _axes("Random weights; LSTM $b_f$ and GRU $b_z$ start at 3")
     lags = np.arange(1, T + 1)
     for name in CELLS:
-        ax.plot(lags, state_gradients(name, bias=OPEN[name]), label=name.replace("_", " "))
+        ax.plot(lags, state_gradients(modules[name], bias=OPEN[name]),
+                label=name.replace("_", " "))
     ax.set_ylabel(r"$\|\partial L / \partial h_k\|$")
     ax.legend()
     data = _pdf(fig)
@@ -84,10 +83,10 @@ def gradient_norms() -> bytes:
     return data
 
 
-def clipping() -> bytes:
+def clipping(modules) -> bytes:
     plt, fig, ax = _axes(f"RNN at rest, $R \\times {GROW:g}$, clipped at $\\theta = {CLIP:g}$")
     lags = np.arange(1, T + 1)
-    raw = state_gradients("rnn", scale=GROW, inputs=0.0, zero_bias=True)
+    raw = state_gradients(modules["rnn"], scale=GROW, inputs=0.0, zero_bias=True)
     ax.plot(lags, raw, label=r"$\|g\|$")
     ax.plot(lags, np.minimum(raw, CLIP), label=r"$\|g\| \min(1, \theta/\|g\|)$", ls="--")
     ax.set_ylabel("gradient norm")
@@ -97,5 +96,6 @@ def clipping() -> bytes:
     return data
 
 
-#: Every figure, by file name under generated/tex/fig/.
+#: Every figure, by file name under generated/tex/fig/; each is drawn from the generated
+#: modules of ``CELLS`` (name -> module) that it is given.
 FIGURES = {"gradient_norms.pdf": gradient_norms, "clipping.pdf": clipping}

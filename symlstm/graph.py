@@ -1,8 +1,15 @@
 """The computational graph of one step, laid out in columns, for the documents' figures.
 
 A node per vector (inputs, states at t-1, every equation's result), an edge from each
-vector an equation reads to the vector it defines, and an edge from each new state to
-step t+1.  Column = longest path from the inputs, so every edge points right.
+vector an equation reads to the vector it defines, and an edge from each new state to each
+equation of step t+1 that reads it (those equations are nodes too, in the last column):
+that is where the recurrences come from.
+
+Layout (the layered drawing of Sugiyama et al.): the column of a node is its longest path
+from the inputs, so every edge points right; an edge that spans several columns bends
+through one point in each column between, and each column is ordered by the mean
+position of its neighbours.  Each segment of an edge then joins two neighbouring
+columns, and :func:`collisions` checks that none passes through a node.
 """
 from __future__ import annotations
 
@@ -13,18 +20,23 @@ import sympy as sp
 from . import naming
 from .cell import Cell
 
+COLUMN = 1.9    # cm between columns
+ROW = 0.95      # cm between the nodes of a column
+HALF_HEIGHT = 0.3   # half a node's height (cm)
+
 
 class Node(NamedTuple):
     symbol: sp.Symbol
     col: int
-    row: int
-    kind: str        # "input", "prev", "step", or "next" (the state as step t+1 reads it)
+    y: float         # vertical position, in rows (0 at the column's middle, up is positive)
+    kind: str        # "input", "prev", "step", or "next" (an equation of step t+1)
 
 
 class Edge(NamedTuple):
     src: sp.Symbol
     dst: sp.Symbol
     label: str       # the equation the edge belongs to ("" for the edges to step t+1)
+    bends: tuple[tuple[int, float], ...] = ()   # (column, y) of the points it bends through
 
 
 class Graph(NamedTuple):
@@ -39,29 +51,122 @@ class Graph(NamedTuple):
             for e in self.edges:
                 if e.src == u and e not in out:
                     out.add(e)
-                    todo.append(e.dst)
+                    if not e.dst.name.endswith("[t+1]"):   # step t+1's own paths: not drawn
+                        todo.append(e.dst)
         return frozenset(out)
+
+    def node(self, symbol: sp.Symbol) -> Node:
+        return next(n for n in self.nodes if n.symbol == symbol)
 
 
 def graph(cell: Cell) -> Graph:
-    """Lay out one step of ``cell``."""
+    """Lay out one step of ``cell``, with the equations of step t+1 that read its states."""
     col = {s: 0 for s in (*cell.input_symbols, *cell.prev_states)}
     kinds = {**{s: "input" for s in cell.input_symbols}, **{s: "prev" for s in cell.prev_states}}
     edges = []
     for eq in cell.equations:
-        reads = sorted((s for s in eq.rhs.free_symbols if naming.parse(s) is not None), key=str)
+        reads = _reads(eq)
         col[eq.lhs] = 1 + max((col[s] for s in reads), default=0)
         kinds[eq.lhs] = "step"
         edges += [Edge(s, eq.lhs, eq.label) for s in reads]
     last = max(col.values()) + 1
-    for s in cell.new_states:
-        nxt = naming.shift(naming.timed(naming.parse(s).base, -1), 1)   # s_t as step t+1 sees it
-        nxt = sp.Symbol(nxt.name + "→")
-        col[nxt], kinds[nxt] = last, "next"
-        edges.append(Edge(s, nxt, ""))
-    rows: dict[int, int] = {}
-    nodes = []
+    for eq in cell.equations:   # step t+1: the equations that read a state
+        states = [s for s in _reads(eq) if s in cell.prev_states]
+        if states:
+            later = naming.shift(eq.lhs, 1)
+            col[later], kinds[later] = last, "next"
+            edges += [Edge(naming.shift(s, 1), later, "") for s in states]
+    return _layout(col, kinds, edges)
+
+
+def _reads(eq) -> list[sp.Symbol]:
+    return sorted((s for s in eq.rhs.free_symbols if naming.parse(s) is not None), key=str)
+
+
+def _layout(col, kinds, edges) -> Graph:
+    """Order each column (with a point for every edge that passes through it) by the mean
+    position of the neighbours, a few sweeps each way, then centre the columns."""
+    columns: dict[int, list] = {}
     for s, c in col.items():
-        nodes.append(Node(s, c, rows.get(c, 0), kinds[s]))
-        rows[c] = rows.get(c, 0) + 1
-    return Graph(tuple(nodes), tuple(edges))
+        columns.setdefault(c, []).append(s)
+    chains = {}   # edge -> its bend points, one per column it passes
+    for e in edges:
+        chains[e] = [(e, c) for c in range(col[e.src] + 1, col[e.dst])]
+        for point in chains[e]:
+            columns[point[1]].append(point)
+    links: dict = {}   # item -> neighbours on the left and on the right
+    for e, points in chains.items():
+        path = [e.src, *points, e.dst]
+        for a, b in zip(path, path[1:]):
+            links.setdefault(a, ([], []))[1].append(b)
+            links.setdefault(b, ([], []))[0].append(a)
+    for sweep in range(8):
+        order = range(1, len(columns)) if sweep % 2 == 0 else range(len(columns) - 2, -1, -1)
+        side = 0 if sweep % 2 == 0 else 1
+        for c in order:
+            where = {it: k for cc in columns.values() for k, it in enumerate(cc)}
+            old = {it: k for k, it in enumerate(columns[c])}
+
+            def mean(it):
+                near = links.get(it, ([], []))[side]
+                return sum(where[n] for n in near) / len(near) if near else old[it]
+            columns[c].sort(key=lambda it: (mean(it), old[it]))
+    y = {it: (len(cc) - 1) / 2 - k for cc in columns.values() for k, it in enumerate(cc)}
+    nodes = tuple(Node(s, c, y[s], kinds[s]) for c in sorted(columns) for s in columns[c]
+                  if isinstance(s, sp.Symbol))
+    laid = tuple(e._replace(bends=tuple((c, y[(e, c)]) for _, c in chains[e])) for e in edges)
+    return Graph(nodes, laid)
+
+
+def position(col: int, y: float) -> tuple[float, float]:
+    """Centimetres of a layout position."""
+    return COLUMN * col, ROW * y
+
+
+def half_width(symbol: sp.Symbol) -> float:
+    """Half the width (cm) of a node's box, from the length of its label."""
+    p = naming.parse(symbol)
+    base = p.base.replace("bar", "").replace("tilde", "")
+    return max(0.3, 0.14 + 0.09 * (len(base) + (0.8 if p.shift == 0 else 2.4)))
+
+
+def route(g: Graph, e: Edge) -> list[tuple[float, float]]:
+    """The points (cm) an edge is drawn through: out of its node to the right edge of its
+    column, across to the next column's left edge, through each column it passes at its own
+    height, and into its end node from the left.  The slanted parts lie between columns,
+    where there are no nodes."""
+    edge = {}   # column -> (left, right) bounds of its widest node
+    for n in g.nodes:
+        x, w = COLUMN * n.col, half_width(n.symbol)
+        left, right = edge.get(n.col, (x, x))
+        edge[n.col] = (min(left, x - w - GAP), max(right, x + w + GAP))
+    src, dst = g.node(e.src), g.node(e.dst)
+    points = [position(src.col, src.y), (edge[src.col][1], ROW * src.y)]
+    for c, y in e.bends:
+        left, right = edge.get(c, (COLUMN * c, COLUMN * c))
+        points += [(left, ROW * y), (right, ROW * y)]
+    return points + [(edge[dst.col][0], ROW * dst.y), position(dst.col, dst.y)]
+
+
+GAP = 0.08   # cm between a column's widest node and where edges turn
+
+
+def collisions(g: Graph) -> list[tuple[Edge, Node]]:
+    """Every (edge, node) where the edge, as :func:`route` draws it, passes through a node
+    that is not one of its ends."""
+    hits = []
+    for e in g.edges:
+        points = route(g, e)
+        for n in g.nodes:
+            if n.symbol in (e.src, e.dst):
+                continue
+            (cx, cy), w = position(n.col, n.y), half_width(n.symbol)
+            if any(_crosses(p, q, cx, cy, w, HALF_HEIGHT) for p, q in zip(points, points[1:])):
+                hits.append((e, n))
+    return hits
+
+
+def _crosses(p, q, cx, cy, w, h, steps=100) -> bool:
+    """Whether the segment p-q enters the box of half-sizes (w, h) around (cx, cy)."""
+    return any(abs(p[0] + (q[0] - p[0]) * k / steps - cx) < w and
+               abs(p[1] + (q[1] - p[1]) * k / steps - cy) < h for k in range(steps + 1))

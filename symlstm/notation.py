@@ -20,8 +20,8 @@ def _lstm_rows():
         chunk = f"[{k}H:{k + 1}H]" if k else "[:H]"
         rows += [
             (g, f"`{'g' if g == 'z' else g}`", a, n, row_name),
-            (f"W_{g}", f"`weight_ih_l0{chunk}`", f"W_{a}", f"W_{n}[:, :D]", f"W_x{row_sub}ᵀ"),
-            (f"R_{g}", f"`weight_hh_l0{chunk}`", f"U_{a}", f"W_{n}[:, D:]", f"W_h{row_sub}ᵀ"),
+            (f"W_{g}", f"`weight_ih_l0{chunk}`", f"W_{a}", f"W_{n}[:, 1:D]", f"W_x{row_sub}ᵀ"),
+            (f"R_{g}", f"`weight_hh_l0{chunk}`", f"U_{a}", f"W_{n}[:, D+1:D+H]", f"W_h{row_sub}ᵀ"),
             (f"b_{g}", f"`bias_ih_l0{chunk} + bias_hh_l0{chunk}`", "—", f"b_{n}", f"b_{row_sub}"),
         ]
     rows.append(("p_i, p_f, p_o", "—", "—", "—", "—"))
@@ -57,3 +57,13 @@ def table(cell_name: str):
     if cell_name == "rnn":
         return RNN_HEADER, _RNN_ROWS
     return None
+
+
+#: Cells that name the LSTM's variables otherwise: their names -> the peephole LSTM's, so
+#: that the overview compares the same paths (a renamed variable is not a new term).
+RENAMES = {
+    "lstm_nobias": {"a": "z", "abar": "zbar", "W_a": "W_z", "U_a": "R_z", "U_i": "R_i",
+                    "U_f": "R_f", "U_o": "R_o"},
+    "lstm_concat": {"n": "z", "nbar": "zbar"},
+    "lstm_rowmajor": {"I": "ibar", "F": "fbar", "O": "obar", "Ctilde": "zbar"},
+}

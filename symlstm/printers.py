@@ -150,7 +150,7 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
                 return (1, [])
             return (3 if isinstance(term, sp.Symbol) and naming.parse(term) is None else 2,
                     [ord(ch) for ch in self._print(term).lstrip("- ")])
-        terms = sorted(expr.args, key=key)
+        terms = positive_first(sorted(expr.args, key=key))
         return latex_join([self._print(t) for t in terms])
 
     def _print_MatVec(self, expr):
@@ -294,7 +294,17 @@ class CommentPrinter(_TablePrinter, StrPrinter):
         return f"{self.parenthesize(e, PRECEDENCE['Atom'])}[{self._print(a)}:{self._print(b)}]"
 
     def _print_Outer(self, expr):
-        return f"{self.parenthesize(expr.args[0], PRECEDENCE['Mul'])} {self._print(expr.args[1])}ᵀ"
+        u, v = expr.args
+        right = self._print(v) if isinstance(v, sp.Symbol) else f"({self._print(v)})"
+        return f"{self.parenthesize(u, PRECEDENCE['Mul'])} {right}ᵀ"
+
+    def _print_Add(self, expr, order=None):
+        terms = positive_first(self._as_ordered_terms(expr, order=order))
+        out = self._print(terms[0])
+        for t in terms[1:]:
+            text = self._print(t)
+            out += f" - {text[1:].lstrip()}" if text.startswith("-") else f" + {text}"
+        return out
 
     def _print_TimeSum(self, expr):
         return f"Σ_t {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])}"
@@ -342,6 +352,13 @@ def pycode_into(lhs, rhs, inputs=()) -> str:
 def comment(expr) -> str:
     """One line of plain text for a comment in generated code."""
     return CommentPrinter().doprint(expr)
+
+
+def positive_first(terms: list) -> list:
+    """Terms in their order, but a sum opens with its first positive term when it has one:
+    ``h - n``, not ``-n + h``."""
+    k = next((k for k, t in enumerate(terms) if not t.could_extract_minus_sign()), 0)
+    return [terms[k], *terms[:k], *terms[k + 1:]]
 
 
 def signed(parts: list[str]) -> list[str]:

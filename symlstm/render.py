@@ -6,6 +6,7 @@ templates receive only pre-printed strings and loops.
 from __future__ import annotations
 
 import functools
+import re
 import textwrap
 from pathlib import Path
 
@@ -16,9 +17,9 @@ from . import naming
 from .bptt import Derivation
 from .cell import CellError
 from .lower import Plan, lower
-from .ops import Transposed, matrix_param
+from .ops import Transposed, matrix_param, sigma
 from .cells import CELLS
-from .graph import graph
+from .graph import graph, position, route
 from .jacobians import jacobians
 from . import notation
 from .cell import Latex
@@ -165,6 +166,7 @@ def latex_document(d: Derivation) -> str:
     """The source of the derivation document for ``d.cell``."""
     cell, g = d.cell, graph(d.cell)
     shipped = cell.name in CELLS and CELLS[cell.name]() == cell
+    params = [_tex(x, cell, element=True) for x in d.params]
     return environment().get_template(TEX_TEMPLATE).render(
         shipped=shipped,
         template=TEX_TEMPLATE, rebuild=REBUILD, cell=cell,
@@ -173,12 +175,19 @@ def latex_document(d: Derivation) -> str:
         about=tex_about(cell.about), tex_name=_tt(cell.name),
         notation=_notation(cell),
         graph=_tikz(g),
-        forward=[_tex(x) for x in d.forward],
+        forward=[_tex(x, cell) for x in d.forward],
+        gates=_gates(cell),
+        carried=_carried(d),
         paths=[_paths(x, d, g) for x in (*d.through_time, *d.step) if not _is_state_step(x, d)],
-        step=[_tex(x) for x in d.step],
-        through_time=[_tex(x, element=True) for x in d.through_time],
-        inputs=[_tex(x, element=True) for x in (*d.inputs, *d.initial)],
-        params=[_tex(x, element=True) for x in d.params],
+        step=[_tex(x, cell) for x in d.step],
+        through_time=[dict(_tex(x, cell, element=True), reads=_later(x))
+                      for x in d.through_time],
+        inputs=[form for x in (*d.inputs, *d.initial)
+                for e in [_tex(x, cell, element=True)] for form in (e, e["element"])],
+        matrix_params=[e for e, p in zip(params, d.params) if _is_matrix(p)],
+        vector_params=[e for e, p in zip(params, d.params) if not _is_matrix(p)],
+        param_elements=[e["element"] for e, p in sorted(zip(params, d.params),
+                                                        key=lambda ep: not _is_matrix(ep[1]))],
         jacobians=[_jacobian(j) for j in jacobians(d)],
         rnn_jacobians=_rnn_jacobians() if cell.name != "rnn" else [],
         states=", ".join(f"${naming.latex_base(n)}_t$" for n in cell.states),
@@ -187,6 +196,44 @@ def latex_document(d: Derivation) -> str:
                for p in cell.params],
         figures=FIGURE_DIR,
     )
+
+
+def _gates(cell) -> list[dict]:
+    """Sigmoid outputs that scale what they multiply: the cell's gates, each with the
+    equations where it does."""
+    out = []
+    for eq in cell.equations:
+        if not isinstance(eq.rhs, sigma):
+            continue
+        where = [other.label for other in cell.equations if any(
+            isinstance(m, sp.Mul) and any(a == eq.lhs or (isinstance(a, sp.Add) and eq.lhs in a.args)
+                                         for a in m.args)
+            for m in sp.preorder_traversal(other.rhs))]
+        if where:
+            out.append(dict(name=latex(eq.lhs), where=", ".join(eqref(f"fwd:{w}") for w in where)))
+    return out
+
+
+def _carried(d) -> list[dict]:
+    """Each state that reaches itself at the next step through an element-wise factor (no
+    weight matrix): the term of its recurrence that carries the gradient along that path."""
+    out = []
+    for s in d.cell.new_states:
+        label = next(eq.label for eq in d.cell.equations if eq.lhs == s)
+        rec = next((g for g in d.through_time if naming.adjoint_of(g.lhs) == s), None)
+        term = next((t for t in (rec.terms if rec else ()) if t.via == f"{label}@t+1"), None)
+        if term is None or any(naming.parse(v) is None and d.cell.param(v.name).is_matrix
+                               for v in term.local.free_symbols):
+            continue
+        out.append(dict(state=latex(s), rec=eqref(rec.label), term=latex(term.expr),
+                        factor=latex(term.local), one=term.local == 1))
+    return out
+
+
+def _later(g) -> str:
+    """The equations of step t+1 a recurrence's terms come through, as references."""
+    vias = [t.via.partition("@")[0] for t in g.terms if t.via.endswith("@t+1")]
+    return ", ".join(eqref(f"fwd:{v}") for v in dict.fromkeys(vias))
 
 
 @functools.lru_cache(maxsize=1)
@@ -204,8 +251,8 @@ def overview_document(derivations: list[Derivation], clip: float) -> str:
     return environment().get_template(OVERVIEW_TEMPLATE).render(
         template=OVERVIEW_TEMPLATE, rebuild=REBUILD,
         cells=[dict(name=d.cell.name, tex_name=_tt(d.cell.name), title=latex_text(d.cell.title),
-                    about=tex_about(d.cell.about), recurrences=[_tex(x) for x in d.through_time])
-               for d in derivations],
+                    about=tex_about(d.cell.about)) for d in derivations],
+        reference=[_tex(x) for x in base.through_time],
         comparison=_comparison(base, derivations),
         figures=FIGURE_DIR, clip=clip)
 
@@ -230,26 +277,49 @@ def tex_label(label: str) -> str:
     return _tt(label)
 
 
-def _tex(g, element: bool = False) -> dict:
-    """An equation as its left side and one LaTeX string per term (signs kept); with
-    ``element``, also the same equation for one element (matrix products as sums)."""
-    out = _terms(g, ())
+def _tex(g, cell=None, element: bool = False, anchored: bool = True) -> dict:
+    """An equation as its left side and one LaTeX string per term (signs kept), tagged with
+    its label (and ``\\label``-ed with ``anchor``) and, given the cell, the gradient's shape;
+    with ``element``, also the same equation for one element (matrix products as sums)."""
+    out = _terms(g, (), anchored)
+    out["shape"] = _gradient_shape(cell, g) if cell is not None else ""
     if element:
         index = ("j", "k") if g.summed and _is_matrix(g) else ("k",)
-        out["element"] = _terms(g, index)
+        out["element"] = _terms(g, index, False)
     return out
 
 
-def _terms(g, index) -> dict:
+def _gradient_shape(cell, g) -> str:
+    """The shape of a gradient's left side, in a document's notation: H \\times D."""
+    v = naming.adjoint_of(g.lhs)
+    if v is None:
+        return ""
+    if naming.parse(v) is None:
+        return r" \times ".join(_tex_size(dim, True) for dim in cell.param(v.name).shape)
+    return _tex_size(cell.dim(v), False)
+
+
+def anchor(label: str) -> str:
+    """The ``\\label`` key of an equation: its label, other characters spelled out."""
+    return "eq:" + re.sub(r"[^A-Za-z0-9:._-]", lambda m: f"-{ord(m[0]):x}-", label)
+
+
+def eqref(label: str) -> str:
+    """A reference to the equation labelled ``label``: ``(fwd:c)``, linked."""
+    return rf"\eqref{{{anchor(label)}}}"
+
+
+def _terms(g, index, anchored=True) -> dict:
     terms = signed([latex(t.expr, g.origin, index) for t in g.terms])
-    total = r"\sum_{t=1}^{T} \sum_{b=1}^{B}" if index and g.summed else r"\sum_{t=1}^{T}"
+    total = r"\sum_{t=1}^{T}"
     prefix, suffix = (rf"{total} \Big(", r"\Big)") if g.summed and len(terms) > 1 else \
         (f"{total} ", "") if g.summed else ("", "")
     lhs = latex(g.lhs, g.origin, index[-1:] if not g.summed or len(index) == 1 else "".join(index))
     if index and g.summed and len(index) == 2:
         lhs = naming.latex(g.lhs, index="jk")
-    tag = rf"\tag{{{tex_label(g.label)}}}" if not index else r"\notag"
-    return dict(tag=tag, lhs=lhs, terms=terms, prefix=prefix, suffix=suffix)
+    tag = r"\notag" if index else rf"\tag{{{tex_label(g.label)}}}" + \
+        (rf"\label{{{anchor(g.label)}}}" if anchored else "")
+    return dict(tag=tag, lhs=lhs, terms=terms, prefix=prefix, suffix=suffix, shape="")
 
 
 def _is_matrix(g) -> bool:
@@ -272,7 +342,7 @@ def _paths(g, d, graph_) -> dict:
         if via == LOSS:
             where, partial = "the loss", ""
         else:
-            where = tex_label(f"fwd:{via}") + (" at step $t+1$" if later else "")
+            where = eqref(f"fwd:{via}") + (" at step $t+1$" if later else "")
             consumer = _consumer(d, via, later)
             partial = rf"\frac{{\partial {latex(consumer)}}}{{\partial {latex(v)}}}" \
                 if consumer is not None and t.raw is not None else ""
@@ -280,8 +350,8 @@ def _paths(g, d, graph_) -> dict:
         local = latex(t.local) if t.raw is not None else ""
         rows.append(dict(via=where, partial=partial, raw=raw if raw != local else "",
                          local=local, term=latex(t.expr)))
-    return dict(label=tex_label(g.label), lhs=latex(g.lhs), rows=rows, sum=_tex(g),
-                graph=_tikz(graph_, graph_.downstream(v), v) if v in _nodes(graph_) else None)
+    return dict(label=eqref(g.label), lhs=latex(g.lhs), rows=rows, sum=_tex(g, anchored=False),
+                graph=_highlight(graph_, graph_.downstream(v), v) if v in _nodes(graph_) else None)
 
 
 def _consumer(d, via, later):
@@ -293,24 +363,25 @@ def _nodes(g):
     return {n.symbol for n in g.nodes}
 
 
-def _tikz(g, highlight=frozenset(), focus=None) -> dict:
-    """Node positions, labels and edge styles for the TikZ macro; ``highlight`` in red."""
+def _tikz(g) -> dict:
+    """Nodes and edges of the step's picture, drawn once per document (``\\stepgraph``);
+    node k is styled ``n<k>`` and edge k ``e<k>``, so that a use can highlight some."""
     ids = {n.symbol: f"n{k}" for k, n in enumerate(g.nodes)}
-    height = {}
-    for n in g.nodes:
-        height[n.col] = max(height.get(n.col, 0), n.row + 1)
-    nodes = []
-    for n in g.nodes:
-        y = (height[n.col] - 1) / 2 - n.row
-        label = naming.latex(naming.timed(n.symbol.name.split("[")[0], 0)) + r"\to" \
-            if n.kind == "next" else naming.latex(n.symbol)
-        style = "focus" if n.symbol == focus else n.kind
-        nodes.append(dict(id=ids[n.symbol], x=f"{1.55 * n.col:.2f}", y=f"{0.9 * y:.2f}",
-                          label=label, style=style))
-    edges = [dict(src=ids[e.src], dst=ids[e.dst],
-                  style=("path" if e in highlight else "edge") + (", dashed" if not e.label else ""))
-             for e in g.edges]
+    nodes = [dict(id=ids[n.symbol], x=f"{x:.2f}", y=f"{y:.2f}", label=naming.latex(n.symbol),
+                  style=n.kind)
+             for n in g.nodes for x, y in [position(n.col, n.y)]]
+    edges = [dict(id=f"e{k}", src=ids[e.src], dst=ids[e.dst],
+                  style="edge" + (", dashed" if not e.label else ""),
+                  via=" -- ".join(f"({x:.2f},{y:.2f})" for x, y in route(g, e)[1:-1]))
+             for k, e in enumerate(g.edges)]
     return dict(nodes=nodes, edges=edges)
+
+
+def _highlight(g, edges, focus) -> str:
+    """Options of one use of ``\\stepgraph``: ``edges`` as paths, ``focus`` framed."""
+    styles = [f"e{k}/.style=sl-path" for k, e in enumerate(g.edges) if e in edges]
+    styles += [f"n{k}/.style=sl-focus" for k, n in enumerate(g.nodes) if n.symbol == focus]
+    return ", ".join(styles)
 
 
 def _jacobian(j) -> dict:
@@ -354,13 +425,14 @@ def _cell(text: str) -> str:
         return "---"
     if text.startswith("`"):
         return _tt(text.strip("`"))
-    return ", ".join(f"${_math_name(n)}$" for n in text.split(", "))
+    return ", ".join(f"${_math_name(n)}$" for n in re.split(r", (?![^\[]*\])", text))
 
 
 def _math_name(name: str) -> str:
     name, flip = (name[:-1], r"^{\top}") if name.endswith("ᵀ") else (name, "")
-    name, _, cols = name.partition("[")
-    cols = "[" + cols.replace(":", "{:}").replace(",", r",\,") if cols else ""
+    name, _, cols = name.partition("[")   # a block of columns, counted from 1: [:, 1:D]
+    cols = "[" + ", ".join(r"\cdot" if part.strip() == ":" else part.strip().replace(":", "{:}")
+                           for part in cols.rstrip("]").split(",")) + "]" if cols else ""
     return naming.latex(sp.Symbol(name)) + flip + cols
 
 
@@ -372,7 +444,10 @@ def _comparison(base: Derivation, derivations) -> dict:
     """Which paths of the peephole LSTM's δc_t and δh_t each cell keeps, drops or adds."""
     def paths(d, state):
         g = next((x for x in d.through_time if x.label == f"rec:{state}"), None)
-        return {t.via: t for t in g.terms} if g is not None else None
+        if g is None:
+            return None
+        renames = notation.RENAMES.get(d.cell.name, {})
+        return {_renamed_via(t.via, renames): _renamed(t.expr, renames) for t in g.terms}
     columns = []
     for state in ("c", "h"):
         vias = list(paths(base, state))
@@ -392,10 +467,25 @@ def _comparison(base: Derivation, derivations) -> dict:
             elif via not in theirs:
                 marks.append("+")
             else:
-                marks.append(r"\checkmark" if mine[via].expr == theirs[via].expr else "$\\sim$")
+                marks.append(r"\checkmark" if mine[via] == theirs[via] else "$\\sim$")
         rows.append(dict(name=_tt(d.cell.name), marks=marks))
     heads = [rf"$\delta {state}_t$ via " + _via(via) for state, via in columns]
     return dict(heads=heads, rows=rows)
+
+
+def _renamed_via(via: str, renames) -> str:
+    name, at, later = via.partition("@")
+    return renames.get(name, name) + at + later
+
+
+def _renamed(expr, renames):
+    """``expr`` in the peephole LSTM's names."""
+    def rename(s):
+        p = naming.parse(s)
+        if p is None:
+            return sp.Symbol(renames.get(s.name, s.name))
+        return naming.timed(renames.get(p.base, p.base), p.shift, p.kind)
+    return expr.xreplace({s: rename(s) for s in expr.free_symbols})
 
 
 def _via(via: str) -> str:

@@ -1,0 +1,144 @@
+"""The command line: ``symlstm`` or ``python -m symlstm``.
+
+    symlstm list                          the cells, one line each
+    symlstm show lstm                     every equation of the derivation
+    symlstm show lstm --label rec:c       one of them (--latex: as LaTeX)
+    symlstm build [CELL ...] [--out DIR]  code, .tex and PDFs (see symlstm build --help)
+    symlstm verify gru                    check the generated code of a cell
+
+A CELL is a name from ``symlstm list``, or ``FILE.py:NAME`` for a cell of your own: NAME in
+that file is a Cell, or a function that returns one.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+from . import build
+from .cell import CellError
+
+_HELP = argparse.RawDescriptionHelpFormatter
+
+
+class UsageError(Exception):
+    """A command line that names something that is not there."""
+
+
+def load_cell(spec: str):
+    """The cell a command line names: a shipped name, or ``FILE.py:NAME``."""
+    from .cell import Cell, CellBuilder
+    from .cells import CELLS
+    if spec in CELLS:
+        return CELLS[spec]()
+    path, colon, attr = spec.rpartition(":")
+    if not colon or not path.endswith(".py"):
+        raise UsageError(f"unknown cell {spec!r}: give one of {', '.join(CELLS)}, or "
+                         f"FILE.py:NAME for a cell of your own")
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such file")
+    module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, attr):
+        raise UsageError(f"{path} defines no {attr!r}")
+    found = getattr(module, attr)
+    found = found() if callable(found) and not isinstance(found, (Cell, CellBuilder)) else found
+    found = found.build() if isinstance(found, CellBuilder) else found
+    if not isinstance(found, Cell):
+        raise UsageError(f"{spec} is a {type(found).__name__}, not a Cell or a function "
+                         "returning one")
+    return found
+
+
+def _list(args, out) -> int:
+    from .cells import CELLS
+    cells = [CELLS[name]() for name in CELLS]
+    width = max(map(len, CELLS))
+    for c in cells:
+        states = ", ".join(c.states)
+        print(f"{c.name:<{width}}  {c.title}  (states {states}; {len(c.params)} parameters)",
+              file=out)
+    return 0
+
+
+def _show(args, out) -> int:
+    from .bptt import derive
+    from .printers import comment, latex
+    from .sweep import LOSS
+    d = derive(load_cell(args.cell))
+    gradients = [d[args.label]] if args.label else [d[label] for label in d.labels()]
+    for g in gradients:
+        if args.latex:
+            print(f"% ({g.label})\n{latex(g.lhs)} = {latex(g.rhs)}", file=out)
+            continue
+        print(f"({g.label}) {comment(g.eq)}", file=out)
+        if args.label and len(g.terms) > 1:   # one equation: each path it sums as well
+            for t in g.terms:
+                via, _, later = t.via.partition("@")
+                where = "the loss" if via == LOSS else f"fwd:{via}" + (" at t+1" if later else "")
+                print(f"    via {where}: {comment(t.expr)}", file=out)
+    return 0
+
+
+def _verify(args, out) -> int:
+    from .verification import VerifyError, verify
+    try:
+        report = verify(load_cell(args.cell), seed=args.seed)
+    except VerifyError as e:
+        print(e, file=out)
+        return 1
+    print(report, file=out)
+    return 0
+
+
+def _build(args, out) -> int:
+    return build.run(args, out=out)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="symlstm", formatter_class=_HELP,
+        description="Recurrent-cell equations turned into verified gradients, NumPy code and "
+                    "derivation documents.",
+        epilog="\n".join(__doc__.split("\n")[2:]))
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub.add_parser("list", help="the cells, one line each",
+                   description="List the shipped cells.").set_defaults(run=_list)
+    show = sub.add_parser("show", help="a cell's derivation in the terminal",
+                          description="Print a cell's derived equations, each with its label.")
+    show.add_argument("cell", metavar="CELL")
+    show.add_argument("--label", metavar="L",
+                      help="only the equation labelled L, such as fwd:c, adj:o, rec:c, grad:W_f")
+    show.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
+    show.set_defaults(run=_show)
+    b = sub.add_parser("build", help="write code, .tex and PDFs", formatter_class=_HELP,
+                       description=build.__doc__.split("\n")[0],
+                       epilog="\n".join(build.__doc__.split("\n")[2:]))
+    build.add_arguments(b)
+    b.set_defaults(run=_build)
+    v = sub.add_parser("verify", help="check a cell's generated code",
+                       description="Generate a cell's NumPy code and check every gradient "
+                                   "against central differences and brute-force "
+                                   "differentiation of the unrolled loss.")
+    v.add_argument("cell", metavar="CELL")
+    v.add_argument("--seed", type=int, default=0, help="seed of the random problem (default 0)")
+    v.set_defaults(run=_verify)
+    return ap
+
+
+def main(argv=None, out=sys.stdout) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args, out)
+    except BrokenPipeError:   # the reader (head, less) stopped reading: not an error
+        sys.stdout = None
+        return 0
+    except (UsageError, KeyError, CellError) as e:   # the message says what was wrong
+        print(f"symlstm {args.command}: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The documents' structure, read from the .tex: every equation labelled once and every
+reference defined, one picture of the step, prose before every block, shapes beside the
+gradients."""
+import re
+
+import pytest
+
+import symlstm
+from symlstm.render import anchor, latex_document, overview_document
+
+NAMES = list(symlstm.CELLS)
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def document(request):
+    d = symlstm.derive(request.param)
+    return d, latex_document(d)
+
+
+def test_every_equation_is_labelled_once_and_every_reference_is_defined(document):
+    d, tex = document
+    labels = re.findall(r"\\label\{([^}]*)\}", tex)
+    assert len(labels) == len(set(labels)), "a label is defined twice"
+    for g in d.all():
+        assert anchor(g.label) in labels, f"{g.label} has no \\label"
+    for ref in re.findall(r"\\(?:eq)?ref\{([^}]*)\}", tex):
+        assert ref in labels, f"\\ref to {ref}, which is not defined"
+
+
+def test_the_step_is_drawn_once_and_used_per_gradient(document):
+    d, tex = document
+    assert tex.count(r"\begin{tikzpicture}") == 1
+    body = tex[tex.index(r"\begin{document}"):]
+    uses = re.findall(r"\\stepgraph(\[[^\]]*\])?", body)
+    assert len(uses) >= 2 and uses[0] == ""   # the figure, then highlighted copies
+    assert all("sl-path" in u for u in uses[1:])
+
+
+def test_every_section_opens_with_prose(document):
+    _, tex = document
+    for title, body in re.findall(r"\\section\*?\{([^}]*)\}(.*?)(?=\\section|\\end\{document\})",
+                                  tex, re.S):
+        before = re.split(r"\\begin\{(?:align|equation|figure|center)", body)[0]
+        words = re.sub(r"\$[^$]*\$|\\[a-zA-Z]+|[{}~]", " ", before).split()
+        assert len(words) >= 8, f"section {title!r} opens without a sentence: {before[:200]!r}"
+
+
+def test_element_forms_sum_only_over_what_they_index(document):
+    _, tex = document
+    assert r"\sum_{b=1}" not in tex
+
+
+def test_gradients_carry_their_shape(document):
+    d, tex = document
+    for p in d.cell.params:
+        shape = r" \times ".join(dim.replace("*", "") if "+" not in dim else f"({dim})"
+                                 for dim in p.shape)
+        assert re.search(r"\\delta " + re.escape(symlstm.naming.latex_base(p.name)) +
+                         r" &=.*&& \\shape\{" + re.escape(shape) + r"\}", tex), p.name
+
+
+def test_no_sum_opens_with_a_minus_sign():
+    tex = latex_document(symlstm.derive("lstm_cifg"))
+    assert r"\left(z_{t} - c_{t-1}\right)" in tex and r"\left(- c_{t-1}" not in tex
+
+
+def test_the_overview_compares_renamed_variables_as_the_same_paths():
+    derivations = [symlstm.derive(n) for n in NAMES]
+    tex = overview_document(derivations, 1.0)
+    table = tex[tex.index(r"\begin{tabular}"):tex.index(r"\end{tabular}")]
+    heads = re.findall(r"\\rotatebox\{90\}\{([^}]*)\}", table)
+    renamed = ("abar", "Ctilde", r"\texttt{I}", r"\texttt{F}", r"\texttt{O}")
+    assert not any(name in h for h in heads for name in renamed)
+    rows = {line.split(" & ")[0]: line.split(" & ")[1:] for line in table.splitlines()
+            if "char95" in line or line.startswith(r"\texttt")}
+    for name in ("lstm_nobias", "lstm_rowmajor"):   # they rename; they add no path
+        marks = rows[r"\texttt{" + name.replace("_", r"\char95{}") + "}"]
+        assert "+" not in marks and "\\checkmark" in marks or "$\\sim$" in marks, (name, marks)
