@@ -16,16 +16,19 @@ _LAZY = {
     "Latex": "cell", "Derivation": "bptt", "Gradient": "bptt", "matvec": "ops",
     "transpose": "ops", "concat": "ops", "OPS": "ops", "sigma": "ops", "tanh": "ops",
     "exp": "ops", "log": "ops", "relu": "ops", "softplus": "ops", "verify": "verification",
-    "VerifyError": "verification", "Report": "verification",
+    "VerifyError": "verification", "Report": "verification", "check_claim": "claims",
+    "Verdict": "claims", "ClaimError": "claims",
 }
 
-__all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "Derivation", "Gradient", "Latex", "OPS",
-           "Report", "VerifyError", "concat", "derive", "exp", "get_cell", "log", "matvec",
-           "relu", "sigma", "softplus", "tanh", "transpose", "verify"]
+__all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "ClaimError", "Derivation", "Gradient",
+           "Latex", "OPS", "Report", "Verdict", "VerifyError", "check_claim", "concat", "derive",
+           "exp", "get_cell", "log", "matvec", "relu", "sigma", "softplus", "tanh", "transpose",
+           "verify"]
 
 
 #: Submodules that ``symlstm.<name>`` imports on first use.
-_SUBMODULES = {"bptt", "bruteforce", "build", "cell", "cells", "figures", "gradcheck", "graph",
+_SUBMODULES = {"bptt", "bruteforce", "build", "claims", "cli", "cell", "cells", "figures",
+               "gradcheck", "graph",
                "jacobians", "lower", "naming", "notation", "ops", "printers", "render", "sweep",
                "verification"}
 

@@ -21,6 +21,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -313,7 +314,11 @@ def pdf(tex: Path, out_dir: Path) -> Built:
                              stdin=subprocess.DEVNULL)
         built, log = work / (tex.stem + ".pdf"), work / (tex.stem + ".log")
         if run.returncode != 0 or not built.exists():
-            raise LatexError(f"{tex.name} failed to build:\n{_log_errors(log, run)}")
+            errors = _log_errors(log, run)
+            missing = re.search(r"File `([^']+\.sty)' not found", errors)
+            hint = (f"\nTeX Live lacks {missing[1]}: install the Debian packages the README's "
+                    "commands name (texlive-latex-recommended, texlive-pictures)") if missing else ""
+            raise LatexError(f"{tex.name} failed to build:\n{errors}{hint}")
         target = out_dir / built.name
         _put(target, built.read_bytes())
         return Built(target, log.read_text(errors="replace"))

@@ -5,6 +5,7 @@
     symlstm show lstm --label rec:c       one of them (--latex: as LaTeX)
     symlstm build [CELL ...] [--out DIR]  code, .tex and PDFs (see symlstm build --help)
     symlstm verify gru                    check the generated code of a cell
+    symlstm check-claim lstm adj:o 'δh[t]*tanh(c[t])'   judge a formula of your own
 
 A CELL is a name from ``symlstm list``, or ``FILE.py:NAME`` for a cell of your own: NAME in
 that file is a Cell, or a function that returns one.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from . import build
 from .cell import CellError
+from .claims import ClaimError
 
 _HELP = argparse.RawDescriptionHelpFormatter
 
@@ -93,6 +95,16 @@ def _verify(args, out) -> int:
     return 0
 
 
+def _check_claim(args, out) -> int:
+    from .bptt import derive
+    from .claims import check_claim
+    verdict = check_claim(derive(load_cell(args.cell)), args.label, args.claim, seed=args.seed)
+    print(verdict, file=out)
+    if args.latex:
+        print(f"% the derived form\n{verdict.latex}", file=out)
+    return 0 if verdict.holds else 1
+
+
 def _build(args, out) -> int:
     return build.run(args, out=out)
 
@@ -125,6 +137,22 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("cell", metavar="CELL")
     v.add_argument("--seed", type=int, default=0, help="seed of the random problem (default 0)")
     v.set_defaults(run=_verify)
+    c = sub.add_parser("check-claim", help="judge a hand-written gradient formula",
+                       formatter_class=_HELP,
+                       description="Judge a formula for one gradient against the derivation: "
+                                   "exit 0 when it holds, 1 when it does not (with the paths it "
+                                   "misses or adds, and a counterexample).",
+                       epilog="The claim is written as `symlstm show` prints, for example\n"
+                              "  symlstm check-claim lstm_nobias adj:abar "
+                              "'δa[t]*(1 - a[t]**2)'\n"
+                              "⊙ may stand for *, σ for sigma; MatTVec(R_z, δzbar[t+1]) is "
+                              "R_zᵀ δzbar[t+1].")
+    c.add_argument("cell", metavar="CELL")
+    c.add_argument("label", metavar="LABEL", help="the gradient's label, such as adj:o or rec:c")
+    c.add_argument("claim", metavar="CLAIM", help="the formula, quoted")
+    c.add_argument("--latex", action="store_true", help="also print the derived form as LaTeX")
+    c.add_argument("--seed", type=int, default=0, help="seed of the random instances")
+    c.set_defaults(run=_check_claim)
     return ap
 
 
@@ -135,7 +163,7 @@ def main(argv=None, out=sys.stdout) -> int:
     except BrokenPipeError:   # the reader (head, less) stopped reading: not an error
         sys.stdout = None
         return 0
-    except (UsageError, KeyError, CellError) as e:   # the message says what was wrong
+    except (UsageError, KeyError, CellError, ClaimError) as e:   # the message says what was wrong
         print(f"symlstm {args.command}: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
 

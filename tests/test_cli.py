@@ -121,6 +121,14 @@ def test_missing_tex_is_a_clear_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not shutil.which("latexmk"), reason="TeX Live is installed by the README's commands")
+def test_a_missing_latex_package_names_what_to_install(tmp_path):
+    (tmp_path / "a.tex").write_text("\\documentclass{article}\\usepackage{nosuchpackage}"
+                                    "\\begin{document}x\\end{document}\n")
+    with pytest.raises(build.LatexError, match="lacks nosuchpackage.sty: install the Debian"):
+        build.pdf(tmp_path / "a.tex", tmp_path)
+
+
+@pytest.mark.skipif(not shutil.which("latexmk"), reason="TeX Live is installed by the README's commands")
 def test_a_non_editable_install_builds_a_cell_and_runs_the_cli(tmp_path):
     """Installed from a wheel (no checkout, no generated/ beside it): `symlstm build --out`
     writes the module, the .tex with its figures and the PDF; the shipped .tex files and

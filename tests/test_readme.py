@@ -34,3 +34,22 @@ def test_verify_example_output(tmp_path, monkeypatch):
     # the errors are rounding, which may differ in the last digits between machines
     errors = re.compile(r"\d\.\de-\d\d")
     assert errors.sub("E", shown) == errors.sub("E", str(symlstm.verify(namespace["cell"])))
+
+
+def test_check_claim_example():
+    import doctest
+    block = README.split("### Check a formula: `symlstm.check_claim`\n\n```python\n")[1]
+    block = block.split("```")[0]
+    test = doctest.DocTestParser().get_doctest(block, {"symlstm": symlstm}, "README", None, 0)
+    runner = doctest.DocTestRunner()
+    runner.run(test)
+    assert runner.failures == 0 and runner.tries == 4
+
+
+def test_command_line_block_names_real_commands():
+    from symlstm import cli
+    block = README.split("## On the command line")[1].split("```\n")[1]
+    commands = {line.split()[1] for line in block.splitlines() if line.startswith("symlstm ")}
+    subcommands = cli.parser()._subparsers._group_actions[0].choices
+    assert commands <= set(subcommands) and {"list", "show", "build", "verify",
+                                             "check-claim"} <= commands
