@@ -17,18 +17,19 @@ _LAZY = {
     "transpose": "ops", "concat": "ops", "OPS": "ops", "sigma": "ops", "tanh": "ops",
     "exp": "ops", "log": "ops", "relu": "ops", "softplus": "ops", "verify": "verification",
     "VerifyError": "verification", "Report": "verification", "check_claim": "claims",
-    "Verdict": "claims", "ClaimError": "claims",
+    "Verdict": "claims", "ClaimError": "claims", "from_torch": "torch_weights",
+    "to_torch": "torch_weights", "derive_network": "heads", "HEADS": "heads",
 }
 
 __all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "ClaimError", "Derivation", "Gradient",
-           "Latex", "OPS", "Report", "Verdict", "VerifyError", "check_claim", "concat", "derive",
-           "exp", "get_cell", "log", "matvec", "relu", "sigma", "softplus", "tanh", "transpose",
-           "verify"]
+           "HEADS", "Latex", "OPS", "Report", "Verdict", "VerifyError", "check_claim", "concat",
+           "derive", "derive_network", "exp", "from_torch", "get_cell", "log", "matvec", "relu",
+           "sigma", "softplus", "tanh", "to_torch", "transpose", "verify"]
 
 
 #: Submodules that ``symlstm.<name>`` imports on first use.
 _SUBMODULES = {"bptt", "bruteforce", "build", "claims", "cli", "cell", "cells", "figures",
-               "gradcheck", "graph",
+               "gradcheck", "graph", "heads", "torch_weights", "training",
                "jacobians", "lower", "naming", "notation", "ops", "printers", "render", "sweep",
                "verification"}
 

@@ -33,7 +33,7 @@ RESERVED = frozenset({
 #: Prefixes of the generated module's own arrays (fused matrices, buffers, caches).
 RESERVED_PREFIXES = ("stack_", "dstack_", "proj_", "dproj_", "seq_", "cache_", "sum_", "dout_")
 _GREEK = {"sigma", "tau", "phi", "psi", "eta", "mu", "nu", "rho", "theta", "lambda", "alpha",
-          "beta", "gamma", "kappa", "omega", "xi", "zeta", "epsilon", "chi", "pi"}
+          "beta", "gamma", "kappa", "omega", "xi", "zeta", "epsilon", "chi", "pi", "ell"}
 
 
 class Timed(NamedTuple):
@@ -120,6 +120,8 @@ def latex_base(base: str) -> str:
         head = rf"\bar{{{latex_base(head[:-3])}}}"
     elif head.endswith("tilde") and len(head) > 5:
         head = rf"\tilde{{{latex_base(head[:-5])}}}"
+    elif head.endswith("hat") and len(head) > 3:
+        head = rf"\hat{{{latex_base(head[:-3])}}}"
     elif head in _GREEK:
         head = "\\" + head
     elif len(head) > 1:

@@ -104,6 +104,38 @@ OPS: dict[type, Op] = {op.func: op for op in (
 )}
 
 
+class total(sp.Function):
+    """Σ_k a_k: a vector summed to one number (for each sample).  A reduction: heads only."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return REDUCTIONS[total].derivative(self, self.args[0])
+
+
+class lse(sp.Function):
+    """log Σ_k exp(a_k), the log-normaliser of the softmax.  A reduction: heads only."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return REDUCTIONS[lse].derivative(self, self.args[0])
+
+
+#: Reductions of a vector to one number, for the losses of output heads.  ``derivative(y, a)``
+#: is ∂y/∂a_k for every entry k, written through y: Σ_k a_k gives 1, lse gives the softmax
+#: exp(a - lse(a)).  Each entry has the same fields as those of ``OPS``.
+REDUCTIONS = {op.func: op for op in (
+    Op(total, lambda y, a: sp.S.One, "np.sum({a}, axis=-1, keepdims=True)",
+       r"\mathbf{{1}}^{{\top}}\!\left({a}\right)", "Σ_k {a}", None, None,
+       "the sum of a vector's entries; ∂/∂a_k = 1"),
+    Op(lse, lambda y, a: sp.exp(a - y), "logsumexp({a})",
+       r"\operatorname{{lse}}\left({a}\right)", "lse({a})", None, None,
+       "log Σ_k exp(a_k), computed as max(a) + log Σ_k exp(a_k - max(a)); "
+       "∂/∂a_k = exp(a_k - lse(a)), the softmax"),
+)}
+
+
 class MatVec(sp.Function):
     """The matrix–vector product ``W v`` (W a matrix parameter, v a vector)."""
 
@@ -194,9 +226,9 @@ def diff(e: sp.Expr, v: sp.Symbol) -> sp.Expr:
     if e.is_Pow:
         base, n = e.args
         return n * base ** (n - 1) * diff(base, v)
-    if e.func in OPS:
+    if e.func in OPS or e.func in REDUCTIONS:
         a = e.args[0]
-        return OPS[e.func].derivative(e, a) * diff(a, v)
+        return {**OPS, **REDUCTIONS}[e.func].derivative(e, a) * diff(a, v)
     raise TypeError(f"no derivative rule for {e.func} (the rules live in symlstm.ops.OPS)")
 
 

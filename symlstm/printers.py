@@ -16,7 +16,7 @@ from sympy.printing.str import StrPrinter
 
 from . import naming
 from .lower import GroupAdjoint, Proj
-from .ops import OPS, Transposed
+from .ops import OPS, REDUCTIONS, Transposed
 
 
 def _adjoint_first(f: sp.Expr):
@@ -39,7 +39,8 @@ class _TablePrinter:
         memo = self.__dict__.setdefault("_memo", {})
         key = (expr, self._memo_key())
         if key not in memo:
-            op = OPS.get(getattr(expr, "func", None))
+            func = getattr(expr, "func", None)
+            op = OPS.get(func) or REDUCTIONS.get(func)
             memo[key] = (getattr(op, self._spelling).format(a=self._print(expr.args[0]))
                          if op is not None and isinstance(expr, sp.Expr) and expr.args
                          else super()._print(expr))
@@ -265,6 +266,38 @@ class CellNumPyPrinter(_TablePrinter, NumPyPrinter):
         if any(f.is_Pow and f.exp.is_negative for f in expr.args):
             return super()._print_Mul(expr)
         return _hadamard(self, expr, "*", "*")
+
+
+class HeadNumPyPrinter(CellNumPyPrinter):
+    """NumPy code of a head, over every step at once: arrays are (T, B, size), the cell's
+    output sequence is ``hs``, and a matrix product ``V h`` is ``hs @ V.T``."""
+
+    _default_settings = {**CellNumPyPrinter._default_settings, "output": "h"}
+
+    def _print_Symbol(self, expr):
+        p = naming.parse(expr)
+        if p is not None and not p.kind and p.base == self._settings["output"]:
+            return f"{p.base}s"
+        return naming.code(expr)
+
+    def _print_MatVec(self, expr):
+        return f"{self._print(expr.args[1])} @ {self._print(expr.args[0])}.T"
+
+    def _print_MatTVec(self, expr):
+        return f"{self.parenthesize(expr.args[1], PRECEDENCE['Mul'])} @ {self._print(expr.args[0])}"
+
+    def _print_Add(self, expr, order=None):
+        terms = positive_first(self._as_ordered_terms(expr, order=order))
+        out = self._print(terms[0])
+        for t in terms[1:]:
+            text = self._print(t)
+            out += f" - {text[1:].lstrip()}" if text.startswith("-") else f" + {text}"
+        return out
+
+
+def head_pycode(expr, output: str = "h") -> str:
+    """NumPy code of a head's expression (see :class:`HeadNumPyPrinter`)."""
+    return HeadNumPyPrinter({"output": output}).doprint(sp.sympify(expr))
 
 
 class CommentPrinter(_TablePrinter, StrPrinter):

@@ -17,13 +17,14 @@ from . import naming
 from .bptt import Derivation
 from .cell import CellError
 from .lower import Plan, lower
-from .ops import Transposed, matrix_param, sigma
+from .ops import Outer, Transposed, matrix_param, sigma
 from .cells import CELLS
 from .graph import graph, position, route
 from .jacobians import jacobians
 from . import notation
 from .cell import Latex
-from .printers import comment, latex, latex_text, pycode, pycode_into, python_string, signed
+from .printers import (comment, head_pycode, latex, latex_text, pycode, pycode_into,
+                       python_string, signed)
 from .sweep import LOSS
 from .bptt import derive as derive_cell
 
@@ -78,6 +79,56 @@ def numpy_module(d: Derivation) -> str:
         summed_buffers=sorted({str(buf) for _, buf, _, _ in plan.summed_grads}),
         loads=_loads(plan),
     )
+
+
+NETWORK_TEMPLATE = "numpy/network.py.jinja"
+
+
+def network_module(n, cell_import: str | None = None) -> str:
+    """The source of the NumPy module of a cell with a head (``n`` from
+    :func:`symlstm.heads.derive_network`): ``loss_and_grads(params, x, y, state0=None)``.
+    It imports the cell's module, ``symlstm.generated.<cell>`` unless ``cell_import`` names
+    another."""
+    cell, head = n.cell.cell, n.head
+    out = cell.output
+    folded = {}   # adjoints that are numbers (δℓ = 1, δm = δℓ), folded into what follows
+
+    def code(g):
+        rhs = g.rhs.xreplace(folded)
+        if rhs.is_number:
+            folded[g.lhs] = rhs
+            return ""
+        return f"{naming.code(g.lhs)} = {head_pycode(rhs, out)}"
+    forward = [dict(label=g.label, source=comment(g.eq), line=f"{naming.code(g.lhs)} = "
+                    f"{head_pycode(g.rhs, out)}") for g in head.forward]
+    backward = [dict(label=g.label, source=comment(g.eq), line=code(g)) for g in head.step]
+    dh = head.output
+    grads = []
+    for g in head.params:
+        (term,) = g.terms
+        if isinstance(term.expr, Outer):   # Σ_t Σ_b u vᵀ: one GEMM over every step and sample
+            u, v = (head_pycode(a.xreplace(folded), out) for a in term.expr.args)
+            line = f"{u}.reshape(T * B, -1).T @ {v}.reshape(T * B, -1)"
+        else:
+            e = term.expr.xreplace(folded)
+            text = head_pycode(e, out)
+            line = f"{text if e.is_Symbol else f'({text})'}.reshape(T * B, -1).sum(axis=0)"
+        grads.append(dict(name=naming.grad_key(naming.adjoint_of(g.lhs)), label=g.label,
+                          source=comment(g.eq), line=line))
+    title = f"{cell.title} with a {head.head.title}"
+    text = (f"{title}: loss and gradients, in NumPy.\n\nThe cell's forward and backward "
+            f"passes come from ``{cell_import or 'symlstm.generated.' + cell.name}``; the "
+            "head's equations, labelled as in\nthe derivation document, are below.  The loss "
+            "is a sum over steps and samples, not a mean.\n")
+    return environment().get_template(NETWORK_TEMPLATE).render(
+        template=NETWORK_TEMPLATE, rebuild=REBUILD, name=n.name, docstring=python_string(text),
+        cell_import=cell_import or f"symlstm.generated.{cell.name}", head=head.head.name,
+        targets=head.head.targets,
+        head_params=[(p.name, _shape(p.shape)) for p in head.head.params],
+        forward=forward, backward=backward,
+        output=dict(label=dh.label, source=comment(dh.eq),
+                    line=f"dhs = {head_pycode(dh.rhs.xreplace(folded), out)}"),
+        head_grads=grads)
 
 
 def _docstring(cell) -> str:
