@@ -63,11 +63,16 @@ def _cells(cells) -> list[str]:
 
 def documents(cells=None) -> list[str]:
     """The documents of a build: one per cell, and the overview when every cell is built."""
-    return [*_cells(cells), *([OVERVIEW] if cells is None else [])]
+    return [*_cells(cells), *([*NETWORK_DOCUMENTS, OVERVIEW] if cells is None else [])]
 
 
 #: Shipped cells with an output head: module name -> (cell, head).
 NETWORKS = {"lstm_regression": ("lstm", "regression"), "lstm_classifier": ("lstm", "classifier")}
+#: Derivation documents of networks, from the loss on: the seed texts' own networks (a
+#: linear head and squared loss on the concatenated-input LSTM; a softmax output layer on
+#: the row-major LSTM).
+NETWORK_DOCUMENTS = {"lstm_concat_regression": ("lstm_concat", "regression"),
+                     "lstm_rowmajor_classifier": ("lstm_rowmajor", "classifier")}
 
 
 def sources(cells=None, progress: Progress = _quiet) -> dict[str, str]:
@@ -87,7 +92,11 @@ def sources(cells=None, progress: Progress = _quiet) -> dict[str, str]:
         out[f"tex/{OVERVIEW}.tex"] = overview_document(derivations, figures.CLIP)
         for name, (cell, head) in NETWORKS.items():
             out[f"{name}.py"] = network_module(derive_network(cell, head))
-        progress(f"rendered {', '.join(f'{n}.py' for n in NETWORKS)}")
+        for name, (cell, head) in NETWORK_DOCUMENTS.items():
+            n = derive_network(cell, head)
+            out[f"tex/{name}.tex"] = latex_document(n.cell, n.head)
+        progress(f"rendered {', '.join(f'{n}.py' for n in NETWORKS)} and "
+                 f"{', '.join(f'tex/{n}.tex' for n in NETWORK_DOCUMENTS)}")
     return out
 
 

@@ -213,16 +213,19 @@ def _loads(plan: Plan) -> list[str]:
 
 # ------------------------------------------------------------- LaTeX -----
 
-def latex_document(d: Derivation) -> str:
-    """The source of the derivation document for ``d.cell``."""
+def latex_document(d: Derivation, head=None) -> str:
+    """The source of the derivation document for ``d.cell``; with ``head`` (a
+    :class:`~symlstm.heads.HeadDerivation`), the document starts at the loss."""
     cell, g = d.cell, graph(d.cell)
     shipped = cell.name in CELLS and CELLS[cell.name]() == cell
+    title = cell.title if cell.title.lower().endswith(" cell") or cell.title.lower() == "cell" \
+        else f"{cell.title} cell"
     params = [_tex(x, cell, element=True) for x in d.params]
     return environment().get_template(TEX_TEMPLATE).render(
         shipped=shipped,
         template=TEX_TEMPLATE, rebuild=REBUILD, cell=cell,
-        title=latex_text(cell.title if cell.title.lower().endswith(" cell") or
-                         cell.title.lower() == "cell" else f"{cell.title} cell"),
+        title=latex_text(title + (f" with a {head.head.title}" if head else "")),
+        head=_head(head) if head else None,
         about=tex_about(cell.about), tex_name=_tt(cell.name),
         notation=_notation(cell),
         graph=_tikz(g),
@@ -247,6 +250,23 @@ def latex_document(d: Derivation) -> str:
                for p in cell.params],
         figures=FIGURE_DIR,
     )
+
+
+def _head(h) -> dict:
+    """The head's equations for the document, each gradient with its shape."""
+    from .ops import lse, total
+    sizes = {eq.lhs: "" if eq.rhs.atoms(total, lse) else "K" for eq in h.head.equations}
+    sizes.update({naming.timed("h"): "H"})
+
+    def shaped(g, shape):
+        return {**_tex(g), "shape": shape}
+    return dict(
+        title=latex_text(h.head.title),
+        forward=[_tex(g) for g in h.forward],
+        step=[shaped(g, sizes[naming.adjoint_of(g.lhs)]) for g in h.step],
+        output=shaped(h.output, "H"),
+        params=[shaped(g, r" \times ".join(p.shape)) for g, p in zip(h.params, h.head.params)],
+        targets=h.head.targets)
 
 
 def _gates(cell) -> list[dict]:

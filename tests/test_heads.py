@@ -137,3 +137,54 @@ def test_to_torch_checks_its_parameters():
         symlstm.to_torch("rnn", params)
     with pytest.raises(ValueError, match=r"params\['R_f'\] must have shape \(6, 6\)"):
         symlstm.to_torch("lstm", {**params, "R_f": params["R_f"][:2]})
+
+
+from hypothesis import given, settings  # noqa: E402
+
+from cellgen import cells  # noqa: E402
+from symlstm.gradcheck import directional_errors  # noqa: E402
+from symlstm.render import network_module, numpy_module  # noqa: E402
+from symlstm.verification import problem  # noqa: E402
+
+
+def _network(cell, head, tmp_path):
+    """The cell's module and its network module, written beside each other and imported."""
+    import importlib.util
+    import sys
+    folder = tmp_path / f"{cell.name}_{head}"
+    folder.mkdir()
+    (folder / f"{cell.name}.py").write_text(numpy_module(symlstm.derive(cell)))
+    (folder / "net.py").write_text(network_module(symlstm.derive_network(cell, head),
+                                                  cell_import=cell.name))
+    sys.path.insert(0, str(folder))
+    try:
+        sys.modules.pop(cell.name, None)
+        spec = importlib.util.spec_from_file_location(f"net_{cell.name}_{head}", folder / "net.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod, sys.modules.pop(cell.name)
+    finally:
+        sys.path.remove(str(folder))
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(cells())
+def test_random_cells_with_either_head_get_correct_gradients(tmp_path_factory, cell):
+    for head in ("regression", "classifier"):
+        mod, cell_mod = _network(cell, head, tmp_path_factory.mktemp("net"))
+        D = 3 if cell_mod.INPUT_SIZE == "H" else 2
+        params, x, state0, _, _ = problem(cell_mod, T=3, B=2, D=D, H=3)
+        rng = np.random.default_rng(3)
+        params = {**params, "V": rng.standard_normal((2, 3)), "b_y": rng.standard_normal(2)}
+        y = rng.integers(0, 2, (3, 2)) if head == "classifier" else rng.standard_normal((3, 2, 2))
+        loss, grads = mod.loss_and_grads(params, x, y, state0)
+
+        xname = next(iter(cell.inputs))
+
+        def total(args):
+            p = {k: args[k] for k in params}
+            s = {k[:-1]: args[k] for k in args if k not in params and k != xname}
+            return mod.loss_and_grads(p, args[xname], y, s)[0]
+        args = {**params, xname: x, **{f"{k}0": v for k, v in state0.items()}}
+        errors = directional_errors(total, args, {k: grads[k] for k in args})
+        assert max(errors.values()) < 1e-6, (head, errors)
