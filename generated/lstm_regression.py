@@ -44,12 +44,13 @@ def _targets(y, T, B, K, dtype):
     return y.astype(dtype, copy=False)
 
 
-def loss_and_grads(params, x, y, state0=None):
+def loss_and_grads(params, x, y, state0=None, *, with_state=False):
     """The loss L = Σ_t Σ_b ℓ_t (a sum, not a mean) and its gradient for every parameter,
     for ``x`` and for every initial state.
 
     ``x`` is (T, B, D), time-major; ``y`` as ``TARGETS`` says; ``state0`` maps each of
-    ``STATES`` to a (B, size) array (zeros when None).
+    ``STATES`` to a (B, size) array (zeros when None).  With ``with_state``, also returns the
+    final states, for the next chunk of truncated backpropagation through time.
     """
     if not isinstance(params, dict) or set(params) != set(PARAMS):
         raise KeyError(f"params must have exactly the keys {PARAMS}")
@@ -76,4 +77,5 @@ def loss_and_grads(params, x, y, state0=None):
     grads = backward(cell_params, cache, dhs)
     grads["V"] = dyhat.reshape(T * B, -1).T @ hs.reshape(T * B, -1)  # (grad:V) δV = Σ_t δyhat[t] h[t]ᵀ
     grads["b_y"] = dyhat.reshape(T * B, -1).sum(axis=0)  # (grad:b_y) δb_y = Σ_t δyhat[t]
-    return loss, {name: grads[name] for name in (*PARAMS, *(k for k in grads if k not in PARAMS))}
+    grads = {name: grads[name] for name in (*PARAMS, *(k for k in grads if k not in PARAMS))}
+    return (loss, grads, state) if with_state else (loss, grads)
