@@ -32,7 +32,9 @@ from typing import Callable, NamedTuple
 
 from . import CELLS, derive, figures
 from .heads import derive_network
-from .render import REBUILD, latex_document, network_module, numpy_module, overview_document
+from .render import (REBUILD, latex_document, mistakes_document, network_module, numpy_module,
+                     overview_document)
+from .seed_claims import CLAIMS
 from .verification import load_module
 
 #: generated/ of a checkout (the package is installed from it, editable or not).
@@ -42,6 +44,7 @@ SOURCE_DATE_EPOCH = "1767225600"
 #: Beside the outputs: which inputs each PDF was built from (never committed).
 STAMPS = ".pdf-stamps.json"
 OVERVIEW = "overview"
+MISTAKES = "mistakes"
 
 Progress = Callable[[str], None]
 
@@ -63,7 +66,7 @@ def _cells(cells) -> list[str]:
 
 def documents(cells=None) -> list[str]:
     """The documents of a build: one per cell, and the overview when every cell is built."""
-    return [*_cells(cells), *([*NETWORK_DOCUMENTS, OVERVIEW] if cells is None else [])]
+    return [*_cells(cells), *([*NETWORK_DOCUMENTS, MISTAKES, OVERVIEW] if cells is None else [])]
 
 
 #: Shipped cells with an output head: module name -> (cell, head).
@@ -97,6 +100,9 @@ def sources(cells=None, progress: Progress = _quiet) -> dict[str, str]:
             out[f"tex/{name}.tex"] = latex_document(n.cell, n.head)
         progress(f"rendered {', '.join(f'{n}.py' for n in NETWORKS)} and "
                  f"{', '.join(f'tex/{n}.tex' for n in NETWORK_DOCUMENTS)}")
+        start = time.perf_counter()
+        out[f"tex/{MISTAKES}.tex"] = mistakes_document(CLAIMS)
+        progress(f"rendered tex/{MISTAKES}.tex ({time.perf_counter() - start:.1f} s)")
     return out
 
 

@@ -26,14 +26,14 @@ import sympy as sp
 from . import naming
 from .bptt import Derivation
 from .cell import CellError, size_value
-from .ops import (OPS, Concat, MatTVec, MatVec, Outer, Part, TimeSum, Transposed, relu, sigma,
-                  softplus)
+from .numeric import EvaluationError, evaluate
+from .ops import Concat, MatTVec, MatVec, Outer, Part, TimeSum, Transposed, relu, sigma, softplus
 from .sweep import Term
 
 #: Names a claim may use besides the cell's own: the printed notation's functions.
 FUNCTIONS = {"sigma": sigma, "σ": sigma, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log,
              "relu": relu, "softplus": softplus, "sech": sp.sech, "cosh": sp.cosh,
-             "sinh": sp.sinh, "sqrt": sp.sqrt, "diff": sp.diff, "MatVec": MatVec,
+             "sinh": sp.sinh, "sqrt": sp.sqrt, "erf": sp.erf, "diff": sp.diff, "MatVec": MatVec,
              "MatTVec": MatTVec, "Outer": Outer, "TimeSum": TimeSum, "Transposed": Transposed,
              "Concat": Concat, "Part": Part, "D": sp.Symbol("D"), "H": sp.Symbol("H")}
 _TIMED = re.compile(r"(δ⁺|δ|Δ)?([A-Za-z][A-Za-z0-9_]*)\[t(?:\s*([+-])\s*(\d+))?\]")
@@ -95,21 +95,22 @@ def _via(via: str) -> str:
     return "the loss" if name == "loss" else f"fwd:{name}" + (" at step t+1" if later else "")
 
 
-def check_claim(derivation: Derivation, label: str, claim, *, seed: int = 0) -> Verdict:
+def check_claim(derivation, label: str, claim, *, seed: int = 0) -> Verdict:
     """Judge ``claim``, a formula for the gradient labelled ``label`` (``"adj:abar"``,
-    ``"rec:c"``, ``"grad:W_f"``), against ``derivation``.
+    ``"rec:c"``, ``"grad:W_f"``), against ``derivation``: a :class:`Derivation` (or a cell or
+    its name, derived here), or a cell with a head from :func:`symlstm.derive_network`,
+    whose labels add ``adj:yhat``, ``out:h`` (Δh_t), ``grad:V``, ...
 
     ``claim`` is a SymPy expression in the derivation's symbols, or a string in its printed
     notation, as ``print(derivation)`` shows it: ``"δa[t]*(1 - tanh(abar[t])**2)"``
     (``⊙`` may stand for ``*`` and ``σ`` for ``sigma``; ``MatTVec(R_z, δzbar[t+1])`` is
     R_zᵀ δz̄_{t+1}).  A summed gradient may be claimed with or without ``TimeSum``.
     """
-    from . import derive
-    d = derivation if isinstance(derivation, Derivation) else derive(derivation)
-    if label not in d.labels() or label.startswith("fwd:"):
-        raise ClaimError(f"{d.cell.name!r} has no gradient labelled {label!r}; its gradients: "
-                         f"{', '.join(x for x in d.labels() if not x.startswith('fwd:'))}")
-    g = d[label]
+    d = _subject(derivation)
+    if label not in d.gradients or label.startswith("fwd:"):
+        raise ClaimError(f"{d.name!r} has no gradient labelled {label!r}; its gradients: "
+                         f"{', '.join(x for x in d.gradients if not x.startswith('fwd:'))}")
+    g = d.gradients[label]
     expr = parse(d, claim) if isinstance(claim, str) else sp.sympify(claim)
     _check_names(d, expr)
     canon, inst = _Canon(d), _Instances(d, seed)
@@ -123,8 +124,46 @@ def check_claim(derivation: Derivation, label: str, claim, *, seed: int = 0) -> 
     return Verdict(holds, label, expr, g.rhs, missing, extra, example, latex_gradient(g))
 
 
-def parse(d: Derivation, text: str) -> sp.Expr:
-    """A claim in the printed notation, as a SymPy expression in the derivation's symbols."""
+class _Subject(NamedTuple):
+    """What a claim is judged against: a cell's derivation, or a cell's with a head's."""
+    name: str
+    gradients: dict            # label -> Gradient, every equation
+    forward: dict              # v[t] -> its right side
+    adjoints: dict             # δv[t] (and Δh[t] below a head) -> its one-step right side
+    vectors: dict              # base name -> size ("D", "H", "K" or "1")
+    params: dict               # name -> shape
+
+
+def _subject(derivation) -> _Subject:
+    from . import derive
+    from .heads import Network
+    head = derivation.head if isinstance(derivation, Network) else None
+    d = derivation.cell if head else derivation if isinstance(derivation, Derivation) \
+        else derive(derivation)
+    cell = d.cell
+    states = set(cell.new_states)
+    everything = (*head.forward, *head.step, head.output, *head.params, *d.all()) if head \
+        else d.all()
+    forward = {eq.lhs: eq.rhs for eq in cell.equations}
+    adjoints = {g.lhs: g.rhs for g in d.step if naming.adjoint_of(g.lhs) not in states}
+    vectors = {naming.parse(v).base: cell.dim(v) for v in
+               (*forward, *cell.input_symbols, *cell.prev_states)}
+    params = {p.name: p.shape for p in cell.params}
+    if head:
+        from .ops import lse, total
+        forward.update({eq.lhs: eq.rhs for eq in head.head.equations})
+        adjoints.update({g.lhs: g.rhs for g in (*head.step, head.output)})
+        vectors.update({naming.parse(eq.lhs).base: "1" if eq.rhs.atoms(total, lse) else "K"
+                        for eq in head.head.equations}, y="K")
+        params.update({p.name: p.shape for p in head.head.params})
+    name = cell.name + (f" with the {head.head.name} head" if head else "")
+    return _Subject(name, {g.label: g for g in everything}, forward, adjoints, vectors, params)
+
+
+def parse(d, text: str) -> sp.Expr:
+    """A claim in the printed notation, as a SymPy expression in the symbols of ``d`` (a
+    derivation, or what :func:`check_claim` judges against)."""
+    d = d if isinstance(d, _Subject) else _subject(d)
     if not isinstance(text, str) or not text.strip():
         raise ClaimError("a claim must be a non-empty formula, such as 'δa[t]*(1 - a[t]**2)'")
     names = {}
@@ -136,12 +175,12 @@ def parse(d: Derivation, text: str) -> sp.Expr:
         names[key] = naming.timed(base, shift, kind or "")
         return key
     source = _TIMED.sub(timed, text.replace("⊙", "*").replace("·", "*").replace("−", "-"))
-    params = {p.name: p.symbol for p in d.cell.params}
+    params = {name: sp.Symbol(name) for name in d.params}
     local = {**FUNCTIONS, **params, **{k: v for k, v in names.items()}}
     for word in re.findall(r"[^\W\d]\w*", source):
         if word not in local:
             raise ClaimError(f"the claim {text!r} uses {word!r}, which is neither a parameter of "
-                             f"{d.cell.name!r} nor a function; vectors are written with their "
+                             f"{d.name!r} nor a function; vectors are written with their "
                              f"time, such as c[t-1] or δc[t+1]; parameters: "
                              f"{', '.join(params)}")
     try:
@@ -150,19 +189,15 @@ def parse(d: Derivation, text: str) -> sp.Expr:
         raise ClaimError(f"the claim {text!r} is not a formula SymPy can read: {e}") from None
 
 
-def _check_names(d: Derivation, expr: sp.Expr) -> None:
-    known = {v.name for eq in d.cell.equations for v in (eq.lhs,)}
-    known |= {s.name for s in (*d.cell.input_symbols, *d.cell.prev_states)}
-    bases = {naming.parse(s).base for s in map(sp.Symbol, known)}
-    params = {p.name for p in d.cell.params}
+def _check_names(d: _Subject, expr: sp.Expr) -> None:
     for s in expr.free_symbols:
         p = naming.parse(s)
         if p is None:
-            if s.name not in params and s.name not in SIZES:   # sizes bound a Part
-                raise ClaimError(f"{s} is not a parameter of {d.cell.name!r}")
-        elif p.base not in bases:
-            raise ClaimError(f"{s}: {d.cell.name!r} has no vector {p.base!r}; it has "
-                             f"{', '.join(sorted(bases))}")
+            if s.name not in d.params and s.name not in SIZES:   # sizes bound a Part
+                raise ClaimError(f"{s} is not a parameter of {d.name!r}")
+        elif p.base not in d.vectors:
+            raise ClaimError(f"{s}: {d.name!r} has no vector {p.base!r}; it has "
+                             f"{', '.join(sorted(d.vectors))}")
 
 
 def _unsummed(e: sp.Expr) -> sp.Expr:
@@ -172,12 +207,8 @@ def _unsummed(e: sp.Expr) -> sp.Expr:
 class _Canon:
     """Rewrites expressions in the remaining quantities (see the module's docstring)."""
 
-    def __init__(self, d: Derivation):
-        self.forward = {eq.lhs: eq.rhs for eq in d.cell.equations}
-        states = set(d.cell.new_states)
-        self.adjoints = {g.lhs: g.rhs for g in d.step
-                         if naming.adjoint_of(g.lhs) not in states}
-        self.memo = {}
+    def __init__(self, d: _Subject):
+        self.forward, self.adjoints, self.memo = d.forward, d.adjoints, {}
 
     def __call__(self, e: sp.Expr) -> sp.Expr:
         if e not in self.memo:
@@ -190,8 +221,7 @@ class _Canon:
         if p is None or (p.kind == "" and p.shift < 0):   # the states at t-1 are given
             return None
         at = naming.timed(p.base, 0, p.kind)
-        table = self.forward if p.kind == "" else self.adjoints if p.kind == naming.ADJOINT \
-            else {}
+        table = self.forward if p.kind == "" else self.adjoints
         if at not in table:
             return None
         return table[at].xreplace({v: naming.shift(v, p.shift) for v in table[at].free_symbols})
@@ -206,18 +236,19 @@ class _Canon:
 
 
 SIZES = {"D": 2, "H": 3}   # small and different, so that a transposed product shows
+OUTPUTS = 4                # K, a head's output size
 
 
 class _Instances:
     """Random values of every remaining quantity, on ``POINTS`` instances."""
 
-    def __init__(self, d: Derivation, seed: int):
-        self.cell, self.seed, self.values = d.cell, seed, [{} for _ in range(POINTS)]
+    def __init__(self, d: _Subject, seed: int):
+        self.d, self.seed, self.values = d, seed, [{} for _ in range(POINTS)]
 
     def shape(self, s: sp.Symbol) -> tuple[int, ...]:
-        if naming.parse(s) is None:
-            return tuple(size_value(dim, **SIZES) for dim in self.cell.param(s.name).shape)
-        return (size_value(self.cell.dim(s), **SIZES),)
+        p = naming.parse(s)
+        dims = self.d.params[s.name] if p is None else (self.d.vectors[p.base],)
+        return tuple(OUTPUTS if dim == "K" else size_value(dim, **SIZES) for dim in dims)
 
     def leaf(self, s: sp.Symbol, k: int) -> np.ndarray:
         if s not in self.values[k]:
@@ -227,57 +258,7 @@ class _Instances:
 
     def value(self, e: sp.Expr, k: int):
         """e on instance k, as a NumPy array (or a number)."""
-        if isinstance(e, sp.Symbol):
-            return self.leaf(e, k)
-        if e.is_Number or e.is_NumberSymbol:
-            return float(e)
-        if isinstance(e, Transposed):
-            return self.value(e.args[0], k).T
-        if isinstance(e, Part):   # rows start:stop, the bounds sizes such as D or D + H
-            start, stop = (int(b.subs({sp.Symbol(n): v for n, v in SIZES.items()}))
-                           for b in e.args[1:])
-            return self.value(e.args[0], k)[start:stop]
-        args = [self.value(a, k) for a in e.args]
-        if isinstance(e, Concat):
-            return np.concatenate(args)
-        if e.is_Add:
-            return sum(args[1:], args[0])
-        if e.is_Mul:
-            out = args[0]
-            for a in args[1:]:
-                out = out * a
-            return out
-        if e.is_Pow:
-            return args[0] ** args[1]
-        if isinstance(e, MatVec):
-            return args[0] @ args[1]
-        if isinstance(e, MatTVec):
-            return args[0].T @ args[1]
-        if isinstance(e, Outer):
-            return np.outer(args[0], args[1])
-        if e.func in OPS:
-            return OPS[e.func].definition(args[0], _NumPyFunctions)
-        if e.func in _ELEMENTARY:
-            return _ELEMENTARY[e.func](*args)
-        raise ClaimError(f"cannot evaluate {e.func.__name__} in a claim")
-
-
-class _NumPyFunctions:
-    """What the operations' definitions need, element-wise in NumPy."""
-    exp, log, tanh = np.exp, np.log, np.tanh
-
-    @staticmethod
-    def Piecewise(*pairs):
-        conditions = [np.broadcast_to(np.asarray(c, bool), np.shape(pairs[0][1]))
-                      if c is not True else True for _, c in pairs]
-        out = np.asarray(pairs[-1][0], float) * 1.0
-        for (v, _), c in reversed(list(zip(pairs[:-1], conditions[:-1]))):
-            out = np.where(c, v, out)
-        return out
-
-
-_ELEMENTARY = {sp.sech: lambda a: 1 / np.cosh(a), sp.cosh: np.cosh, sp.sinh: np.sinh,
-               sp.exp: np.exp, sp.log: np.log, sp.tanh: np.tanh}
+        return evaluate(e, lambda s: self.leaf(s, k), SIZES)
 
 
 def _close(a, b) -> bool:
@@ -290,6 +271,8 @@ def _close(a, b) -> bool:
 def _same(a, b, inst) -> bool:
     try:
         return all(_close(inst.value(a, k), inst.value(b, k)) for k in range(POINTS))
+    except EvaluationError as e:
+        raise ClaimError(f"the claim uses a function symlstm cannot evaluate: {e}") from None
     except ValueError:   # shapes that do not fit: a product the wrong way round
         return False
 
@@ -329,7 +312,8 @@ def _counterexample(claimed, derived, inst) -> dict:
     """The first instance the two sides differ on: every quantity's value, and both sides'."""
     from .printers import comment
     k = next((k for k in range(POINTS) if not _same(claimed, derived, _One(inst, k))), 0)
-    used = sorted(claimed.free_symbols | derived.free_symbols, key=sp.default_sort_key)
+    used = sorted((claimed.free_symbols | derived.free_symbols) - set(map(sp.Symbol, SIZES)),
+                  key=sp.default_sort_key)   # D and H bound a Part: sizes, not quantities
     try:
         claim = inst.value(claimed, k)
     except ValueError as e:

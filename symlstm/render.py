@@ -329,6 +329,52 @@ def overview_document(derivations: list[Derivation], clip: float) -> str:
 
 
 FIGURE_DIR = "fig"   # beside the .tex: a document reads nothing outside its folder
+MISTAKES_TEMPLATE = "latex/mistakes.tex.jinja"
+
+#: The texts whose formulas the mistakes document checks, described in our words.
+TEXTS = {
+    "000": "A blog article that derives the peephole LSTM's backward pass in the notation "
+           "of Greff et al., drawing the chain rule as paths in a graph.",
+    "001": "A tutorial that unrolls an LSTM on the concatenated input $[x_t; h_{t-1}]$ over "
+           "three steps, with a linear output layer and a loss at the last step "
+           "(\\texttt{lstm\\char95{}concat} with the regression head).",
+    "002": "Lecture notes on a batched, row-major LSTM with a cross-entropy loss "
+           "(\\texttt{lstm\\char95{}rowmajor}).",
+    "003": "Lecture notes on an LSTM without biases, with the accumulated cell-state gradient "
+           "and the stacked weights $\\Theta = [W\\; U]$ (\\texttt{lstm\\char95{}nobias}).",
+}
+
+
+def _path(via: str) -> str:
+    """A path in running text: ``fwd:c`` at step t+1, or the loss."""
+    name, _, later = via.partition("@")
+    return "the loss" if name == LOSS else tex_label(f"fwd:{name}") + \
+        (" at step $t+1$" if later else "")
+
+
+def mistakes_document(claims) -> str:
+    """The document that judges each :class:`~symlstm.seed_claims.SeedClaim` of ``claims``."""
+    from .claims import check_claim, parse
+    from .heads import derive_network
+    subjects, texts, holding = {}, [], 0
+    for number, about in TEXTS.items():
+        entries = []
+        for c in (c for c in claims if c.seed == number):
+            key = (c.cell, c.head)
+            if key not in subjects:
+                subjects[key] = derive_network(*key) if c.head else derive_cell(CELLS[c.cell]())
+            v = check_claim(subjects[key], c.label, c.claim)
+            holding += v.holds
+            entries.append(dict(
+                where=latex_text(c.where[:1].upper() + c.where[1:]), cell=_tt(c.cell)[8:-1],
+                label=tex_label(c.label), reading=latex_text(c.reading), holds=v.holds,
+                claim=latex(parse(subjects[key], c.claim)), correct=v.latex,
+                missing=[dict(term=latex(t.expr), via=_path(t.via)) for t in v.missing],
+                extra=[latex(e) for e in v.extra]))
+        texts.append(dict(number=number, about=about, entries=entries))
+    return environment().get_template(MISTAKES_TEMPLATE).render(
+        template=MISTAKES_TEMPLATE, rebuild=REBUILD, texts=texts,
+        counts=dict(total=len(claims), holds=holding))
 
 
 def _tt(text: str) -> str:

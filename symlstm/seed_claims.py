@@ -1,13 +1,14 @@
-"""Test data for the document "Common mistakes, checked": the gradient formulas of the seed
-texts in ``/work/shared/seeds/``, transcribed into the notation ``check_claim`` reads.
+"""The formulas of four hand-written LSTM backpropagation texts (tutorials and lecture notes,
+numbered 000 to 003), transcribed into the notation ``check_claim`` reads, for the document
+"Common mistakes, checked" (``symlstm.mistakes``) and as test data.
 
-Every entry is one formula as a seed text writes it, right or wrong, translated to our names
-and to relative time indices (a text's step 3 of a 3-step unroll is ``t``, its step 2 is
+Every entry is one formula as a text writes it, right or wrong, translated to our names and
+to relative time indices (a text's step 3 of a 3-step unroll is ``t``, its step 2 is
 ``t-1``).  Only formulas present in the saved texts are listed; the descriptions are ours.
 Where a text can be read two ways, each reading is its own entry.
 
-- 000 (peephole LSTM in Greff et al.'s notation): every formula was lost when the page was
-  saved, so it has no entries.
+- 000 (peephole LSTM in Greff et al.'s notation): its formulas did not survive in the saved
+  copy, so it has no entries.
 - 001 (``lstm_concat``): the text's forward pass is row-major, Xᵀ W with W of size
   (D+H)×H, so its W is our Wᵀ; its weight gradients δ Xᵀ come out H×(D+H), our layout.
   Its network predicts once, at the last step, from a linear head (``head="regression"``:
@@ -17,9 +18,8 @@ Where a text can be read two ways, each reading is its own entry.
 - 003 (``lstm_nobias``): a hat marks a pre-activation (â is our abar); the symbol δ^t in
   its output-gate line and in the stacked vector Î stands where ô^t belongs.
 
-Entries with ``head == ""`` are checked with
-``symlstm.check_claim(symlstm.derive(cell), label, claim)``; the head entries wait for
-``check_claim`` to accept a network.
+Entries with a head are checked against ``symlstm.derive_network(cell, head)``, the others
+against ``symlstm.derive(cell)``.
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _n(where, label, claim, reading):
 # Text 003 stacks the four pre-activation adjoints into one vector and multiplies it by
 # Iᵀ = [xᵀ h[t-1]ᵀ] to get the gradient of Θ = [W U]; each block of that product is one
 # of our parameter gradients.  The adjoints are taken as our own (the text's errors in them
-# have entries of their own above), so these entries test the stacking alone.
+# have entries of their own in CLAIMS), so these entries test the stacking alone.
 _THETA = tuple(
     _n(f"stacked Θ = [W U], block {w}", f"grad:{w}",
        f"TimeSum(Outer(δ{bar}[t], Part(Concat(x[t], h[t-1]), {rows})))",
@@ -105,7 +105,8 @@ CLAIMS = (
     _c("input gate, weight gradient", "grad:W_i",
        "Outer(δc[t]*sigma(ibar[t])*(1 - sigma(ibar[t])), X[t])",
        f"{_STEP3}; dL/dc (not dL/di) times σ' at the pre-activation"),
-    _c("input gate, weight gradient", "grad:W_i", "Outer(δc[t]*sigma(i[t])*(1 - sigma(i[t])), X[t])",
+    _c("input gate, weight gradient", "grad:W_i",
+       "Outer(δc[t]*sigma(i[t])*(1 - sigma(i[t])), X[t])",
        f"{_STEP3}; σ' read as applied to the gate output"),
     _c("input gate, bias gradient", "grad:b_i", "δc[t]*sigma(ibar[t])*(1 - sigma(ibar[t]))",
        f"{_STEP3}; dL/dc times σ' at the pre-activation"),
@@ -142,7 +143,7 @@ CLAIMS = (
        "only when step t has no loss of its own, as in the text's one-output network"),
     # --- 003: one step of the backward pass ---
     _n("output gate, gate gradient", "adj:o", "Δh[t]*tanh(c[t])",
-       "∂E/∂h^t read as the text says, from the cost layer only (Δh[t])"),
+       "∂E/∂h^t read as the text defines it: from the loss at step t only (Δh[t])"),
     _n("output gate, gate gradient", "adj:o", "δh[t]*tanh(c[t])",
        "∂E/∂h^t read as the whole gradient of h[t] (δh[t])"),
     _n("cell state, accumulated", "adj:c", "δ⁺c[t] + δh[t]*o[t]*(1 - tanh(c[t])**2)",
@@ -150,7 +151,7 @@ CLAIMS = (
        "∂E/∂h^t read as δh[t]"),
     _n("cell state, accumulated", "rec:c", "δc[t+1]*f[t+1] + Δh[t]*o[t]*(1 - tanh(c[t])**2)",
        "the accumulator written out, its start value δc^{t+1} ⊙ f^{t+1}; ∂E/∂h^t read as "
-       "from the cost layer only (Δh[t])"),
+       "from the loss at step t only (Δh[t])"),
     _n("input gate, gate gradient", "adj:i", "δc[t]*a[t]", "δc^t is our δc[t]"),
     _n("block input, gradient", "adj:a", "δc[t]*i[t]", "δc^t is our δc[t]"),
     _n("forget gate, gate gradient", "adj:f", "δc[t]*c[t-1]", "δc^t is our δc[t]"),

@@ -102,3 +102,14 @@ def test_command_line_exit_codes(capsys):
     assert "% the derived form" in text
     assert cli.main(["check-claim", "lstm", "adj:o", "δh[t]*q[t]"], out=out) == 2
     assert "has no vector 'q'" in capsys.readouterr().err
+
+
+def test_a_wrong_claim_with_a_part_of_a_concatenation():
+    verdict = check_claim(symlstm.derive("lstm_concat"), "rec:h", "Part(δX[t+1], D, D + H)")
+    assert not verdict.holds and [t.via for t in verdict.missing] == ["loss"]
+    assert "D" not in verdict.counterexample["at"]
+
+
+def test_a_function_the_checker_cannot_evaluate():
+    with pytest.raises(ClaimError, match="cannot evaluate"):
+        check_claim(symlstm.derive("lstm"), "adj:o", "δh[t]*sp_erf(c[t])".replace("sp_", ""))
