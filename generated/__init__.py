@@ -21,4 +21,5 @@ CELLS = (
 NETWORKS = (
     "lstm_regression",
     "lstm_classifier",
+    "lstm_concat_regression",
 )

@@ -28,10 +28,10 @@ __all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "ClaimError", "Derivatio
 
 
 #: Submodules that ``symlstm.<name>`` imports on first use.
-_SUBMODULES = {"bptt", "bruteforce", "build", "claims", "cli", "cell", "cells", "figures",
-               "gradcheck", "graph", "heads", "torch_weights", "training",
-               "jacobians", "lower", "naming", "notation", "ops", "printers", "render", "sweep",
-               "verification"}
+_SUBMODULES = {"bptt", "bruteforce", "build", "cell", "cells", "claims", "cli", "figures",
+               "gradcheck", "graph", "heads", "jacobians", "lower", "naming", "notation",
+               "numeric", "ops", "printers", "render", "seed_claims", "sweep", "torch_weights",
+               "training", "verification", "worked"}
 
 
 def __getattr__(name):

@@ -32,8 +32,10 @@ from typing import Callable, NamedTuple
 
 from . import CELLS, derive, figures
 from .heads import derive_network
+from . import worked
 from .render import (REBUILD, latex_document, mistakes_document, network_module, numpy_module,
-                     overview_document)
+                     overview_document, worked_document)
+from .worked import example
 from .seed_claims import CLAIMS
 from .verification import load_module
 
@@ -45,6 +47,7 @@ SOURCE_DATE_EPOCH = "1767225600"
 STAMPS = ".pdf-stamps.json"
 OVERVIEW = "overview"
 MISTAKES = "mistakes"
+WORKED = "worked_example"
 
 Progress = Callable[[str], None]
 
@@ -66,11 +69,13 @@ def _cells(cells) -> list[str]:
 
 def documents(cells=None) -> list[str]:
     """The documents of a build: one per cell, and the overview when every cell is built."""
-    return [*_cells(cells), *([*NETWORK_DOCUMENTS, MISTAKES, OVERVIEW] if cells is None else [])]
+    return [*_cells(cells),
+            *([*NETWORK_DOCUMENTS, WORKED, MISTAKES, OVERVIEW] if cells is None else [])]
 
 
 #: Shipped cells with an output head: module name -> (cell, head).
-NETWORKS = {"lstm_regression": ("lstm", "regression"), "lstm_classifier": ("lstm", "classifier")}
+NETWORKS = {"lstm_regression": ("lstm", "regression"), "lstm_classifier": ("lstm", "classifier"),
+            "lstm_concat_regression": ("lstm_concat", "regression")}
 #: Derivation documents of networks, from the loss on: the seed texts' own networks (a
 #: linear head and squared loss on the concatenated-input LSTM; a softmax output layer on
 #: the row-major LSTM).
@@ -101,9 +106,28 @@ def sources(cells=None, progress: Progress = _quiet) -> dict[str, str]:
         progress(f"rendered {', '.join(f'{n}.py' for n in NETWORKS)} and "
                  f"{', '.join(f'tex/{n}.tex' for n in NETWORK_DOCUMENTS)}")
         start = time.perf_counter()
+        out[f"tex/{WORKED}.tex"] = worked_document(example(_network_module(out)))
         out[f"tex/{MISTAKES}.tex"] = mistakes_document(CLAIMS)
-        progress(f"rendered tex/{MISTAKES}.tex ({time.perf_counter() - start:.1f} s)")
+        progress(f"rendered tex/{WORKED}.tex, checked, and tex/{MISTAKES}.tex "
+                 f"({time.perf_counter() - start:.1f} s)")
     return out
+
+
+def _network_module(texts: dict[str, str]):
+    """The worked example's network module as rendered in ``texts``, importing the cell's
+    module as rendered there too (not the file on disk, which may be older)."""
+    name = f"symlstm.generated.{worked.CELL}"
+    cell = load_module(texts[f"{worked.CELL}.py"], name)
+    saved = sys.modules.get(name)
+    sys.modules[name] = cell
+    try:
+        return load_module(texts[f"{worked.CELL}_{worked.HEAD}.py"],
+                           f"symlstm.generated.{worked.CELL}_{worked.HEAD}")
+    finally:
+        if saved is None:
+            del sys.modules[name]
+        else:
+            sys.modules[name] = saved
 
 
 def figure_files(texts: dict[str, str] | None = None,

@@ -65,11 +65,18 @@ def _list(args, out) -> int:
     return 0
 
 
-def _show(args, out) -> int:
+def _derive(args):
+    """The derivation a command names: the cell's, or with --head the network's."""
     from .bptt import derive
+    from .heads import derive_network
+    cell = load_cell(args.cell)
+    return derive_network(cell, args.head) if args.head else derive(cell)
+
+
+def _show(args, out) -> int:
     from .printers import comment, latex
     from .sweep import LOSS
-    d = derive(load_cell(args.cell))
+    d = _derive(args)
     gradients = [d[args.label]] if args.label else [d[label] for label in d.labels()]
     for g in gradients:
         if args.latex:
@@ -96,9 +103,8 @@ def _verify(args, out) -> int:
 
 
 def _check_claim(args, out) -> int:
-    from .bptt import derive
     from .claims import check_claim
-    verdict = check_claim(derive(load_cell(args.cell)), args.label, args.claim, seed=args.seed)
+    verdict = check_claim(_derive(args), args.label, args.claim, seed=args.seed)
     print(verdict, file=out)
     if args.latex:
         print(f"% the derived form\n{verdict.latex}", file=out)
@@ -124,6 +130,8 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--label", metavar="L",
                       help="only the equation labelled L, such as fwd:c, adj:o, rec:c, grad:W_f")
     show.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
+    show.add_argument("--head", choices=("regression", "classifier"),
+                      help="with an output head and its loss: the derivation starts at L")
     show.set_defaults(run=_show)
     b = sub.add_parser("build", help="write code, .tex and PDFs", formatter_class=_HELP,
                        description=build.__doc__.split("\n")[0],
@@ -151,6 +159,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("label", metavar="LABEL", help="the gradient's label, such as adj:o or rec:c")
     c.add_argument("claim", metavar="CLAIM", help="the formula, quoted")
     c.add_argument("--latex", action="store_true", help="also print the derived form as LaTeX")
+    c.add_argument("--head", choices=("regression", "classifier"),
+                   help="judge against the cell with this output head (labels adj:yhat, out:h, ...)")
     c.add_argument("--seed", type=int, default=0, help="seed of the random instances")
     c.set_defaults(run=_check_claim)
     return ap

@@ -125,14 +125,11 @@ class Network(NamedTuple):
         h = self.head
         return (*h.forward, *h.step, h.output, *h.params, *self.cell.all())
 
-    def __getitem__(self, label: str) -> Gradient:
-        for g in self.all():
-            if g.label == label:
-                return g
-        raise KeyError(f"no equation labelled {label!r}; labels: {[g.label for g in self.all()]}")
+    __getitem__ = Derivation.__getitem__
+    __str__ = Derivation.__str__
 
-    def __str__(self) -> str:
-        return "\n".join(str(g) for g in self.all())
+    def labels(self) -> list[str]:
+        return [g.label for g in self.all()]
 
 
 def derive_network(cell, head) -> Network:

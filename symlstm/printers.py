@@ -269,6 +269,16 @@ class CellNumPyPrinter(_TablePrinter, NumPyPrinter):
         return _hadamard(self, expr, "*", "*")
 
 
+def _positive_first_sum(printer, expr, order=None) -> str:
+    """A sum as text, opening with a positive term (``h - n``, not ``-n + h``)."""
+    terms = positive_first(printer._as_ordered_terms(expr, order=order))
+    out = printer._print(terms[0])
+    for t in terms[1:]:
+        text = printer._print(t)
+        out += f" - {text[1:].lstrip()}" if text.startswith("-") else f" + {text}"
+    return out
+
+
 class HeadNumPyPrinter(CellNumPyPrinter):
     """NumPy code of a head, over every step at once: arrays are (T, B, size), the cell's
     output sequence is ``hs``, and a matrix product ``V h`` is ``hs @ V.T``."""
@@ -287,13 +297,7 @@ class HeadNumPyPrinter(CellNumPyPrinter):
     def _print_MatTVec(self, expr):
         return f"{self.parenthesize(expr.args[1], PRECEDENCE['Mul'])} @ {self._print(expr.args[0])}"
 
-    def _print_Add(self, expr, order=None):
-        terms = positive_first(self._as_ordered_terms(expr, order=order))
-        out = self._print(terms[0])
-        for t in terms[1:]:
-            text = self._print(t)
-            out += f" - {text[1:].lstrip()}" if text.startswith("-") else f" + {text}"
-        return out
+    _print_Add = _positive_first_sum
 
 
 def head_pycode(expr, output: str = "h") -> str:
@@ -332,13 +336,7 @@ class CommentPrinter(_TablePrinter, StrPrinter):
         right = self._print(v) if isinstance(v, sp.Symbol) else f"({self._print(v)})"
         return f"{self.parenthesize(u, PRECEDENCE['Mul'])} {right}ᵀ"
 
-    def _print_Add(self, expr, order=None):
-        terms = positive_first(self._as_ordered_terms(expr, order=order))
-        out = self._print(terms[0])
-        for t in terms[1:]:
-            text = self._print(t)
-            out += f" - {text[1:].lstrip()}" if text.startswith("-") else f" + {text}"
-        return out
+    _print_Add = _positive_first_sum
 
     def _print_TimeSum(self, expr):
         return f"Σ_t {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])}"

@@ -345,6 +345,37 @@ TEXTS = {
 }
 
 
+WORKED_TEMPLATE = "latex/worked.tex.jinja"
+
+
+def worked_document(e) -> str:
+    """The worked example's document, from :func:`symlstm.worked.example`."""
+    from .worked import D, H, K, T, number, vector
+    n = e.network
+    cell, head = n.cell.cell, n.head
+    forward = [*n.cell.forward, *head.forward]
+    rows = [(latex(g.lhs), [vector(step.values[g.lhs]) for step in e.forward]) for g in forward]
+    backward = []
+    gradients = {g.lhs: g for g in n.all()}
+    for step in e.backward:
+        origin = str(step.t)
+        backward.append(dict(t=step.t, rows=[
+            (latex(s, origin), latex(gradients[s].rhs, origin), vector(v))
+            for s, v in step.values.items()]))
+    grads = [(latex(g.lhs), latex(g.rhs), vector(e.grads[naming.adjoint_of(g.lhs).name]))
+             for g in (*head.params, *n.cell.params)]
+    return environment().get_template(WORKED_TEMPLATE).render(
+        template=WORKED_TEMPLATE, rebuild=REBUILD,
+        title=f"A worked example: {T} steps of the {latex_text(cell.title)} with a "
+              f"{latex_text(head.head.title)}",
+        cell=_tt(cell.name), sizes=dict(T=T, D=D, H=H, K=K),
+        equations=[_tex(g) for g in forward],
+        params=[(naming.latex_base(k), vector(v)) for k, v in e.params.items()],
+        inputs=[(t + 1, vector(e.x[t, 0]), vector(e.y[t, 0])) for t in range(T)],
+        forward_rows=rows, loss=number(e.loss), backward=backward, grads=grads,
+        central="10^{-6}")
+
+
 def _path(via: str) -> str:
     """A path in running text: ``fwd:c`` at step t+1, or the loss."""
     name, _, later = via.partition("@")

@@ -160,3 +160,10 @@ def test_a_non_editable_install_builds_a_cell_and_runs_the_cli(tmp_path):
     assert (shipped / "tex" / "fig" / "gradient_norms.pdf").is_file()
     assert (shipped / "tex" / "peephole_lstm.tex").is_file()
     assert (shipped / "pdf" / "overview.pdf").is_file()
+
+
+def test_show_and_check_claim_with_a_head():
+    code, text = run("show", "lstm", "--head", "classifier", "--label", "out:h")
+    assert code == 0 and text.startswith("(out:h) Δh[t] = Vᵀ δyhat[t]")
+    code, text = run("check-claim", "lstm", "adj:yhat", "yhat[t] - y[t]", "--head", "regression")
+    assert code == 0 and "holds" in text

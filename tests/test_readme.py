@@ -53,3 +53,9 @@ def test_command_line_block_names_real_commands():
     subcommands = cli.parser()._subparsers._group_actions[0].choices
     assert commands <= set(subcommands) and {"list", "show", "build", "verify",
                                              "check-claim"} <= commands
+
+
+def test_heads_example_runs():
+    import numpy as np
+    code = README.split("## Output heads, losses and training\n\n```python\n")[1].split("```")[0]
+    exec(code, {"np": np})
