@@ -83,6 +83,17 @@ NETWORK_DOCUMENTS = {"lstm_concat_regression": ("lstm_concat", "regression"),
                      "lstm_rowmajor_classifier": ("lstm_rowmajor", "classifier")}
 
 
+#: The documents beside the cells', as the overview lists them.
+OTHERS = (
+    ("lstm_concat_regression", "the LSTM on the concatenated input with a linear head and a "
+                               "squared loss, derived from the loss on"),
+    ("lstm_rowmajor_classifier", "the row-major LSTM with a softmax output layer and the "
+                                 "cross-entropy loss, derived from the loss on"),
+    ("worked_example", "the first of those networks through three steps, every number printed"),
+    ("mistakes", "the gradient formulas of four hand-written derivations, each checked"),
+)
+
+
 def sources(cells=None, progress: Progress = _quiet) -> dict[str, str]:
     """Every generated text file, relative path -> contents, rendered in memory; for
     ``cells`` (names), only theirs (no package ``__init__.py`` and no overview)."""
@@ -97,7 +108,7 @@ def sources(cells=None, progress: Progress = _quiet) -> dict[str, str]:
         derivations.append(d)
         progress(f"rendered {name}.py and tex/{name}.tex ({time.perf_counter() - start:.1f} s)")
     if cells is None:
-        out[f"tex/{OVERVIEW}.tex"] = overview_document(derivations, figures.CLIP)
+        out[f"tex/{OVERVIEW}.tex"] = overview_document(derivations, figures.CLIP, OTHERS)
         for name, (cell, head) in NETWORKS.items():
             out[f"{name}.py"] = network_module(derive_network(cell, head))
         for name, (cell, head) in NETWORK_DOCUMENTS.items():

@@ -313,9 +313,10 @@ def _rnn_jacobians() -> list[dict]:
     return [_jacobian(j) for j in jacobians(derive_cell(CELLS["rnn"]()))]
 
 
-def overview_document(derivations: list[Derivation], clip: float) -> str:
+def overview_document(derivations: list[Derivation], clip: float, others=()) -> str:
     """The document that links every cell and compares their backward passes with the
-    peephole LSTM's (which ``derivations`` must hold)."""
+    peephole LSTM's (which ``derivations`` must hold); ``others`` are (name, description)
+    of the other documents beside it, linked too."""
     base = next((d for d in derivations if d.cell.name == "peephole_lstm"), None)
     if base is None:
         raise ValueError("the overview compares every cell with peephole_lstm; include it")
@@ -325,6 +326,8 @@ def overview_document(derivations: list[Derivation], clip: float) -> str:
                     about=tex_about(d.cell.about)) for d in derivations],
         reference=[_tex(x) for x in base.through_time],
         comparison=_comparison(base, derivations),
+        others=[dict(name=name, tex_name=_tt(name), about=latex_text(about))
+                for name, about in others],
         figures=FIGURE_DIR, clip=clip)
 
 

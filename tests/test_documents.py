@@ -76,3 +76,12 @@ def test_the_overview_compares_renamed_variables_as_the_same_paths():
     for name in ("lstm_nobias", "lstm_rowmajor"):   # they rename; they add no path
         marks = rows[r"\texttt{" + name.replace("_", r"\char95{}") + "}"]
         assert "+" not in marks and "\\checkmark" in marks or "$\\sim$" in marks, (name, marks)
+
+
+def test_the_overview_links_every_other_document():
+    from symlstm import build
+    others = [d for d in build.DOCUMENTS if d not in symlstm.CELLS and d != build.OVERVIEW]
+    assert [name for name, _ in build.OTHERS] == others
+    tex = overview_document([symlstm.derive(n) for n in NAMES], 1.0, build.OTHERS)
+    for name in others:
+        assert rf"\href{{run:{name}.pdf}}" in tex

@@ -170,6 +170,17 @@ def _network(cell, head, tmp_path):
 @settings(max_examples=25, deadline=None, derandomize=True, database=None)
 @given(cells())
 def test_random_cells_with_either_head_get_correct_gradients(tmp_path_factory, cell):
+    _check_network(tmp_path_factory, cell)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, database=None)
+@given(cells(max_intermediates=8, max_depth=5))
+def test_hundreds_of_random_networks(tmp_path_factory, cell):
+    _check_network(tmp_path_factory, cell)
+
+
+def _check_network(tmp_path_factory, cell):
     for head in ("regression", "classifier"):
         mod, cell_mod = _network(cell, head, tmp_path_factory.mktemp("net"))
         D = 3 if cell_mod.INPUT_SIZE == "H" else 2
