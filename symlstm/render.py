@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Callable, NamedTuple
 import textwrap
 from pathlib import Path
 
@@ -51,28 +52,45 @@ def environment() -> jinja2.Environment:
 
 # ------------------------------------------------------------- NumPy -----
 
+class Spelling(NamedTuple):
+    """How a backend prints the statements of a step: ``code(expr, inputs)`` an expression,
+    ``into(lhs, rhs, inputs)`` ``rhs`` computed into the array ``lhs`` names."""
+    code: Callable
+    into: Callable
+
+
+NUMPY = Spelling(pycode, pycode_into)
+
+
 def numpy_module(d: Derivation) -> str:
     """The source of the generated NumPy module for ``d.cell``."""
+    return environment().get_template(PY_TEMPLATE).render(
+        template=PY_TEMPLATE, rebuild=REBUILD, **code_context(d, NUMPY, "NumPy"))
+
+
+def code_context(d: Derivation, spell: Spelling, backend: str) -> dict:
+    """What a code template receives, its statements printed by ``spell``: the same lowered
+    plan for every backend."""
     plan = lower(d)
     cell = plan.cell
     if len(cell.inputs) != 1:
         raise CellError(f"cell {cell.name!r}: generated code takes exactly one input sequence, "
                         f"not {len(cell.inputs)}")
-    return environment().get_template(PY_TEMPLATE).render(
-        template=PY_TEMPLATE, rebuild=REBUILD, cell=cell, docstring=_docstring(cell),
+    return dict(
+        cell=cell, docstring=_docstring(cell, backend),
         input_size=cell.inputs[next(iter(cell.inputs))],
         input=naming.code(cell.input_symbols[0]),
         params=[(p.name, _shape(p.shape)) for p in cell.params],
         states=[(n, dim) for n, dim in cell.states.items()],
         groups=[_group(g, plan) for g in plan.groups],
-        forward=[_block(b, plan) for b in plan.forward],
+        forward=[_block(b, plan, spell) for b in plan.forward],
         cached=[(naming.code(s), dim) for s, dim in plan.cached],
-        backward=[_block(b, plan) for b in plan.backward],
-        carries=[_block(b, plan) for b in plan.carries],
-        vector_grads=[(name, cell.dim(sp.Symbol(name)), pycode(p.rhs, cell.inputs))
+        backward=[_block(b, plan, spell) for b in plan.backward],
+        carries=[_block(b, plan, spell) for b in plan.carries],
+        vector_grads=[(name, cell.dim(sp.Symbol(name)), spell.code(p.rhs, cell.inputs))
                       for p in plan.vector_grads
-                      for name in [p.lhs.name[len(naming.ADJOINT):]]],
-        input_grads=[pycode(s.rhs, cell.inputs) for s in plan.input_grads],
+                      for name in [naming.grad_key(naming.adjoint_of(p.lhs))]],
+        input_grads=[spell.code(s.rhs, cell.inputs) for s in plan.input_grads],
         matrix_grads=_matrix_grads(plan),
         summed_grads=[(name, str(buf), f"{'' if a == 0 else pycode(a)}:{pycode(b)}")
                       for name, buf, a, b in plan.summed_grads],
@@ -131,10 +149,10 @@ def network_module(n, cell_import: str | None = None) -> str:
         head_grads=grads)
 
 
-def _docstring(cell) -> str:
+def _docstring(cell, backend: str = "NumPy") -> str:
     """The module docstring, as a Python literal: the title and description are data."""
     about = "\n".join(textwrap.fill(p, 92) for p in cell.about.split("\n")) if cell.about else ""
-    text = (f"{cell.title}: forward pass and backpropagation through time, in NumPy.\n\n"
+    text = (f"{cell.title}: forward pass and backpropagation through time, in {backend}.\n\n"
             + (f"{about}\n\n" if about else "")
             + "Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of the\n"
             f"derivation document ``{cell.name}.pdf``.  Shapes: x is (T, B, "
@@ -167,15 +185,15 @@ def _group(g, plan: Plan) -> dict:
                 after=f"fwd:{next((eq.label for eq in plan.cell.equations if eq.lhs == g.operand), '')}")
 
 
-def _block(b, plan: Plan) -> dict:
+def _block(b, plan: Plan, spell: Spelling) -> dict:
     """Printed statements of one block, with the comment that ties them to the document."""
     inputs, lines = plan.cell.inputs, []
     for s in b.stmts:
         if s.into is None:
-            lines.append(f"{pycode(s.lhs, inputs)} = {pycode(s.rhs, inputs)}")
+            lines.append(f"{spell.code(s.lhs, inputs)} = {spell.code(s.rhs, inputs)}")
         else:   # name the slot, then fill it in place
-            lines += [f"{pycode(s.lhs, inputs)} = {pycode(s.into, inputs)}",
-                      pycode_into(s.lhs, s.rhs, inputs)]
+            lines += [f"{spell.code(s.lhs, inputs)} = {spell.code(s.into, inputs)}",
+                      spell.into(s.lhs, s.rhs, inputs)]
     if b.label.startswith("store:"):   # not an equation: the fused GEMMs' inputs
         name = b.label.partition(":")[2]
         return dict(label="", lines=lines,

@@ -1,0 +1,75 @@
+"""The PyTorch backend: the derived step printed as torch code, for
+``symlstm.generated.torch.<cell>``.
+
+The generated module runs the same lowered plan as the NumPy module, with torch tensors (on
+any device, float32 or float64), and wraps it in a ``torch.autograd.Function`` whose
+backward is the derived one, not autograd of the forward pass.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from ..bptt import Derivation
+from ..ops import OPS, exp, log, relu, sigma, softplus, step, tanh
+from ..printers import CellNumPyPrinter
+from ..render import REBUILD, Spelling, code_context, environment
+
+TEMPLATE = "torch/cell.py.jinja"
+
+#: Each operation of ``ops.OPS`` spelled in torch.
+SPELLINGS = {
+    sigma: "torch.sigmoid({a})",
+    tanh: "torch.tanh({a})",
+    exp: "torch.exp({a})",
+    log: "torch.log({a})",
+    softplus: "torch.nn.functional.softplus({a})",   # stable for any |a|, as np.logaddexp(0, a)
+    relu: "torch.relu({a})",
+    step: "(({a}) > 0).to(({a}).dtype)",
+}
+
+
+class TorchPrinter(CellNumPyPrinter):
+    """Torch code inside one step of the generated loop (the NumPy printer's names and
+    slices, torch's functions)."""
+
+    def _print(self, expr, **kwargs):
+        func = getattr(expr, "func", None)
+        if not kwargs and func in SPELLINGS and isinstance(expr, sp.Expr) and expr.args:
+            if expr.args[0].is_number:   # torch's functions take tensors, not numbers: σ(0)
+                return repr(float(OPS[func].definition(expr.args[0], sp).evalf()))
+            return SPELLINGS[func].format(a=self._print(expr.args[0]))
+        if func in OPS and func not in SPELLINGS:   # never fall back to a NumPy spelling
+            raise NotImplementedError(f"the torch backend has no spelling for {func.__name__}: "
+                                      "add one to symlstm.backends.torch.SPELLINGS")
+        return super()._print(expr, **kwargs)
+
+    def _module_format(self, fqn, register=True):
+        return super()._module_format(fqn, register).replace("np.", "torch.")
+
+    def _print_Concat(self, expr):
+        return f"torch.cat([{', '.join(self._print(v) for v in expr.args)}], dim=-1)"
+
+    def _print_Broadcast(self, expr):
+        value, n = expr.args
+        return f"({self._print(value)}).expand(B, {self._print(n)})"
+
+
+def code(expr, inputs=()) -> str:
+    return TorchPrinter({"inputs": tuple(inputs)}).doprint(sp.sympify(expr))
+
+
+def into(lhs, rhs, inputs=()) -> str:
+    """``rhs`` copied into the tensor ``lhs`` names.  Not through ``out=``: where NumPy
+    broadcasts a value that is the same for every sample into its (B, n) slot, torch would
+    resize the slot instead."""
+    p = TorchPrinter({"inputs": tuple(inputs)})
+    return f"{p.doprint(lhs)}[...] = {p.doprint(rhs)}"
+
+
+TORCH = Spelling(code, into)
+
+
+def torch_module(d: Derivation) -> str:
+    """The source of ``symlstm.generated.torch.<cell>`` for ``d.cell``."""
+    return environment().get_template(TEMPLATE).render(
+        template=TEMPLATE, rebuild=REBUILD, **code_context(d, TORCH, "PyTorch"))
