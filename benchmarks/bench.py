@@ -1,4 +1,4 @@
-"""Benchmark one training step of the generated NumPy LSTMs against PyTorch, JAX and the GEMM floor.
+"""Benchmark one training step of the generated NumPy and torch LSTMs against PyTorch, JAX and the GEMM floor.
 
     python benchmarks/bench.py                  # full run, about 4 minutes
     python benchmarks/bench.py --quick          # smoke run: 2 shapes, 3 repeats, about 35 s
@@ -23,6 +23,10 @@ fixed random array.  Contenders, per shape (T, B, D, H) and dtype:
 * ``gen_peephole``  symlstm.generated.peephole_lstm: forward() + backward()
 * ``torch_loop``    a hand-written peephole cell in torch, differentiated by autograd: one GEMM
                     for the input projection of all steps, one fused (B, H) @ (H, 4H) GEMM per step
+* ``torchgen_lstm``, ``torchgen_peephole``
+                    the generated torch backends symlstm.generated.torch.lstm and .peephole_lstm:
+                    forward() on tensors that require gradients, (hs * dhs).sum(), backward(),
+                    which runs the derived BPTT of the module's autograd.Function
 * ``jax_scan``      jax.jit(jax.grad(loss)) of jax.lax.scan over the same peephole cell; the jit
                     compile time (trace + lower + compile) is reported separately.  Skipped, and
                     its target with it, when JAX is not installed
@@ -31,8 +35,11 @@ fixed random array.  Contenders, per shape (T, B, D, H) and dtype:
                     dW, dR and dx.  No contender can beat it without a faster BLAS.
 
 Before timing, every contender's gradients are checked against an independent reference
-(torch.nn.LSTM for gen_lstm, the torch loop for gen_peephole and jax_scan); a contender whose
-gradients disagree is not timed and the script exits 1, --strict or not.  Timing is round-robin:
+(torch.nn.LSTM for gen_lstm and torchgen_lstm, the torch loop for gen_peephole, torchgen_peephole
+and jax_scan); a contender whose gradients disagree is not timed and the script exits 1, --strict
+or not.  That check is each contender's first call in the case; its wall time, which includes any
+one-time cost, is recorded apart from the step times (first_call_s) and reported for the torch
+backends.  Timing is round-robin:
 each repeat runs every contender once (starting point rotated), so drift hits all of them alike;
 each sample runs a contender enough times to last at least --min-sample seconds; we report the
 median.
@@ -84,6 +91,8 @@ import torch  # noqa: E402
 
 from symlstm.generated import lstm as gen_lstm  # noqa: E402
 from symlstm.generated import peephole_lstm as gen_peephole  # noqa: E402
+from symlstm.generated.torch import lstm as torchgen_lstm  # noqa: E402
+from symlstm.generated.torch import peephole_lstm as torchgen_peephole  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -98,6 +107,7 @@ TARGETS = {                # limits on ratios (and on the two side measurements)
     ("lstm", "floor"): 1.25,             # only at FLOOR_SHAPE
     ("peephole", "torch"): 0.75,
     ("peephole", "jax"): 1.0,
+    ("peephole", "torchgen"): 1.1,       # torch backend / torch autograd of the same cell
     "symbolic_s": 10.0,
     "import_ms": 50.0,
 }
@@ -276,6 +286,32 @@ def build_torch_lstm(prob):
     return step, to_grads
 
 
+def build_torchgen(module, prob):
+    """A generated torch backend: its forward() with leaves that require gradients, then
+    backward() of the same loss, which runs the derived BPTT of its autograd.Function."""
+    params = {name: leaf(prob.params[name]) for name in module.PARAMS}
+    x, h0, c0 = leaf(prob.x), leaf(prob.h0), leaf(prob.c0)
+    dhs = torch.from_numpy(prob.dhs)
+    leaves = [*params.values(), x, h0, c0]
+
+    def step():
+        hs, _ = module.forward(params, x, {"h": h0, "c": c0})
+        (hs * dhs).sum().backward()
+        return take_grads(leaves)
+
+    def to_grads(raw):
+        return {name: g.numpy() for name, g in zip([*params, "x", "h0", "c0"], raw)}
+    return step, to_grads
+
+
+def build_torchgen_lstm(prob):
+    return build_torchgen(torchgen_lstm, prob)
+
+
+def build_torchgen_peephole(prob):
+    return build_torchgen(torchgen_peephole, prob)
+
+
 def peephole_cell(gates, c_prev, p_i, p_f, p_o, tanh, sigmoid):
     """One peephole step from the pre-activations (z̄, ī, f̄, ō) without the peephole terms."""
     zbar, ibar, fbar, obar = gates
@@ -393,8 +429,10 @@ CONTENDERS = {   # name: (builder, cell, reference contender or None)
     "gemm_floor_torch": (build_gemm_floor_torch, None, None),
     "gen_lstm": (build_gen_lstm, "lstm", "torch_lstm"),
     "torch_lstm": (build_torch_lstm, "lstm", None),
+    "torchgen_lstm": (build_torchgen_lstm, "lstm", "torch_lstm"),
     "gen_peephole": (build_gen_peephole, "peephole", "torch_loop"),
     "torch_loop": (build_torch_loop, "peephole", None),
+    "torchgen_peephole": (build_torchgen_peephole, "peephole", "torch_loop"),
     "jax_scan": (build_jax_scan, "peephole", "torch_loop"),
 }
 
@@ -410,10 +448,18 @@ def max_rel_error(got, ref, dtype):
 
 
 def check(built, prob):
-    """Each checked contender's error against its reference: {name: max relative error}."""
-    grads = {n: to_grads(step()) for n, (step, to_grads) in built.items() if to_grads}
-    return {n: max_rel_error(grads[n], grads[CONTENDERS[n][2]], prob.dtype)
-            for n in grads if CONTENDERS[n][2]}
+    """Each checked contender's error against its reference, {name: max relative error}, and
+    the wall time of the step that produced its gradients, its first call, {name: seconds}."""
+    grads, first_call = {}, {}
+    for n, (step, to_grads) in built.items():
+        if to_grads:
+            t0 = time.perf_counter()
+            raw = step()
+            first_call[n] = time.perf_counter() - t0
+            grads[n] = to_grads(raw)
+    errors = {n: max_rel_error(grads[n], grads[CONTENDERS[n][2]], prob.dtype)
+              for n in grads if CONTENDERS[n][2]}
+    return errors, first_call
 
 
 # ----------------------------------------------------------------------------- timing
@@ -460,13 +506,14 @@ def run_case(shape, dtype, repeats, min_sample):
     prob = make_problem(shape, dtype)
     built = {name: builder(prob) for name, (builder, _, _) in CONTENDERS.items()
              if name not in SKIPPED}
-    errors = check(built, prob)
+    errors, first_call = check(built, prob)
     wrong = sorted(n for n, e in errors.items() if not e <= TOLERANCE[dtype])
     steps = {n: step for n, (step, _) in built.items() if n not in wrong}
     times = time_round_robin(steps, repeats, min_sample)
     return {"shape": list(shape), "dtype": dtype, "max_rel_error": errors,
             "tolerance": TOLERANCE[dtype], "wrong": wrong,
             "jax_compile_s": built["jax_scan"][0].compile_s if "jax_scan" in built else None,
+            "first_call_s": first_call,
             "times": times,
             "ratios": ratios({n: t["median_s"] for n, t in times.items()})}
 
@@ -477,6 +524,9 @@ def ratios(med):
     return {"gen_lstm/torch_lstm": r("gen_lstm", "torch_lstm"),
             "gen_peephole/torch_loop": r("gen_peephole", "torch_loop"),
             "gen_peephole/jax_scan": r("gen_peephole", "jax_scan"),
+            "torchgen_lstm/torch_lstm": r("torchgen_lstm", "torch_lstm"),
+            "torchgen_peephole/torch_loop": r("torchgen_peephole", "torch_loop"),
+            "torchgen_peephole/gen_peephole": r("torchgen_peephole", "gen_peephole"),
             **{f"{n}/gemm_floor": r(n, "gemm_floor") for n in med if n != "gemm_floor"}}
 
 
@@ -597,6 +647,8 @@ def targets(cases, symbolic, imp):
                     TARGETS[("peephole", "torch")], "torch_loop"))
         out.append((f"peephole gen/jax scan {label}", r["gen_peephole/jax_scan"],
                     TARGETS[("peephole", "jax")], "jax_scan"))
+        out.append((f"peephole torch backend/torch loop {label}", r["torchgen_peephole/torch_loop"],
+                    TARGETS[("peephole", "torchgen")], "torch_loop"))
     if symbolic:
         out.append(("symbolic cold start [s]", symbolic["process_wall_s"], TARGETS["symbolic_s"], None))
     if imp:
@@ -700,6 +752,31 @@ def print_peephole(cases):
           else f"WARNING, more than one core busy: {busy}")
 
 
+def print_torch_backend(cases):
+    banner("Torch backend (symlstm.generated.torch): one training step, median ms ± IQR / median")
+    print(f"{'(T, B, D, H)':20s} {'dtype':8s} {'tb lstm':>13s} {'1st ms':>8s} {'torch.nn.LSTM':>13s} "
+          f"{'tb/torch':>10s}   {'tb peephole':>13s} {'1st ms':>8s} {'torch loop':>13s} {'tb/loop':>10s} "
+          f"{'tb/numpy':>8s}")
+    for c in cases:
+        t, r = c["times"], c["ratios"]
+        tb_numpy = r["torchgen_peephole/gen_peephole"]
+        print(f"{label(c)} {ms(t.get('torchgen_lstm'))} {first_ms(c, 'torchgen_lstm')} "
+              f"{ms(t.get('torch_lstm'))} {mark(r['torchgen_lstm/torch_lstm'], None)}   "
+              f"{ms(t.get('torchgen_peephole'))} {first_ms(c, 'torchgen_peephole')} "
+              f"{ms(t.get('torch_loop'))} "
+              f"{mark(r['torchgen_peephole/torch_loop'], TARGETS[('peephole', 'torchgen')])} "
+              + ("     n/a" if tb_numpy is None else f"{tb_numpy:8.2f}"))
+    print(f"target: tb peephole/torch loop <= {TARGETS[('peephole', 'torchgen')]}.  tb/numpy: tb peephole "
+          "over the generated NumPy module.\n1st ms: the first forward + backward in the case (the "
+          "gradient check), one-time costs included, not in\nthe step times; in the first case torch's "
+          "own lazy initialisation falls on torch_lstm, the first torch contender to run")
+
+
+def first_ms(c, name):
+    s = c["first_call_s"].get(name)
+    return "     n/a" if s is None else f"{1e3 * s:8.2f}"
+
+
 def print_memory(memory):
     banner("Peak memory of one training step, MiB")
     print("rss: rise of the peak resident set size (VmHWM) during one step after a warm-up step, fresh\n"
@@ -753,6 +830,7 @@ def print_report(info, cases, memory, symbolic, imp, goals):
     print_checks(cases)
     print_lstm(cases)
     print_peephole(cases)
+    print_torch_backend(cases)
     print_memory(memory)
     print_side(symbolic, imp)
     print_targets(goals)

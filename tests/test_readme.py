@@ -59,3 +59,8 @@ def test_heads_example_runs():
     import numpy as np
     code = README.split("## Output heads, losses and training\n\n```python\n")[1].split("```")[0]
     exec(code, {"np": np})
+
+
+def test_torch_backend_example_runs():
+    code = README.split("### On PyTorch: `symlstm.generated.torch.<cell>`\n\n```python\n")[1]
+    exec(code.split("```")[0], {})

@@ -112,6 +112,7 @@ DDP = textwrap.dedent("""
         (hs ** 2).sum().backward()
         if rank == 0:
             torch.save({n: p.grad for n, p in cell.named_parameters()}, out)
+        dist.barrier()     # neither process tears gloo down while the other still talks
         dist.destroy_process_group()
 
     if __name__ == "__main__":

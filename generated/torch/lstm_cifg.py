@@ -65,12 +65,12 @@ def _forward(params, x, state0):
         zbar = proj_h_prev[:, :H]
         # (fwd:z) z[t] = tanh(zbar[t])
         z = cache_z[t]
-        z[...] = torch.tanh(zbar)
+        torch.tanh(zbar, out=z)
         # (fwd:ibar) ibar[t] = b_i + c[t-1] ⊙ p_i + R_i h[t-1] + W_i x[t]
         ibar = c_prev*p_i + proj_h_prev[:, H:2*H]
         # (fwd:i) i[t] = σ(ibar[t])
         i = cache_i[t]
-        i[...] = torch.sigmoid(ibar)
+        torch.sigmoid(ibar, out=i)
         # (fwd:c) c[t] = c[t-1] ⊙ (1 - i[t]) + i[t] ⊙ z[t]
         c = seq_c[t + 1]
         c[...] = c_prev*(1 - i) + i*z
@@ -78,10 +78,10 @@ def _forward(params, x, state0):
         obar = c*p_o + proj_h_prev[:, 2*H:3*H]
         # (fwd:o) o[t] = σ(obar[t])
         o = cache_o[t]
-        o[...] = torch.sigmoid(obar)
+        torch.sigmoid(obar, out=o)
         # (fwd:h) h[t] = o[t] ⊙ tanh(c[t])
         tanh_c = cache_tanh_c[t]
-        tanh_c[...] = torch.tanh(c)
+        torch.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         h[...] = o*tanh_c
     cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "z": cache_z, "i": cache_i, "o": cache_o, }

@@ -69,12 +69,12 @@ def _forward(params, x, state0):
         ibar = c_prev*p_i + proj_h_prev[:, H:2*H]
         # (fwd:i) i[t] = σ(ibar[t])
         i = cache_i[t]
-        i[...] = torch.sigmoid(ibar)
+        torch.sigmoid(ibar, out=i)
         # (fwd:fbar) fbar[t] = b_f + c[t-1] ⊙ p_f + R_f h[t-1] + W_f x[t]
         fbar = c_prev*p_f + proj_h_prev[:, 2*H:3*H]
         # (fwd:f) f[t] = σ(fbar[t])
         f = cache_f[t]
-        f[...] = torch.sigmoid(fbar)
+        torch.sigmoid(fbar, out=f)
         # (fwd:c) c[t] = c[t-1] ⊙ f[t] + i[t] ⊙ z[t]
         c = seq_c[t + 1]
         c[...] = c_prev*f + i*z
@@ -82,10 +82,10 @@ def _forward(params, x, state0):
         obar = c*p_o + proj_h_prev[:, 3*H:4*H]
         # (fwd:o) o[t] = σ(obar[t])
         o = cache_o[t]
-        o[...] = torch.sigmoid(obar)
+        torch.sigmoid(obar, out=o)
         # (fwd:h) h[t] = o[t] ⊙ tanh(c[t])
         tanh_c = cache_tanh_c[t]
-        tanh_c[...] = torch.tanh(c)
+        torch.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         h[...] = o*tanh_c
     cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "z": cache_z, "i": cache_i, "f": cache_f, "o": cache_o, }

@@ -64,23 +64,23 @@ def _forward(params, x, state0):
         zbar = proj_h_prev[:, :H]
         # (fwd:z) z[t] = tanh(zbar[t])
         z = cache_z[t]
-        z[...] = torch.tanh(zbar)
+        torch.tanh(zbar, out=z)
         # (fwd:ibar) ibar[t] = b_i + c[t-1] ⊙ p_i + R_i h[t-1] + W_i x[t]
         ibar = c_prev*p_i + proj_h_prev[:, H:2*H]
         # (fwd:i) i[t] = σ(ibar[t])
         i = cache_i[t]
-        i[...] = torch.sigmoid(ibar)
+        torch.sigmoid(ibar, out=i)
         # (fwd:fbar) fbar[t] = b_f + c[t-1] ⊙ p_f + R_f h[t-1] + W_f x[t]
         fbar = c_prev*p_f + proj_h_prev[:, 2*H:3*H]
         # (fwd:f) f[t] = σ(fbar[t])
         f = cache_f[t]
-        f[...] = torch.sigmoid(fbar)
+        torch.sigmoid(fbar, out=f)
         # (fwd:c) c[t] = c[t-1] ⊙ f[t] + i[t] ⊙ z[t]
         c = seq_c[t + 1]
         c[...] = c_prev*f + i*z
         # (fwd:h) h[t] = tanh(c[t])
         h = seq_h[t + 1]
-        h[...] = torch.tanh(c)
+        torch.tanh(c, out=h)
     cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "z": cache_z, "i": cache_i, "f": cache_f, }
     return seq_h[1:].clone(), {s: cache["seq_" + s][T].clone() for s in STATES}, cache
 

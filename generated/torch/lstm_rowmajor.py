@@ -81,7 +81,7 @@ def _forward(params, x, state0):
         c[...] = Ctilde*I + F*c_prev
         # (fwd:h) h[t] = O[t] ⊙ tanh(c[t])
         tanh_c = cache_tanh_c[t]
-        tanh_c[...] = torch.tanh(c)
+        torch.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         h[...] = O*tanh_c
     cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "I": cache_I, "F": cache_F, "O": cache_O, "Ctilde": cache_Ctilde, }

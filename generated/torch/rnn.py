@@ -58,7 +58,7 @@ def _forward(params, x, state0):
         hbar = proj_h_prev[:, :H]
         # (fwd:h) h[t] = tanh(hbar[t])
         h = seq_h[t + 1]
-        h[...] = torch.tanh(hbar)
+        torch.tanh(hbar, out=h)
     cache = {"x": x, "seq_h": seq_h, }
     return seq_h[1:].clone(), {s: cache["seq_" + s][T].clone() for s in STATES}, cache
 

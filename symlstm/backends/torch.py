@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from .. import naming
 from ..bptt import Derivation
 from ..ops import OPS, exp, log, relu, sigma, softplus, step, tanh
 from ..printers import CellNumPyPrinter
@@ -59,11 +60,21 @@ def code(expr, inputs=()) -> str:
 
 
 def into(lhs, rhs, inputs=()) -> str:
-    """``rhs`` copied into the tensor ``lhs`` names.  Not through ``out=``: where NumPy
-    broadcasts a value that is the same for every sample into its (B, n) slot, torch would
-    resize the slot instead."""
+    """``rhs`` computed into the tensor ``lhs`` names: ``torch.tanh(zbar, out=z)`` for one
+    function of a vector of the step (every such vector is (B, n), as the slot is), else
+    copied in.  A value that reads parameters only is copied: where NumPy broadcasts it into
+    its (B, n) slot, ``out=`` would resize the slot instead."""
     p = TorchPrinter({"inputs": tuple(inputs)})
-    return f"{p.doprint(lhs)}[...] = {p.doprint(rhs)}"
+    out = p.doprint(lhs)
+    per_sample = any(naming.parse(s) is not None for s in rhs.free_symbols)
+    if per_sample and rhs.func in SPELLINGS and rhs.func in _IN_PLACE and \
+            not rhs.args[0].is_number:
+        return f"{_IN_PLACE[rhs.func]}({p.doprint(rhs.args[0])}, out={out})"
+    return f"{out}[...] = {p.doprint(rhs)}"
+
+
+#: The operations with a torch function that writes into ``out=``.
+_IN_PLACE = {sigma: "torch.sigmoid", tanh: "torch.tanh", exp: "torch.exp", log: "torch.log"}
 
 
 TORCH = Spelling(code, into)
