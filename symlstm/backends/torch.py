@@ -67,8 +67,7 @@ def into(lhs, rhs, inputs=()) -> str:
     p = TorchPrinter({"inputs": tuple(inputs)})
     out = p.doprint(lhs)
     per_sample = any(naming.parse(s) is not None for s in rhs.free_symbols)
-    if per_sample and rhs.func in SPELLINGS and rhs.func in _IN_PLACE and \
-            not rhs.args[0].is_number:
+    if per_sample and rhs.func in _IN_PLACE and not rhs.args[0].is_number:
         return f"{_IN_PLACE[rhs.func]}({p.doprint(rhs.args[0])}, out={out})"
     return f"{out}[...] = {p.doprint(rhs)}"
 
