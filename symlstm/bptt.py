@@ -21,7 +21,7 @@ import sympy as sp
 
 from . import naming
 from .cell import Cell
-from .sweep import CARRY, Sweep, Term, sweep
+from .sweep import CARRY, LOSS, Sweep, Term, sweep
 from .ops import TimeSum
 
 
@@ -133,5 +133,23 @@ def shift_term(term: Term, by: int) -> Term:
     """The same path ``by`` steps later: every vector and adjoint moves, parameters stay."""
     def move(e):
         return e.xreplace({v: naming.shift(v, by) for v in e.free_symbols})
-    return Term(f"{term.via}@t{by:+d}", move(term.local), move(term.expr),
+    return Term(via_at(term.via, by), move(term.local), move(term.expr),
                 None if term.raw is None else move(term.raw))
+
+
+def via_at(via: str, by: int) -> str:
+    """The label of a path taken ``by`` steps later: ``c`` one step later is ``c@t+1``."""
+    return f"{via}@t{by:+d}"
+
+
+def split_via(via: str) -> tuple[str, int]:
+    """The equation a path goes through, and the step it is read at relative to t:
+    ``"c@t+1"`` is ("c", 1), ``"loss"`` is ("loss", 0)."""
+    name, _, at = via.partition("@")
+    return name, int(at[1:]) if at else 0
+
+
+def describe_path(via: str) -> str:
+    """A path in plain text: ``fwd:c at step t+1``, or ``the loss``."""
+    name, later = split_via(via)
+    return "the loss" if name == LOSS else f"fwd:{name}" + (" at step t+1" if later else "")

@@ -196,7 +196,7 @@ def stale(root: Path = GENERATED, *, cells=None, pdfs: bool = True,
     is missing or not a PDF, and (building every cell) for each file that nothing generates.
     Whether a PDF matches its .tex is :func:`stale_pdfs`' question (it runs LaTeX)."""
     diffs, files = [], render(cells) if files is None else files
-    where = "generated" if root == GENERATED else str(root)
+    where = _shown(root)
     for rel, data in files.items():
         path = root / rel
         old = path.read_bytes() if path.exists() else None
@@ -221,6 +221,11 @@ def stale(root: Path = GENERATED, *, cells=None, pdfs: bool = True,
     return diffs
 
 
+def _shown(root: Path) -> str:
+    """How messages name a folder of outputs: ``generated`` for the checkout's own."""
+    return "generated" if root == GENERATED else str(root)
+
+
 def stale_pdfs(root: Path = GENERATED, *, cells=None, jobs: int | None = None,
                progress: Progress = _quiet) -> list[str]:
     """A line for each PDF that differs from a fresh build of its .tex (a PDF whose stamp
@@ -233,7 +238,7 @@ def stale_pdfs(root: Path = GENERATED, *, cells=None, jobs: int | None = None,
             same = path.exists() and path.read_bytes() == built.pdf.read_bytes()
             progress(f"checked pdf/{name}.pdf against a fresh build ({seconds:.1f} s)")
             if not same:
-                out.append(f"{'generated' if root == GENERATED else root}/pdf/{name}.pdf "
+                out.append(f"{_shown(root)}/pdf/{name}.pdf "
                            "differs from a fresh build of its .tex\n")
     return out
 

@@ -24,7 +24,7 @@ import numpy as np
 import sympy as sp
 
 from . import naming
-from .bptt import Derivation
+from .bptt import Derivation, describe_path
 from .cell import CellError, size_value
 from .numeric import EvaluationError, evaluate
 from .ops import Concat, MatTVec, MatVec, Outer, Part, TimeSum, Transposed, relu, sigma, softplus
@@ -70,7 +70,7 @@ class Verdict(NamedTuple):
         if not self.holds:
             lines.append(f"  derived: {comment(self.correct)}")
             for t in self.missing:
-                lines.append(f"  missing: {comment(t.expr)}  (the path via {_via(t.via)})")
+                lines.append(f"  missing: {comment(t.expr)}  (the path via {describe_path(t.via)})")
             for e in self.extra:
                 lines.append(f"  extra:   {comment(e)}")
             if self.counterexample:
@@ -88,11 +88,6 @@ def _show(v) -> str:
     if isinstance(v, str):
         return v
     return np.array2string(np.asarray(v), precision=4, separator=", ").replace("\n", "")
-
-
-def _via(via: str) -> str:
-    name, _, later = via.partition("@")
-    return "the loss" if name == "loss" else f"fwd:{name}" + (" at step t+1" if later else "")
 
 
 def check_claim(derivation, label: str, claim, *, seed: int = 0) -> Verdict:
@@ -142,19 +137,16 @@ def _subject(derivation) -> _Subject:
         else derive(derivation)
     cell = d.cell
     states = set(cell.new_states)
-    everything = (*head.forward, *head.step, head.output, *head.params, *d.all()) if head \
-        else d.all()
+    everything = derivation.all() if head else d.all()
     forward = {eq.lhs: eq.rhs for eq in cell.equations}
     adjoints = {g.lhs: g.rhs for g in d.step if naming.adjoint_of(g.lhs) not in states}
     vectors = {naming.parse(v).base: cell.dim(v) for v in
                (*forward, *cell.input_symbols, *cell.prev_states)}
     params = {p.name: p.shape for p in cell.params}
     if head:
-        from .ops import lse, total
         forward.update({eq.lhs: eq.rhs for eq in head.head.equations})
         adjoints.update({g.lhs: g.rhs for g in (*head.step, head.output)})
-        vectors.update({naming.parse(eq.lhs).base: "1" if eq.rhs.atoms(total, lse) else "K"
-                        for eq in head.head.equations}, y="K")
+        vectors.update(head.head.sizes)
         params.update({p.name: p.shape for p in head.head.params})
     name = cell.name + (f" with the {head.head.name} head" if head else "")
     return _Subject(name, {g.label: g for g in everything}, forward, adjoints, vectors, params)
@@ -268,9 +260,9 @@ def _close(a, b) -> bool:
     return bool(np.allclose(a, b, rtol=TOLERANCE, atol=TOLERANCE))
 
 
-def _same(a, b, inst) -> bool:
+def _same(a, b, inst, instances=range(POINTS)) -> bool:
     try:
-        return all(_close(inst.value(a, k), inst.value(b, k)) for k in range(POINTS))
+        return all(_close(inst.value(a, k), inst.value(b, k)) for k in instances)
     except EvaluationError as e:
         raise ClaimError(f"the claim uses a function symlstm cannot evaluate: {e}") from None
     except ValueError:   # shapes that do not fit: a product the wrong way round
@@ -311,7 +303,7 @@ def _match(canon, inst, g, claim):
 def _counterexample(claimed, derived, inst) -> dict:
     """The first instance the two sides differ on: every quantity's value, and both sides'."""
     from .printers import comment
-    k = next((k for k in range(POINTS) if not _same(claimed, derived, _One(inst, k))), 0)
+    k = next((k for k in range(POINTS) if not _same(claimed, derived, inst, [k])), 0)
     used = sorted((claimed.free_symbols | derived.free_symbols) - set(map(sp.Symbol, SIZES)),
                   key=sp.default_sort_key)   # D and H bound a Part: sizes, not quantities
     try:
@@ -320,13 +312,3 @@ def _counterexample(claimed, derived, inst) -> dict:
         claim = f"no value ({e})"
     return {"sizes": dict(SIZES), "at": {comment(s): inst.leaf(s, k) for s in used},
             "claim": claim, "derived": inst.value(derived, k)}
-
-
-class _One:
-    """One instance of ``inst`` as if it were all of them."""
-
-    def __init__(self, inst, k):
-        self.inst, self.k = inst, k
-
-    def value(self, e, _):
-        return self.inst.value(e, self.k)

@@ -20,6 +20,7 @@ from pathlib import Path
 from . import build
 from .cell import CellError
 from .claims import ClaimError
+from .heads import HEADS
 
 _HELP = argparse.RawDescriptionHelpFormatter
 
@@ -75,6 +76,7 @@ def _derive(args):
 
 def _show(args, out) -> int:
     from .printers import comment, latex
+    from .bptt import split_via
     from .sweep import LOSS
     d = _derive(args)
     gradients = [d[args.label]] if args.label else [d[label] for label in d.labels()]
@@ -85,7 +87,7 @@ def _show(args, out) -> int:
         print(f"({g.label}) {comment(g.eq)}", file=out)
         if args.label and len(g.terms) > 1:   # one equation: each path it sums as well
             for t in g.terms:
-                via, _, later = t.via.partition("@")
+                via, later = split_via(t.via)
                 where = "the loss" if via == LOSS else f"fwd:{via}" + (" at t+1" if later else "")
                 print(f"    via {where}: {comment(t.expr)}", file=out)
     return 0
@@ -130,7 +132,7 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--label", metavar="L",
                       help="only the equation labelled L, such as fwd:c, adj:o, rec:c, grad:W_f")
     show.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
-    show.add_argument("--head", choices=("regression", "classifier"),
+    show.add_argument("--head", choices=tuple(HEADS),
                       help="with an output head and its loss: the derivation starts at L")
     show.set_defaults(run=_show)
     b = sub.add_parser("build", help="write code, .tex and PDFs", formatter_class=_HELP,
@@ -159,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("label", metavar="LABEL", help="the gradient's label, such as adj:o or rec:c")
     c.add_argument("claim", metavar="CLAIM", help="the formula, quoted")
     c.add_argument("--latex", action="store_true", help="also print the derived form as LaTeX")
-    c.add_argument("--head", choices=("regression", "classifier"),
+    c.add_argument("--head", choices=tuple(HEADS),
                    help="judge against the cell with this output head (labels adj:yhat, out:h, ...)")
     c.add_argument("--seed", type=int, default=0, help="seed of the random instances")
     c.set_defaults(run=_check_claim)

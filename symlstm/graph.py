@@ -13,6 +13,7 @@ columns, and :func:`collisions` checks that none passes through a node.
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import sympy as sp
@@ -135,11 +136,7 @@ def route(g: Graph, e: Edge) -> list[tuple[float, float]]:
     column, across to the next column's left edge, through each column it passes at its own
     height, and into its end node from the left.  The slanted parts lie between columns,
     where there are no nodes."""
-    edge = {}   # column -> (left, right) bounds of its widest node
-    for n in g.nodes:
-        x, w = COLUMN * n.col, half_width(n.symbol)
-        left, right = edge.get(n.col, (x, x))
-        edge[n.col] = (min(left, x - w - GAP), max(right, x + w + GAP))
+    edge = _column_bounds(g)
     src, dst = g.node(e.src), g.node(e.dst)
     points = [position(src.col, src.y), (edge[src.col][1], ROW * src.y)]
     for c, y in e.bends:
@@ -149,6 +146,17 @@ def route(g: Graph, e: Edge) -> list[tuple[float, float]]:
 
 
 GAP = 0.08   # cm between a column's widest node and where edges turn
+
+
+@functools.lru_cache(maxsize=64)
+def _column_bounds(g: Graph) -> dict[int, tuple[float, float]]:
+    """Column -> (left, right) bounds of its widest node, computed once per graph."""
+    edge = {}
+    for n in g.nodes:
+        x, w = COLUMN * n.col, half_width(n.symbol)
+        left, right = edge.get(n.col, (x, x))
+        edge[n.col] = (min(left, x - w - GAP), max(right, x + w + GAP))
+    return edge
 
 
 def collisions(g: Graph) -> list[tuple[Edge, Node]]:

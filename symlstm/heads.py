@@ -39,6 +39,14 @@ class Head(NamedTuple):
     def loss(self) -> sp.Symbol:
         return self.equations[-1].lhs
 
+    @property
+    def sizes(self) -> dict[str, str]:
+        """Each of the head's vectors (base name) with its size: K for ŷ and the target y,
+        1 for what a reduction gives (m, ℓ)."""
+        out = {naming.parse(eq.lhs).base: "1" if eq.rhs.atoms(total, lse) else K
+               for eq in self.equations}
+        return {**out, "y": K}
+
 
 def _linear() -> tuple[tuple[Param, ...], Equation, sp.Symbol]:
     V, b_y = Param("V", (K, "H")), Param("b_y", (K,))

@@ -135,6 +135,9 @@ REDUCTIONS = {op.func: op for op in (
        "∂/∂a_k = exp(a_k - lse(a)), the softmax"),
 )}
 
+#: Every derivative rule ``diff`` applies: the element-wise operations and the reductions.
+RULES = {**OPS, **REDUCTIONS}
+
 
 class MatVec(sp.Function):
     """The matrix–vector product ``W v`` (W a matrix parameter, v a vector)."""
@@ -226,9 +229,9 @@ def diff(e: sp.Expr, v: sp.Symbol) -> sp.Expr:
     if e.is_Pow:
         base, n = e.args
         return n * base ** (n - 1) * diff(base, v)
-    if e.func in OPS or e.func in REDUCTIONS:
+    if e.func in RULES:
         a = e.args[0]
-        return {**OPS, **REDUCTIONS}[e.func].derivative(e, a) * diff(a, v)
+        return RULES[e.func].derivative(e, a) * diff(a, v)
     raise TypeError(f"no derivative rule for {e.func} (the rules live in symlstm.ops.OPS)")
 
 

@@ -59,10 +59,12 @@ def example(module) -> Example:
     params, x, y = instance(module)
     dims = {naming.parse(v).base: cell.dim(v) for v in (*cell.input_symbols, *cell.prev_states,
                                                        *(eq.lhs for eq in cell.equations))}
-    dims.update({"yhat": "K", "y": "K", "m": "1", "ell": "1"})
+    dims.update(head.head.sizes)
+
+    sizes = {"D": D, "H": H}   # what a Part's bounds read
 
     def width(dim):
-        return {"K": K, "1": 1}.get(dim) or size_value(dim, D, H)
+        return K if dim == "K" else size_value(dim, D, H)
     steps = {0: {}, T + 1: {}}
     for s in cell.prev_states:   # the initial states are zero
         steps[0][naming.shift(s, 1)] = np.zeros(width(cell.dim(s)))
@@ -79,17 +81,17 @@ def example(module) -> Example:
     for t in range(1, T + 1):
         steps[t] = {naming.timed("x"): x[t - 1, 0], naming.timed("y"): y[t - 1, 0]}
         for eq in (*cell.equations, *head.head.equations):
-            steps[t][eq.lhs] = np.atleast_1d(evaluate(eq.rhs, lookup(t), {"D": D, "H": H}))
+            steps[t][eq.lhs] = np.atleast_1d(evaluate(eq.rhs, lookup(t), sizes))
     states = set(cell.new_states)
     order = [*head.step, head.output, *n.cell.through_time,
              *(g for g in n.cell.step if naming.adjoint_of(g.lhs) not in states)]
     for t in range(T, 0, -1):
         for g in order:
-            steps[t][g.lhs] = np.atleast_1d(evaluate(g.rhs, lookup(t), {"D": D, "H": H}))
+            steps[t][g.lhs] = np.atleast_1d(evaluate(g.rhs, lookup(t), sizes))
     grads = {}
     for g in (*head.params, *n.cell.params):
         name = naming.adjoint_of(g.lhs).name
-        grads[name] = sum(evaluate(g.rhs.args[0], lookup(t), {"D": D, "H": H})
+        grads[name] = sum(evaluate(g.rhs.args[0], lookup(t), sizes)
                           for t in range(1, T + 1))
     loss, module_grads = module.loss_and_grads(params, x, y)
     for name, value in grads.items():

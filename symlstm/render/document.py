@@ -10,6 +10,7 @@ import sympy as sp
 from .. import naming, notation
 from ..bptt import Derivation
 from ..bptt import derive as derive_cell
+from ..bptt import split_via, via_at
 from ..cells import CELLS
 from ..graph import graph
 from ..jacobians import jacobians
@@ -65,16 +66,14 @@ def latex_document(d: Derivation, head=None) -> str:
 
 def _head(h) -> dict:
     """The head's equations for the document, each gradient with its shape."""
-    from ..ops import lse, total
-    sizes = {eq.lhs: "" if eq.rhs.atoms(total, lse) else "K" for eq in h.head.equations}
-    sizes.update({naming.timed("h"): "H"})
+    sizes = {base: "" if size == "1" else size for base, size in h.head.sizes.items()}
 
     def shaped(g, shape):
         return {**_tex(g), "shape": shape}
     return dict(
         title=latex_text(h.head.title),
         forward=[_tex(g) for g in h.forward],
-        step=[shaped(g, sizes[naming.adjoint_of(g.lhs)]) for g in h.step],
+        step=[shaped(g, sizes[naming.parse(g.lhs).base]) for g in h.step],
         output=shaped(h.output, "H"),
         params=[shaped(g, r" \times ".join(p.shape)) for g, p in zip(h.params, h.head.params)],
         targets=h.head.targets)
@@ -103,7 +102,7 @@ def _carried(d) -> list[dict]:
     for s in d.cell.new_states:
         label = next(eq.label for eq in d.cell.equations if eq.lhs == s)
         rec = next((g for g in d.through_time if naming.adjoint_of(g.lhs) == s), None)
-        term = next((t for t in (rec.terms if rec else ()) if t.via == f"{label}@t+1"), None)
+        term = next((t for t in (rec.terms if rec else ()) if t.via == via_at(label, 1)), None)
         if term is None or any(naming.parse(v) is None and d.cell.param(v.name).is_matrix
                                for v in term.local.free_symbols):
             continue
@@ -114,7 +113,7 @@ def _carried(d) -> list[dict]:
 
 def _later(g) -> str:
     """The equations of step t+1 a recurrence's terms come through, as references."""
-    vias = [t.via.partition("@")[0] for t in g.terms if t.via.endswith("@t+1")]
+    vias = [name for name, later in map(split_via, (t.via for t in g.terms)) if later == 1]
     return ", ".join(eqref(f"fwd:{v}") for v in dict.fromkeys(vias))
 
 
@@ -174,7 +173,7 @@ def worked_document(e) -> str:
 
 def _path(via: str) -> str:
     """A path in running text: ``fwd:c`` at step t+1, or the loss."""
-    name, _, later = via.partition("@")
+    name, later = split_via(via)
     return "the loss" if name == LOSS else tex_label(f"fwd:{name}") + \
         (" at step $t+1$" if later else "")
 
@@ -216,7 +215,7 @@ def _paths(g, d, graph_) -> dict:
     v = naming.adjoint_of(g.lhs)
     rows = []
     for t in g.terms:
-        via, _, later = t.via.partition("@")
+        via, later = split_via(t.via)
         if via == LOSS:
             where, partial = "the loss", ""
         else:
@@ -234,7 +233,7 @@ def _paths(g, d, graph_) -> dict:
 
 def _consumer(d, via, later):
     lhs = next((eq.lhs for eq in d.cell.equations if eq.label == via), None)
-    return naming.shift(lhs, 1) if lhs is not None and later else lhs
+    return naming.shift(lhs, later) if lhs is not None else lhs
 
 
 def _nodes(g):

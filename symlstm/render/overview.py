@@ -4,7 +4,8 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import naming, notation
-from ..bptt import Derivation
+from ..bptt import Derivation, split_via, via_at
+from ..sweep import LOSS
 from ..printers import latex_text
 from .base import REBUILD, environment
 from .tex import FIGURE_DIR, _tex, _tt, tex_about, tex_label
@@ -65,8 +66,9 @@ def _comparison(base: Derivation, derivations) -> dict:
 
 
 def _renamed_via(via: str, renames) -> str:
-    name, at, later = via.partition("@")
-    return renames.get(name, name) + at + later
+    name, later = split_via(via)
+    name = renames.get(name, name)
+    return via_at(name, later) if later else name
 
 
 def _renamed(expr, renames):
@@ -80,5 +82,5 @@ def _renamed(expr, renames):
 
 
 def _via(via: str) -> str:
-    name, _, later = via.partition("@")
-    return "loss" if name == "loss" else tex_label(name) + ("$^{+}$" if later else "")
+    name, later = split_via(via)
+    return "loss" if name == LOSS else tex_label(name) + ("$^{+}$" if later else "")
