@@ -135,9 +135,6 @@ REDUCTIONS = {op.func: op for op in (
        "∂/∂a_k = exp(a_k - lse(a)), the softmax"),
 )}
 
-#: Every derivative rule ``diff`` applies: the element-wise operations and the reductions.
-RULES = {**OPS, **REDUCTIONS}
-
 
 class MatVec(sp.Function):
     """The matrix–vector product ``W v`` (W a matrix parameter, v a vector)."""
@@ -229,9 +226,10 @@ def diff(e: sp.Expr, v: sp.Symbol) -> sp.Expr:
     if e.is_Pow:
         base, n = e.args
         return n * base ** (n - 1) * diff(base, v)
-    if e.func in RULES:
+    rule = OPS.get(e.func) or REDUCTIONS.get(e.func)   # read live: a new entry counts at once
+    if rule is not None:
         a = e.args[0]
-        return RULES[e.func].derivative(e, a) * diff(a, v)
+        return rule.derivative(e, a) * diff(a, v)
     raise TypeError(f"no derivative rule for {e.func} (the rules live in symlstm.ops.OPS)")
 
 
