@@ -33,6 +33,7 @@ from typing import Callable, NamedTuple
 from . import CELLS, derive, figures
 from .heads import derive_network
 from . import worked
+from .backends.numba import numba_module
 from .backends.torch import torch_module
 from .render import (REBUILD, latex_document, mistakes_document, network_module, numpy_module,
                      overview_document, worked_document)
@@ -75,7 +76,7 @@ def documents(cells=None) -> list[str]:
 
 
 #: Every backend's folder in generated/ and what writes its module of a cell.
-BACKENDS = {"": numpy_module, "torch/": torch_module}
+BACKENDS = {"": numpy_module, "torch/": torch_module, "numba/": numba_module}
 #: Shipped cells with an output head: module name -> (cell, head).
 NETWORKS = {"lstm_regression": ("lstm", "regression"), "lstm_classifier": ("lstm", "classifier"),
             "lstm_concat_regression": ("lstm_concat", "regression")}

@@ -126,8 +126,9 @@ def lower(d: Derivation) -> Plan:
         _input_grads(cell, back_terms, hoisted)
     cached = _cached(cell, groups, hoisted, backward + carries,
                      Block("grads", None, vector_grads + input_grads))
-    places = {v: Slot(sp.Symbol(f"cache_{naming.code(v)}"), 0) for v, _ in cached}
-    places.update({s: Slot(sp.Symbol(f"seq_{naming.parse(s).base}"), 1) for s in cell.new_states})
+    places = {v: Slot(sp.Symbol(naming.cached(naming.code(v))), 0) for v, _ in cached}
+    places.update({s: Slot(sp.Symbol(naming.sequence(naming.parse(s).base)), 1)
+                   for s in cell.new_states})
     forward = _forward_blocks(cell, hoisted, _rewrite(cell, groups), places)
     return Plan(d, groups, forward, cached, backward, carries, vector_grads, input_grads, summed)
 

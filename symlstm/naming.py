@@ -102,6 +102,22 @@ def code(symbol: sp.Symbol) -> str:
     return f"{_CODE_KIND[p.kind]}{p.base}{suffix}"
 
 
+def sequence(base: str) -> str:
+    """The array of a state's values at every step, s_0 .. s_T: ``seq_c``."""
+    return f"seq_{base}"
+
+
+def cached(name: str) -> str:
+    """The array of a cached forward value at every step: ``cache_tanh_c``."""
+    return f"cache_{name}"
+
+
+def row(name: str) -> str:
+    """A compiled loop's name for the row of sample b of an array: ``z__b``.  No cell's
+    name holds two underscores in a row, so it cannot clash with one."""
+    return f"{name}__b"
+
+
 def grad_key(symbol: sp.Symbol) -> str:
     """The key of a gradient in the dict ``backward`` returns: ``W_z``, ``x``, ``h0``."""
     p = parse(symbol)

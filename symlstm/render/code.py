@@ -38,10 +38,10 @@ def numpy_module(d: Derivation) -> str:
         template=PY_TEMPLATE, rebuild=REBUILD, **code_context(d, NUMPY, "NumPy"))
 
 
-def code_context(d: Derivation, spell: Spelling, backend: str) -> dict:
+def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None = None) -> dict:
     """What a code template receives, its statements printed by ``spell``: the same lowered
-    plan for every backend."""
-    plan = lower(d)
+    plan (``lower(d)`` unless given) for every backend."""
+    plan = plan or lower(d)
     cell = plan.cell
     if len(cell.inputs) != 1:
         raise CellError(f"cell {cell.name!r}: generated code takes exactly one input sequence, "
@@ -139,9 +139,9 @@ def _shape(shape) -> str:
 
 def _group(g, plan: Plan) -> dict:
     base = naming.parse(g.operand).base
-    sequence = {"input": naming.code(g.operand), "state": f"seq_{base}[:-1]",
-                "step": f"seq_{base}[1:]" if g.operand in plan.cell.new_states
-                else f"cache_{naming.code(g.operand)}"}[g.kind]
+    sequence = {"input": naming.code(g.operand), "state": f"{naming.sequence(base)}[:-1]",
+                "step": f"{naming.sequence(base)}[1:]" if g.operand in plan.cell.new_states
+                else naming.cached(naming.code(g.operand))}[g.kind]
     width = pycode(g.offsets()[-1])
     return dict(name=g.name, kind=g.kind, matrices=", ".join(map(pycode, g.matrices)), width=width,
                 adds=g.adds, biases=", ".join(g.biases),
@@ -166,6 +166,18 @@ def _block(b, plan: Plan, spell: Spelling) -> dict:
                 lines=lines)
 
 
+def block_comment(b) -> str:
+    """The comment that ties a block of the step to the document: its label and equation."""
+    if b.label.startswith("store:"):
+        name = b.label.partition(":")[2]
+        return f"δ(W {name}) of the products on {name}, for the fused GEMMs"
+    source = comment(b.source)
+    if b.label.startswith("rec:"):
+        base = b.label.partition(":")[2]
+        return f"({b.label}) step t's share of δ{base}[t-1], sent back to step t-1: {source}"
+    return f"({b.label}) {source}"
+
+
 def _matrix_grads(plan: Plan) -> list[tuple[str, str]]:
     """Each weight gradient as slices of the fused groups' gradient GEMMs."""
     parts = {}
@@ -186,8 +198,9 @@ def _loads(plan: Plan) -> list[str]:
     for s in cell.prev_states + cell.new_states:
         if s in used:
             base = naming.parse(s).base
-            lines.append(f"{naming.code(s)} = seq_{base}[t{'' if s in cell.prev_states else ' + 1'}]")
+            shift = "" if s in cell.prev_states else " + 1"
+            lines.append(f"{naming.code(s)} = {naming.sequence(base)}[t{shift}]")
     for s, _ in plan.cached:
         if s in used:
-            lines.append(f"{naming.code(s)} = cache_{naming.code(s)}[t]")
+            lines.append(f"{naming.code(s)} = {naming.cached(naming.code(s))}[t]")
     return lines
