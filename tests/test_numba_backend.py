@@ -1,0 +1,170 @@
+"""The Numba backend, symlstm.generated.numba.<cell>: the NumPy module's plan with each time
+loop compiled whole, a drop-in replacement for the NumPy module."""
+import importlib
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import symlstm
+from symlstm.backends.numba import numba_module
+from symlstm.render import numpy_module
+from symlstm.verification import load_module, problem
+
+from cellgen import cells
+
+numba = pytest.importorskip("numba", reason="numba is installed by the README's test command")
+
+
+def _compare(ref, mod, *, D=3, H=4, tol=1e-12, dtype=np.float64):
+    params, x, state0, dhs, dstate = problem(ref, T=4, B=3, D=D, H=H, dtype=dtype)
+    want_hs, want_state, cache = ref.forward(params, x, state0)
+    want = ref.backward(params, cache, dhs, dstate)
+    kept = {s: v.copy() for s, v in dstate.items()}
+    hs, state, cache = mod.forward(params, x, state0)
+    got = mod.backward(params, cache, dhs, dstate)
+    assert all(np.array_equal(dstate[s], kept[s]) for s in dstate), "backward wrote into dstate"
+    for name, a, b in [("hs", hs, want_hs), *((s, state[s], want_state[s]) for s in state),
+                       *((k, got[k], want[k]) for k in want)]:
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max()), name
+    assert set(got) == set(want)
+
+
+def _load(source: str, name: str, folder):
+    """Import generated source from a file, as a module numba can import again when it
+    loads the compiled loops from its cache."""
+    path = folder / f"{name}.py"
+    path.write_text(source)
+    name = f"numba_{folder.name}_{name}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", list(symlstm.CELLS))
+def test_every_shipped_cell_matches_its_numpy_module(name):
+    ref = importlib.import_module(f"symlstm.generated.{name}")
+    mod = importlib.import_module(f"symlstm.generated.numba.{name}")
+    D = 4 if ref.INPUT_SIZE == "H" else 3
+    _compare(ref, mod, D=D)
+    _compare(ref, mod, D=D, dtype=np.float32, tol=1e-5)
+
+
+@settings(max_examples=6, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(cells())
+def test_random_cells_match_their_numpy_module(tmp_path_factory, cell):
+    """Random cells from the whole grammar (six: compiling a cell takes seconds; the slow run
+    takes many more)."""
+    d = symlstm.derive(cell)
+    ref = load_module(numpy_module(d), cell.name)
+    mod = _load(numba_module(d), cell.name, tmp_path_factory.mktemp("numba"))
+    _compare(ref, mod, D=4 if ref.INPUT_SIZE == "H" else 3)
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(cells(max_intermediates=6, max_depth=4))
+def test_many_random_cells_match_their_numpy_module(tmp_path_factory, cell):
+    d = symlstm.derive(cell)
+    ref = load_module(numpy_module(d), cell.name)
+    mod = _load(numba_module(d), cell.name, tmp_path_factory.mktemp("numba"))
+    _compare(ref, mod, D=4 if ref.INPUT_SIZE == "H" else 3)
+
+
+def _kernel(mod, fname):
+    """A compiled loop applying ``mod.<fname>`` to every entry of an array."""
+    f = getattr(mod, fname)
+
+    @numba.njit(error_model="numpy")
+    def apply(a, out):
+        for j in range(a.shape[0]):
+            out[j] = f(a[j])
+    return apply
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fname, ref, ulps", [
+    ("_exp", np.exp, 2), ("_tanh", np.tanh, 3), ("_sigmoid", lambda a: 1 / (1 + np.exp(-a)), 4),
+    ("_softplus", lambda a: np.logaddexp(0, a), 4)])
+def test_the_arithmetic_functions_are_within_a_few_ulps(fname, ref, ulps, dtype):
+    from symlstm.generated.numba import lstm as mod
+    limit = {np.float64: 700.0, np.float32: 85.0}[dtype]
+    grid = np.concatenate([np.linspace(-limit, limit, 200_001), np.geomspace(1e-30, 30, 20_001),
+                           -np.geomspace(1e-30, 30, 20_001), [0.0, 0.625, -0.625]]).astype(dtype)
+    out = np.empty_like(grid)
+    _kernel(mod, fname)(grid, out)
+    want = ref(grid.astype(np.longdouble))
+    tiny = np.finfo(dtype).tiny
+    ok = np.isfinite(want) & (np.abs(want) > tiny)
+    err = np.abs(out[ok] - want[ok]) / (np.abs(want[ok]) * np.finfo(dtype).eps)
+    assert err.max() <= ulps, f"{fname}: {err.max():.2f} ulps at {grid[ok][err.argmax()]}"
+
+
+@pytest.mark.parametrize("fname, special", [
+    ("_exp", {np.inf: np.inf, -np.inf: 0.0, 1000.0: np.inf, -1000.0: 0.0}),
+    ("_tanh", {np.inf: 1.0, -np.inf: -1.0, 1000.0: 1.0, -1000.0: -1.0}),
+    ("_sigmoid", {np.inf: 1.0, -np.inf: 0.0, 1000.0: 1.0, -1000.0: 0.0}),
+    ("_softplus", {-np.inf: 0.0, -1000.0: 0.0, 1000.0: 1000.0})])
+def test_the_arithmetic_functions_at_the_ends_and_nan(fname, special):
+    from symlstm.generated.numba import lstm as mod
+    f = _kernel(mod, fname)
+    for dtype in (np.float64, np.float32):
+        a = np.array([*special, np.nan], dtype)
+        out = np.empty_like(a)
+        f(a, out)
+        assert np.array_equal(out[:-1], np.array(list(special.values()), dtype)), (fname, out)
+        assert np.isnan(out[-1]), fname
+
+
+def test_a_second_process_loads_the_compiled_loops_from_the_cache(tmp_path):
+    """``cache=True``: the first import compiles and writes numba's cache, the next loads it."""
+    d = symlstm.derive("rnn")
+    (tmp_path / "rnn_numba.py").write_text(numba_module(d))
+    script = textwrap.dedent("""
+        import numpy as np, rnn_numba as m
+        p = m.init_params(3, 4, rng=0)
+        hs, state, cache = m.forward(p, np.ones((2, 1, 3)))
+        m.backward(p, cache, np.ones_like(hs))
+        stats = [f.stats for f in (m._forward_steps, m._backward_steps)]
+        print(sum(len(s.cache_hits) for s in stats), sum(len(s.cache_misses) for s in stats))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True).stdout.split() for _ in range(2)]
+    assert runs[0] == ["0", "2"], runs    # compiled, both loops
+    assert runs[1] == ["2", "0"], runs    # loaded, nothing compiled
+
+
+def test_without_numba_the_import_names_the_extra():
+    script = ("import sys; sys.modules['numba'] = None\n"
+              "import symlstm.generated.numba.lstm")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "ImportError" in out.stderr and "pip install 'symlstm[numba]'" in out.stderr, out.stderr
+
+
+def test_it_takes_arrays_in_any_layout_and_checks_them_as_the_numpy_module():
+    from symlstm.generated import peephole_lstm as ref
+    from symlstm.generated.numba import peephole_lstm as mod
+    params, x, state0, dhs, dstate = problem(ref, T=3, B=2, D=3, H=4)
+    xf = np.asfortranarray(x)
+    params = {k: np.asfortranarray(v) for k, v in params.items()}
+    hs, _, cache = mod.forward(params, xf, state0)
+    want, _, _ = ref.forward(params, x, state0)
+    assert np.abs(hs - want).max() <= 1e-12
+    g = mod.backward(params, cache, dhs[:, :, ::-1].copy()[:, :, ::-1], dstate)
+    assert set(g) == set(ref.PARAMS) | {"x", "h0", "c0"}
+    bad = {**params, "p_i": params["p_i"][:-1]}
+    with pytest.raises(ValueError, match=r"params\['p_i'\] must be a float64 array of shape \(4,\)"):
+        mod.forward(bad, x)
+    with pytest.raises(ValueError, match="cache must be the third value"):
+        mod.backward(params, {"cell": "lstm"}, dhs)
