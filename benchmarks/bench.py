@@ -27,6 +27,11 @@ fixed random array.  Contenders, per shape (T, B, D, H) and dtype:
                     the generated torch backends symlstm.generated.torch.lstm and .peephole_lstm:
                     forward() on tensors that require gradients, (hs * dhs).sum(), backward(),
                     which runs the derived BPTT of the module's autograd.Function
+* ``numba_lstm``, ``numba_peephole``
+                    the generated Numba backends symlstm.generated.numba.lstm and .peephole_lstm:
+                    forward() + backward(), each time loop one compiled function.  Their first
+                    call compiles the loops, or loads them from numba's disk cache.  Skipped, and
+                    their targets with them, when numba is not installed
 * ``jax_scan``      jax.jit(jax.grad(loss)) of jax.lax.scan over the same peephole cell; the jit
                     compile time (trace + lower + compile) is reported separately.  Skipped, and
                     its target with it, when JAX is not installed
@@ -35,11 +40,11 @@ fixed random array.  Contenders, per shape (T, B, D, H) and dtype:
                     dW, dR and dx.  No contender can beat it without a faster BLAS.
 
 Before timing, every contender's gradients are checked against an independent reference
-(torch.nn.LSTM for gen_lstm and torchgen_lstm, the torch loop for gen_peephole, torchgen_peephole
-and jax_scan); a contender whose gradients disagree is not timed and the script exits 1, --strict
+(torch.nn.LSTM for gen_lstm, torchgen_lstm and numba_lstm, the torch loop for gen_peephole,
+torchgen_peephole, numba_peephole and jax_scan); a contender whose gradients disagree is not timed and the script exits 1, --strict
 or not.  That check is each contender's first call in the case; its wall time, which includes any
 one-time cost, is recorded apart from the step times (first_call_s) and reported for the torch
-backends.  Timing is round-robin:
+and Numba backends.  Timing is round-robin:
 each repeat runs every contender once (starting point rotated), so drift hits all of them alike;
 each sample runs a contender enough times to last at least --min-sample seconds; we report the
 median.
@@ -94,6 +99,14 @@ from symlstm.generated import peephole_lstm as gen_peephole  # noqa: E402
 from symlstm.generated.torch import lstm as torchgen_lstm  # noqa: E402
 from symlstm.generated.torch import peephole_lstm as torchgen_peephole  # noqa: E402
 
+try:
+    from symlstm.generated.numba import lstm as numba_lstm  # noqa: E402
+    from symlstm.generated.numba import peephole_lstm as numba_peephole  # noqa: E402
+    NUMBA_MISSING = None
+except ImportError as e:       # numba is an optional extra
+    numba_lstm = numba_peephole = None
+    NUMBA_MISSING = f"numba not installed ({e})"
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHAPES = [(20, 1, 32, 32), (50, 32, 128, 128), (200, 16, 64, 64), (100, 64, 256, 256)]
@@ -108,6 +121,11 @@ TARGETS = {                # limits on ratios (and on the two side measurements)
     ("peephole", "torch"): 0.75,
     ("peephole", "jax"): 1.0,
     ("peephole", "torchgen"): 1.1,       # torch backend / torch autograd of the same cell
+    ("numba lstm", "float32", "torch"): 1.0,
+    ("numba lstm", "float64", "torch"): 0.9,
+    ("numba peephole", "torch"): 0.5,
+    ("numba peephole", "jax"): 1.0,
+    ("numba lstm", "floor"): 1.15,       # only at FLOOR_SHAPE
     "symbolic_s": 10.0,
     "import_ms": 50.0,
 }
@@ -115,6 +133,8 @@ FLOOR_SHAPE = (100, 64, 256, 256)
 DEFAULT_JSON = HERE / "out" / "results.json"   # git-ignored: only --json touches results.json
 jax = jnp = None           # imported by load_jax(): the memory workers do without
 SKIPPED = {}               # contender: why it does not run (a library it needs is missing)
+if NUMBA_MISSING:
+    SKIPPED.update(numba_lstm=NUMBA_MISSING, numba_peephole=NUMBA_MISSING)
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -249,6 +269,14 @@ def build_gen_lstm(prob):
 
 def build_gen_peephole(prob):
     return build_generated(gen_peephole, prob.params, prob)
+
+
+def build_numba_lstm(prob):
+    return build_generated(numba_lstm, prob.lstm_params(), prob)
+
+
+def build_numba_peephole(prob):
+    return build_generated(numba_peephole, prob.params, prob)
 
 
 def leaf(a):
@@ -433,6 +461,8 @@ CONTENDERS = {   # name: (builder, cell, reference contender or None)
     "gen_peephole": (build_gen_peephole, "peephole", "torch_loop"),
     "torch_loop": (build_torch_loop, "peephole", None),
     "torchgen_peephole": (build_torchgen_peephole, "peephole", "torch_loop"),
+    "numba_lstm": (build_numba_lstm, "lstm", "torch_lstm"),
+    "numba_peephole": (build_numba_peephole, "peephole", "torch_loop"),
     "jax_scan": (build_jax_scan, "peephole", "torch_loop"),
 }
 
@@ -527,6 +557,10 @@ def ratios(med):
             "torchgen_lstm/torch_lstm": r("torchgen_lstm", "torch_lstm"),
             "torchgen_peephole/torch_loop": r("torchgen_peephole", "torch_loop"),
             "torchgen_peephole/gen_peephole": r("torchgen_peephole", "gen_peephole"),
+            "numba_lstm/torch_lstm": r("numba_lstm", "torch_lstm"),
+            "numba_peephole/torch_loop": r("numba_peephole", "torch_loop"),
+            "numba_peephole/jax_scan": r("numba_peephole", "jax_scan"),
+            "numba_peephole/gen_peephole": r("numba_peephole", "gen_peephole"),
             **{f"{n}/gemm_floor": r(n, "gemm_floor") for n in med if n != "gemm_floor"}}
 
 
@@ -649,6 +683,16 @@ def targets(cases, symbolic, imp):
                     TARGETS[("peephole", "jax")], "jax_scan"))
         out.append((f"peephole torch backend/torch loop {label}", r["torchgen_peephole/torch_loop"],
                     TARGETS[("peephole", "torchgen")], "torch_loop"))
+        out.append((f"lstm numba/torch {label}", r["numba_lstm/torch_lstm"],
+                    TARGETS[("numba lstm", c["dtype"], "torch")], "numba_lstm"))
+        if tuple(c["shape"]) == FLOOR_SHAPE:
+            out.append((f"lstm numba/GEMM floor {label}", r.get("numba_lstm/gemm_floor"),
+                        TARGETS[("numba lstm", "floor")], "numba_lstm"))
+        out.append((f"peephole numba/torch loop {label}", r["numba_peephole/torch_loop"],
+                    TARGETS[("numba peephole", "torch")], "numba_peephole"))
+        out.append((f"peephole numba/jax scan {label}", r["numba_peephole/jax_scan"],
+                    TARGETS[("numba peephole", "jax")],
+                    "jax_scan" if "jax_scan" in SKIPPED else "numba_peephole"))
     if symbolic:
         out.append(("symbolic cold start [s]", symbolic["process_wall_s"], TARGETS["symbolic_s"], None))
     if imp:
@@ -772,6 +816,28 @@ def print_torch_backend(cases):
           "own lazy initialisation falls on torch_lstm, the first torch contender to run")
 
 
+def print_numba_backend(cases):
+    banner("Numba backend (symlstm.generated.numba): one training step, median ms ± IQR / median")
+    print(f"{'(T, B, D, H)':20s} {'dtype':8s} {'nb lstm':>13s} {'1st ms':>8s} {'nb/torch':>10s} "
+          f"{'nb/floor':>8s}   {'nb peephole':>13s} {'1st ms':>8s} {'nb/loop':>10s} {'nb/jax':>10s} "
+          f"{'nb/numpy':>8s}")
+    for c in cases:
+        t, r, dtype = c["times"], c["ratios"], c["dtype"]
+        floor, numpy = r.get("numba_lstm/gemm_floor"), r["numba_peephole/gen_peephole"]
+        print(f"{label(c)} {ms(t.get('numba_lstm'))} {first_ms(c, 'numba_lstm')} "
+              f"{mark(r['numba_lstm/torch_lstm'], TARGETS[('numba lstm', dtype, 'torch')])} "
+              + ("     n/a" if floor is None else f"{floor:8.2f}") + "   "
+              f"{ms(t.get('numba_peephole'))} {first_ms(c, 'numba_peephole')} "
+              f"{mark(r['numba_peephole/torch_loop'], TARGETS[('numba peephole', 'torch')])} "
+              f"{mark(r['numba_peephole/jax_scan'], TARGETS[('numba peephole', 'jax')])} "
+              + ("     n/a" if numpy is None else f"{numpy:8.2f}"))
+    print(f"targets: nb lstm/torch.nn.LSTM <= {TARGETS[('numba lstm', 'float32', 'torch')]} (float32), "
+          f"<= {TARGETS[('numba lstm', 'float64', 'torch')]} (float64); nb lstm/GEMM floor <= "
+          f"{TARGETS[('numba lstm', 'floor')]} at {FLOOR_SHAPE};\nnb peephole/torch loop <= "
+          f"{TARGETS[('numba peephole', 'torch')]}, nb peephole/jax <= {TARGETS[('numba peephole', 'jax')]}.  "
+          "1st ms: the first call in the case, compiling or loading from numba's cache")
+
+
 def first_ms(c, name):
     s = c["first_call_s"].get(name)
     return "     n/a" if s is None else f"{1e3 * s:8.2f}"
@@ -831,6 +897,7 @@ def print_report(info, cases, memory, symbolic, imp, goals):
     print_lstm(cases)
     print_peephole(cases)
     print_torch_backend(cases)
+    print_numba_backend(cases)
     print_memory(memory)
     print_side(symbolic, imp)
     print_targets(goals)

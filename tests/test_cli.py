@@ -70,7 +70,7 @@ def test_bad_arguments_say_what_was_wrong(argv, message, capsys):
 def test_build_check_on_an_output_folder(tmp_path, capsys):
     assert run("build", "rnn", "--no-pdf", "--out", str(tmp_path))[0] == 0
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
-                  if p.is_file()) == ["rnn.py", "tex/fig/clipping.pdf",
+                  if p.is_file()) == ["numba/rnn.py", "rnn.py", "tex/fig/clipping.pdf",
                                       "tex/fig/gradient_norms.pdf", "tex/rnn.tex", "torch/rnn.py"]
     code, diffs = run("build", "rnn", "--no-pdf", "--check", "--out", str(tmp_path))
     assert code == 1 and diffs == f"{tmp_path}/pdf/rnn.pdf is missing or not a PDF\n"

@@ -64,3 +64,19 @@ def test_heads_example_runs():
 def test_torch_backend_example_runs():
     code = README.split("### On PyTorch: `symlstm.generated.torch.<cell>`\n\n```python\n")[1]
     exec(code.split("```")[0], {})
+
+
+def test_numba_backend_example_runs_and_is_a_drop_in_replacement():
+    import numpy as np
+    code = README.split("### Compiled: `symlstm.generated.numba.<cell>`\n\n```python\n")[1]
+    scope = {}
+    exec(code.split("```")[0], scope)
+    from symlstm.generated import peephole_lstm as reference
+    cell = scope["cell"]
+    assert (cell.PARAMS, cell.SHAPES, cell.STATES) == (reference.PARAMS, reference.SHAPES,
+                                                      reference.STATES)
+    params = cell.init_params(input_size=8, hidden_size=16, rng=0)
+    hs, state, cache = cell.forward(params, np.ones((5, 2, 8)))
+    assert set(cell.backward(params, cache, np.ones_like(hs))) == set(
+        reference.backward(params, reference.forward(params, np.ones((5, 2, 8)))[2],
+                           np.ones_like(hs)))

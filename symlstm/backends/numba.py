@@ -14,14 +14,13 @@ import functools
 from typing import NamedTuple
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 
 from .. import naming
 from ..bptt import Derivation
 from ..cell import size_expr
-from ..lower import Broadcast, GroupAdjoint, Plan, Proj, Slot, Stmt, lower
+from ..lower import Broadcast, GroupAdjoint, Plan, Proj, lower
 from ..ops import OPS, Concat, Part, exp, log, relu, sigma, softplus, step, tanh
-from sympy.printing.precedence import PRECEDENCE
-
 from ..printers import CellNumPyPrinter
 from ..render import NUMPY, REBUILD, code_context, environment
 from ..render.code import block_comment
