@@ -142,26 +142,27 @@ def _exp(a):
     normal number are 0; above the largest, inf; NaN stays NaN."""
 
 
+def _tanh(a):
+    """tanh a: for |a| < 0.625 a convergent of Lambert's continued fraction, a rational
+    function of a² below float64's rounding there; beyond, 1 - 2/(e^{2|a|} + 1), with a's
+    sign.  Both are computed and one is kept, so that loops over it vectorise."""
+
+
+def _sigmoid(a):
+    """σ(a) = 1/(1 + e^-a): 0 and 1 at the ends, never NaN for finite a."""
+
+
+def _softplus(a):
+    """log(1 + e^a) = max(a, 0) + log(1 + e^-|a|), stable for any a."""
+
+
 def _exp64(a):
     F = np.float64
     a = np.minimum(np.maximum(a, F(-745.2)), F(709.8))
     k = np.floor(a * F(1.4426950408889634) + F(0.5))
     r = a - k * F(0.693145751953125) - k * F(1.4286068203094173e-06)   # ln 2 in two parts
-    return (F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) + r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * (F(0.0001984126984126984) + r * (F(2.48015873015873e-05) + r * (F(2.7557319223985893e-06) + r * (F(2.755731922398589e-07) + r * (F(2.505210838544172e-08) + r * (F(2.08767569878681e-09) + r * (F(1.6059043836821613e-10))))))))))))))) * _from_bits((np.maximum(np.int64(k), -1023) + 1023) << 52)
-
-
-def _exp32(a):
-    F = np.float32
-    a = np.minimum(np.maximum(a, F(-103.9)), F(88.8))
-    k = np.floor(a * F(1.4426950408889634) + F(0.5))
-    r = a - k * F(0.693145751953125) - k * F(1.4286068203094173e-06)
-    return (F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) + r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * (F(0.0001984126984126984) + r * (F(2.48015873015873e-05) + r * (F(2.7557319223985893e-06) + r * (F(2.755731922398589e-07) + r * (F(2.505210838544172e-08) + r * (F(2.08767569878681e-09) + r * (F(1.6059043836821613e-10))))))))))))))) * _from_bits(np.int32((np.maximum(np.int32(k), -127) + 127) << 23))
-
-
-def _tanh(a):
-    """tanh a: for |a| < 0.625 a convergent of Lambert's continued fraction, a rational
-    function of a² below float64's rounding there; beyond, 1 - 2/(e^{2|a|} + 1), with a's
-    sign.  Both are computed and one is kept, so that loops over it vectorise."""
+    I = np.int64
+    return (F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) + r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * (F(0.0001984126984126984) + r * (F(2.48015873015873e-05) + r * (F(2.7557319223985893e-06) + r * (F(2.755731922398589e-07) + r * (F(2.505210838544172e-08) + r * (F(2.08767569878681e-09) + r * (F(1.6059043836821613e-10))))))))))))))) * _from_bits(I((np.maximum(I(k), -1023) + 1023) << 52))
 
 
 def _tanh64(a):
@@ -175,6 +176,25 @@ def _tanh64(a):
     return w * small + (F(1) - w) * large
 
 
+def _sigmoid64(a):
+    F = np.float64
+    return F(1) / (F(1) + _exp(-a))
+
+
+def _softplus64(a):
+    F = np.float64
+    return max(a, F(0)) + np.log1p(_exp(-abs(a)))
+
+
+def _exp32(a):
+    F = np.float32
+    a = np.minimum(np.maximum(a, F(-103.9)), F(88.8))
+    k = np.floor(a * F(1.4426950408889634) + F(0.5))
+    r = a - k * F(0.693145751953125) - k * F(1.4286068203094173e-06)   # ln 2 in two parts
+    I = np.int32
+    return (F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) + r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * (F(0.0001984126984126984) + r * (F(2.48015873015873e-05) + r * (F(2.7557319223985893e-06) + r * (F(2.755731922398589e-07) + r * (F(2.505210838544172e-08) + r * (F(2.08767569878681e-09) + r * (F(1.6059043836821613e-10))))))))))))))) * _from_bits(I((np.maximum(I(k), -127) + 127) << 23))
+
+
 def _tanh32(a):
     F = np.float32
     x = abs(a)
@@ -186,28 +206,14 @@ def _tanh32(a):
     return w * small + (F(1) - w) * large
 
 
-def _sigmoid(a):
-    """σ(a) = 1/(1 + e^-a): 0 and 1 at the ends, never NaN for finite a."""
-
-
-def _sigmoid64(a):
-    return np.float64(1) / (np.float64(1) + _exp(-a))
-
-
 def _sigmoid32(a):
-    return np.float32(1) / (np.float32(1) + _exp(-a))
-
-
-def _softplus(a):
-    """log(1 + e^a) = max(a, 0) + log(1 + e^-|a|), stable for any a."""
-
-
-def _softplus64(a):
-    return max(a, np.float64(0)) + np.log1p(_exp(-abs(a)))
+    F = np.float32
+    return F(1) / (F(1) + _exp(-a))
 
 
 def _softplus32(a):
-    return max(a, np.float32(0)) + np.log1p(_exp(-abs(a)))
+    F = np.float32
+    return max(a, F(0)) + np.log1p(_exp(-abs(a)))
 
 
 @overload(_exp, inline="always")

@@ -23,7 +23,7 @@ from ..lower import Broadcast, GroupAdjoint, Plan, Proj, lower
 from ..ops import OPS, Concat, Part, exp, log, relu, sigma, softplus, step, tanh
 from ..printers import CellNumPyPrinter
 from ..render import NUMPY, REBUILD, code_context, environment
-from ..render.code import block_comment
+from ..render.code import block_comment, computed_in, step_arrays
 
 TEMPLATE = "numba/cell.py.jinja"
 
@@ -73,9 +73,9 @@ class ElementPrinter(CellNumPyPrinter):
         """The current entry's index, ``offset`` further on, as code."""
         return _size_code(self._settings["index"] + offset)
 
-    def _at(self, loc: Loc, shift=sp.S.Zero) -> str:
+    def _at(self, loc: Loc) -> str:
         self._settings["rows"][loc.row] = f"{loc.array}[b]"
-        return f"{loc.row}[{self.index(loc.offset + shift)}]"
+        return f"{loc.row}[{self.index(loc.offset)}]"
 
     def _shifted(self, e, by) -> str:
         """``e`` read ``by`` entries further on."""
@@ -97,10 +97,11 @@ class ElementPrinter(CellNumPyPrinter):
         return naming.code(expr)   # D or H
 
     def _print_Proj(self, expr):
-        buf, a, _, timed = expr.args
-        text = self._at(_proj_loc(buf, timed), a)
-        added = self._settings["adds"].get(str(buf))
-        return f"({text} + {self._at(_proj_loc(added, 1), a)})" if added else text
+        loc = _slice(expr)
+        added = self._settings["adds"].get(str(expr.args[0]))   # the input projection's slice
+        if added:
+            return f"({self._at(loc)} + {self._at(_proj_loc(added, 1)._replace(offset=loc.offset))})"
+        return self._at(loc)
 
     def _print_Broadcast(self, expr):   # parameters only: the same for every sample
         return self._print(expr.args[0])
@@ -161,6 +162,12 @@ def _proj_loc(buf, timed) -> Loc:
     return Loc(naming.row(name), f"{name}[t]" if timed else name)
 
 
+def _slice(p: Proj) -> Loc:
+    """Where the slice ``p`` of a fused buffer is."""
+    buf, start, _, timed = p.args
+    return _proj_loc(buf, timed)._replace(offset=start)
+
+
 class Elem(NamedTuple):
     """One element-wise statement: ``target`` (a local Symbol or a ``Loc``) computed from
     ``rhs`` entry by entry over ``size`` entries; ``add`` accumulates over the samples into
@@ -212,9 +219,14 @@ def _arguments(plan: Plan) -> tuple[list[str], list[str]]:
     buffers = list(dict.fromkeys(g.adjoint_buffer for g in plan.groups))
     grads = [naming.code(s.lhs) for s in plan.vector_grads]
     grads += [naming.code(naming.adjoint(cell.input_symbols[0]))] if plan.input_grads else []
-    carries = [naming.code(naming.timed(s, 0, naming.CARRY)) for s in cell.states]
+    carries = [naming.code(c) for c in _carries(cell)]
     bwd = first + ["dhs"] + vectors + stacks + states + cached + buffers + grads + carries
     return fwd, bwd
+
+
+def _carries(cell) -> list:
+    """δ⁺s for every state s: what step t+1 sent back, an array the backward loop updates."""
+    return [naming.timed(s, 0, naming.CARRY) for s in cell.states]
 
 
 # --------------------------------------------------------------- kernels -----
@@ -277,25 +289,16 @@ def _forward_kernel(plan: Plan) -> dict:
     for k, b in enumerate(plan.forward):
         items += _elems(step, b, k)
         items += [step.gemm(g) for g in plan.groups
-                  if g.kind == "step" and b.label == f"fwd:{_label_of(plan, g.operand)}"]
+                  if g.kind == "step" and b.label == computed_in(plan, g.operand)]
     return _kernel(step, items)
-
-
-def _label_of(plan: Plan, v) -> str:
-    """The label of the equation that computes ``v``."""
-    return next((eq.label for eq in plan.cell.equations if eq.lhs == v), "")
 
 
 def _backward_kernel(plan: Plan) -> dict:
     step, cell = _Step(plan), plan.cell
-    for s in cell.prev_states:
-        base = naming.parse(s).base
-        step.place(s, f"{naming.sequence(base)}[t]")
-        step.place(naming.timed(base, 0, naming.CARRY), naming.code(naming.timed(base, 0, naming.CARRY)))
-    for s in cell.new_states:
-        step.place(s, f"{naming.sequence(naming.parse(s).base)}[t + 1]")
-    for v, _ in plan.cached:
-        step.place(v, f"{naming.cached(naming.code(v))}[t]")
+    for v, array in step_arrays(plan):
+        step.place(v, array)
+    for carry in _carries(cell):
+        step.place(carry, naming.code(carry))
     for x in cell.input_symbols:
         step.place(x, f"{naming.code(x)}[t]")
     step.place(naming.timed(cell.output, 0, naming.EXTERNAL), "dhs[t]")
@@ -305,7 +308,7 @@ def _backward_kernel(plan: Plan) -> dict:
     for s in plan.vector_grads:
         name = naming.code(s.lhs)
         size = size_expr(cell.param(naming.grad_key(naming.adjoint_of(s.lhs))).shape[0])
-        items += _split(step, Elem(Loc(name, ""), s.rhs, size, f"(grad:{name[1:]})", add=True))
+        items += _split(step, Elem(Loc(name, name), s.rhs, size, f"(grad:{name[1:]})", add=True))
     for s in plan.input_grads:
         x = naming.adjoint_of(s.lhs)
         loc = Loc(naming.row(naming.code(s.lhs)), f"{naming.code(s.lhs)}[t]")
@@ -322,11 +325,9 @@ def _elems(step: _Step, block, k: int) -> list:
     for s in block.stmts:
         lhs, rhs = temps.get(s.lhs, s.lhs), s.rhs.xreplace(temps)
         if isinstance(lhs, Proj):   # a store: δ(W u) into its buffer's slice
-            target, size = _proj_loc(lhs.args[0], lhs.args[3])._replace(offset=lhs.args[1]), \
-                step.size(lhs)
+            target, size = _slice(lhs), step.size(lhs)
         elif isinstance(s.into, Proj):   # computed into its buffer's slice
-            target = step.where[lhs] = _proj_loc(s.into.args[0], s.into.args[3])._replace(
-                offset=s.into.args[1])
+            target = step.where[lhs] = _slice(s.into)
             size = step.sizes[lhs] = step.size(s.into)
         else:
             size = step.sizes[lhs] = step.size(rhs)
@@ -378,11 +379,8 @@ def _touches(step: _Step, e: Elem, g: Gemm) -> bool:
     reads |= {str(p.args[0]) for p in e.rhs.atoms(Proj)}
     reads |= {step.adds[r] for r in reads if r in step.adds}
     target = step.where.get(e.target, e.target)
-    writes = {_base(target.array) if isinstance(target, Loc) and target.array else
-              getattr(target, "row", None)}
-    locals_read = {s for s in e.rhs.free_symbols if s not in step.where}
-    return g.writes in reads or bool(writes & (g.reads | {g.writes})) or \
-        bool(locals_read & {sp.Symbol(g.writes)})
+    writes = {_base(target.array)} if isinstance(target, Loc) else set()
+    return g.writes in reads or bool(writes & (g.reads | {g.writes}))
 
 
 def _kernel(step: _Step, items) -> dict:
@@ -429,6 +427,12 @@ def _kernel(step: _Step, items) -> dict:
 
 # ------------------------------------------------------------------ math -----
 
+#: The two float types: where exp is clamped (beyond, the result is 0 or inf), and the
+#: exponent's bias and the mantissa's width, which set 2^k through the exponent bits.
+FLOATS = (dict(bits=64, lowest=-745.2, highest=709.8, bias=1023, mantissa=52),
+          dict(bits=32, lowest=-103.9, highest=88.8, bias=127, mantissa=23))
+
+
 @functools.lru_cache(maxsize=None)
 def math_context() -> dict:
     """exp, tanh, σ and softplus for float32 and float64 as Horner forms, their constants
@@ -441,7 +445,7 @@ def math_context() -> dict:
     for k in range(7, -1, -1):
         cf = (2 * k + 1) + a2 / cf
     num, den = sp.fraction(sp.cancel(1 / cf))   # tanh a = a · num(a²)/den(a²)
-    return dict(exp_poly=_horner(exp_coeffs, "r"),
+    return dict(floats=FLOATS, exp_poly=_horner(exp_coeffs, "r"),
                 tanh_num=_horner(sp.Poly(num, a2).all_coeffs()[::-1], "a2"),
                 tanh_den=_horner(sp.Poly(den, a2).all_coeffs()[::-1], "a2"))
 

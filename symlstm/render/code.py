@@ -145,8 +145,12 @@ def _group(g, plan: Plan) -> dict:
     width = pycode(g.offsets()[-1])
     return dict(name=g.name, kind=g.kind, matrices=", ".join(map(pycode, g.matrices)), width=width,
                 adds=g.adds, biases=", ".join(g.biases),
-                buffer=g.adjoint_buffer, sequence=sequence,
-                after=f"fwd:{next((eq.label for eq in plan.cell.equations if eq.lhs == g.operand), '')}")
+                buffer=g.adjoint_buffer, sequence=sequence, after=computed_in(plan, g.operand))
+
+
+def computed_in(plan: Plan, v) -> str:
+    """The label of the forward block that computes the vector ``v``."""
+    return f"fwd:{next((eq.label for eq in plan.cell.equations if eq.lhs == v), '')}"
 
 
 def _block(b, plan: Plan, spell: Spelling) -> dict:
@@ -158,17 +162,12 @@ def _block(b, plan: Plan, spell: Spelling) -> dict:
         else:   # name the slot, then fill it in place
             lines += [f"{spell.code(s.lhs, inputs)} = {spell.code(s.into, inputs)}",
                       spell.into(s.lhs, s.rhs, inputs)]
-    if b.label.startswith("store:"):   # not an equation: the fused GEMMs' inputs
-        name = b.label.partition(":")[2]
-        return dict(label="", lines=lines,
-                    source=f"δ(W {name}) of the products on {name}, for the fused GEMMs")
-    return dict(label=b.label, source=comment(b.source) if b.source is not None else "",
-                lines=lines)
+    return dict(label=b.label, comment=block_comment(b), lines=lines)
 
 
 def block_comment(b) -> str:
     """The comment that ties a block of the step to the document: its label and equation."""
-    if b.label.startswith("store:"):
+    if b.label.startswith("store:"):   # not an equation: the fused GEMMs' inputs
         name = b.label.partition(":")[2]
         return f"δ(W {name}) of the products on {name}, for the fused GEMMs"
     source = comment(b.source)
@@ -189,18 +188,18 @@ def _matrix_grads(plan: Plan) -> list[tuple[str, str]]:
     return [(W, " + ".join(ps)) for W, ps in parts.items()]   # (grad:W) in the template
 
 
+def step_arrays(plan: Plan) -> list[tuple[sp.Symbol, str]]:
+    """Where the backward pass finds the forward values of step t: each state at t-1 and at
+    t in its sequence, each cached value in its cache."""
+    cell = plan.cell
+    out = [(s, f"{naming.sequence(naming.parse(s).base)}[t]") for s in cell.prev_states]
+    out += [(s, f"{naming.sequence(naming.parse(s).base)}[t + 1]") for s in cell.new_states]
+    return out + [(v, f"{naming.cached(naming.code(v))}[t]") for v, _ in plan.cached]
+
+
 def _loads(plan: Plan) -> list[str]:
     """Per step of the backward loop: the forward values this step reads."""
-    cell, lines = plan.cell, []
     used = set().union(*(s.rhs.free_symbols for b in (*plan.backward, *plan.carries)
                          for s in b.stmts),
                        *(s.rhs.free_symbols for s in (*plan.vector_grads, *plan.input_grads)))
-    for s in cell.prev_states + cell.new_states:
-        if s in used:
-            base = naming.parse(s).base
-            shift = "" if s in cell.prev_states else " + 1"
-            lines.append(f"{naming.code(s)} = {naming.sequence(base)}[t{shift}]")
-    for s, _ in plan.cached:
-        if s in used:
-            lines.append(f"{naming.code(s)} = {naming.cached(naming.code(s))}[t]")
-    return lines
+    return [f"{naming.code(s)} = {array}" for s, array in step_arrays(plan) if s in used]
