@@ -32,20 +32,13 @@ def sigmoid(a, out=None):
     return out
 
 
-def _terms(dim):
-    """A size such as "H" or "D + 2*H + 1" as its counts of D and of H and its constant."""
-    counts = {"D": 0, "H": 0, "": 0}
-    for term in dim.split("+"):
-        count, _, name = term.strip().rpartition("*")
-        if name.isdigit():
-            count, name = name, ""
-        counts[name] += int(count or 1)
-    return counts["D"], counts["H"], counts[""]
+#: Every size above as its counts of D and of H and its constant: "D + H" is (1, 1, 0).
+_COUNTS = {"H": (0, 1, 0), "D": (1, 0, 0)}
 
 
 def _size(dim, D, H):
     """The number a size such as "H" or "D + H" stands for."""
-    d, h, k = _terms(dim)
+    d, h, k = _COUNTS[dim]
     return d * D + h * H + k
 
 
@@ -100,7 +93,7 @@ def _hidden_size(params, D):
     votes = {}
     for name, shape in SHAPES.items():
         for dim, n in zip(shape, np.shape(params[name])):
-            d, h, k = _terms(dim)
+            d, h, k = _COUNTS[dim]
             if h and (n - d * D - k) % h == 0 and n > d * D + k:
                 H = (n - d * D - k) // h
                 votes[H] = votes.get(H, 0) + 1

@@ -24,15 +24,14 @@ OUTPUT = "h"
 INPUT_SIZE = "D"
 
 
+#: Every size above as its counts of D and of H and its constant: "D + H" is (1, 1, 0).
+_COUNTS = {"H": (0, 1, 0), "D + H": (1, 1, 0), "D": (1, 0, 0)}
+
+
 def _size(dim, D, H):
-    """The number a size such as "H" or "D + 2*H + 1" stands for."""
-    total = 0
-    for term in dim.split("+"):
-        count, _, name = term.strip().rpartition("*")
-        if name.isdigit():
-            count, name = name, ""
-        total += int(count or 1) * {"D": D, "H": H, "": 1}[name]
-    return total
+    """The number a size such as "H" or "D + H" stands for."""
+    d, h, k = _COUNTS[dim]
+    return d * D + h * H + k
 
 
 def _forward(params, x, state0):

@@ -12,7 +12,7 @@ import sympy as sp
 
 from .. import naming
 from ..bptt import Derivation
-from ..cell import CellError
+from ..cell import CellError, size_counts
 from ..lower import Plan, lower
 from ..ops import Outer, Transposed, matrix_param
 from ..printers import comment, head_pycode, pycode, pycode_into, python_string
@@ -51,6 +51,9 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
         input_size=cell.inputs[next(iter(cell.inputs))],
         input=naming.code(cell.input_symbols[0]),
         params=[(p.name, _shape(p.shape)) for p in cell.params],
+        size_counts=[(dim, size_counts(dim)) for dim in dict.fromkeys(
+            [d for p in cell.params for d in p.shape] + [*cell.states.values()]
+            + [*cell.inputs.values()])],
         states=[(n, dim) for n, dim in cell.states.items()],
         groups=[_group(g, plan) for g in plan.groups],
         forward=[_block(b, plan, spell) for b in plan.forward],
