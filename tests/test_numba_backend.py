@@ -63,10 +63,7 @@ def test_every_shipped_cell_matches_its_numpy_module(name):
 def test_random_cells_match_their_numpy_module(tmp_path_factory, cell):
     """Random cells from the whole grammar (six: compiling a cell takes seconds; the slow run
     takes many more)."""
-    d = symlstm.derive(cell)
-    ref = load_module(numpy_module(d), cell.name)
-    mod = _load(numba_module(d), cell.name, tmp_path_factory.mktemp("numba"))
-    _compare(ref, mod, D=4 if ref.INPUT_SIZE == "H" else 3)
+    _compare_random(cell, tmp_path_factory.mktemp("numba"))
 
 
 @pytest.mark.slow
@@ -74,10 +71,14 @@ def test_random_cells_match_their_numpy_module(tmp_path_factory, cell):
           suppress_health_check=[HealthCheck.too_slow])
 @given(cells(max_intermediates=6, max_depth=4))
 def test_many_random_cells_match_their_numpy_module(tmp_path_factory, cell):
+    _compare_random(cell, tmp_path_factory.mktemp("numba"))
+
+
+def _compare_random(cell, folder):
     d = symlstm.derive(cell)
     ref = load_module(numpy_module(d), cell.name)
-    mod = _load(numba_module(d), cell.name, tmp_path_factory.mktemp("numba"))
-    _compare(ref, mod, D=4 if ref.INPUT_SIZE == "H" else 3)
+    _compare(ref, _load(numba_module(d), cell.name, folder),
+             D=4 if ref.INPUT_SIZE == "H" else 3)
 
 
 def _kernel(mod, fname):
