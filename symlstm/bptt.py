@@ -28,14 +28,19 @@ from .ops import TimeSum
 class Gradient(NamedTuple):
     """``lhs = rhs`` with its label and the paths (terms) that make up ``rhs``.
 
-    ``origin`` is the time the equation is read at: "t" in general, "1" for δh_0 and
+    The label is ``kind:name`` (:func:`naming.label`): ``rec:c``, ``grad:W_f``.  ``origin`` is the time the equation is read at: "t" in general, "1" for δh_0 and
     friends, which are the step-1 sweep's terms for h_{t-1}.
     """
-    label: str
+    kind: str
+    name: str
     lhs: sp.Symbol
     terms: tuple[Term, ...]
     summed: bool = False
     origin: str = "t"
+
+    @property
+    def label(self) -> str:
+        return naming.label(self.kind, self.name)
 
     @property
     def rhs(self) -> sp.Expr:
@@ -105,18 +110,17 @@ class Derivation:
 def derive(cell: Cell) -> Derivation:
     """The full derivation of ``cell``: forward, one-step adjoints, recurrences, gradients."""
     s = sweep(cell)
-    forward = tuple(Gradient(f"fwd:{eq.label}", eq.lhs, (Term(eq.label, sp.S.One, eq.rhs),))
-                    for eq in cell.equations)
-    step = tuple(Gradient(f"adj:{eq.label}", naming.adjoint(eq.lhs), s.terms[eq.lhs])
+    forward = tuple(Gradient(naming.FORWARD, eq.label, eq.lhs,
+                             (Term(eq.label, sp.S.One, eq.rhs),)) for eq in cell.equations)
+    step = tuple(Gradient(naming.STEP, eq.label, naming.adjoint(eq.lhs), s.terms[eq.lhs])
                  for eq in reversed(cell.equations) if eq.lhs in s.terms)
-    return Derivation(cell, forward, step, _recurrences(cell, s),
-                      tuple(Gradient(f"grad:{naming.grad_key(x)}", naming.adjoint(x), s.terms[x])
-                            for x in cell.input_symbols),
-                      tuple(Gradient(f"init:{naming.grad_key(p)}", naming.adjoint(p), s.terms[p],
-                                     origin="1") for p in cell.prev_states if p in s.terms),
-                      tuple(Gradient(f"grad:{p.name}", naming.adjoint(p.symbol),
-                                     s.terms[p.symbol], summed=True) for p in cell.params),
-                      s)
+    inputs = tuple(Gradient(naming.GRADIENT, naming.grad_key(x), naming.adjoint(x), s.terms[x])
+                   for x in cell.input_symbols)
+    initial = tuple(Gradient(naming.INITIAL, naming.grad_key(p), naming.adjoint(p), s.terms[p],
+                             origin="1") for p in cell.prev_states if p in s.terms)
+    params = tuple(Gradient(naming.GRADIENT, p.name, naming.adjoint(p.symbol), s.terms[p.symbol],
+                            summed=True) for p in cell.params)
+    return Derivation(cell, forward, step, _recurrences(cell, s), inputs, initial, params, s)
 
 
 def _recurrences(cell: Cell, s: Sweep) -> tuple[Gradient, ...]:
@@ -125,7 +129,8 @@ def _recurrences(cell: Cell, s: Sweep) -> tuple[Gradient, ...]:
     for new, prev in zip(cell.new_states, cell.prev_states):
         own = tuple(t for t in s.terms[new] if t.via != CARRY)
         later = tuple(shift_term(t, 1) for t in s.terms.get(prev, ()))
-        out.append(Gradient(f"rec:{naming.parse(new).base}", naming.adjoint(new), own + later))
+        out.append(Gradient(naming.RECURRENCE, naming.parse(new).base, naming.adjoint(new),
+                            own + later))
     return tuple(out)
 
 
@@ -133,23 +138,11 @@ def shift_term(term: Term, by: int) -> Term:
     """The same path ``by`` steps later: every vector and adjoint moves, parameters stay."""
     def move(e):
         return e.xreplace({v: naming.shift(v, by) for v in e.free_symbols})
-    return Term(via_at(term.via, by), move(term.local), move(term.expr),
-                None if term.raw is None else move(term.raw))
+    return term._replace(local=move(term.local), expr=move(term.expr),
+                         raw=None if term.raw is None else move(term.raw), later=term.later + by)
 
 
-def via_at(via: str, by: int) -> str:
-    """The label of a path taken ``by`` steps later: ``c`` one step later is ``c@t+1``."""
-    return f"{via}@t{by:+d}"
-
-
-def split_via(via: str) -> tuple[str, int]:
-    """The equation a path goes through, and the step it is read at relative to t:
-    ``"c@t+1"`` is ("c", 1), ``"loss"`` is ("loss", 0)."""
-    name, _, at = via.partition("@")
-    return name, int(at[1:]) if at else 0
-
-
-def describe_path(via: str) -> str:
-    """A path in plain text: ``fwd:c at step t+1``, or ``the loss``."""
-    name, later = split_via(via)
-    return "the loss" if name == LOSS else f"fwd:{name}" + (" at step t+1" if later else "")
+def describe_path(term: Term) -> str:
+    """A term's path in plain text: ``fwd:c at step t+1``, or ``the loss``."""
+    return "the loss" if term.via == LOSS else \
+        naming.label(naming.FORWARD, term.via) + (" at step t+1" if term.later else "")

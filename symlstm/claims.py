@@ -70,7 +70,7 @@ class Verdict(NamedTuple):
         if not self.holds:
             lines.append(f"  derived: {comment(self.correct)}")
             for t in self.missing:
-                lines.append(f"  missing: {comment(t.expr)}  (the path via {describe_path(t.via)})")
+                lines.append(f"  missing: {comment(t.expr)}  (the path via {describe_path(t)})")
             for e in self.extra:
                 lines.append(f"  extra:   {comment(e)}")
             if self.counterexample:
@@ -102,9 +102,9 @@ def check_claim(derivation, label: str, claim, *, seed: int = 0) -> Verdict:
     R_zᵀ δz̄_{t+1}).  A summed gradient may be claimed with or without ``TimeSum``.
     """
     d = _subject(derivation)
-    if label not in d.gradients or label.startswith("fwd:"):
+    if label not in d.gradients:
         raise ClaimError(f"{d.name!r} has no gradient labelled {label!r}; its gradients: "
-                         f"{', '.join(x for x in d.gradients if not x.startswith('fwd:'))}")
+                         f"{', '.join(d.gradients)}")
     g = d.gradients[label]
     expr = parse(d, claim) if isinstance(claim, str) else sp.sympify(claim)
     _check_names(d, expr)
@@ -122,7 +122,7 @@ def check_claim(derivation, label: str, claim, *, seed: int = 0) -> Verdict:
 class _Subject(NamedTuple):
     """What a claim is judged against: a cell's derivation, or a cell's with a head's."""
     name: str
-    gradients: dict            # label -> Gradient, every equation
+    gradients: dict            # label -> Gradient, every equation but the forward ones
     forward: dict              # v[t] -> its right side
     adjoints: dict             # δv[t] (and Δh[t] below a head) -> its one-step right side
     vectors: dict              # base name -> size ("D", "H", "K" or "1")
@@ -149,7 +149,8 @@ def _subject(derivation) -> _Subject:
         vectors.update(head.head.sizes)
         params.update({p.name: p.shape for p in head.head.params})
     name = cell.name + (f" with the {head.head.name} head" if head else "")
-    return _Subject(name, {g.label: g for g in everything}, forward, adjoints, vectors, params)
+    gradients = {g.label: g for g in everything if g.kind != naming.FORWARD}
+    return _Subject(name, gradients, forward, adjoints, vectors, params)
 
 
 def parse(d, text: str) -> sp.Expr:

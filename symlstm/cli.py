@@ -76,8 +76,7 @@ def _derive(args):
 
 def _show(args, out) -> int:
     from .printers import comment, latex
-    from .bptt import split_via
-    from .sweep import LOSS
+    from .bptt import describe_path
     d = _derive(args)
     gradients = [d[args.label]] if args.label else [d[label] for label in d.labels()]
     for g in gradients:
@@ -87,9 +86,7 @@ def _show(args, out) -> int:
         print(f"({g.label}) {comment(g.eq)}", file=out)
         if args.label and len(g.terms) > 1:   # one equation: each path it sums as well
             for t in g.terms:
-                via, later = split_via(t.via)
-                where = "the loss" if via == LOSS else f"fwd:{via}" + (" at t+1" if later else "")
-                print(f"    via {where}: {comment(t.expr)}", file=out)
+                print(f"    via {describe_path(t)}: {comment(t.expr)}", file=out)
     return 0
 
 

@@ -94,14 +94,14 @@ def derive_head(cell: Cell, head: Head) -> HeadDerivation:
         for v, term in _paths(eq, outputs):
             terms.setdefault(v, []).append(term)
     h = naming.timed(cell.output)   # the target y gets terms too; nothing reads them
-    forward = tuple(Gradient(f"fwd:{eq.label}", eq.lhs, (Term(eq.label, sp.S.One, eq.rhs),))
-                    for eq in head.equations)
-    step = tuple(Gradient(f"adj:{eq.label}", naming.adjoint(eq.lhs), tuple(terms[eq.lhs]))
+    forward = tuple(Gradient(naming.FORWARD, eq.label, eq.lhs,
+                             (Term(eq.label, sp.S.One, eq.rhs),)) for eq in head.equations)
+    step = tuple(Gradient(naming.STEP, eq.label, naming.adjoint(eq.lhs), tuple(terms[eq.lhs]))
                  for eq in reversed(head.equations))
-    output = Gradient(f"out:{cell.output}", naming.timed(cell.output, 0, naming.EXTERNAL),
+    output = Gradient(naming.OUTPUT, cell.output, naming.timed(cell.output, 0, naming.EXTERNAL),
                       tuple(terms[h]))
-    params = tuple(Gradient(f"grad:{p.name}", naming.adjoint(p.symbol), tuple(terms[p.symbol]),
-                            summed=True) for p in head.params)
+    params = tuple(Gradient(naming.GRADIENT, p.name, naming.adjoint(p.symbol),
+                            tuple(terms[p.symbol]), summed=True) for p in head.params)
     return HeadDerivation(head, forward, step, output, params)
 
 

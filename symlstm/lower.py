@@ -83,10 +83,16 @@ class Slot(sp.Function):
 
 
 class Block(NamedTuple):
-    """The statements that implement one labelled equation; ``source`` is that equation."""
-    label: str
-    source: sp.Eq
+    """The statements that implement the equation labelled ``kind:name``, which is ``source``
+    (None for a store into a fused GEMM's buffer, which is no equation of the document)."""
+    kind: str
+    name: str
+    source: sp.Eq | None
     stmts: tuple[Stmt, ...]
+
+    @property
+    def label(self) -> str:
+        return naming.label(self.kind, self.name)
 
 
 class Plan(NamedTuple):
@@ -115,7 +121,7 @@ def lower(d: Derivation) -> Plan:
     groups = _fusions(cell, plain, hoisted)
     buffers = tuple({g.adjoint_buffer: g for g in groups}.values())
     slots = _adjoint_slots(buffers)
-    backward = tuple(_block(g.label, g.eq, [(g.lhs, _sum(back_terms[naming.adjoint_of(g.lhs)],
+    backward = tuple(_block(g.kind, g.name, g.eq, [(g.lhs, _sum(back_terms[naming.adjoint_of(g.lhs)],
                                                           hoisted))], slots) for g in d.step)
     backward = _place_stores(backward, _stores(buffers, hoisted, slots))
     summed = tuple((p.name, *slot.args[:3]) for p in cell.params if not p.is_matrix
@@ -124,8 +130,7 @@ def lower(d: Derivation) -> Plan:
     carries = tuple(_carry(d, p, back_terms, hoisted) for p in cell.prev_states)
     vector_grads, input_grads = _vector_grads(d, hoisted, summed_params), \
         _input_grads(cell, back_terms, hoisted)
-    cached = _cached(cell, groups, hoisted, backward + carries,
-                     Block("grads", None, vector_grads + input_grads))
+    cached = _cached(cell, groups, hoisted, backward + carries, vector_grads + input_grads)
     places = {v: Slot(sp.Symbol(naming.cached(naming.code(v))), 0) for v, _ in cached}
     places.update({s: Slot(sp.Symbol(naming.sequence(naming.parse(s).base)), 1)
                    for s in cell.new_states})
@@ -161,10 +166,9 @@ def _adjoint_slots(buffers) -> dict[sp.Symbol, "Proj"]:
 def _cached(cell, groups, hoisted, blocks, grads) -> tuple[tuple[sp.Symbol, str], ...]:
     """The forward values, with their sizes, that the backward pass reads (states aside:
     they are kept as whole sequences)."""
-    needed = set()
-    for b in (*blocks, grads):
-        needed |= set().union(*(s.rhs.free_symbols for s in b.stmts)) - \
-            {s.lhs for s in b.stmts if b is not grads}   # a block's own temporaries
+    needed = set().union(*(s.rhs.free_symbols for s in grads))
+    for b in blocks:   # less each block's own temporaries
+        needed |= set().union(*(s.rhs.free_symbols for s in b.stmts)) - {s.lhs for s in b.stmts}
     needed |= {g.operand for g in groups if g.kind == "step"}
     dims = {sym: _dim(cell, f) for f, sym in hoisted.items()}
     return tuple((v, dims.get(v) or cell.dim(v)) for v in
@@ -320,7 +324,7 @@ def _forward_blocks(cell, hoisted, rewrite, places) -> tuple[Block, ...]:
             per_sample.add(eq.lhs)
         else:
             rhs = Broadcast(rhs, size_expr(cell.dim(eq.lhs)))
-        blocks.append(_block(f"fwd:{eq.label}", sp.Eq(eq.lhs, eq.rhs, evaluate=False),
+        blocks.append(_block(naming.FORWARD, eq.label, sp.Eq(eq.lhs, eq.rhs, evaluate=False),
                              [*before, (eq.lhs, rhs), *after], places))
     return tuple(blocks)
 
@@ -357,7 +361,7 @@ def _tree_size(e) -> int:
     return sum(1 for _ in sp.preorder_traversal(e))
 
 
-def _block(label: str, source: sp.Eq, pairs, places=None) -> Block:
+def _block(kind: str, name: str, source: sp.Eq, pairs, places=None) -> Block:
     """Statements through CSE; temporaries are named _tmp0, _tmp1, ... within the block, each
     computed right before the first statement that reads it (which may follow statements
     that compute what the temporary reads).  A left side found in ``places`` is computed
@@ -376,7 +380,7 @@ def _block(label: str, source: sp.Eq, pairs, places=None) -> Block:
     for (lhs, _), rhs in zip(pairs, reduced):
         emit_temps(rhs)
         stmts.append(Stmt(lhs, rhs, places.get(lhs)))
-    return Block(label, source, tuple(stmts))
+    return Block(kind, name, source, tuple(stmts))
 
 
 def _carry(d: Derivation, prev: sp.Symbol, back_terms, hoisted) -> Block:
@@ -385,7 +389,7 @@ def _carry(d: Derivation, prev: sp.Symbol, back_terms, hoisted) -> Block:
     base = naming.parse(prev).base
     source = sp.Eq(naming.adjoint(prev), d.sweep.adjoint(prev), evaluate=False)
     carry = naming.timed(base, 0, naming.CARRY)
-    return _block(f"rec:{base}", source, [(carry, _sum(back_terms.get(prev, ()), hoisted))])
+    return _block(naming.RECURRENCE, base, source, [(carry, _sum(back_terms.get(prev, ()), hoisted))])
 
 
 def _dim(cell, e: sp.Expr) -> str:
@@ -412,7 +416,7 @@ def _stores(groups, hoisted, slots) -> tuple[Block, ...]:
                       for a, b, delta in zip(g.offsets(), g.offsets()[1:], g.deltas)
                       if slots.get(delta) != Proj(buf, a, b, 1))
         if stmts:
-            blocks.append(Block(f"store:{g.name}", None, stmts))
+            blocks.append(Block(naming.STORE, g.name, None, stmts))
     return tuple(blocks)
 
 

@@ -19,6 +19,13 @@ ADJOINT = "δ"      # δv: the gradient of the loss with respect to v
 EXTERNAL = "Δ"     # Δh: the gradient that reaches h_t from outside the cell
 CARRY = "δ⁺"       # δ⁺s: what step t+1 sends back to the state s_t
 
+# The kinds of equation label, ``kind:name``: the forward step (fwd:c), a one-step adjoint
+# (adj:o), a recurrence through time (rec:c), a parameter's or input's gradient (grad:W_f),
+# a gradient of the initial state (init:c0), what reaches the output from the head (out:h),
+# and in generated code only, the stores into the fused GEMMs' buffers (store:h).
+FORWARD, STEP, RECURRENCE, GRADIENT, INITIAL, OUTPUT, STORE = \
+    "fwd", "adj", "rec", "grad", "init", "out", "store"
+
 VECTOR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)?\Z")
 _TIMED = re.compile(r"(?P<kind>δ⁺|δ|Δ)?(?P<base>[A-Za-z0-9_]+)\[t(?P<shift>[+-]\d+)?\]\Z")
@@ -116,6 +123,11 @@ def row(name: str) -> str:
     """A compiled loop's name for the row of sample b of an array: ``z__b``.  No cell's
     name holds two underscores in a row, so it cannot clash with one."""
     return f"{name}__b"
+
+
+def label(kind: str, name: str) -> str:
+    """An equation's label, as the documents and the generated code print it: ``rec:c``."""
+    return f"{kind}:{name}"
 
 
 def grad_key(symbol: sp.Symbol) -> str:

@@ -20,7 +20,8 @@ CARRY = "carry"   # the path to a state s_t through step t+1
 
 
 class Term(NamedTuple):
-    """One path by which v reaches the loss: through the equation labelled ``via``.
+    """One path by which v reaches the loss: through the equation labelled ``via``, read
+    ``later`` steps after t (1 for the paths a state takes through step t+1).
 
     ``local`` is ∂(via's left side)/∂v element-wise, written through the forward outputs
     (for a matrix product ``W v`` it is W, for ``W`` itself it is v); ``raw`` is the same
@@ -31,6 +32,7 @@ class Term(NamedTuple):
     local: sp.Expr
     expr: sp.Expr
     raw: sp.Expr | None = None
+    later: int = 0
 
 
 class Sweep(NamedTuple):

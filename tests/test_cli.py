@@ -32,7 +32,7 @@ def test_show_one_label_prints_the_equation_and_its_paths():
     assert code == 0
     first, *paths = text.splitlines()
     assert first.startswith("(rec:c) δc[t] = ") and "δc[t+1] ⊙ f[t+1]" in first
-    assert "    via fwd:c at t+1: δc[t+1] ⊙ f[t+1]" in paths and len(paths) == 5
+    assert "    via fwd:c at step t+1: δc[t+1] ⊙ f[t+1]" in paths and len(paths) == 5
 
 
 def test_show_latex():

@@ -35,7 +35,7 @@ def load(source, name):
 def test_user_cell_derives_generates_and_checks():
     d = symlstm.derive(mgu())
     rec = d["rec:h"]
-    assert any(t.via.startswith("h@") for t in rec.terms)     # (1 - f_{t+1}) ⊙ δh_{t+1}
+    assert any((t.via, t.later) == ("h", 1) for t in rec.terms)     # (1 - f_{t+1}) ⊙ δh_{t+1}
     mod = load(numpy_module(d), "mgu")
     params, x, state0, dhs, dstate = problem(mod)
     _, _, cache = mod.forward(params, x, state0)

@@ -153,7 +153,8 @@ def _group(g, plan: Plan) -> dict:
 
 def computed_in(plan: Plan, v) -> str:
     """The label of the forward block that computes the vector ``v``."""
-    return f"fwd:{next((eq.label for eq in plan.cell.equations if eq.lhs == v), '')}"
+    return naming.label(naming.FORWARD,
+                        next((eq.label for eq in plan.cell.equations if eq.lhs == v), ""))
 
 
 def _block(b, plan: Plan, spell: Spelling) -> dict:
@@ -170,13 +171,11 @@ def _block(b, plan: Plan, spell: Spelling) -> dict:
 
 def block_comment(b) -> str:
     """The comment that ties a block of the step to the document: its label and equation."""
-    if b.label.startswith("store:"):   # not an equation: the fused GEMMs' inputs
-        name = b.label.partition(":")[2]
-        return f"δ(W {name}) of the products on {name}, for the fused GEMMs"
+    if b.kind == naming.STORE:   # not an equation: the fused GEMMs' inputs
+        return f"δ(W {b.name}) of the products on {b.name}, for the fused GEMMs"
     source = comment(b.source)
-    if b.label.startswith("rec:"):
-        base = b.label.partition(":")[2]
-        return f"({b.label}) step t's share of δ{base}[t-1], sent back to step t-1: {source}"
+    if b.kind == naming.RECURRENCE:
+        return f"({b.label}) step t's share of δ{b.name}[t-1], sent back to step t-1: {source}"
     return f"({b.label}) {source}"
 
 

@@ -10,7 +10,6 @@ import sympy as sp
 from .. import naming, notation
 from ..bptt import Derivation
 from ..bptt import derive as derive_cell
-from ..bptt import split_via, via_at
 from ..cells import CELLS
 from ..graph import graph
 from ..jacobians import jacobians
@@ -91,7 +90,8 @@ def _gates(cell) -> list[dict]:
                                          for a in m.args)
             for m in sp.preorder_traversal(other.rhs))]
         if where:
-            out.append(dict(name=latex(eq.lhs), where=", ".join(eqref(f"fwd:{w}") for w in where)))
+            out.append(dict(name=latex(eq.lhs),
+                            where=", ".join(eqref(naming.label(naming.FORWARD, w)) for w in where)))
     return out
 
 
@@ -102,7 +102,8 @@ def _carried(d) -> list[dict]:
     for s in d.cell.new_states:
         label = next(eq.label for eq in d.cell.equations if eq.lhs == s)
         rec = next((g for g in d.through_time if naming.adjoint_of(g.lhs) == s), None)
-        term = next((t for t in (rec.terms if rec else ()) if t.via == via_at(label, 1)), None)
+        term = next((t for t in (rec.terms if rec else ()) if (t.via, t.later) == (label, 1)),
+                    None)
         if term is None or any(naming.parse(v) is None and d.cell.param(v.name).is_matrix
                                for v in term.local.free_symbols):
             continue
@@ -113,8 +114,8 @@ def _carried(d) -> list[dict]:
 
 def _later(g) -> str:
     """The equations of step t+1 a recurrence's terms come through, as references."""
-    vias = [name for name, later in map(split_via, (t.via for t in g.terms)) if later == 1]
-    return ", ".join(eqref(f"fwd:{v}") for v in dict.fromkeys(vias))
+    vias = [t.via for t in g.terms if t.later == 1]
+    return ", ".join(eqref(naming.label(naming.FORWARD, v)) for v in dict.fromkeys(vias))
 
 
 @functools.lru_cache(maxsize=1)
@@ -171,11 +172,10 @@ def worked_document(e) -> str:
         central="10^{-6}")
 
 
-def _path(via: str) -> str:
-    """A path in running text: ``fwd:c`` at step t+1, or the loss."""
-    name, later = split_via(via)
-    return "the loss" if name == LOSS else tex_label(f"fwd:{name}") + \
-        (" at step $t+1$" if later else "")
+def _path(term) -> str:
+    """A term's path in running text: ``fwd:c`` at step t+1, or the loss."""
+    return "the loss" if term.via == LOSS else \
+        tex_label(naming.label(naming.FORWARD, term.via)) + (" at step $t+1$" if term.later else "")
 
 
 def mistakes_document(claims) -> str:
@@ -195,7 +195,7 @@ def mistakes_document(claims) -> str:
                 where=latex_text(c.where[:1].upper() + c.where[1:]), cell=_tt(c.cell)[8:-1],
                 label=tex_label(c.label), reading=latex_text(c.reading), holds=v.holds,
                 claim=latex(parse(subjects[key], c.claim)), correct=v.latex,
-                missing=[dict(term=latex(t.expr), via=_path(t.via)) for t in v.missing],
+                missing=[dict(term=latex(t.expr), via=_path(t)) for t in v.missing],
                 extra=[latex(e) for e in v.extra]))
         texts.append(dict(number=number, about=about, entries=entries))
     return environment().get_template(MISTAKES_TEMPLATE).render(
@@ -206,7 +206,7 @@ def mistakes_document(claims) -> str:
 def _is_state_step(g, d) -> bool:
     """A state's one-step adjoint is shown through time instead, with all its paths."""
     v = naming.adjoint_of(g.lhs)
-    return g.label.startswith("adj:") and v in d.cell.new_states
+    return g.kind == naming.STEP and v in d.cell.new_states
 
 
 def _paths(g, d, graph_) -> dict:
@@ -215,12 +215,12 @@ def _paths(g, d, graph_) -> dict:
     v = naming.adjoint_of(g.lhs)
     rows = []
     for t in g.terms:
-        via, later = split_via(t.via)
-        if via == LOSS:
+        if t.via == LOSS:
             where, partial = "the loss", ""
         else:
-            where = eqref(f"fwd:{via}") + (" at step $t+1$" if later else "")
-            consumer = _consumer(d, via, later)
+            where = eqref(naming.label(naming.FORWARD, t.via)) + \
+                (" at step $t+1$" if t.later else "")
+            consumer = _consumer(d, t.via, t.later)
             partial = rf"\frac{{\partial {latex(consumer)}}}{{\partial {latex(v)}}}" \
                 if consumer is not None and t.raw is not None else ""
         raw = latex(t.raw) if t.raw is not None else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import naming, notation
-from ..bptt import Derivation, split_via, via_at
+from ..bptt import Derivation
 from ..sweep import LOSS
 from ..printers import latex_text
 from .base import REBUILD, environment
@@ -35,11 +35,11 @@ def overview_document(derivations: list[Derivation], clip: float, others=()) -> 
 def _comparison(base: Derivation, derivations) -> dict:
     """Which paths of the peephole LSTM's δc_t and δh_t each cell keeps, drops or adds."""
     def paths(d, state):
-        g = next((x for x in d.through_time if x.label == f"rec:{state}"), None)
+        g = next((x for x in d.through_time if x.name == state), None)
         if g is None:
             return None
         renames = notation.RENAMES.get(d.cell.name, {})
-        return {_renamed_via(t.via, renames): _renamed(t.expr, renames) for t in g.terms}
+        return {(renames.get(t.via, t.via), t.later): _renamed(t.expr, renames) for t in g.terms}
     columns = []
     for state in ("c", "h"):
         vias = list(paths(base, state))
@@ -65,12 +65,6 @@ def _comparison(base: Derivation, derivations) -> dict:
     return dict(heads=heads, rows=rows)
 
 
-def _renamed_via(via: str, renames) -> str:
-    name, later = split_via(via)
-    name = renames.get(name, name)
-    return via_at(name, later) if later else name
-
-
 def _renamed(expr, renames):
     """``expr`` in the peephole LSTM's names."""
     def rename(s):
@@ -81,6 +75,7 @@ def _renamed(expr, renames):
     return expr.xreplace({s: rename(s) for s in expr.free_symbols})
 
 
-def _via(via: str) -> str:
-    name, later = split_via(via)
+def _via(path: tuple[str, int]) -> str:
+    """A path (equation, steps later) as a column head: the loss, or ``c`` with ⁺ at t+1."""
+    name, later = path
     return "loss" if name == LOSS else tex_label(name) + ("$^{+}$" if later else "")
