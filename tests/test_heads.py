@@ -142,7 +142,6 @@ def test_to_torch_checks_its_parameters():
 from hypothesis import given, settings  # noqa: E402
 
 from cellgen import cells  # noqa: E402
-from symlstm.gradcheck import directional_errors  # noqa: E402
 from symlstm.render import network_module, numpy_module  # noqa: E402
 from symlstm.verification import problem  # noqa: E402
 
@@ -181,6 +180,10 @@ def test_hundreds_of_random_networks(tmp_path_factory, cell):
 
 
 def _check_network(tmp_path_factory, cell):
+    """The network module's loss and gradients against a reference that shares no code with
+    it: torch autograd of the head on the cell's outputs, carried through the cell by brute
+    force (the unrolled cell differentiated with symengine, ``symlstm.bruteforce``)."""
+    from symlstm.bruteforce import loss_gradients
     for head in ("regression", "classifier"):
         mod, cell_mod = _network(cell, head, tmp_path_factory.mktemp("net"))
         D = 3 if cell_mod.INPUT_SIZE == "H" else 2
@@ -190,12 +193,29 @@ def _check_network(tmp_path_factory, cell):
         y = rng.integers(0, 2, (3, 2)) if head == "classifier" else rng.standard_normal((3, 2, 2))
         loss, grads = mod.loss_and_grads(params, x, y, state0)
 
-        xname = next(iter(cell.inputs))
+        cell_params = {k: params[k] for k in cell_mod.PARAMS}
+        hs, _, _ = cell_mod.forward(cell_params, x, state0)
+        want, dhs, head_grads = _torch_head(hs, params["V"], params["b_y"], y, head)
+        zeros = {s: np.zeros_like(v) for s, v in state0.items()}
+        reference = {**head_grads, **loss_gradients(
+            cell, {**cell_params, "x": x, "state0": state0, "dstate": zeros, "dhs": dhs}, D, 3)}
+        assert abs(loss - want) <= 1e-10 * max(1.0, abs(want)), (head, loss, want)
+        assert set(grads) == set(reference), (head, sorted(grads), sorted(reference))
+        errors = {k: np.abs(grads[k] - ref).max() / max(1.0, np.abs(ref).max())
+                  for k, ref in reference.items()}
+        assert max(errors.values()) < 1e-8, (head, errors)
 
-        def total(args):
-            p = {k: args[k] for k in params}
-            s = {k[:-1]: args[k] for k in args if k not in params and k != xname}
-            return mod.loss_and_grads(p, args[xname], y, s)[0]
-        args = {**params, xname: x, **{f"{k}0": v for k, v in state0.items()}}
-        errors = directional_errors(total, args, {k: grads[k] for k in args})
-        assert max(errors.values()) < 1e-6, (head, errors)
+
+def _torch_head(hs, V, b_y, y, head):
+    """The head's loss on the outputs hs, written in torch: the loss, dL/dhs, and dL/dV and
+    dL/db_y, all by autograd."""
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in (("hs", hs), ("V", V), ("b_y", b_y))}
+    yhat = t["hs"] @ t["V"].T + t["b_y"]
+    if head == "classifier":
+        loss = torch.nn.functional.cross_entropy(yhat.reshape(-1, yhat.shape[-1]),
+                                                 torch.tensor(y).reshape(-1), reduction="sum")
+    else:
+        loss = 0.5 * ((yhat - torch.tensor(y)) ** 2).sum()
+    loss.backward()
+    return loss.item(), t["hs"].grad.numpy(), {"V": t["V"].grad.numpy(),
+                                              "b_y": t["b_y"].grad.numpy()}
