@@ -9,6 +9,8 @@ Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of th
 derivation document ``lstm_nog.pdf``.  Shapes: x is (T, B, D), time-major; states are
 (B, size) with sizes in ``STATE_SIZES``; parameters are listed in ``SHAPES``.
 """
+import functools
+
 import numpy as np
 
 CELL = "lstm_nog"
@@ -41,6 +43,37 @@ def _size(dim, D, H):
     return d * D + h * H + k
 
 
+@functools.lru_cache(maxsize=64)
+def _shapes(D, H):
+    """Every parameter's name and shape for these sizes."""
+    return tuple((name, tuple(_size(d, D, H) for d in shape)) for name, shape in SHAPES.items())
+
+
+#: Each dimension of a parameter that counts H: (name, axis, counts of D, H and constant).
+_H_DIMS = tuple((name, axis, *_COUNTS[dim]) for name, shape in SHAPES.items()
+                for axis, dim in enumerate(shape) if _COUNTS[dim][1])
+
+
+def _hidden_size(params, D):
+    """H as most parameters' shapes imply it, so that one wrong shape is the one reported
+    (at once when every shape agrees with the first parameter's)."""
+    for name, axis, d, h, k in _H_DIMS[:1]:
+        shape = np.shape(params[name])
+        rest = (shape[axis] if axis < len(shape) else 0) - d * D - k
+        if rest > 0 and rest % h == 0 and all(getattr(params[p], "shape", None) == want
+                                              for p, want in _shapes(D, rest // h)):
+            return rest // h
+    votes = {}
+    for name, axis, d, h, k in _H_DIMS:
+        shape = np.shape(params[name])
+        rest = (shape[axis] if axis < len(shape) else 0) - d * D - k
+        if rest > 0 and rest % h == 0:
+            votes[rest // h] = votes.get(rest // h, 0) + 1
+    if not votes:
+        raise ValueError(f"the parameters' shapes do not fit D={D} from x: expected {SHAPES}")
+    return max(sorted(votes), key=votes.get)
+
+
 def init_params(input_size, hidden_size, *, rng=None, dtype=np.float64):
     """Parameters drawn uniformly from [-1/√H, 1/√H], as PyTorch's recurrent layers do.
 
@@ -64,8 +97,8 @@ def _sizes(params, x):
     """Check the parameters against x; return x as an array, (T, B, D, H) and the dtype."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
-    missing, extra = set(PARAMS) - set(params), set(params) - set(PARAMS)
-    if missing or extra:
+    if params.keys() != _KEYS:
+        missing, extra = _KEYS - set(params), set(params) - _KEYS
         raise KeyError(f"params must have exactly the keys {PARAMS}: missing {sorted(missing)}, "
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
@@ -77,8 +110,7 @@ def _sizes(params, x):
     if INPUT_SIZE == "H" and D != H:
         raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
                          f"dimension: this cell's input has size H; got {x.shape}")
-    for name, shape in SHAPES.items():
-        want = tuple(_size(d, D, H) for d in shape)
+    for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
             raise ValueError(f"params[{name!r}] must be a {x.dtype} array of shape {want} "
@@ -87,18 +119,7 @@ def _sizes(params, x):
     return x, (T, B, D, H), x.dtype
 
 
-def _hidden_size(params, D):
-    """H as most parameters' shapes imply it, so that one wrong shape is the one reported."""
-    votes = {}
-    for name, shape in SHAPES.items():
-        for dim, n in zip(shape, np.shape(params[name])):
-            d, h, k = _COUNTS[dim]
-            if h and (n - d * D - k) % h == 0 and n > d * D + k:
-                H = (n - d * D - k) // h
-                votes[H] = votes.get(H, 0) + 1
-    if not votes:
-        raise ValueError(f"the parameters' shapes do not fit D={D} from x: expected {SHAPES}")
-    return max(sorted(votes), key=votes.get)
+_KEYS = frozenset(PARAMS)
 
 
 def _states(given, what, B, D, H, dtype):

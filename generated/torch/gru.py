@@ -10,8 +10,10 @@ Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of th
 derivation document ``gru.pdf``.  Shapes: x is (T, B, D), time-major; states are
 (B, size) with sizes in ``STATE_SIZES``; parameters are listed in ``SHAPES``.
 """
+import functools
 import math
 
+import numpy as np
 import torch
 
 CELL = "gru"
@@ -33,11 +35,42 @@ def _size(dim, D, H):
     return d * D + h * H + k
 
 
+@functools.lru_cache(maxsize=64)
+def _shapes(D, H):
+    """Every parameter's name and shape for these sizes."""
+    return tuple((name, tuple(_size(d, D, H) for d in shape)) for name, shape in SHAPES.items())
+
+
+#: Each dimension of a parameter that counts H: (name, axis, counts of D, H and constant).
+_H_DIMS = tuple((name, axis, *_COUNTS[dim]) for name, shape in SHAPES.items()
+                for axis, dim in enumerate(shape) if _COUNTS[dim][1])
+
+
+def _hidden_size(params, D):
+    """H as most parameters' shapes imply it, so that one wrong shape is the one reported
+    (at once when every shape agrees with the first parameter's)."""
+    for name, axis, d, h, k in _H_DIMS[:1]:
+        shape = np.shape(params[name])
+        rest = (shape[axis] if axis < len(shape) else 0) - d * D - k
+        if rest > 0 and rest % h == 0 and all(getattr(params[p], "shape", None) == want
+                                              for p, want in _shapes(D, rest // h)):
+            return rest // h
+    votes = {}
+    for name, axis, d, h, k in _H_DIMS:
+        shape = np.shape(params[name])
+        rest = (shape[axis] if axis < len(shape) else 0) - d * D - k
+        if rest > 0 and rest % h == 0:
+            votes[rest // h] = votes.get(rest // h, 0) + 1
+    if not votes:
+        raise ValueError(f"the parameters' shapes do not fit D={D} from x: expected {SHAPES}")
+    return max(sorted(votes), key=votes.get)
+
+
 def _forward(params, x, state0):
     """The forward pass on tensors, without autograd; returns hs, the final states and the
     cache ``_backward`` reads."""
     T, B, D = x.shape
-    H = _hidden(params, D)
+    H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
     W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn = (params[name] for name in PARAMS)
     # [R_r; R_z; R_n] h_prev: the products on h_prev as one matrix
@@ -56,6 +89,7 @@ def _forward(params, x, state0):
     cache_n = torch.empty((T, B, H), dtype=dtype, device=device)
     for t in range(T):
         h_prev = seq_h[t]
+        # one GEMM per step: the products on h_prev
         torch.matmul(h_prev, stack_h_prev.T, out=proj_h_prev)
         # (fwd:rbar) rbar[t] = b_r + R_r h[t-1] + W_r x[t]
         rbar = proj_h_prev[:, :H] + proj_x[t, :, :H]
@@ -86,7 +120,7 @@ def _backward(params, cache, dhs, dnext):
     of every initial state."""
     x = cache["x"]
     T, B, D = x.shape
-    H = _hidden(params, D)
+    H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
     W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn = (params[name] for name in PARAMS)
     dh_next = dnext["h"]
@@ -131,7 +165,7 @@ def _backward(params, cache, dhs, dnext):
         dproj_x[t, :, H:2*H] = dzbar
         # (rec:h) step t's share of δh[t-1], sent back to step t-1: δh[t-1] = δh[t] ⊙ z[t] + R_nᵀ (δnbar[t] ⊙ r[t]) + R_rᵀ δrbar[t] + R_zᵀ δzbar[t]
         dh_next = dh*z + dproj_h_prev[t] @ stack_h_prev
-        db_hn += (dnbar*r).sum(dim=0)  # (grad:b_hn)
+        db_hn += (dnbar*r).sum(axis=0)  # (grad:b_hn)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = dproj_h_prev.reshape(T * B, -1).T @ seq_h[:-1].reshape(T * B, -1)
@@ -143,25 +177,18 @@ def _backward(params, cache, dhs, dnext):
     grads["W_z"] = dstack_x[H:2*H]  # (grad:W_z)
     grads["W_n"] = dstack_x[2*H:3*H]  # (grad:W_n)
     grads["b_hn"] = db_hn
-    sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(dim=0)
-    sum_dproj_x = dproj_x.reshape(T * B, -1).sum(dim=0)
+    # bias gradients: dproj_h_prev summed over every step and sample at once
+    sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(axis=0)
+    # bias gradients: dproj_x summed over every step and sample at once
+    sum_dproj_x = dproj_x.reshape(T * B, -1).sum(axis=0)
     grads["b_r"] = sum_dproj_h_prev[:H]  # (grad:b_r)
     grads["b_z"] = sum_dproj_h_prev[H:2*H]  # (grad:b_z)
     grads["b_n"] = sum_dproj_x[2*H:3*H]  # (grad:b_n)
     grads = {name: grads[name] for name in PARAMS}
+    # (grad:x)
     grads["x"] = (dproj_x.reshape(T * B, -1) @ stack_x).reshape(T, B, D)
     grads["h0"] = dh_next  # (init:h0)
     return grads
-
-
-def _hidden(params, D):
-    """H, from the first dimension of a parameter that has H in its size."""
-    for name, shape in SHAPES.items():
-        for dim, n in zip(shape, params[name].shape):
-            h = _size(dim, 0, 1) - _size(dim, 0, 0)     # how many H the size counts
-            if h:
-                return (n - _size(dim, D, 0)) // h
-    return D
 
 
 class BPTT(torch.autograd.Function):
@@ -192,9 +219,8 @@ def forward(params, x, state0=None):
     if not torch.is_tensor(x) or x.dim() != 3 or not x.is_floating_point():
         raise ValueError("x must be a float tensor of shape (T, B, D)")
     T, B, D = x.shape
-    H = _hidden(params, D)
-    for name, shape in SHAPES.items():
-        want = tuple(_size(d, D, H) for d in shape)
+    H = _hidden_size(params, D)
+    for name, want in _shapes(D, H):
         p = params[name]
         if not torch.is_tensor(p) or tuple(p.shape) != want or p.dtype != x.dtype \
                 or p.device != x.device:

@@ -11,8 +11,10 @@ Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of th
 derivation document ``lstm_rowmajor.pdf``.  Shapes: x is (T, B, D), time-major; states are
 (B, size) with sizes in ``STATE_SIZES``; parameters are listed in ``SHAPES``.
 """
+import functools
 import math
 
+import numpy as np
 import torch
 
 CELL = "lstm_rowmajor"
@@ -34,11 +36,42 @@ def _size(dim, D, H):
     return d * D + h * H + k
 
 
+@functools.lru_cache(maxsize=64)
+def _shapes(D, H):
+    """Every parameter's name and shape for these sizes."""
+    return tuple((name, tuple(_size(d, D, H) for d in shape)) for name, shape in SHAPES.items())
+
+
+#: Each dimension of a parameter that counts H: (name, axis, counts of D, H and constant).
+_H_DIMS = tuple((name, axis, *_COUNTS[dim]) for name, shape in SHAPES.items()
+                for axis, dim in enumerate(shape) if _COUNTS[dim][1])
+
+
+def _hidden_size(params, D):
+    """H as most parameters' shapes imply it, so that one wrong shape is the one reported
+    (at once when every shape agrees with the first parameter's)."""
+    for name, axis, d, h, k in _H_DIMS[:1]:
+        shape = np.shape(params[name])
+        rest = (shape[axis] if axis < len(shape) else 0) - d * D - k
+        if rest > 0 and rest % h == 0 and all(getattr(params[p], "shape", None) == want
+                                              for p, want in _shapes(D, rest // h)):
+            return rest // h
+    votes = {}
+    for name, axis, d, h, k in _H_DIMS:
+        shape = np.shape(params[name])
+        rest = (shape[axis] if axis < len(shape) else 0) - d * D - k
+        if rest > 0 and rest % h == 0:
+            votes[rest // h] = votes.get(rest // h, 0) + 1
+    if not votes:
+        raise ValueError(f"the parameters' shapes do not fit D={D} from x: expected {SHAPES}")
+    return max(sorted(votes), key=votes.get)
+
+
 def _forward(params, x, state0):
     """The forward pass on tensors, without autograd; returns hs, the final states and the
     cache ``_backward`` reads."""
     T, B, D = x.shape
-    H = _hidden(params, D)
+    H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
     W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c = (params[name] for name in PARAMS)
     # [W_hi.T; W_hf.T; W_ho.T; W_hc.T] h_prev: the products on h_prev as one matrix
@@ -61,6 +94,7 @@ def _forward(params, x, state0):
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
+        # one GEMM per step plus this step's slice of proj_x: every pre-activation at once
         torch.matmul(h_prev, stack_h_prev.T, out=proj_h_prev)
         proj_h_prev += proj_x[t]
         # (fwd:I) I[t] = σ(b_i + W_hiᵀ h[t-1] + W_xiᵀ x[t])
@@ -92,7 +126,7 @@ def _backward(params, cache, dhs, dnext):
     of every initial state."""
     x = cache["x"]
     T, B, D = x.shape
-    H = _hidden(params, D)
+    H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
     W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c = (params[name] for name in PARAMS)
     dh_next = dnext["h"]
@@ -140,10 +174,10 @@ def _backward(params, cache, dhs, dnext):
         dh_next = dproj_h_prev[t] @ stack_h_prev
         # (rec:c) step t's share of δc[t-1], sent back to step t-1: δc[t-1] = δc[t] ⊙ F[t]
         dc_next = dc*F
-        db_i += (dI*I*(1 - I)).sum(dim=0)  # (grad:b_i)
-        db_f += (dF*F*(1 - F)).sum(dim=0)  # (grad:b_f)
-        db_o += (dO*O*(1 - O)).sum(dim=0)  # (grad:b_o)
-        db_c += (dCtilde*(1 - Ctilde**2)).sum(dim=0)  # (grad:b_c)
+        db_i += (dI*I*(1 - I)).sum(axis=0)  # (grad:b_i)
+        db_f += (dF*F*(1 - F)).sum(axis=0)  # (grad:b_f)
+        db_o += (dO*O*(1 - O)).sum(axis=0)  # (grad:b_o)
+        db_c += (dCtilde*(1 - Ctilde**2)).sum(axis=0)  # (grad:b_c)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = dproj_h_prev.reshape(T * B, -1).T @ seq_h[:-1].reshape(T * B, -1)
@@ -161,20 +195,11 @@ def _backward(params, cache, dhs, dnext):
     grads["b_o"] = db_o
     grads["b_c"] = db_c
     grads = {name: grads[name] for name in PARAMS}
+    # (grad:x)
     grads["x"] = (dproj_h_prev.reshape(T * B, -1) @ stack_x).reshape(T, B, D)
     grads["h0"] = dh_next  # (init:h0)
     grads["c0"] = dc_next  # (init:c0)
     return grads
-
-
-def _hidden(params, D):
-    """H, from the first dimension of a parameter that has H in its size."""
-    for name, shape in SHAPES.items():
-        for dim, n in zip(shape, params[name].shape):
-            h = _size(dim, 0, 1) - _size(dim, 0, 0)     # how many H the size counts
-            if h:
-                return (n - _size(dim, D, 0)) // h
-    return D
 
 
 class BPTT(torch.autograd.Function):
@@ -205,9 +230,8 @@ def forward(params, x, state0=None):
     if not torch.is_tensor(x) or x.dim() != 3 or not x.is_floating_point():
         raise ValueError("x must be a float tensor of shape (T, B, D)")
     T, B, D = x.shape
-    H = _hidden(params, D)
-    for name, shape in SHAPES.items():
-        want = tuple(_size(d, D, H) for d in shape)
+    H = _hidden_size(params, D)
+    for name, want in _shapes(D, H):
         p = params[name]
         if not torch.is_tensor(p) or tuple(p.shape) != want or p.dtype != x.dtype \
                 or p.device != x.device:

@@ -9,8 +9,10 @@ Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of th
 derivation document ``rnn.pdf``.  Shapes: x is (T, B, D), time-major; states are
 (B, size) with sizes in ``STATE_SIZES``; parameters are listed in ``SHAPES``.
 """
+import functools
 import math
 
+import numpy as np
 import torch
 
 CELL = "rnn"
@@ -32,11 +34,42 @@ def _size(dim, D, H):
     return d * D + h * H + k
 
 
+@functools.lru_cache(maxsize=64)
+def _shapes(D, H):
+    """Every parameter's name and shape for these sizes."""
+    return tuple((name, tuple(_size(d, D, H) for d in shape)) for name, shape in SHAPES.items())
+
+
+#: Each dimension of a parameter that counts H: (name, axis, counts of D, H and constant).
+_H_DIMS = tuple((name, axis, *_COUNTS[dim]) for name, shape in SHAPES.items()
+                for axis, dim in enumerate(shape) if _COUNTS[dim][1])
+
+
+def _hidden_size(params, D):
+    """H as most parameters' shapes imply it, so that one wrong shape is the one reported
+    (at once when every shape agrees with the first parameter's)."""
+    for name, axis, d, h, k in _H_DIMS[:1]:
+        shape = np.shape(params[name])
+        rest = (shape[axis] if axis < len(shape) else 0) - d * D - k
+        if rest > 0 and rest % h == 0 and all(getattr(params[p], "shape", None) == want
+                                              for p, want in _shapes(D, rest // h)):
+            return rest // h
+    votes = {}
+    for name, axis, d, h, k in _H_DIMS:
+        shape = np.shape(params[name])
+        rest = (shape[axis] if axis < len(shape) else 0) - d * D - k
+        if rest > 0 and rest % h == 0:
+            votes[rest // h] = votes.get(rest // h, 0) + 1
+    if not votes:
+        raise ValueError(f"the parameters' shapes do not fit D={D} from x: expected {SHAPES}")
+    return max(sorted(votes), key=votes.get)
+
+
 def _forward(params, x, state0):
     """The forward pass on tensors, without autograd; returns hs, the final states and the
     cache ``_backward`` reads."""
     T, B, D = x.shape
-    H = _hidden(params, D)
+    H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
     W, R, b = (params[name] for name in PARAMS)
     # [R] h_prev: the products on h_prev as one matrix
@@ -51,6 +84,7 @@ def _forward(params, x, state0):
     seq_h[0] = state0["h"]
     for t in range(T):
         h_prev = seq_h[t]
+        # one GEMM per step plus this step's slice of proj_x: every pre-activation at once
         torch.matmul(h_prev, stack_h_prev.T, out=proj_h_prev)
         proj_h_prev += proj_x[t]
         # (fwd:hbar) hbar[t] = b + R h[t-1] + W x[t]
@@ -67,7 +101,7 @@ def _backward(params, cache, dhs, dnext):
     of every initial state."""
     x = cache["x"]
     T, B, D = x.shape
-    H = _hidden(params, D)
+    H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
     W, R, b = (params[name] for name in PARAMS)
     dh_next = dnext["h"]
@@ -91,22 +125,14 @@ def _backward(params, cache, dhs, dnext):
     dstack_x = dproj_h_prev.reshape(T * B, -1).T @ x.reshape(T * B, -1)
     grads["R"] = dstack_h_prev[:H]  # (grad:R)
     grads["W"] = dstack_x[:H]  # (grad:W)
-    sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(dim=0)
+    # bias gradients: dproj_h_prev summed over every step and sample at once
+    sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(axis=0)
     grads["b"] = sum_dproj_h_prev[:H]  # (grad:b)
     grads = {name: grads[name] for name in PARAMS}
+    # (grad:x)
     grads["x"] = (dproj_h_prev.reshape(T * B, -1) @ stack_x).reshape(T, B, D)
     grads["h0"] = dh_next  # (init:h0)
     return grads
-
-
-def _hidden(params, D):
-    """H, from the first dimension of a parameter that has H in its size."""
-    for name, shape in SHAPES.items():
-        for dim, n in zip(shape, params[name].shape):
-            h = _size(dim, 0, 1) - _size(dim, 0, 0)     # how many H the size counts
-            if h:
-                return (n - _size(dim, D, 0)) // h
-    return D
 
 
 class BPTT(torch.autograd.Function):
@@ -137,9 +163,8 @@ def forward(params, x, state0=None):
     if not torch.is_tensor(x) or x.dim() != 3 or not x.is_floating_point():
         raise ValueError("x must be a float tensor of shape (T, B, D)")
     T, B, D = x.shape
-    H = _hidden(params, D)
-    for name, shape in SHAPES.items():
-        want = tuple(_size(d, D, H) for d in shape)
+    H = _hidden_size(params, D)
+    for name, want in _shapes(D, H):
         p = params[name]
         if not torch.is_tensor(p) or tuple(p.shape) != want or p.dtype != x.dtype \
                 or p.device != x.device:

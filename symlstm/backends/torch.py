@@ -76,7 +76,9 @@ def into(lhs, rhs, inputs=()) -> str:
 _IN_PLACE = {sigma: "torch.sigmoid", tanh: "torch.tanh", exp: "torch.exp", log: "torch.log"}
 
 
-TORCH = Spelling(code, into)
+TORCH = Spelling(code, into, dict(
+    cat="torch.cat", empty="torch.empty", zeros="torch.zeros", empty_like="torch.empty_like",
+    matmul="torch.matmul", copied=".clone()", where="dtype=dtype, device=device"))
 
 
 def torch_module(d: Derivation) -> str:

@@ -24,12 +24,18 @@ PY_TEMPLATE = "numpy/cell.py.jinja"
 
 class Spelling(NamedTuple):
     """How a backend prints the statements of a step: ``code(expr, inputs)`` an expression,
-    ``into(lhs, rhs, inputs)`` ``rhs`` computed into the array ``lhs`` names."""
+    ``into(lhs, rhs, inputs)`` ``rhs`` computed into the array ``lhs`` names; and ``lib``, how
+    the Python around the loops calls its array library: ``cat``, ``empty``, ``zeros``,
+    ``empty_like``, ``matmul``, ``copied`` (the suffix that copies an array) and ``where``
+    (the dtype and device arguments of an allocation)."""
     code: Callable
     into: Callable
+    lib: dict
 
 
-NUMPY = Spelling(pycode, pycode_into)
+NUMPY = Spelling(pycode, pycode_into, dict(
+    cat="np.concatenate", empty="np.empty", zeros="np.zeros", empty_like="np.empty_like",
+    matmul="np.matmul", copied=".copy()", where="dtype"))
 
 
 def numpy_module(d: Derivation) -> str:
@@ -69,7 +75,17 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
                       for name, buf, a, b in plan.summed_grads],
         summed_buffers=sorted({str(buf) for _, buf, _, _ in plan.summed_grads}),
         loads=_loads(plan),
+        labels=_grad_labels(cell),
+        lib=spell.lib,
     )
+
+
+def _grad_labels(cell) -> dict[str, str]:
+    """The label of each gradient ``backward`` returns, by its key: W_f is grad:W_f."""
+    return {**{naming.grad_key(v): naming.label(naming.GRADIENT, naming.grad_key(v))
+               for v in (*(p.symbol for p in cell.params), *cell.input_symbols)},
+            **{naming.grad_key(s): naming.label(naming.INITIAL, naming.grad_key(s))
+               for s in cell.prev_states}}
 
 
 NETWORK_TEMPLATE = "numpy/network.py.jinja"
