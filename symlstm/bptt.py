@@ -28,8 +28,9 @@ from .ops import TimeSum
 class Gradient(NamedTuple):
     """``lhs = rhs`` with its label and the paths (terms) that make up ``rhs``.
 
-    The label is ``kind:name`` (:func:`naming.label`): ``rec:c``, ``grad:W_f``.  ``origin`` is the time the equation is read at: "t" in general, "1" for δh_0 and
-    friends, which are the step-1 sweep's terms for h_{t-1}.
+    The label is ``kind:name`` (:func:`naming.label`): ``rec:c``, ``grad:W_f``.  ``origin``
+    is the time the equation is read at: "t" in general, "1" for δh_0 and friends, which
+    are the step-1 sweep's terms for h_{t-1}.
     """
     kind: str
     name: str

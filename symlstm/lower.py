@@ -121,8 +121,9 @@ def lower(d: Derivation) -> Plan:
     groups = _fusions(cell, plain, hoisted)
     buffers = tuple({g.adjoint_buffer: g for g in groups}.values())
     slots = _adjoint_slots(buffers)
-    backward = tuple(_block(g.kind, g.name, g.eq, [(g.lhs, _sum(back_terms[naming.adjoint_of(g.lhs)],
-                                                          hoisted))], slots) for g in d.step)
+    backward = tuple(_block(g.kind, g.name, g.eq,
+                            [(g.lhs, _sum(back_terms[naming.adjoint_of(g.lhs)], hoisted))], slots)
+                     for g in d.step)
     backward = _place_stores(backward, _stores(buffers, hoisted, slots))
     summed = tuple((p.name, *slot.args[:3]) for p in cell.params if not p.is_matrix
                    for slot in [slots.get(_single(d.sweep.terms[p.symbol]))] if slot is not None)
@@ -389,7 +390,8 @@ def _carry(d: Derivation, prev: sp.Symbol, back_terms, hoisted) -> Block:
     base = naming.parse(prev).base
     source = sp.Eq(naming.adjoint(prev), d.sweep.adjoint(prev), evaluate=False)
     carry = naming.timed(base, 0, naming.CARRY)
-    return _block(naming.RECURRENCE, base, source, [(carry, _sum(back_terms.get(prev, ()), hoisted))])
+    return _block(naming.RECURRENCE, base, source,
+                  [(carry, _sum(back_terms.get(prev, ()), hoisted))])
 
 
 def _dim(cell, e: sp.Expr) -> str:
