@@ -1,123 +1,270 @@
-"""Brute force: the cell unrolled over T steps into scalar expressions, differentiated directly.
+"""Brute force: the cell unrolled over T steps into scalar operations, differentiated directly.
 
 This is independent of the derivation.  It reads only the cell's forward equations and
-each operation's definition in elementary functions (``ops.OPS[f].definition``), builds
-the total loss
+each operation's definition in elementary functions (``ops.OPS[f].definition``), runs the
+unrolled steps entry by entry on 50-digit numbers (mpmath), recording every scalar
+operation on a tape, and computes the total loss
 
     L = Σ_t Σ_b ⟨Δh_t, h_t⟩ + Σ_s Σ_b ⟨δs_T, s_T⟩
 
-as one symengine expression of every scalar parameter, input and initial state, and
-differentiates it with respect to each of them.  The sizes must be small: the unrolled
-expression grows with T and with the cell.
+and its gradient with respect to every scalar parameter, input and initial state by one
+reverse pass over the tape.  The only derivative knowledge here is that of +, ×, integer
+powers, exp, log, tanh and a branch (``_Tape``): none of the derivation's rules, none of its
+paths.  Working at 50 digits, the reference stays exact to far below float64's rounding
+also where gates saturate, so it can judge the generated code anywhere in the float64 range.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import mpmath
 import numpy as np
-import symengine as se
+import sympy as sp
 
 from . import naming
 from .cell import Cell, size_value
 from .ops import Concat, MatVec, Transposed, elementary
 
+#: Significant digits of the reference arithmetic.
+DIGITS = 50
+
+
+class Reference(NamedTuple):
+    """What brute force computed: ``grads`` keyed as ``backward`` keys its gradients (the
+    input's gradient by the input's name), ``outputs`` the output state at every step
+    (T, B, n) and ``final`` each state at step T, (B, n); all float64, rounded from 50 digits."""
+    grads: dict[str, np.ndarray]
+    outputs: np.ndarray
+    final: dict[str, np.ndarray]
+
 
 def loss_gradients(cell: Cell, values: dict, D: int, H: int) -> dict[str, np.ndarray]:
-    """dL/d(every parameter, x, every initial state) by differentiating the unrolled loss.
+    """dL/d(every parameter, input, initial state) by differentiating the unrolled loss.
 
     ``values`` holds NumPy arrays as the generated modules take them: each parameter by
-    name, ``x`` (T, B, n), ``state0`` and ``dstate`` (dicts of (B, size) arrays) and ``dhs``
-    (T, B, size of the output).  Returns arrays keyed as ``backward`` keys its gradients.
-    Each sample is unrolled on its own (the loss is a sum over them), which keeps every
-    expression the size of one sequence.
-    """
-    B = np.shape(values["x"])[1]
-    per_sample = {"x", *(f"{s}0" for s in cell.states)}   # the rest sum over the samples
-    out = {}
-    for b in range(B):
-        one = {**values, "x": values["x"][:, b:b + 1], "dhs": values["dhs"][:, b:b + 1],
-               **{k: {s: v[b:b + 1] for s, v in values[k].items()} for k in ("state0", "dstate")}}
-        for key, g in _sample_gradients(cell, one, D, H).items():
-            if key in per_sample:
-                out.setdefault(key, []).append(g)
-            else:
-                out[key] = out.get(key, 0) + g
-    return {k: np.concatenate(v, axis=1 if k == "x" else 0) if isinstance(v, list) else v
-            for k, v in out.items()}
+    name, ``x`` (T, B, n) the input sequence, ``state0`` and ``dstate`` (dicts of (B, size)
+    arrays) and ``dhs`` (T, B, size of the output).  Returns arrays keyed as ``backward``
+    keys its gradients: the input's under the input's name."""
+    return unroll(cell, values, D, H).grads
 
 
-def _sample_gradients(cell: Cell, values: dict, D: int, H: int) -> dict[str, np.ndarray]:
-    """:func:`loss_gradients` for a batch of one."""
+def unroll(cell: Cell, values: dict, D: int, H: int, digits: int = DIGITS) -> Reference:
+    """The unrolled cell's outputs and the loss's gradients (see :func:`loss_gradients`),
+    computed at ``digits`` significant digits, one sample at a time."""
+    (input_name,) = cell.inputs
+    x = np.asarray(values["x"])
+    T, B = x.shape[:2]
+    samples = []
+    with mpmath.workdps(digits):
+        for b in range(B):
+            one = {**values, "x": x[:, b], "dhs": np.asarray(values["dhs"])[:, b],
+                   **{k: {s: np.asarray(v)[b] for s, v in values[k].items()}
+                      for k in ("state0", "dstate")}}
+            samples.append(_sample(cell, one, D, H))
+    per_sample = {input_name, *(f"{s}0" for s in cell.states)}
+    grads = {}
+    for key in samples[0][0]:
+        parts = [g[key] for g, _, _ in samples]
+        if key == input_name:
+            grads[key] = np.stack(parts, axis=1)
+        elif key in per_sample:
+            grads[key] = np.stack(parts)
+        else:
+            grads[key] = np.sum(parts, axis=0)
+    outputs = np.stack([o for _, o, _ in samples], axis=1)
+    final = {s: np.stack([f[s] for _, _, f in samples]) for s in cell.states}
+    return Reference(grads, outputs, final)
+
+
+class _Tape:
+    """Scalar reverse mode: every operation appends its node with the local derivatives
+    towards its operands; :meth:`gradient` walks the nodes backwards, accumulating with +=."""
+
+    def __init__(self):
+        self.parents: list[tuple] = []
+
+    def leaf(self, value) -> "_Node":
+        return self.node(mpmath.mpf(value), ())
+
+    def node(self, value, parents) -> "_Node":
+        self.parents.append(parents)
+        return _Node(self, len(self.parents) - 1, value)
+
+    def gradient(self, out: "_Node") -> list:
+        adj = [mpmath.mpf(0)] * len(self.parents)
+        adj[out.index] = mpmath.mpf(1)
+        for k in range(out.index, -1, -1):
+            a = adj[k]
+            if a:
+                for j, local in self.parents[k]:
+                    adj[j] += a * local
+        return adj
+
+    # the elementary functions that ``ops.OPS[f].definition(a, m)`` calls on ``m``
+    def exp(self, a):
+        if not isinstance(a, _Node):
+            return mpmath.exp(a)
+        y = mpmath.exp(a.value)
+        return self.node(y, ((a.index, y),))
+
+    def log(self, a):
+        if not isinstance(a, _Node):
+            return mpmath.log(a)
+        return self.node(mpmath.log(a.value), ((a.index, 1 / a.value),))
+
+    def tanh(self, a):
+        if not isinstance(a, _Node):
+            return mpmath.tanh(a)
+        y = mpmath.tanh(a.value)
+        return self.node(y, ((a.index, 1 - y * y),))
+
+    @staticmethod
+    def Piecewise(*pieces):
+        """The first piece whose condition holds, differentiated as that piece alone."""
+        for value, condition in pieces:
+            if condition is True or (condition is not False and bool(condition)):
+                return value
+        raise ValueError("no piece of a Piecewise applies")
+
+
+class _Node:
+    """One scalar on a tape: its 50-digit value and its place."""
+
+    __slots__ = ("tape", "index", "value")
+
+    def __init__(self, tape, index, value):
+        self.tape, self.index, self.value = tape, index, value
+
+    def _binary(self, other, value, d_self, d_other):
+        if isinstance(other, _Node):
+            return self.tape.node(value, ((self.index, d_self), (other.index, d_other)))
+        return self.tape.node(value, ((self.index, d_self),))
+
+    @staticmethod
+    def _value(other):
+        return other.value if isinstance(other, _Node) else other
+
+    def __add__(self, other):
+        return self._binary(other, self.value + self._value(other), 1, 1)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return self._binary(other, self.value - self._value(other), 1, -1)
+
+    def __rsub__(self, other):
+        return self.tape.node(other - self.value, ((self.index, -1),))
+
+    def __neg__(self):
+        return self.tape.node(-self.value, ((self.index, -1),))
+
+    def __mul__(self, other):
+        o = self._value(other)
+        return self._binary(other, self.value * o, o, self.value)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        o = self._value(other)
+        return self._binary(other, self.value / o, 1 / o, -self.value / (o * o))
+
+    def __rtruediv__(self, other):
+        y = other / self.value
+        return self.tape.node(y, ((self.index, -y / self.value),))
+
+    def __pow__(self, n):
+        if not isinstance(n, int):
+            raise TypeError(f"brute force takes integer powers only, got {n!r}")
+        return self.tape.node(self.value ** n, ((self.index, n * self.value ** (n - 1)),))
+
+    def __gt__(self, other):
+        return self.value > self._value(other)
+
+    def __lt__(self, other):
+        return self.value < self._value(other)
+
+    def __ge__(self, other):
+        return self.value >= self._value(other)
+
+    def __le__(self, other):
+        return self.value <= self._value(other)
+
+
+def _sample(cell: Cell, values: dict, D: int, H: int):
+    """Gradients, outputs and final states of one sample (``values`` without a batch axis)."""
+    tape = _Tape()
     leaves: dict[str, np.ndarray] = {}
-    point = {}
 
     def leaf(key, array):
         array = np.asarray(array, dtype=np.float64)
-        syms = np.empty(array.shape, dtype=object)
+        nodes = np.empty(array.shape, dtype=object)
         for idx in np.ndindex(*array.shape):
-            s = se.Symbol(f"{key}:{'_'.join(map(str, idx))}")
-            syms[idx] = s
-            point[s] = float(array[idx])
-        leaves[key] = syms
-        return syms
+            nodes[idx] = tape.leaf(float(array[idx]))
+        leaves[key] = nodes
+        return nodes
 
     params = {p.symbol: leaf(p.name, values[p.name]) for p in cell.params}
     (input_name,) = cell.inputs
     xs = leaf(input_name, values["x"])
-    T, B = xs.shape[:2]
     states = {s: leaf(f"{s}0", values["state0"][s]) for s in cell.states}
-    loss = se.Integer(0)
-    for t in range(T):
+    numbers: dict[sp.Expr, mpmath.mpf] = {}
+    loss, outputs = 0, []
+    for t in range(xs.shape[0]):
         env = dict(params)
         env[naming.timed(input_name)] = xs[t]
         env.update({naming.timed(s, -1): v for s, v in states.items()})
         for eq in cell.equations:
             n = size_value(cell.dim(eq.lhs), D, H)
-            env[eq.lhs] = _vector(eq.rhs, env, n, B)
+            env[eq.lhs] = _vector(eq.rhs, env, n, tape, numbers)
         states = {s: env[naming.timed(s)] for s in cell.states}
-        loss += _dot(values["dhs"][t], states[cell.output])
+        outputs.append(states[cell.output])
+        loss = loss + _dot(values["dhs"][t], states[cell.output])
     for s in cell.states:
-        loss += _dot(values["dstate"][s], states[s])
-    keys = [(key, idx) for key, syms in leaves.items() for idx in np.ndindex(*syms.shape)]
-    symbols = [leaves[key][idx] for key, idx in keys]
-    derivatives = [loss.diff(s) for s in symbols]
-    f = se.Lambdify(symbols, derivatives, backend="lambda", cse=True)
-    flat = np.asarray(f([point[s] for s in symbols]), dtype=np.float64).ravel()
-    out = {key: np.empty(syms.shape) for key, syms in leaves.items()}
-    for (key, idx), value in zip(keys, flat):
-        out[key][idx] = value
-    out["x"] = out.pop(input_name)
-    return out
+        loss = loss + _dot(values["dstate"][s], states[s])
+    grads = {}
+    if isinstance(loss, _Node):
+        adj = tape.gradient(loss)
+        for key, nodes in leaves.items():
+            grads[key] = np.array([float(adj[n.index]) for n in nodes.ravel()]).reshape(nodes.shape)
+    else:   # the loss reads nothing: every gradient is zero
+        grads = {key: np.zeros(nodes.shape) for key, nodes in leaves.items()}
+    return grads, _floats(np.array(outputs, dtype=object)), \
+        {s: _floats(v) for s, v in states.items()}
 
 
-def _dot(weights, vectors):
-    """Σ_b ⟨w_b, v_b⟩ over a batch of vectors (object arrays of symengine expressions)."""
+def _floats(nodes: np.ndarray) -> np.ndarray:
+    return np.array([float(_Node._value(n)) for n in nodes.ravel()]).reshape(nodes.shape)
+
+
+def _dot(weights, vector):
+    """⟨w, v⟩ for one sample's vector v of tape nodes."""
     total = 0
-    for w, v in zip(np.asarray(weights, dtype=np.float64), vectors):
-        total += sum(float(a) * b for a, b in zip(w, v))
+    for w, v in zip(np.asarray(weights, dtype=np.float64), vector):
+        total = total + v * mpmath.mpf(float(w))
     return total
 
 
-def _vector(rhs, env, n: int, B: int) -> np.ndarray:
-    """The right side ``rhs`` for every sample and element, as symengine expressions."""
-    out = np.empty((B, n), dtype=object)
+def _vector(rhs, env, n: int, tape: _Tape, numbers: dict) -> np.ndarray:
+    """The right side ``rhs`` for every entry, as tape nodes (or numbers where constant)."""
     if isinstance(rhs, Concat):
-        for b in range(B):
-            out[b] = np.concatenate([env[v][b] for v in rhs.args])
-        return out
-    for b in range(B):
-        for j in range(n):
-            out[b, j] = elementary(rhs, se, lambda e, b=b, j=j: _leaf(e, env, b, j))
+        return np.concatenate([env[v] for v in rhs.args])
+    out = np.empty(n, dtype=object)
+    for j in range(n):
+        out[j] = elementary(rhs, tape, lambda e, j=j: _leaf(e, env, j, numbers))
     return out
 
 
-def _leaf(e, env, b: int, j: int):
-    """Element j of sample b of a symbol or matrix product; a number as itself."""
+def _leaf(e, env, j: int, numbers: dict):
+    """Entry j of a symbol or matrix product; a number as a 50-digit number."""
     if e.is_number:
-        return se.sympify(e)
+        if e not in numbers:
+            numbers[e] = mpmath.mpf(str(sp.N(e, mpmath.mp.dps + 10)))
+        return numbers[e]
     if isinstance(e, MatVec):
         W, v = e.args
         M = env[W.args[0]].T if isinstance(W, Transposed) else env[W]
-        return sum((M[j, k] * env[v][b][k] for k in range(M.shape[1])), se.Integer(0))
-    value = env[e]
-    if naming.parse(e) is None:        # a vector parameter: the same for every sample
-        return value[j]
-    return value[b][j]
+        total = 0
+        for k in range(M.shape[1]):
+            total = total + M[j, k] * env[v][k]
+        return total
+    return env[e][j]
