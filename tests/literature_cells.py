@@ -27,9 +27,9 @@ def nested_lstm():
     inner = _gates(b, xin, hin, "zifo", in_size="H", suffix="2")
     zn, i_n, fn_, on = (b.let(n + "2", fn(inner[n])) for n, fn in
                         (("z", tanh), ("i", sigma), ("f", sigma), ("o", sigma)))
-    b.let("d", fn_ * d + i_n * zn)
-    b.let("c", on * tanh(d))
-    b.let("h", o * tanh(c))
+    d_t = b.let("d", fn_ * d + i_n * zn)
+    c_t = b.let("c", on * tanh(d_t))
+    b.let("h", o * tanh(c_t))
     return b.build()
 
 

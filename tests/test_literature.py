@@ -8,6 +8,10 @@ must match torch's autograd of the PyTorch version to 1e-10 in float64.
   so its input has the hidden size.
 - IndRNN: the independently recurrent network (Li et al., 2018), relu(W x + u ⊙ h + b).
 - JANET: the forget-gate-only LSTM (van der Westhuizen and Lasenby, 2018) with its shift β.
+- The Nested LSTM (Moniz and Krueger, 2018), two LSTM layers as one cell, and the LSTM with a
+  projection of size 8 (``tests/literature_cells.py``).
+
+Each is checked through all three backends: the NumPy, Numba and PyTorch modules.
 """
 import numpy as np
 import pytest
@@ -16,6 +20,8 @@ import symlstm
 from symlstm import CellBuilder, matvec, relu, sigma, tanh
 from symlstm.render import numpy_module
 from symlstm.verification import load_module, problem
+
+from literature_cells import nested_lstm, projected_lstm, stacked_lstm
 
 torch = pytest.importorskip("torch")
 
@@ -127,12 +133,45 @@ def torch_janet(p, x, h, beta=1):
     return {"h": torch.sigmoid(s) * h + (1 - torch.sigmoid(s - beta)) * n}
 
 
-CELLS = {"mgu": (mgu, torch_mgu), "mut1": (mut1, torch_mut1), "mut2": (mut2, torch_mut2),
+def _torch_lstm_gates(p, x, h, suffix=""):
+    pre = {g: x @ p[f"W_{g}{suffix}"].T + h @ p[f"R_{g}{suffix}"].T + p[f"b_{g}{suffix}"]
+           for g in "zifo"}
+    return (torch.tanh(pre["z"]), torch.sigmoid(pre["i"]), torch.sigmoid(pre["f"]),
+            torch.sigmoid(pre["o"]))
+
+
+def torch_nested_lstm(p, x, h, c, d):
+    z, i, f, o = _torch_lstm_gates(p, x, h)
+    zn, i_n, fn, on = _torch_lstm_gates(p, i * z, f * c, "2")
+    d = fn * d + i_n * zn
+    c = on * torch.tanh(d)
+    return {"h": o * torch.tanh(c), "c": c, "d": d}
+
+
+def torch_stacked_lstm(p, x, h1, c1, h, c):
+    z, i, f, o = _torch_lstm_gates(p, x, h1, "1")
+    c1 = f * c1 + i * z
+    h1 = o * torch.tanh(c1)
+    z, i, f, o = _torch_lstm_gates(p, h1, h, "2")
+    c = f * c + i * z
+    return {"h1": h1, "c1": c1, "h": o * torch.tanh(c), "c": c}
+
+
+def torch_projected_lstm(p, x, h, c):
+    z, i, f, o = _torch_lstm_gates(p, x, h)
+    c = f * c + i * z
+    return {"h": (o * torch.tanh(c)) @ p["W_hr"].T, "c": c}
+
+
+CELLS = {"nested_lstm": (nested_lstm, torch_nested_lstm),
+         "stacked_lstm": (stacked_lstm, torch_stacked_lstm),
+         "projected_lstm": (projected_lstm, torch_projected_lstm),
+         "mgu": (mgu, torch_mgu), "mut1": (mut1, torch_mut1), "mut2": (mut2, torch_mut2),
          "mut3": (mut3, torch_mut3), "indrnn": (indrnn, torch_indrnn),
          "janet": (janet, torch_janet)}
 
 
-def torch_gradients(step, params, x, state0, dhs, dstate):
+def torch_gradients(step, params, x, state0, dhs, dstate, output="h"):
     """Autograd of the PyTorch cell over the sequence, for the loss verify() uses."""
     leaves = {k: torch.tensor(v, requires_grad=True) for k, v in
               {**params, "x": x, **{f"{s}0": v for s, v in state0.items()}}.items()}
@@ -140,22 +179,74 @@ def torch_gradients(step, params, x, state0, dhs, dstate):
     loss = 0
     for t in range(x.shape[0]):
         state = step(leaves, leaves["x"][t], *state.values())
-        loss = loss + (state["h"] * torch.tensor(dhs[t])).sum()
+        loss = loss + (state[output] * torch.tensor(dhs[t])).sum()
     loss = loss + sum((state[s] * torch.tensor(dstate[s])).sum() for s in state)
     loss.backward()
     return {k: v.grad.numpy() for k, v in leaves.items()}
 
 
+def _numpy(d, tmp_path):
+    return load_module(numpy_module(d), d.cell.name)
+
+
+def _numba(d, tmp_path):
+    pytest.importorskip("numba", reason="numba is installed by the README's test command")
+    import importlib.util
+    import sys
+    from symlstm.backends.numba import numba_module
+    path = tmp_path / f"{d.cell.name}.py"
+    path.write_text(numba_module(d))
+    name = f"numba_literature_{tmp_path.name}_{d.cell.name}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class _TorchAsNumpy:
+    """The torch module behind the NumPy modules' forward/backward contract: backward is
+    autograd through the module's own derived backward pass (its autograd.Function)."""
+
+    def __init__(self, d):
+        from symlstm.backends.torch import torch_module
+        self.mod = load_module(torch_module(d), f"torch_{d.cell.name}")
+        self.states, self.input = self.mod.STATES, next(iter(d.cell.inputs))
+
+    def forward(self, params, x, state0):
+        leaves = {k: torch.tensor(v, requires_grad=True) for k, v in
+                  {**params, self.input: x, **{f"{s}0": v for s, v in state0.items()}}.items()}
+        hs, state = self.mod.forward({k: leaves[k] for k in params}, leaves[self.input],
+                                     {s: leaves[f"{s}0"] for s in self.states})
+        return hs, state, leaves
+
+    def backward(self, params, leaves, dhs, dstate, hs, state):
+        loss = (hs * torch.tensor(dhs)).sum() + sum(
+            (state[s] * torch.tensor(dstate[s])).sum() for s in self.states)
+        loss.backward()
+        return {k: v.grad.numpy() for k, v in leaves.items()}
+
+
+def _torch(d, tmp_path):
+    return _TorchAsNumpy(d)
+
+
+@pytest.mark.parametrize("backend", [_numpy, _numba, _torch], ids=["numpy", "numba", "torch"])
 @pytest.mark.parametrize("name", list(CELLS))
-def test_literature_cell_matches_torch_autograd(name):
+def test_literature_cell_matches_torch_autograd(name, backend, tmp_path):
     build, step = CELLS[name]
     cell = build()
-    mod = load_module(numpy_module(symlstm.derive(cell)), name)
+    d = symlstm.derive(cell)
+    ref = load_module(numpy_module(d), name)
     D = 5 if "D" in cell.inputs.values() else 4
-    params, x, state0, dhs, dstate = problem(mod, T=6, B=3, D=D, H=4, seed=7)
-    _, _, cache = mod.forward(params, x, state0)
-    grads = mod.backward(params, cache, dhs, dstate)
-    want = torch_gradients(step, params, x, state0, dhs, dstate)
+    params, x, state0, dhs, dstate = problem(ref, T=6, B=3, D=D, H=4, seed=7)
+    mod = backend(d, tmp_path)
+    if backend is _torch:
+        hs, state, leaves = mod.forward(params, x, state0)
+        grads = mod.backward(params, leaves, dhs, dstate, hs, state)
+    else:
+        _, _, cache = mod.forward(params, x, state0)
+        grads = mod.backward(params, cache, dhs, dstate)
+    want = torch_gradients(step, params, x, state0, dhs, dstate, cell.output)
     assert set(grads) == set(want)
     for k, g in want.items():
         err = np.max(np.abs(grads[k] - g)) / max(np.max(np.abs(g)), 1e-300)
