@@ -437,11 +437,11 @@ class _Parser:
         if t.kind != "name":
             self.fail("a name, a number or '('")
         self.take()
-        if t.text in FUNCTIONS and self.next.text in ("(", "²") and self.next.kind == "op":
-            return self.call(t)
         if t.text in self.d.params:
             shape = self.d.params[t.text]
             return _Value(sp.Symbol(t.text), "svm"[min(len(shape), 2)])
+        if t.text in FUNCTIONS:
+            return self.call(t)
         if t.text in SIZES:
             return _Value(sp.Symbol(t.text), "s")
         return self.vector(t)
@@ -458,7 +458,7 @@ class _Parser:
         try:
             e = f(*(a.expr for a in args))
         except (TypeError, ValueError) as err:
-            self.fail(f"arguments {name.text} takes", name, f"{name.text}: {err}")
+            self.fail(f"as many arguments as {name.text} takes ({err})", name, str(len(args)))
         shape = {MatVec: "v", MatTVec: "v", Part: "v", Concat: "v", lse: "v", total: "v",
                  Outer: "m", Transposed: "m"}.get(f, args[0].shape)
         return _Value(e ** 2 if square else e, shape)
@@ -474,14 +474,14 @@ class _Parser:
             if kind or base in self.d.vectors:
                 self.fail(f"its time: a vector is written with its time, as {t.text}[t] or "
                           f"{t.text}[t-1]")
-            raise ClaimError(
-                f"the claim {self.text!r} uses {t.text!r}, which is neither a parameter of "
-                f"{self.d.name!r} nor a function; vectors are written with their time, such as "
-                f"c[t-1] or δc[t+1] (in ASCII delta_c[t+1]; Delta_h[t] for Δh[t], "
-                f"delta_plus_c[t] for δ⁺c[t]); parameters: {', '.join(self.d.params)}")
+            self.fail(f"a parameter ({', '.join(self.d.params)}), a function, or a vector with "
+                      "its time, such as c[t-1] or δc[t+1] (in ASCII delta_c[t+1]; Delta_h[t] "
+                      "for Δh[t], delta_plus_c[t] for δ⁺c[t])", t,
+                      f"{t.text!r}, which is neither a parameter of {self.d.name!r} nor a "
+                      "function")
         if base not in self.d.vectors:
-            raise ClaimError(f"{t.text}: {self.d.name!r} has no vector {base!r}; it has "
-                             f"{', '.join(sorted(self.d.vectors))}")
+            self.fail(f"a vector of {self.d.name!r}: {', '.join(sorted(self.d.vectors))}", t,
+                      f"{t.text}[...], but {self.d.name!r} has no vector {base!r}")
         self.take()
         index = self.next
         if not (index.kind == "name" and index.text == "t"):
