@@ -50,7 +50,6 @@ CHECKED = (3, 4, 5)        # the steps t at which the two sides are compared
 REACH = 2                  # a claim reads steps t-2 to t+2
 RUNS = 3                   # runs the two sides are compared on
 TOLERANCE = 1e-9           # relative
-POINTS = RUNS
 
 
 class ClaimError(ValueError):
@@ -125,7 +124,7 @@ def check_claim(derivation, label: str, claim, *, seed: int = 0) -> Verdict:
     g = d.gradients[label]
     expr = parse(d, claim) if isinstance(claim, str) else sp.sympify(claim)
     _check_names(d, expr)
-    runs = _Runs(d, seed)
+    runs = _runs(derivation, d, seed)
     claimed, derived = _unsummed(expr), _unsummed(g.rhs)
     holds = _same(claimed, derived, runs)
     missing, extra, example = (), (), None
@@ -525,6 +524,21 @@ def _unsummed(e: sp.Expr) -> sp.Expr:
 
 
 # --- runs of the cell ----------------------------------------------------------------------
+
+_CACHE: list = []   # (derivation, seed, runs), the latest few: a document judges many claims
+
+
+def _runs(derivation, d: _Subject, seed: int) -> _Runs:
+    """The runs of ``derivation``'s cell, reused while the same derivation is judged."""
+    for subject, s, runs in _CACHE:
+        if subject is derivation and s == seed:
+            return runs
+    runs = _Runs(d, seed)
+    if isinstance(derivation, (str, _Subject)):
+        return runs
+    _CACHE[:] = [(derivation, seed, runs), *_CACHE[:7]]
+    return runs
+
 
 class _Runs:
     """``RUNS`` runs of the cell, each from its own random draw."""

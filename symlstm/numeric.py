@@ -2,8 +2,9 @@
 
 :func:`evaluate` computes any expression of a derivation (element-wise operations by their
 definitions in ``ops``, matrix products, concatenations and their parts) from the values
-of its symbols.  The claim checker and the worked example use it; the generated code never
-does.
+of its symbols, and :func:`unroll` runs a cell's equations forward and its adjoints backward
+over a few steps, keeping every value.  The claim checker and the worked example use them;
+the generated code never does.
 """
 from __future__ import annotations
 
