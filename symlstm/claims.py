@@ -29,8 +29,8 @@ from . import naming
 from .bptt import Derivation, describe_path
 from .cell import size_value
 from .numeric import EvaluationError, Run, evaluate, unroll
-from .ops import (Concat, MatTVec, MatVec, Outer, Part, TimeSum, Transposed, lse, relu, sigma,
-                  softplus, total)
+from .ops import (OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, TimeSum, Transposed,
+                  lse, relu, sigma, softplus, total)
 from .sweep import Term
 
 #: Names a claim may call besides the cell's own: the printed notation's functions.
@@ -38,7 +38,11 @@ FUNCTIONS = {"sigma": sigma, "σ": sigma, "tanh": sp.tanh, "exp": sp.exp, "log":
              "relu": relu, "softplus": softplus, "sech": sp.sech, "cosh": sp.cosh,
              "sinh": sp.sinh, "sqrt": sp.sqrt, "erf": sp.erf, "diff": sp.diff, "MatVec": MatVec,
              "MatTVec": MatTVec, "Outer": Outer, "TimeSum": TimeSum, "Transposed": Transposed,
-             "Concat": Concat, "Part": Part, "lse": lse, "total": total}
+             "Concat": Concat, "Part": Part, "lse": lse, "total": total,
+             "softmax": lambda a: sp.exp(a - lse(a)),
+             **{f.__name__: f for f in (*OPS, *REDUCTIONS)}}
+#: Constants a claim may name (SymPy prints e as E).
+CONSTANTS = {"pi": sp.pi, "π": sp.pi, "E": sp.E}
 #: ASCII spellings of the adjoints' marks: delta_h[t] is δh[t], Delta_h[t] is Δh[t] and
 #: delta_plus_c[t] is δ⁺c[t] (longest first).
 ASCII_KINDS = (("delta_plus_", naming.CARRY), ("delta_", naming.ADJOINT),
@@ -443,6 +447,8 @@ class _Parser:
             return self.call(t)
         if t.text in SIZES:
             return _Value(sp.Symbol(t.text), "s")
+        if t.text in CONSTANTS and not (self.next.kind == "op" and self.next.text == "["):
+            return _Value(CONSTANTS[t.text], "s")
         return self.vector(t)
 
     def call(self, name: _Token) -> _Value:
@@ -590,7 +596,7 @@ def _close(a, b) -> bool:
     if a.shape != b.shape and a.size != 1 and b.size != 1:
         return False
     scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
-    return bool(np.allclose(a, b, rtol=TOLERANCE, atol=TOLERANCE * scale))
+    return bool(np.allclose(a, b, rtol=TOLERANCE, atol=TOLERANCE * scale, equal_nan=True))
 
 
 def _same(a, b, runs: _Runs, points=None) -> bool:

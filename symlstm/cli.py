@@ -151,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
                                    "not (with the paths it misses or adds, and a counterexample "
                                    "read off a run), 2 when it cannot be read.",
                        epilog="The claim is written as `symlstm show` prints, for example\n"
-                              "  symlstm check-claim lstm rec:h 'Δh[t] + R_fᵀ δfbar[t+1] + R_iᵀ δibar[t+1]'\n"
+                              "  symlstm check-claim lstm rec:h 'Δh[t] + δ⁺h[t]'\n"
                               "  symlstm check-claim lstm rec:c "
                               "'δc[t+1] ⊙ f[t+1] + δh[t] ⊙ o[t] ⊙ (1 - tanh(c[t])**2)'\n"
                               "  symlstm check-claim lstm grad:W_f 'Σ_t δfbar[t] x[t]ᵀ'\n"

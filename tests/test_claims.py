@@ -1,10 +1,13 @@
 """symlstm.check_claim judges hand-written gradient formulas: right ones hold however they
 are written, wrong ones fail with the paths they miss or add and a counterexample."""
+import importlib
 import io
 
 import numpy as np
 import pytest
 import sympy as sp
+from cellgen import cells
+from hypothesis import HealthCheck, given, settings
 
 import symlstm
 from symlstm import ClaimError, check_claim, claims, cli, naming
@@ -227,7 +230,6 @@ def test_a_carry_stands_for_all_the_paths_through_the_next_step():
 def test_the_runs_are_runs_of_the_generated_module(name):
     """The values claims are judged on are those the generated NumPy module computes: the
     outputs h_t, and the gradients of x, the initial states and every parameter."""
-    import importlib
     d = symlstm.derive(name)
     run = _runs(d).runs[0]
     mod = importlib.import_module(f"symlstm.generated.{name}")
@@ -317,3 +319,18 @@ def test_a_parse_error_puts_a_caret_where_the_claim_stops_making_sense(claim, co
     assert expected in first, first
     assert shown == f"  {claim}" and caret == "  " + " " * (column - 1) + "^"
     assert "TokenError" not in message and "(1," not in message
+
+
+def test_every_printed_right_side_of_random_cells_holds():
+    """Cells drawn from the whole grammar (relu's step, log, division, constants such as π):
+    each derived right side, as print(d) shows it, holds on the cell's runs."""
+    @settings(max_examples=20, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(cells())
+    def check(cell):
+        d = symlstm.derive(cell)
+        for g in d.all():
+            if g.kind != naming.FORWARD:
+                claim = str(g).split(" = ", 1)[1]
+                assert check_claim(d, g.label, claim).holds, f"{g.label}: {claim}"
+    check()
