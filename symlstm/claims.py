@@ -66,8 +66,9 @@ class Verdict(NamedTuple):
     ``holds`` says whether the claim equals the derived gradient.  When it does not,
     ``missing`` holds the derivation's paths (``Term``) that no term of the claim matches,
     ``extra`` the claim's terms that match no path, and ``counterexample`` a run of the cell
-    on which the two differ: the run's length and step (``steps``, ``step``), the sizes,
-    the values of every quantity either side names (``at``) and both sides' values.
+    on which the two differ: the run's length, number and step (``steps``, ``run``,
+    ``step``), the sizes, the values of every quantity either side names there (``at``)
+    and both sides' values.
     ``correct`` is the derived right side, ``latex`` the derived equation.
     """
     holds: bool
@@ -665,6 +666,7 @@ def _counterexample(claimed, derived, runs: _Runs) -> dict:
         if isinstance(e, ClaimError):
             raise
         claim = f"no value ({e})"
-    return {"sizes": dict(SIZES), "steps": STEPS, "step": t,
+    sizes = {**SIZES, "K": OUTPUTS} if runs.d.targets else dict(SIZES)
+    return {"sizes": sizes, "steps": STEPS, "run": k, "step": t,
             "at": {comment(s): runs.runs[k].value(s, t) for s in used},
             "claim": claim, "derived": runs.value(derived, k, t)}
