@@ -189,7 +189,7 @@ def _subject(derivation) -> _Subject:
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<number>\d+(?:\.\d+)?)
-  | (?P<sum>Σ_?[tk])
+  | (?P<sum>[Σ∑]_?[tk])
   | (?P<name>(?:δ⁺|δ\+|δ|Δ)?[^\W\dᵀ²][^\Wᵀ²]*)
   | (?P<transpose>ᵀ|\^T\b|\.T\b|')
   | (?P<op>\*\*|\^|[-+*/(),:\[\]²−⊙·∘])
@@ -289,7 +289,6 @@ class _Parser:
         sign = 1
         if self.next.text in "+-" and self.next.kind == "op":
             sign = -1 if self.take().text == "-" else 1
-        start = self.next
         value = self.product()
         out, shape = sign * value.expr, value.shape
         while self.next.kind == "op" and self.next.text in ("+", "-"):
@@ -327,7 +326,8 @@ class _Parser:
                 if self.next.kind == "sum":
                     right = self.summed()
                 else:
-                    if not self.starts_factor():
+                    signed = self.next.kind == "op" and self.next.text in ("+", "-")
+                    if not (self.starts_factor() or signed):
                         self.fail(f"a factor after {t.text!r}")
                     right = self.factor()
                 value = self.times(value, right, t, t.text)

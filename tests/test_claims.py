@@ -295,6 +295,10 @@ def test_every_right_side_symlstm_show_prints_holds(name, head):
     ("−δ+h[t] ∘ delta_c[t]", "-δc[t]*δ⁺h[t]"),
     ("Delta_h[t] · 2", "2*Δh[t]"),
     ("(R_fᵀ)ᵀ δh[t]", "MatVec(R_f, δh[t])"),
+    ("δh[t] * -o[t]", "-o[t]*δh[t]"),
+    ("∑_t δzbar[t]", "TimeSum(δzbar[t])"),
+    ("1/2 Σ_k c[t]**2", "total(c[t]**2)/2"),
+    ("softmax(c[t])", "exp(c[t] - lse(c[t]))"),
 ])
 def test_the_printed_notation_reads_as_sympy(claim, expected):
     assert str(parse(symlstm.derive("lstm"), claim)) == expected
