@@ -359,10 +359,10 @@ class _Parser:
                           "δzbar[t] x[t]ᵀ)", token, "⊙ between a matrix and a vector")
             return _Value(a.expr * b.expr, self.combined(a.shape, b.shape, token, "multiplied"))
         if shapes == "mv":
-            W = a.expr
+            c, W = a.expr.as_coeff_Mul()   # 2 R_fᵀ v is 2 (R_fᵀ v)
             if isinstance(W, Transposed) and isinstance(W.args[0], sp.Symbol):
-                return _Value(MatTVec(W.args[0], b.expr), "v")
-            return _Value(MatVec(W, b.expr), "v")
+                return _Value(c * MatTVec(W.args[0], b.expr), "v")
+            return _Value(c * MatVec(W, b.expr), "v")
         if shapes == "vr":
             return _Value(Outer(a.expr, b.expr), "m")
         if shapes in ("ss", "sv", "vs", "vv", "sm", "ms"):

@@ -338,3 +338,15 @@ def test_every_printed_right_side_of_random_cells_holds():
                 claim = str(g).split(" = ", 1)[1]
                 assert check_claim(d, g.label, claim).holds, f"{g.label}: {claim}"
     check()
+
+
+def test_the_help_names_the_ascii_spellings_and_they_read(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["check-claim", "--help"])
+    text = capsys.readouterr().out
+    for spelling in ("delta_h[t]", "Delta_h[t]", "delta_plus_h[t]", "δ+h[t]", "W^T", "W.T"):
+        assert spelling in text
+    d = symlstm.derive("lstm")
+    assert parse(d, "delta_h[t] + Delta_h[t] + delta_plus_h[t] + δ+h[t]") == parse(
+        d, "δh[t] + Δh[t] + 2*δ⁺h[t]")
+    assert parse(d, "R_f^T δh[t] + R_f.T δh[t]") == parse(d, "2*R_fᵀ δh[t]")
