@@ -350,3 +350,26 @@ def test_the_help_names_the_ascii_spellings_and_they_read(capsys):
     assert parse(d, "delta_h[t] + Delta_h[t] + delta_plus_h[t] + δ+h[t]") == parse(
         d, "δh[t] + Δh[t] + 2*δ⁺h[t]")
     assert parse(d, "R_f^T δh[t] + R_f.T δh[t]") == parse(d, "2*R_fᵀ δh[t]")
+
+
+@pytest.mark.parametrize("head", ["regression", "classifier"])
+def test_the_runs_of_a_network_are_runs_of_its_generated_module(head):
+    net = symlstm.derive_network("lstm", head)
+    run = _runs(net).runs[0]
+    mod = importlib.import_module(f"symlstm.generated.lstm_{head}")
+    t_of = range(1, claims.STEPS + 1)
+
+    def series(base, kind=""):   # (T, B = 1, size)
+        return np.stack([run.values[(kind, base)][t] for t in t_of])[:, None]
+    y = series("y")
+    if head == "classifier":
+        y = y.argmax(axis=-1)
+    state0 = {s: run.values[("", s)][0][None] for s in ("h", "c")}
+    params = {p: run.params[p] for p in mod.PARAMS}
+    loss, grads = mod.loss_and_grads(params, series("x"), y, state0)
+    assert np.isclose(loss, series("ell").sum(), rtol=1e-12)
+    assert np.allclose(grads["x"], series("x", naming.ADJOINT), rtol=1e-10, atol=1e-12)
+    for g in (*net.head.params, *net.cell.params):
+        total = sum(np.asarray(symlstm.numeric.evaluate(claims._unsummed(g.rhs), run.at(t),
+                                                        claims.SIZES)) for t in t_of)
+        assert np.allclose(np.squeeze(grads[g.name]), total, rtol=1e-10, atol=1e-12), g.name
