@@ -140,10 +140,9 @@ def unroll(T: int, forward, backward, carries: dict, leaf: Callable, sizes: dict
         for lhs, rhs in forward:
             series(lhs)[t] = evaluate(rhs, lookup(t), sizes)
     for t in range(T, 0, -1):
-        for carry, rhs in carries.items():
-            later = evaluate(rhs, run.at(t + 1), sizes) if t < T else None
-            shape = np.shape(run.value(naming.timed(naming.parse(carry).base), t))
-            series(carry)[t] = np.zeros(shape) if later is None else later
+        for carry, rhs in carries.items():   # the state's shape, even where rhs is 0
+            zero = np.zeros(np.shape(run.value(naming.timed(naming.parse(carry).base), t)))
+            series(carry)[t] = zero + evaluate(rhs, run.at(t + 1), sizes) if t < T else zero
         for lhs, rhs in backward:
             series(lhs)[t] = evaluate(rhs, lookup(t), sizes)
     return run
