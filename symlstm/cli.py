@@ -146,21 +146,27 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(run=_verify)
     c = sub.add_parser("check-claim", help="judge a hand-written gradient formula",
                        formatter_class=_HELP,
-                       description="Judge a formula for one gradient against the derivation: "
-                                   "exit 0 when it holds, 1 when it does not (with the paths it "
-                                   "misses or adds, and a counterexample).",
+                       description="Judge a formula for one gradient against the derivation, "
+                                   "on runs of the cell: exit 0 when it holds, 1 when it does "
+                                   "not (with the paths it misses or adds, and a counterexample "
+                                   "read off a run), 2 when it cannot be read.",
                        epilog="The claim is written as `symlstm show` prints, for example\n"
-                              "  symlstm check-claim lstm_nobias adj:abar "
-                              "'δa[t]*(1 - a[t]**2)'\n"
-                              "⊙ may stand for *, σ for sigma; MatTVec(R_z, δzbar[t+1]) is "
-                              "R_zᵀ δzbar[t+1].")
+                              "  symlstm check-claim lstm rec:h 'Δh[t] + δ⁺h[t]'\n"
+                              "  symlstm check-claim lstm rec:c "
+                              "'δc[t+1] ⊙ f[t+1] + δh[t] ⊙ o[t] ⊙ (1 - tanh(c[t])**2)'\n"
+                              "  symlstm check-claim lstm grad:W_f 'Σ_t δfbar[t] x[t]ᵀ'\n"
+                              "δh is the whole gradient of h, Δh what the loss sends it, δ⁺h "
+                              "what step t+1 sends back (δh = Δh + δ⁺h).\n"
+                              "In ASCII: * for ⊙, sigma for σ, W^T or W.T for Wᵀ, "
+                              "TimeSum(...) for Σ_t, delta_h[t] for δh[t],\n"
+                              "Delta_h[t] for Δh[t], delta_plus_h[t] (or δ+h[t]) for δ⁺h[t].")
     c.add_argument("cell", metavar="CELL")
     c.add_argument("label", metavar="LABEL", help="the gradient's label, such as adj:o or rec:c")
     c.add_argument("claim", metavar="CLAIM", help="the formula, quoted")
     c.add_argument("--latex", action="store_true", help="also print the derived form as LaTeX")
     c.add_argument("--head", choices=tuple(HEADS),
                    help="judge against the cell with this output head (labels adj:yhat, out:h, ...)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the random instances")
+    c.add_argument("--seed", type=int, default=0, help="seed of the random runs (default 0)")
     c.set_defaults(run=_check_claim)
     return ap
 

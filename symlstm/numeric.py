@@ -2,8 +2,9 @@
 
 :func:`evaluate` computes any expression of a derivation (element-wise operations by their
 definitions in ``ops``, matrix products, concatenations and their parts) from the values
-of its symbols.  The claim checker and the worked example use it; the generated code never
-does.
+of its symbols, and :func:`unroll` runs a cell's equations forward and its adjoints backward
+over a few steps, keeping every value.  The claim checker and the worked example use them;
+the generated code never does.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
+from . import naming
 from .ops import OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Transposed
 
 
@@ -76,3 +78,71 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
     if e.func in _ELEMENTARY:
         return _ELEMENTARY[e.func](*args)
     raise EvaluationError(f"cannot evaluate {e.func.__name__}")
+
+
+class Run:
+    """The values of one forward and backward run of a cell over steps 1..T.
+
+    ``values[(kind, base)][k]`` is the vector ``base`` (``kind`` "" for a forward value, δ,
+    Δ or δ⁺ for an adjoint) at step k; the states' forward values start at step 0, the
+    initial state.  :meth:`at` gives a lookup for :func:`evaluate` with t at a given step.
+    """
+
+    def __init__(self, T: int, values: dict, params: dict):
+        self.T, self.values, self.params = T, values, params
+
+    def value(self, s: sp.Symbol, t: int):
+        """The value of ``s`` (such as ``δc[t+1]`` or ``W_z``) with t at step ``t``."""
+        p = naming.parse(s)
+        if p is None:
+            return self.params[s.name]
+        series = self.values.get((p.kind, p.base))
+        k = t + p.shift
+        if series is None or not 0 <= k < len(series) or series[k] is None:
+            raise KeyError(s)
+        return series[k]
+
+    def at(self, t: int) -> Callable[[sp.Symbol], np.ndarray]:
+        return lambda s: self.value(s, t)
+
+
+def unroll(T: int, forward, backward, carries: dict, leaf: Callable, sizes: dict) -> Run:
+    """Run a cell forward over steps 1..T and its backward pass from T down to 1.
+
+    ``forward`` and ``backward`` are ``(lhs, rhs)`` pairs at step t in the order they are
+    computed; ``carries`` gives each state's δ⁺s[t] (the symbol at t) by what step t+1
+    sends back, an expression read at t+1 (zero after the last step).  ``leaf(s, k)``
+    draws what no equation gives: a parameter (k is None), an input, a target, a state at
+    step 0, the gradient Δh that the loss sends in where no head computes it.
+    """
+    values: dict = {}
+    params: dict = {}
+    run = Run(T, values, params)
+
+    def series(s):
+        p = naming.parse(s)
+        return values.setdefault((p.kind, p.base), [None] * (T + 1))
+
+    def lookup(t):
+        def get(s):
+            try:
+                return run.value(s, t)
+            except KeyError:
+                p = naming.parse(s)
+                if p is None:
+                    params[s.name] = leaf(s, None)
+                    return params[s.name]
+                series(s)[t + p.shift] = leaf(s, t + p.shift)
+                return series(s)[t + p.shift]
+        return get
+
+    for t in range(1, T + 1):
+        for lhs, rhs in forward:
+            series(lhs)[t] = evaluate(rhs, lookup(t), sizes)
+    for t in range(T, 0, -1):
+        for carry, rhs in carries.items():   # the state's shape, even where rhs is 0
+            zero = np.zeros(np.shape(run.value(naming.timed(naming.parse(carry).base), t)))
+            series(carry)[t] = zero + evaluate(rhs, run.at(t + 1), sizes) if t < T else zero
+        for lhs, rhs in backward:
+            series(lhs)[t] = evaluate(rhs, lookup(t), sizes)
+    return run
