@@ -38,10 +38,11 @@ NUMPY = Spelling(pycode, pycode_into, dict(
     matmul="np.matmul", copied=".copy()", where="dtype"))
 
 
-def numpy_module(d: Derivation) -> str:
-    """The source of the generated NumPy module for ``d.cell``."""
+def numpy_module(d: Derivation, rebuild: str | None = None) -> str:
+    """The source of the generated NumPy module for ``d.cell``; its header names ``rebuild``
+    as the command that regenerates it, if given."""
     return environment().get_template(PY_TEMPLATE).render(
-        template=PY_TEMPLATE, rebuild=REBUILD, **code_context(d, NUMPY, "NumPy"))
+        template=PY_TEMPLATE, rebuild=rebuild, **code_context(d, NUMPY, "NumPy"))
 
 
 def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None = None) -> dict:

@@ -24,9 +24,10 @@ from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, eqref, tex_about
 TEX_TEMPLATE = "latex/derivation.tex.jinja"
 
 
-def latex_document(d: Derivation, head=None) -> str:
+def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
     """The source of the derivation document for ``d.cell``; with ``head`` (a
-    :class:`~symlstm.heads.HeadDerivation`), the document starts at the loss."""
+    :class:`~symlstm.heads.HeadDerivation`), the document starts at the loss.  Its header
+    names ``rebuild`` as the command that regenerates it, if given."""
     cell, g = d.cell, graph(d.cell)
     shipped = cell.name in CELLS and CELLS[cell.name]() == cell
     title = cell.title if cell.title.lower().endswith(" cell") or cell.title.lower() == "cell" \
@@ -34,7 +35,7 @@ def latex_document(d: Derivation, head=None) -> str:
     params = [_tex(x, cell, element=True) for x in d.params]
     return environment().get_template(TEX_TEMPLATE).render(
         shipped=shipped,
-        template=TEX_TEMPLATE, rebuild=REBUILD, cell=cell,
+        template=TEX_TEMPLATE, rebuild=rebuild, cell=cell,
         title=latex_text(title + (f" with a {head.head.title}" if head else "")),
         head=_head(head) if head else None,
         about=tex_about(cell.about), tex_name=_tt(cell.name),
