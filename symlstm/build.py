@@ -10,10 +10,11 @@
 A CELL is a name from ``symlstm list``, or ``FILE.py:NAME`` for a cell of your own (NAME in
 that file is a Cell, a CellBuilder or a function returning one), built into ``--out DIR``.
 A folder of outputs holds ``<cell>.py``, ``torch/<cell>.py``, ``numba/<cell>.py``,
-``tex/<cell>.tex`` with the figures it includes in ``tex/fig/``, and ``pdf/<cell>.pdf``; each
-text file's header names the command that regenerates it.  LaTeX runs only for a document whose inputs (its
-.tex, the figures, the TeX version) changed since it was last built into that folder, or
-whose PDF is not the one that build wrote; ``--force`` rebuilds every PDF.
+``tex/<cell>.tex`` with the figures it includes in ``tex/fig/``, and ``pdf/<cell>.pdf``;
+each text file's header names the command that regenerates it.  LaTeX runs only for a
+document whose inputs (its .tex, the figures, the TeX version) changed since it was last
+built into that folder, or whose PDF is not the one that build wrote; ``--force`` rebuilds
+every PDF.
 
 This is the only module that writes files or runs LaTeX.
 """
@@ -43,8 +44,8 @@ from .heads import derive_network
 from . import worked
 from .backends.numba import numba_module
 from .backends.torch import torch_module
-from .render import (FIGURE_DIR, REBUILD, latex_document, mistakes_document, network_module, numpy_module,
-                     overview_document, worked_document)
+from .render import (FIGURE_DIR, REBUILD, latex_document, mistakes_document, network_module,
+                     numpy_module, overview_document, worked_document)
 from .worked import example
 from .seed_claims import CLAIMS
 from .verification import load_module
@@ -126,7 +127,8 @@ def documents(cells=None) -> list[str]:
             *([*NETWORK_DOCUMENTS, WORKED, MISTAKES, OVERVIEW] if cells is None else [])]
 
 
-def _everywhere(name: str | None) -> str:
+def _in_generated(name: str | None) -> str:
+    """The command that every file in generated/ says regenerates it."""
     return REBUILD
 
 
@@ -154,14 +156,14 @@ OTHERS = (
 
 
 def sources(cells=None, progress: Progress = _quiet,
-            rebuild: Callable[[str | None], str] = _everywhere) -> dict[str, str]:
+            rebuild: Callable[[str | None], str] = _in_generated) -> dict[str, str]:
     """Every generated text file, relative path -> contents, rendered in memory; for
     ``cells`` (shipped names or Cells of your own), only theirs (no package ``__init__.py``
     and no overview).  ``rebuild(name)`` is the command that each file of the cell ``name``
     says regenerates it (for None: the other files')."""
-    out = {"__init__.py": _package_init(list(CELLS)),
-           **{f"{folder}__init__.py": _backend_init(folder) for folder in BACKENDS if folder}} \
-        if cells is None else {}
+    out = {"__init__.py": _package_init(list(CELLS), rebuild(None)),
+           **{f"{folder}__init__.py": _backend_init(folder, rebuild(None))
+              for folder in BACKENDS if folder}} if cells is None else {}
     derivations = []
     for cell in _cells(cells):
         start, name = time.perf_counter(), _name(cell)
@@ -172,17 +174,18 @@ def sources(cells=None, progress: Progress = _quiet,
         derivations.append(d)
         progress(f"rendered {name}.py and tex/{name}.tex ({time.perf_counter() - start:.1f} s)")
     if cells is None:
-        out[f"tex/{OVERVIEW}.tex"] = overview_document(derivations, figures.CLIP, OTHERS)
+        out[f"tex/{OVERVIEW}.tex"] = overview_document(derivations, figures.CLIP, OTHERS,
+                                                         rebuild(None))
         for name, (cell, head) in NETWORKS.items():
-            out[f"{name}.py"] = network_module(derive_network(cell, head))
+            out[f"{name}.py"] = network_module(derive_network(cell, head), rebuild=rebuild(None))
         for name, (cell, head) in NETWORK_DOCUMENTS.items():
             n = derive_network(cell, head)
             out[f"tex/{name}.tex"] = latex_document(n.cell, n.head, rebuild(None))
         progress(f"rendered {', '.join(f'{n}.py' for n in NETWORKS)} and "
                  f"{', '.join(f'tex/{n}.tex' for n in NETWORK_DOCUMENTS)}")
         start = time.perf_counter()
-        out[f"tex/{WORKED}.tex"] = worked_document(example(_network_module(out)))
-        out[f"tex/{MISTAKES}.tex"] = mistakes_document(CLAIMS)
+        out[f"tex/{WORKED}.tex"] = worked_document(example(_network_module(out)), rebuild(None))
+        out[f"tex/{MISTAKES}.tex"] = mistakes_document(CLAIMS, rebuild(None))
         progress(f"rendered tex/{WORKED}.tex, checked, and tex/{MISTAKES}.tex "
                  f"({time.perf_counter() - start:.1f} s)")
     return out
@@ -221,7 +224,7 @@ def figure_files(texts: dict[str, str] | None = None,
 
 
 def render(cells=None, progress: Progress = _quiet,
-           rebuild: Callable[[str | None], str] = _everywhere) -> dict[str, bytes]:
+           rebuild: Callable[[str | None], str] = _in_generated) -> dict[str, bytes]:
     """Every file of a build but the PDFs, relative path -> bytes (the figures only when a
     document includes them)."""
     texts = sources(cells, progress, rebuild)
@@ -231,16 +234,16 @@ def render(cells=None, progress: Progress = _quiet,
             **(figure_files(texts, progress) if includes else {})}
 
 
-def _backend_init(folder: str) -> str:
+def _backend_init(folder: str, rebuild: str) -> str:
     name = folder.strip("/")
-    return (f"# Generated by symlstm.build: do not edit. Regenerate with `{REBUILD}`.\n"
+    return (f"# Generated by symlstm.build: do not edit. Regenerate with `{rebuild}`.\n"
             f'"""Generated {name} modules, one per cell: ``symlstm.generated.{name}.<cell>``."""\n')
 
 
-def _package_init(names) -> str:
+def _package_init(names, rebuild: str) -> str:
     listing = "".join(f'    "{n}",\n' for n in names)
     networks = "".join(f'    "{n}",\n' for n in NETWORKS)
-    return (f"# Generated by symlstm.build: do not edit. Regenerate with `{REBUILD}`.\n"
+    return (f"# Generated by symlstm.build: do not edit. Regenerate with `{rebuild}`.\n"
             '"""Generated NumPy modules: one per cell, ``symlstm.generated.<cell>``, and cells\n'
             'with an output head and a loss (``NETWORKS``)."""\n\n'
             f"CELLS = (\n{listing})\nNETWORKS = (\n{networks})\n")
@@ -542,21 +545,20 @@ def run(args, out=None, err=None, prog: str = "python -m symlstm.build") -> int:
 
 def _targets(args, prog: str):
     """The cells a build command names (None: all) and the command each file names."""
-    own = [spec for spec in dict.fromkeys(args.cells) if spec not in CELLS]
+    specs = list(dict.fromkeys(args.cells))
+    own = [spec for spec in specs if spec not in CELLS and spec.rpartition(":")[0].endswith(".py")]
     if args.out is None and not (GENERATED.parent / "pyproject.toml").is_file():
         raise UsageError("symlstm is installed without its repository, so there is no "
                          "generated/ to write: give --out DIR")
-    files = [spec for spec in own if spec.rpartition(":")[0].endswith(".py")]
-    if args.out is None and files:
-        raise UsageError(f"{files[0]} is a cell of your own: give --out DIR, a folder for its "
+    if args.out is None and own:
+        raise UsageError(f"{own[0]} is a cell of your own: give --out DIR, a folder for its "
                          "files (generated/ holds the shipped cells only)")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    specs = list(dict.fromkeys(args.cells))
     loaded = {spec: spec if spec in CELLS else load_cell(spec) for spec in specs}
     cells = _cells(list(loaded.values())) if specs else None
     if args.out is None:
-        return cells, _everywhere
+        return cells, _in_generated
     commands = {_name(cell): _command(prog, [spec], args.out) for spec, cell in loaded.items()}
     whole = _command(prog, [], args.out)
     return cells, lambda name: commands.get(name, whole)
