@@ -488,8 +488,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                          f"{', '.join(CELLS)}, or FILE.py:NAME for a cell of your own "
                          f"(with --out)")
     ap.add_argument("--out", type=Path, metavar="DIR",
-                    help="write DIR/<cell>.py, DIR/tex/ (with the figures) and DIR/pdf/ "
-                         "instead of the checkout's generated/")
+                    help="write DIR/<cell>.py, DIR/torch/, DIR/numba/, DIR/tex/ (with the "
+                         "figures) and DIR/pdf/ instead of the checkout's generated/")
     ap.add_argument("--no-pdf", action="store_true", help="skip LaTeX")
     ap.add_argument("--check", action="store_true",
                     help="write nothing; exit 1, with a diff, when a file is stale or missing, "
