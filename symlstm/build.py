@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from . import CELLS, derive, figures
-from .cell import Cell, CellBuilder
+from .cell import Cell, CellBuilder, CellError
 from .heads import derive_network
 from . import worked
 from .backends.numba import numba_module
@@ -513,7 +513,7 @@ def run(args, out=None, err=None, prog: str = "python -m symlstm.build") -> int:
     root = args.out if args.out is not None else GENERATED
     try:
         cells, rebuild = _targets(args, prog)
-    except (UsageError, KeyError) as e:
+    except (UsageError, KeyError, CellError) as e:   # the message says what was wrong
         print(e.args[0], file=err)
         return 2
     try:
@@ -539,6 +539,9 @@ def run(args, out=None, err=None, prog: str = "python -m symlstm.build") -> int:
     except LatexError as e:
         print(e, file=err)
         return 1
+    except CellError as e:   # a cell of your own that generated code cannot take
+        print(e.args[0], file=err)
+        return 2
     progress(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -111,6 +111,9 @@ def test_build_a_cell_of_your_own_into_a_folder(tmp_path, monkeypatch, capsys):
     (("build", "mine.py:cell", "other.py:cell", "--no-pdf", "--out", "o"),
      "two cells named 'mine'"),
     (("build", "mine.py:nothing", "--no-pdf", "--out", "o"), "mine.py defines no 'nothing'"),
+    (("build", "bad.py:cell", "--no-pdf", "--out", "o"), "cell name 'Mine Cell'"),
+    (("build", "two.py:cell", "--no-pdf", "--out", "o"),
+     "generated code takes exactly one input sequence"),
     (("build", "mine.py:cell", "--no-pdf", "--out", "a\nb"),
      "must be named by printable text, on one line"),
     (("build", "mine.py:cell", "--no-pdf", "--out", "a\u2028b"),
@@ -122,13 +125,17 @@ def test_building_cells_of_your_own_refuses_what_it_cannot_write(argv, message, 
     a cell of your own without a folder, or two cells whose files would collide."""
     (tmp_path / "mine.py").write_text(MINE)
     (tmp_path / "other.py").write_text(MINE.replace('"W"', '"V"'))   # another cell "mine"
+    (tmp_path / "bad.py").write_text(MINE.replace('"mine"', '"Mine Cell"'))
+    (tmp_path / "two.py").write_text(MINE.replace('x, h = b.input("x"), b.state("h")',
+                                                  'x, y, h = b.input("x"), b.input("y", "H"), '
+                                                  'b.state("h")').replace("x) +", "x) + y +"))
     monkeypatch.chdir(tmp_path)
     code, _ = run(*argv)
     if message is None:    # the same cell twice is built once
         assert code == 0 and (tmp_path / "o" / "mine.py").is_file()
     else:
         assert code == 2 and message in capsys.readouterr().err
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.py", "other.py"]
+        assert not (tmp_path / "o").exists()
 
 
 def test_version():
