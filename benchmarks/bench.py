@@ -207,11 +207,17 @@ def _cpu_flags():
 
 
 def _git_state():
+    """The commit measured and whether generated/ differs from it; None for each where git
+    is not installed or the folder is not a git checkout (an unpacked release)."""
     def git(*args):
-        run = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        try:
+            run = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        except OSError:   # no git on this machine
+            return None
         return run.stdout.strip() if run.returncode == 0 else None
+    status = git("status", "--porcelain", "generated")
     return {"commit": git("rev-parse", "HEAD"),
-            "dirty_generated": bool(git("status", "--porcelain", "generated"))}
+            "dirty_generated": None if status is None else bool(status)}
 
 
 # ----------------------------------------------------------------------------- problems
@@ -746,8 +752,11 @@ def print_system(info):
     if coretype and "avx512f" in info["cpu_flags"]:
         print(f"note: OPENBLAS_CORETYPE={coretype} makes NumPy's OpenBLAS use {coretype} kernels although "
               "this CPU has AVX-512; torch's MKL/oneDNN are not affected")
-    print(f"git {info['git']['commit']}, generated/ has uncommitted changes: "
-          f"{info['git']['dirty_generated']}")
+    if info["git"]["commit"] is None:
+        print("git: unknown (git is not installed, or this is not a git checkout)")
+    else:
+        print(f"git {info['git']['commit']}, generated/ has uncommitted changes: "
+              f"{info['git']['dirty_generated']}")
 
 
 def print_checks(cases):

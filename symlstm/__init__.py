@@ -10,6 +10,7 @@ alone and never SymPy.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 _LAZY = {
     "CELLS": "cells", "Cell": "cell", "CellBuilder": "cell", "CellError": "cell",
@@ -35,6 +36,8 @@ _SUBMODULES = {"bptt", "bruteforce", "build", "cell", "cells", "claims", "cli", 
 
 
 def __getattr__(name):
+    if name == "__version__":
+        return _version()
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     if name in _SUBMODULES:
@@ -44,6 +47,22 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(__all__)
+
+
+def _version() -> str:
+    """The version in pyproject.toml: the checkout's, when symlstm runs from one (so that an
+    editable install never reports the version it was installed at), else the installed
+    package's metadata, which pip wrote from it."""
+    try:
+        import tomllib
+        project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml")
+                                .read_text())["project"]
+        if project["name"] == "symlstm":
+            return project["version"]
+    except (ImportError, OSError, KeyError, ValueError):   # Python 3.10; not a checkout
+        pass
+    from importlib.metadata import version
+    return version("symlstm")
 
 
 def get_cell(cell):

@@ -3,13 +3,18 @@
     python -m symlstm.build                 # regenerate generated/: code, .tex, figures, PDFs
     python -m symlstm.build lstm gru        # only these cells
     python -m symlstm.build --out DIR       # the same files under DIR (any install)
+    python -m symlstm.build mine.py:mgu --out DIR   # a cell of your own, into DIR
     python -m symlstm.build --no-pdf        # code, .tex and figures only
     python -m symlstm.build --check         # exit 1, with a diff, if generated/ is stale
 
-A folder of outputs holds ``<cell>.py``, ``tex/<cell>.tex`` with the figures it includes in
-``tex/fig/``, and ``pdf/<cell>.pdf``.  LaTeX runs only for a document whose inputs (its
-.tex, the figures, the TeX version) changed since it was last built into that folder, or
-whose PDF is not the one that build wrote; ``--force`` rebuilds every PDF.
+A CELL is a name from ``symlstm list``, or ``FILE.py:NAME`` for a cell of your own (NAME in
+that file is a Cell, a CellBuilder or a function returning one), built into ``--out DIR``.
+A folder of outputs holds ``<cell>.py``, ``torch/<cell>.py``, ``numba/<cell>.py``,
+``tex/<cell>.tex`` with the figures it includes in ``tex/fig/``, and ``pdf/<cell>.pdf``;
+each text file's header names the command that regenerates it.  LaTeX runs only for a
+document whose inputs (its .tex, the figures, the TeX version) changed since it was last
+built into that folder, or whose PDF is not the one that build wrote; ``--force`` rebuilds
+every PDF.
 
 This is the only module that writes files or runs LaTeX.
 """
@@ -19,9 +24,12 @@ import argparse
 import concurrent.futures
 import difflib
 import hashlib
+import importlib.util
 import json
 import os
 import re
+import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -31,12 +39,13 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from . import CELLS, derive, figures
+from .cell import Cell, CellBuilder, CellError
 from .heads import derive_network
 from . import worked
 from .backends.numba import numba_module
 from .backends.torch import torch_module
-from .render import (REBUILD, latex_document, mistakes_document, network_module, numpy_module,
-                     overview_document, worked_document)
+from .render import (FIGURE_DIR, REBUILD, latex_document, mistakes_document, network_module,
+                     numpy_module, overview_document, worked_document)
 from .worked import example
 from .seed_claims import CLAIMS
 from .verification import load_module
@@ -58,21 +67,69 @@ def _quiet(message: str) -> None:
     pass
 
 
-def _cells(cells) -> list[str]:
-    """The cells to build, in CELLS' order; all of them for None."""
+class UsageError(Exception):
+    """A command line that names something that is not there."""
+
+
+def load_cell(spec: str) -> Cell:
+    """The cell a command line names: a shipped name, or ``FILE.py:NAME`` (NAME in that file
+    is a Cell, a CellBuilder or a function returning one)."""
+    if spec in CELLS:
+        return CELLS[spec]()
+    path, colon, attr = spec.rpartition(":")
+    if not colon or not path.endswith(".py"):
+        raise UsageError(f"unknown cell {spec!r}: give one of {', '.join(CELLS)}, or "
+                         f"FILE.py:NAME for a cell of your own")
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such file")
+    module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, attr):
+        raise UsageError(f"{path} defines no {attr!r}")
+    found = getattr(module, attr)
+    found = found() if callable(found) and not isinstance(found, (Cell, CellBuilder)) else found
+    found = found.build() if isinstance(found, CellBuilder) else found
+    if not isinstance(found, Cell):
+        raise UsageError(f"{spec} is a {type(found).__name__}, not a Cell or a function "
+                         "returning one")
+    return found
+
+
+def _name(cell) -> str:
+    return cell if isinstance(cell, str) else cell.name
+
+
+def _cells(cells) -> list:
+    """The cells to build: the shipped ones named, in CELLS' order, then the Cells of your own
+    given, in their order; every shipped cell for None."""
     if cells is None:
         return list(CELLS)
-    unknown = [c for c in cells if c not in CELLS]
+    unknown = [c for c in cells if isinstance(c, str) and c not in CELLS]
     if unknown:
         raise KeyError(f"unknown cell{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
                        f"available: {', '.join(CELLS)}")
-    return [c for c in CELLS if c in cells]
+    out = [c for c in CELLS if c in cells]
+    for c in cells:
+        if isinstance(c, Cell) and c not in out:
+            out.append(c)
+    names = [_name(c) for c in out]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise KeyError(f"two cells named {', '.join(map(repr, twice))}: their files would have "
+                       "the same names; build them into different folders")
+    return out
 
 
 def documents(cells=None) -> list[str]:
     """The documents of a build: one per cell, and the overview when every cell is built."""
-    return [*_cells(cells),
+    return [*map(_name, _cells(cells)),
             *([*NETWORK_DOCUMENTS, WORKED, MISTAKES, OVERVIEW] if cells is None else [])]
+
+
+def _in_generated(name: str | None) -> str:
+    """The command that every file in generated/ says regenerates it."""
+    return REBUILD
 
 
 #: Every backend's folder in generated/ and what writes its module of a cell.
@@ -98,34 +155,37 @@ OTHERS = (
 )
 
 
-def sources(cells=None, progress: Progress = _quiet) -> dict[str, str]:
+def sources(cells=None, progress: Progress = _quiet,
+            rebuild: Callable[[str | None], str] = _in_generated) -> dict[str, str]:
     """Every generated text file, relative path -> contents, rendered in memory; for
-    ``cells`` (names), only theirs (no package ``__init__.py`` and no overview)."""
-    names = _cells(cells)
-    out = {"__init__.py": _package_init(list(CELLS)),
-           **{f"{folder}__init__.py": _backend_init(folder) for folder in BACKENDS if folder}} \
-        if cells is None else {}
+    ``cells`` (shipped names or Cells of your own), only theirs (no package ``__init__.py``
+    and no overview).  ``rebuild(name)`` is the command that each file of the cell ``name``
+    says regenerates it (for None: the other files')."""
+    out = {"__init__.py": _package_init(list(CELLS), rebuild(None)),
+           **{f"{folder}__init__.py": _backend_init(folder, rebuild(None))
+              for folder in BACKENDS if folder}} if cells is None else {}
     derivations = []
-    for name in names:
-        start = time.perf_counter()
-        d = derive(name)
+    for cell in _cells(cells):
+        start, name = time.perf_counter(), _name(cell)
+        d = derive(cell)
         for folder, module in BACKENDS.items():
-            out[f"{folder}{name}.py"] = module(d)
-        out[f"tex/{name}.tex"] = latex_document(d)
+            out[f"{folder}{name}.py"] = module(d, rebuild(name))
+        out[f"tex/{name}.tex"] = latex_document(d, rebuild=rebuild(name))
         derivations.append(d)
         progress(f"rendered {name}.py and tex/{name}.tex ({time.perf_counter() - start:.1f} s)")
     if cells is None:
-        out[f"tex/{OVERVIEW}.tex"] = overview_document(derivations, figures.CLIP, OTHERS)
+        out[f"tex/{OVERVIEW}.tex"] = overview_document(derivations, figures.CLIP, OTHERS,
+                                                         rebuild(None))
         for name, (cell, head) in NETWORKS.items():
-            out[f"{name}.py"] = network_module(derive_network(cell, head))
+            out[f"{name}.py"] = network_module(derive_network(cell, head), rebuild=rebuild(None))
         for name, (cell, head) in NETWORK_DOCUMENTS.items():
             n = derive_network(cell, head)
-            out[f"tex/{name}.tex"] = latex_document(n.cell, n.head)
+            out[f"tex/{name}.tex"] = latex_document(n.cell, n.head, rebuild(None))
         progress(f"rendered {', '.join(f'{n}.py' for n in NETWORKS)} and "
                  f"{', '.join(f'tex/{n}.tex' for n in NETWORK_DOCUMENTS)}")
         start = time.perf_counter()
-        out[f"tex/{WORKED}.tex"] = worked_document(example(_network_module(out)))
-        out[f"tex/{MISTAKES}.tex"] = mistakes_document(CLAIMS)
+        out[f"tex/{WORKED}.tex"] = worked_document(example(_network_module(out)), rebuild(None))
+        out[f"tex/{MISTAKES}.tex"] = mistakes_document(CLAIMS, rebuild(None))
         progress(f"rendered tex/{WORKED}.tex, checked, and tex/{MISTAKES}.tex "
                  f"({time.perf_counter() - start:.1f} s)")
     return out
@@ -163,23 +223,27 @@ def figure_files(texts: dict[str, str] | None = None,
     return out
 
 
-def render(cells=None, progress: Progress = _quiet) -> dict[str, bytes]:
-    """Every file of a build but the PDFs, relative path -> bytes."""
-    texts = sources(cells, progress)
+def render(cells=None, progress: Progress = _quiet,
+           rebuild: Callable[[str | None], str] = _in_generated) -> dict[str, bytes]:
+    """Every file of a build but the PDFs, relative path -> bytes (the figures only when a
+    document includes them)."""
+    texts = sources(cells, progress, rebuild)
+    includes = any(f"{{{FIGURE_DIR}/" in text for rel, text in texts.items()
+                   if rel.endswith(".tex"))
     return {**{rel: text.encode() for rel, text in texts.items()},
-            **figure_files(texts, progress)}
+            **(figure_files(texts, progress) if includes else {})}
 
 
-def _backend_init(folder: str) -> str:
+def _backend_init(folder: str, rebuild: str) -> str:
     name = folder.strip("/")
-    return (f"# Generated by symlstm.build: do not edit. Regenerate with `{REBUILD}`.\n"
+    return (f"# Generated by symlstm.build: do not edit. Regenerate with `{rebuild}`.\n"
             f'"""Generated {name} modules, one per cell: ``symlstm.generated.{name}.<cell>``."""\n')
 
 
-def _package_init(names) -> str:
+def _package_init(names, rebuild: str) -> str:
     listing = "".join(f'    "{n}",\n' for n in names)
     networks = "".join(f'    "{n}",\n' for n in NETWORKS)
-    return (f"# Generated by symlstm.build: do not edit. Regenerate with `{REBUILD}`.\n"
+    return (f"# Generated by symlstm.build: do not edit. Regenerate with `{rebuild}`.\n"
             '"""Generated NumPy modules: one per cell, ``symlstm.generated.<cell>``, and cells\n'
             'with an output head and a loss (``NETWORKS``)."""\n\n'
             f"CELLS = (\n{listing})\nNETWORKS = (\n{networks})\n")
@@ -252,17 +316,20 @@ def write(root: Path = GENERATED, files: dict[str, bytes] | None = None) -> list
 
 
 def _put(path: Path, data: bytes) -> Path | None:
-    """Write ``data`` atomically if it differs; the path if written."""
+    """Write ``data`` atomically if it differs; the path if written, readable as any new file
+    is (0644 under the usual umask)."""
     if path.exists() and path.read_bytes() == data:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # os.open applies the umask to 0o666; tempfile.mkstemp would leave the file 0600
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -417,11 +484,12 @@ def _log_errors(log: Path, run) -> str:
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The build command's arguments (shared with ``symlstm build``)."""
     ap.add_argument("cells", nargs="*", metavar="CELL",
-                    help=f"cells to build (default: all, and the overview); one of: "
-                         f"{', '.join(CELLS)}")
+                    help=f"cells to build (default: all, and the overview): one of "
+                         f"{', '.join(CELLS)}, or FILE.py:NAME for a cell of your own "
+                         f"(with --out)")
     ap.add_argument("--out", type=Path, metavar="DIR",
-                    help="write DIR/<cell>.py, DIR/tex/ (with the figures) and DIR/pdf/ "
-                         "instead of the checkout's generated/")
+                    help="write DIR/<cell>.py, DIR/torch/, DIR/numba/, DIR/tex/ (with the "
+                         "figures) and DIR/pdf/ instead of the checkout's generated/")
     ap.add_argument("--no-pdf", action="store_true", help="skip LaTeX")
     ap.add_argument("--check", action="store_true",
                     help="write nothing; exit 1, with a diff, when a file is stale or missing, "
@@ -433,37 +501,31 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="LaTeX runs at a time (default: one per core)")
 
 
-def run(args, out=None, err=None) -> int:
+def run(args, out=None, err=None, prog: str = "python -m symlstm.build") -> int:
     """Carry out a parsed build command; the exit status.  Diffs go to ``out``, progress and
-    errors to ``err`` (standard output and error by default)."""
+    errors to ``err`` (standard output and error by default); ``prog`` is how the command
+    was called, as the files built into ``--out`` name the command that regenerates them."""
     out, err = out or sys.stdout, err or sys.stderr
 
     def progress(message):
         print(message, file=err, flush=True)
     start = time.perf_counter()
     root = args.out if args.out is not None else GENERATED
-    if args.out is None and not (GENERATED.parent / "pyproject.toml").is_file():
-        print(f"symlstm is installed without its repository, so there is no generated/ to "
-              f"write: give --out DIR", file=err)
-        return 2
-    if args.jobs is not None and args.jobs < 1:
-        print(f"--jobs must be at least 1, got {args.jobs}", file=err)
-        return 2
     try:
-        cells = _cells(args.cells) if args.cells else None
-    except KeyError as e:
+        cells, rebuild = _targets(args, prog)
+    except (UsageError, KeyError, CellError) as e:   # the message says what was wrong
         print(e.args[0], file=err)
         return 2
     try:
-        files = render(cells, progress)
+        files = render(cells, progress, rebuild)
         if args.check:
             diffs = stale(root, cells=cells, files=files, pdfs=True)
             if not args.no_pdf and not diffs:
                 diffs = stale_pdfs(root, cells=cells, jobs=args.jobs, progress=progress)
             out.write("".join(diffs))
             if diffs:
-                again = REBUILD + (f" --out {root}" if args.out is not None else "")
-                print(f"\n{root} is stale: run `{again}`", file=err)
+                print(f"\n{root} is stale: run `{_command(prog, args.cells, args.out)}`",
+                      file=err)
             else:
                 progress(f"{root} is current ({time.perf_counter() - start:.1f} s)")
             return 1 if diffs else 0
@@ -477,8 +539,51 @@ def run(args, out=None, err=None) -> int:
     except LatexError as e:
         print(e, file=err)
         return 1
+    except CellError as e:   # a cell of your own that generated code cannot take
+        print(e.args[0], file=err)
+        return 2
     progress(f"done in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _targets(args, prog: str):
+    """The cells a build command names (None: all) and the command each file names."""
+    specs = list(dict.fromkeys(args.cells))
+    own = [spec for spec in specs if spec not in CELLS and spec.rpartition(":")[0].endswith(".py")]
+    if args.out is None and not (GENERATED.parent / "pyproject.toml").is_file():
+        raise UsageError("symlstm is installed without its repository, so there is no "
+                         "generated/ to write: give --out DIR")
+    if args.out is None and own:
+        raise UsageError(f"{own[0]} is a cell of your own: give --out DIR, a folder for its "
+                         "files (generated/ holds the shipped cells only)")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    loaded = {spec: spec if spec in CELLS else load_cell(spec) for spec in specs}
+    cells = _cells(list(loaded.values())) if specs else None
+    if args.out is None:
+        return cells, _in_generated
+    commands = {_name(cell): _command(prog, [spec], args.out) for spec, cell in loaded.items()}
+    whole = _command(prog, [], args.out)
+    return cells, lambda name: commands.get(name, whole)
+
+
+def _command(prog: str, specs: list[str], out: Path | None) -> str:
+    """The command line that builds ``specs`` (all cells for none) into ``out``, as the shell
+    reads it; refused unless it is one line of printable text, as it goes into comments."""
+    if out is None:
+        return " ".join([REBUILD, *specs])
+    words = [_normal(s) for s in specs] + ["--out", os.path.normpath(out)]
+    command = " ".join([prog, *map(shlex.quote, words)])
+    if not command.isprintable():
+        raise UsageError(f"{command!r}: a cell's file and the output folder must be named by "
+                         "printable text, on one line")
+    return command
+
+
+def _normal(spec: str) -> str:
+    """``FILE.py:NAME`` with FILE's path normalised (``./a/../mine.py`` is ``mine.py``)."""
+    path, colon, attr = spec.rpartition(":")
+    return f"{os.path.normpath(path)}:{attr}" if colon and path.endswith(".py") else spec
 
 
 def main(argv=None) -> int:

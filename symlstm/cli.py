@@ -4,55 +4,25 @@
     symlstm show lstm                     every equation of the derivation
     symlstm show lstm --label rec:c       one of them (--latex: as LaTeX)
     symlstm build [CELL ...] [--out DIR]  code, .tex and PDFs (see symlstm build --help)
+    symlstm build mine.py:mgu --out DIR   the same for a cell of your own
     symlstm verify gru                    check the generated code of a cell
     symlstm check-claim lstm adj:o 'δh[t]*tanh(c[t])'   judge a formula of your own
 
 A CELL is a name from ``symlstm list``, or ``FILE.py:NAME`` for a cell of your own: NAME in
-that file is a Cell, or a function that returns one.
+that file is a Cell, a CellBuilder or a function that returns one.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-from pathlib import Path
 
-from . import build
+from . import __version__, build
+from .build import UsageError, load_cell
 from .cell import CellError
 from .claims import ClaimError
 from .heads import HEADS
 
 _HELP = argparse.RawDescriptionHelpFormatter
-
-
-class UsageError(Exception):
-    """A command line that names something that is not there."""
-
-
-def load_cell(spec: str):
-    """The cell a command line names: a shipped name, or ``FILE.py:NAME``."""
-    from .cell import Cell, CellBuilder
-    from .cells import CELLS
-    if spec in CELLS:
-        return CELLS[spec]()
-    path, colon, attr = spec.rpartition(":")
-    if not colon or not path.endswith(".py"):
-        raise UsageError(f"unknown cell {spec!r}: give one of {', '.join(CELLS)}, or "
-                         f"FILE.py:NAME for a cell of your own")
-    if not Path(path).is_file():
-        raise UsageError(f"{path}: no such file")
-    module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not hasattr(module, attr):
-        raise UsageError(f"{path} defines no {attr!r}")
-    found = getattr(module, attr)
-    found = found() if callable(found) and not isinstance(found, (Cell, CellBuilder)) else found
-    found = found.build() if isinstance(found, CellBuilder) else found
-    if not isinstance(found, Cell):
-        raise UsageError(f"{spec} is a {type(found).__name__}, not a Cell or a function "
-                         "returning one")
-    return found
 
 
 def _list(args, out) -> int:
@@ -111,7 +81,7 @@ def _check_claim(args, out) -> int:
 
 
 def _build(args, out) -> int:
-    return build.run(args, out=out)
+    return build.run(args, out=out, prog="symlstm build")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -120,6 +90,7 @@ def parser() -> argparse.ArgumentParser:
         description="Recurrent-cell equations turned into verified gradients, NumPy code and "
                     "derivation documents.",
         epilog="\n".join(__doc__.split("\n")[2:]))
+    ap.add_argument("--version", action="version", version=f"symlstm {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sub.add_parser("list", help="the cells, one line each",
                    description="List the shipped cells.").set_defaults(run=_list)

@@ -21,8 +21,9 @@ def _torch():
     try:
         import torch
     except ImportError:
-        raise ImportError("symlstm.from_torch and to_torch need PyTorch: pip install torch "
-                          "(the CPU build: torch==2.13.0+cpu)") from None
+        raise ImportError("symlstm.from_torch and to_torch need PyTorch, which symlstm "
+                          "installs as its optional extra 'torch': pip install "
+                          "'symlstm[torch]'") from None
     return torch
 
 

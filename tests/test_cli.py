@@ -1,10 +1,12 @@
 """The command line, ``symlstm`` / ``python -m symlstm``, and incremental builds."""
 import io
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,84 @@ def test_bad_arguments_say_what_was_wrong(argv, message, capsys):
     assert code == 2 and message in capsys.readouterr().err
 
 
+MINE = textwrap.dedent("""
+    from symlstm import CellBuilder, matvec, tanh
+    def cell():
+        b = CellBuilder("mine", "Mine")
+        x, h = b.input("x"), b.state("h")
+        b.let("h", tanh(matvec(b.param("W", "H", "D"), x) + matvec(b.param("R", "H", "H"), h)))
+        return b
+""")
+
+
+def test_build_a_cell_of_your_own_into_a_folder(tmp_path, monkeypatch, capsys):
+    """FILE.py:NAME builds every module and the .tex (no figures: its document has none);
+    each file's header names the command that regenerates it, quoted for the shell, and
+    that command rebuilds the very same files."""
+    (tmp_path / "my cells").mkdir()
+    (tmp_path / "my cells" / "mine.py").write_text(MINE)
+    monkeypatch.chdir(tmp_path)
+    code, _ = run("build", "./my cells/mine.py:cell", "--no-pdf", "--out", "o u t/")
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "o u t"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
+        ["mine.py", "numba/mine.py", "tex/mine.tex", "torch/mine.py"]
+    command = "symlstm build 'my cells/mine.py:cell' --out 'o u t'"
+    for rel, comment in (("mine.py", "#"), ("torch/mine.py", "#"), ("numba/mine.py", "#"),
+                         ("tex/mine.tex", "%")):
+        header = (out / rel).read_text().split("\n")[1]
+        assert header == f"{comment} Regenerate with `{command}`."
+    assert "def backward(" in (out / "mine.py").read_text()
+    capsys.readouterr()
+    program, *argv = shlex.split(command)
+    assert program == "symlstm" and run(*argv, "--no-pdf")[0] == 0
+    assert "every code, .tex and figure file is unchanged" in capsys.readouterr().err
+    assert (tmp_path / "my cells" / "mine.py").read_text() == MINE
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("build", "mine.py:cell", "--no-pdf"),
+     "mine.py:cell is a cell of your own: give --out DIR"),
+    (("build", "mine.py:cell", "mine.py:cell", "--no-pdf", "--out", "o"), None),
+    (("build", "mine.py:cell", "other.py:cell", "--no-pdf", "--out", "o"),
+     "two cells named 'mine'"),
+    (("build", "mine.py:nothing", "--no-pdf", "--out", "o"), "mine.py defines no 'nothing'"),
+    (("build", "bad.py:cell", "--no-pdf", "--out", "o"), "cell name 'Mine Cell'"),
+    (("build", "two.py:cell", "--no-pdf", "--out", "o"),
+     "generated code takes exactly one input sequence"),
+    (("build", "mine.py:cell", "--no-pdf", "--out", "a\nb"),
+     "must be named by printable text, on one line"),
+    (("build", "mine.py:cell", "--no-pdf", "--out", "a\u2028b"),
+     "must be named by printable text, on one line"),
+])
+def test_building_cells_of_your_own_refuses_what_it_cannot_write(argv, message, tmp_path,
+                                                                 monkeypatch, capsys):
+    """A name or folder that would break out of the header's comment line is refused, as is
+    a cell of your own without a folder, or two cells whose files would collide."""
+    (tmp_path / "mine.py").write_text(MINE)
+    (tmp_path / "other.py").write_text(MINE.replace('"W"', '"V"'))   # another cell "mine"
+    (tmp_path / "bad.py").write_text(MINE.replace('"mine"', '"Mine Cell"'))
+    (tmp_path / "two.py").write_text(MINE.replace('x, h = b.input("x"), b.state("h")',
+                                                  'x, y, h = b.input("x"), b.input("y", "H"), '
+                                                  'b.state("h")').replace("x) +", "x) + y +"))
+    monkeypatch.chdir(tmp_path)
+    code, _ = run(*argv)
+    if message is None:    # the same cell twice is built once
+        assert code == 0 and (tmp_path / "o" / "mine.py").is_file()
+    else:
+        assert code == 2 and message in capsys.readouterr().err
+        assert not (tmp_path / "o").exists()
+
+
+def test_version():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    shown = subprocess.run([sys.executable, "-m", "symlstm", "--version"], capture_output=True,
+                           text=True, cwd=ROOT)
+    import symlstm
+    assert shown.stdout == f"symlstm {project['version']}\n" and shown.returncode == 0
+    assert symlstm.__version__ == project["version"]
+
+
 def test_build_check_on_an_output_folder(tmp_path, capsys):
     assert run("build", "rnn", "--no-pdf", "--out", str(tmp_path))[0] == 0
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
@@ -74,7 +154,9 @@ def test_build_check_on_an_output_folder(tmp_path, capsys):
                                       "tex/fig/gradient_norms.pdf", "tex/rnn.tex", "torch/rnn.py"]
     code, diffs = run("build", "rnn", "--no-pdf", "--check", "--out", str(tmp_path))
     assert code == 1 and diffs == f"{tmp_path}/pdf/rnn.pdf is missing or not a PDF\n"
-    assert f"is stale: run `python -m symlstm.build --out {tmp_path}`" in capsys.readouterr().err
+    assert f"is stale: run `symlstm build rnn --out {tmp_path}`" in capsys.readouterr().err
+    assert (tmp_path / "rnn.py").read_text().split("\n")[1] == \
+        f"# Regenerate with `symlstm build rnn --out {tmp_path}`."
     (tmp_path / "pdf").mkdir()
     (tmp_path / "pdf" / "rnn.pdf").write_bytes(b"%PDF-1.5 stand-in")
     assert run("build", "rnn", "--no-pdf", "--check", "--out", str(tmp_path))[0] == 0
@@ -156,6 +238,18 @@ def test_a_non_editable_install_builds_a_cell_and_runs_the_cli(tmp_path):
     again = symlstm("build", "rnn", "--out", str(out))
     assert "pdf/rnn.pdf is up to date" in again.stderr
     assert symlstm("build", "rnn", "--check", "--out", str(out)).returncode == 0
+    version = symlstm("--version")     # from the installed metadata: no pyproject.toml here
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert version.stdout == f"symlstm {project['version']}\n"
+    (tmp_path / "mine.py").write_text(MINE)
+    mine = symlstm("build", "mine.py:cell", "--out", "mine")
+    assert mine.returncode == 0, mine.stderr
+    assert sorted(p.relative_to(tmp_path / "mine").as_posix()
+                  for p in (tmp_path / "mine").rglob("*") if p.is_file() and p.name[0] != ".") \
+        == ["mine.py", "numba/mine.py", "pdf/mine.pdf", "tex/mine.tex", "torch/mine.py"]
+    assert (tmp_path / "mine" / "pdf" / "mine.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "# Regenerate with `symlstm build mine.py:cell --out mine`." in \
+        (tmp_path / "mine" / "torch" / "mine.py").read_text()
     shipped = target / "symlstm" / "generated"
     assert (shipped / "tex" / "fig" / "gradient_norms.pdf").is_file()
     assert (shipped / "tex" / "peephole_lstm.tex").is_file()

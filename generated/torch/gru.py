@@ -14,7 +14,12 @@ import functools
 import math
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as error:   # torch is an optional extra
+    raise ImportError(f"{__name__} needs PyTorch, which symlstm installs as its optional "
+                      "extra 'torch': pip install 'symlstm[torch]'") from error
 
 CELL = "gru"
 PARAMS = ("W_r", "W_z", "W_n", "R_r", "R_z", "R_n", "b_r", "b_z", "b_n", "b_hn", )

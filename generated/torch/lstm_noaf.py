@@ -13,7 +13,12 @@ import functools
 import math
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as error:   # torch is an optional extra
+    raise ImportError(f"{__name__} needs PyTorch, which symlstm installs as its optional "
+                      "extra 'torch': pip install 'symlstm[torch]'") from error
 
 CELL = "lstm_noaf"
 PARAMS = ("W_z", "W_i", "W_f", "W_o", "R_z", "R_i", "R_f", "R_o", "b_z", "b_i", "b_f", "b_o", "p_i", "p_f", "p_o", )

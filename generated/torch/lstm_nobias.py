@@ -15,7 +15,12 @@ import functools
 import math
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as error:   # torch is an optional extra
+    raise ImportError(f"{__name__} needs PyTorch, which symlstm installs as its optional "
+                      "extra 'torch': pip install 'symlstm[torch]'") from error
 
 CELL = "lstm_nobias"
 PARAMS = ("W_a", "U_a", "W_i", "U_i", "W_f", "U_f", "W_o", "U_o", )

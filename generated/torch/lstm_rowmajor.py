@@ -15,7 +15,12 @@ import functools
 import math
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as error:   # torch is an optional extra
+    raise ImportError(f"{__name__} needs PyTorch, which symlstm installs as its optional "
+                      "extra 'torch': pip install 'symlstm[torch]'") from error
 
 CELL = "lstm_rowmajor"
 PARAMS = ("W_xi", "W_hi", "b_i", "W_xf", "W_hf", "b_f", "W_xo", "W_ho", "b_o", "W_xc", "W_hc", "b_c", )

@@ -22,7 +22,7 @@ from ..cell import size_expr
 from ..lower import Broadcast, GroupAdjoint, Plan, Proj, lower
 from ..ops import OPS, Concat, Part, exp, log, relu, sigma, softplus, step, tanh
 from ..printers import CellNumPyPrinter
-from ..render import NUMPY, REBUILD, code_context, environment
+from ..render import NUMPY, code_context, environment
 from ..render.code import block_comment, computed_in, step_arrays
 
 TEMPLATE = "numba/cell.py.jinja"
@@ -197,14 +197,15 @@ def _base(array: str) -> str:
     return array.partition("[")[0].partition(".")[0]
 
 
-def numba_module(d: Derivation) -> str:
-    """The source of ``symlstm.generated.numba.<cell>`` for ``d.cell``."""
+def numba_module(d: Derivation, rebuild: str | None = None) -> str:
+    """The source of ``symlstm.generated.numba.<cell>`` for ``d.cell``; its header names
+    ``rebuild`` as the command that regenerates it, if given."""
     plan = lower(d)
     context = code_context(d, NUMPY, "Numba", plan=plan)
     fwd, bwd = _forward_kernel(plan), _backward_kernel(plan)
     fwd["args"], bwd["args"] = _arguments(plan)
     return environment().get_template(TEMPLATE).render(
-        template=TEMPLATE, rebuild=REBUILD, **context, **math_context(), fwd=fwd, bwd=bwd)
+        template=TEMPLATE, rebuild=rebuild, **context, **math_context(), fwd=fwd, bwd=bwd)
 
 
 def _arguments(plan: Plan) -> tuple[list[str], list[str]]:

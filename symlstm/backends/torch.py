@@ -13,7 +13,7 @@ from .. import naming
 from ..bptt import Derivation
 from ..ops import OPS, exp, log, relu, sigma, softplus, step, tanh
 from ..printers import CellNumPyPrinter
-from ..render import REBUILD, Spelling, code_context, environment
+from ..render import Spelling, code_context, environment
 
 TEMPLATE = "torch/cell.py.jinja"
 
@@ -81,7 +81,8 @@ TORCH = Spelling(code, into, dict(
     matmul="torch.matmul", copied=".clone()", where="dtype=dtype, device=device"))
 
 
-def torch_module(d: Derivation) -> str:
-    """The source of ``symlstm.generated.torch.<cell>`` for ``d.cell``."""
+def torch_module(d: Derivation, rebuild: str | None = None) -> str:
+    """The source of ``symlstm.generated.torch.<cell>`` for ``d.cell``; its header names
+    ``rebuild`` as the command that regenerates it, if given."""
     return environment().get_template(TEMPLATE).render(
-        template=TEMPLATE, rebuild=REBUILD, **code_context(d, TORCH, "PyTorch"))
+        template=TEMPLATE, rebuild=rebuild, **code_context(d, TORCH, "PyTorch"))

@@ -38,10 +38,11 @@ NUMPY = Spelling(pycode, pycode_into, dict(
     matmul="np.matmul", copied=".copy()", where="dtype"))
 
 
-def numpy_module(d: Derivation) -> str:
-    """The source of the generated NumPy module for ``d.cell``."""
+def numpy_module(d: Derivation, rebuild: str | None = None) -> str:
+    """The source of the generated NumPy module for ``d.cell``; its header names ``rebuild``
+    as the command that regenerates it, if given."""
     return environment().get_template(PY_TEMPLATE).render(
-        template=PY_TEMPLATE, rebuild=REBUILD, **code_context(d, NUMPY, "NumPy"))
+        template=PY_TEMPLATE, rebuild=rebuild, **code_context(d, NUMPY, "NumPy"))
 
 
 def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None = None) -> dict:
@@ -91,7 +92,7 @@ def _grad_labels(cell) -> dict[str, str]:
 NETWORK_TEMPLATE = "numpy/network.py.jinja"
 
 
-def network_module(n, cell_import: str | None = None) -> str:
+def network_module(n, cell_import: str | None = None, rebuild: str = REBUILD) -> str:
     """The source of the NumPy module of a cell with a head (``n`` from
     :func:`symlstm.heads.derive_network`): ``loss_and_grads(params, x, y, state0=None)``.
     It imports the cell's module, ``symlstm.generated.<cell>`` unless ``cell_import`` names
@@ -128,7 +129,7 @@ def network_module(n, cell_import: str | None = None) -> str:
             "head's equations, labelled as in\nthe derivation document, are below.  The loss "
             "is a sum over steps and samples, not a mean.\n")
     return environment().get_template(NETWORK_TEMPLATE).render(
-        template=NETWORK_TEMPLATE, rebuild=REBUILD, name=n.name, docstring=python_string(text),
+        template=NETWORK_TEMPLATE, rebuild=rebuild, name=n.name, docstring=python_string(text),
         cell_import=cell_import or f"symlstm.generated.{cell.name}", head=head.head.name,
         targets=head.head.targets,
         head_params=[(p.name, _shape(p.shape)) for p in head.head.params],

@@ -24,9 +24,10 @@ from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, eqref, tex_about
 TEX_TEMPLATE = "latex/derivation.tex.jinja"
 
 
-def latex_document(d: Derivation, head=None) -> str:
+def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
     """The source of the derivation document for ``d.cell``; with ``head`` (a
-    :class:`~symlstm.heads.HeadDerivation`), the document starts at the loss."""
+    :class:`~symlstm.heads.HeadDerivation`), the document starts at the loss.  Its header
+    names ``rebuild`` as the command that regenerates it, if given."""
     cell, g = d.cell, graph(d.cell)
     shipped = cell.name in CELLS and CELLS[cell.name]() == cell
     title = cell.title if cell.title.lower().endswith(" cell") or cell.title.lower() == "cell" \
@@ -34,7 +35,7 @@ def latex_document(d: Derivation, head=None) -> str:
     params = [_tex(x, cell, element=True) for x in d.params]
     return environment().get_template(TEX_TEMPLATE).render(
         shipped=shipped,
-        template=TEX_TEMPLATE, rebuild=REBUILD, cell=cell,
+        template=TEX_TEMPLATE, rebuild=rebuild, cell=cell,
         title=latex_text(title + (f" with a {head.head.title}" if head else "")),
         head=_head(head) if head else None,
         about=tex_about(cell.about), tex_name=_tt(cell.name),
@@ -144,7 +145,7 @@ TEXTS = {
 WORKED_TEMPLATE = "latex/worked.tex.jinja"
 
 
-def worked_document(e) -> str:
+def worked_document(e, rebuild: str = REBUILD) -> str:
     """The worked example's document, from :func:`symlstm.worked.example`."""
     from ..worked import D, H, K, T, number, vector
     n = e.network
@@ -161,7 +162,7 @@ def worked_document(e) -> str:
     grads = [(latex(g.lhs), latex(g.rhs), vector(e.grads[naming.adjoint_of(g.lhs).name]))
              for g in (*head.params, *n.cell.params)]
     return environment().get_template(WORKED_TEMPLATE).render(
-        template=WORKED_TEMPLATE, rebuild=REBUILD,
+        template=WORKED_TEMPLATE, rebuild=rebuild,
         title=f"A worked example: {T} steps of the {latex_text(cell.title)} with a "
               f"{latex_text(head.head.title)}",
         cell=_tt(cell.name), sizes=dict(T=T, D=D, H=H, K=K),
@@ -178,7 +179,7 @@ def _path(term) -> str:
         tex_label(naming.label(naming.FORWARD, term.via)) + (" at step $t+1$" if term.later else "")
 
 
-def mistakes_document(claims) -> str:
+def mistakes_document(claims, rebuild: str = REBUILD) -> str:
     """The document that judges each :class:`~symlstm.seed_claims.SeedClaim` of ``claims``."""
     from ..claims import check_claim, parse
     from ..heads import derive_network
@@ -199,7 +200,7 @@ def mistakes_document(claims) -> str:
                 extra=[latex(e) for e in v.extra]))
         texts.append(dict(number=number, about=about, entries=entries))
     return environment().get_template(MISTAKES_TEMPLATE).render(
-        template=MISTAKES_TEMPLATE, rebuild=REBUILD, texts=texts,
+        template=MISTAKES_TEMPLATE, rebuild=rebuild, texts=texts,
         counts=dict(total=len(claims), holds=holding))
 
 

@@ -14,7 +14,8 @@ from .tex import FIGURE_DIR, _tex, _tt, tex_about, tex_label
 OVERVIEW_TEMPLATE = "latex/overview.tex.jinja"
 
 
-def overview_document(derivations: list[Derivation], clip: float, others=()) -> str:
+def overview_document(derivations: list[Derivation], clip: float, others=(),
+                      rebuild: str = REBUILD) -> str:
     """The document that links every cell and compares their backward passes with the
     peephole LSTM's (which ``derivations`` must hold); ``others`` are (name, description)
     of the other documents beside it, linked too."""
@@ -22,7 +23,7 @@ def overview_document(derivations: list[Derivation], clip: float, others=()) -> 
     if base is None:
         raise ValueError("the overview compares every cell with peephole_lstm; include it")
     return environment().get_template(OVERVIEW_TEMPLATE).render(
-        template=OVERVIEW_TEMPLATE, rebuild=REBUILD,
+        template=OVERVIEW_TEMPLATE, rebuild=rebuild,
         cells=[dict(name=d.cell.name, tex_name=_tt(d.cell.name), title=latex_text(d.cell.title),
                     about=tex_about(d.cell.about)) for d in derivations],
         reference=[_tex(x) for x in base.through_time],
