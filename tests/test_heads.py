@@ -182,7 +182,7 @@ def test_hundreds_of_random_networks(tmp_path_factory, cell):
 def _check_network(tmp_path_factory, cell):
     """The network module's loss and gradients against a reference that shares no code with
     it: torch autograd of the head on the cell's outputs, carried through the cell by brute
-    force (the unrolled cell differentiated with symengine, ``symlstm.bruteforce``)."""
+    force (the unrolled cell differentiated at 50 digits, ``symlstm.bruteforce``)."""
     from symlstm.bruteforce import loss_gradients
     for head in ("regression", "classifier"):
         mod, cell_mod = _network(cell, head, tmp_path_factory.mktemp("net"))
