@@ -106,7 +106,7 @@ OPS: dict[type, Op] = {op.func: op for op in (
         r"\operatorname{{softplus}}\left({a}\right)", "softplus({a})",
         lambda a, m: m.log(1 + m.exp(a)), None, "log(1 + e^a), stable for large |a|; softplus' = σ"),
     Op(logsigmoid, lambda y, a: sigma(-a), "logsigmoid({a})", r"\log\sigma\left({a}\right)",
-        "log σ({a})", lambda a, m: -m.log(1 + m.exp(-a)), "logsigmoid",
+        "logσ({a})", lambda a, m: -m.log(1 + m.exp(-a)), "logsigmoid",
         "log σ(a) = -log(1 + e^-a); (log σ)' = 1 - σ(a) = σ(-a), which keeps its digits "
         "where σ(a) is near 1, as 1 - e^y would not"),
     Op(relu, lambda y, a: step(y), "np.maximum({a}, 0)", r"\operatorname{{relu}}\left({a}\right)",

@@ -249,6 +249,26 @@ def test_the_issues_numbers(modules):
         assert abs(sigmoid(np.array([a]))[0] / want - 1) < 1e-15, a
 
 
+def test_logsigmoid_is_one_entry_of_the_table():
+    """log σ: exported, its derivative σ(-a) (accurate where σ(a) is near 1), its spellings,
+    and its definition in elementary functions equal to log σ."""
+    a = sp.Symbol("fbar[t]")
+    assert symlstm.logsigmoid is logsigmoid and "logsigmoid" in symlstm.__all__
+    assert sp.diff(logsigmoid(a), a) == sigma(-a)
+    assert symlstm.printers.latex(logsigmoid(a)) == r"\log\sigma\left(\bar{f}_{t}\right)"
+    assert symlstm.printers.latex(logsigmoid(a) ** 2) == \
+        r"\left(\log\sigma\left(\bar{f}_{t}\right)\right)^{2}"
+    assert symlstm.printers.comment(logsigmoid(a)) == "logσ(fbar[t])"
+    assert pycode(logsigmoid(a)) == "logsigmoid(fbar)"
+    assert torch_backend.code(logsigmoid(a)) == "torch.nn.functional.logsigmoid(fbar)"
+    assert NUMBA_SPELLINGS[logsigmoid] == "_logsigmoid({a})"
+    u = sp.Symbol("u")
+    exact = OPS[logsigmoid].definition(u, sp)
+    for value in (-30, -1, 0, 2, 30):
+        want = EXACT[logsigmoid][0](mpmath.mpf(value))
+        assert abs(exact.subs(u, value).evalf(60) - sp.Float(str(want), 60)) < 1e-45
+
+
 # --------------------------------------------------------------- saturated cells -----
 # Cells that divide by gates or take their logs, with their gates far in saturation.  Each
 # module's forward outputs and every gradient are compared with the same equations written
