@@ -18,7 +18,8 @@ _LAZY = {
     "exp": "ops", "log": "ops", "relu": "ops", "softplus": "ops", "logsigmoid": "ops",
     "verify": "verification", "VerifyError": "verification", "Report": "verification",
     "check_claim": "claims", "Verdict": "claims", "ClaimError": "claims",
-    "from_torch": "torch_weights", "to_torch": "torch_weights", "derive_network": "heads", "HEADS": "heads",
+    "from_torch": "torch_weights", "to_torch": "torch_weights", "derive_network": "heads",
+    "HEADS": "heads",
 }
 
 __all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "ClaimError", "Derivation", "Gradient",

@@ -325,8 +325,8 @@ def slstm(gate):
     h, c, n, m = (b.state(s) for s in "hcnm")
     bar = {}
     for g in "zifo":
-        W, R, bias = b.param(f"W_{g}", "H", "D"), b.param(f"R_{g}", "H", "H"), b.param(f"b_{g}", "H")
-        bar[g] = b.let(f"{g}bar", matvec(W, x) + matvec(R, h) + bias)
+        W, R = b.param(f"W_{g}", "H", "D"), b.param(f"R_{g}", "H", "H")
+        bar[g] = b.let(f"{g}bar", matvec(W, x) + matvec(R, h) + b.param(f"b_{g}", "H"))
     z, o = b.let("z", tanh(bar["z"])), b.let("o", sigma(bar["o"]))
     lf = b.let("lf", gate(bar["f"]) + m)
     m_t = b.let("m", lf - logsigmoid(lf - bar["i"]))
