@@ -23,14 +23,20 @@ INPUT_SIZE = "D"
 
 
 def sigmoid(a, out=None):
-    """The logistic function, stable for any a: σ(a) = (1 + tanh(a/2)) / 2."""
-    if out is None:
-        return 0.5 + 0.5 * np.tanh(0.5 * a)
-    out = np.multiply(a, 0.5, out=out)
-    np.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
+    """The logistic function σ(a) = 1/(1 + e^-a), to a few ulps for any a: written as
+    e^a/(1 + e^a) where a < 0, so that tiny values keep their digits, and e^-|a| never
+    overflows."""
+    e = np.exp(-np.abs(a))
+    top = np.where(a < 0, e, 1.0)   # e^a where a < 0, else 1 (NaN stays NaN through e)
+    e += 1.0
+    return np.divide(top, e, out=out)
+
+
+def logsigmoid(a, out=None):
+    """log σ(a) = min(a, 0) - log(1 + e^-|a|), to a few ulps for any a: both terms have
+    the same sign, so nothing cancels, and e^-|a| never overflows."""
+    e = np.exp(-np.abs(a))
+    return np.subtract(np.minimum(a, 0.0), np.log1p(e), out=out)
 
 
 #: Every size above as its counts of D and of H and its constant: "D + H" is (1, 1, 0).

@@ -16,16 +16,17 @@ _LAZY = {
     "CELLS": "cells", "Cell": "cell", "CellBuilder": "cell", "CellError": "cell",
     "Latex": "cell", "Derivation": "bptt", "Gradient": "bptt", "matvec": "ops",
     "transpose": "ops", "concat": "ops", "OPS": "ops", "sigma": "ops", "tanh": "ops",
-    "exp": "ops", "log": "ops", "relu": "ops", "softplus": "ops", "verify": "verification",
-    "VerifyError": "verification", "Report": "verification", "check_claim": "claims",
-    "Verdict": "claims", "ClaimError": "claims", "from_torch": "torch_weights",
-    "to_torch": "torch_weights", "derive_network": "heads", "HEADS": "heads",
+    "exp": "ops", "log": "ops", "relu": "ops", "softplus": "ops", "logsigmoid": "ops",
+    "verify": "verification", "VerifyError": "verification", "Report": "verification",
+    "check_claim": "claims", "Verdict": "claims", "ClaimError": "claims",
+    "from_torch": "torch_weights", "to_torch": "torch_weights", "derive_network": "heads",
+    "HEADS": "heads",
 }
 
 __all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "ClaimError", "Derivation", "Gradient",
            "HEADS", "Latex", "OPS", "Report", "Verdict", "VerifyError", "check_claim", "concat",
-           "derive", "derive_network", "exp", "from_torch", "get_cell", "log", "matvec", "relu",
-           "sigma", "softplus", "tanh", "to_torch", "transpose", "verify"]
+           "derive", "derive_network", "exp", "from_torch", "get_cell", "log", "logsigmoid",
+           "matvec", "relu", "sigma", "softplus", "tanh", "to_torch", "transpose", "verify"]
 
 
 #: Submodules that ``symlstm.<name>`` imports on first use.

@@ -33,8 +33,8 @@ _TIMED = re.compile(r"(?P<kind>δ⁺|δ|Δ)?(?P<base>[A-Za-z0-9_]+)\[t(?P<shift>
 #: Names the generated module uses for itself; a cell may not reuse them.
 RESERVED = frozenset({
     "np", "numpy", "t", "T", "B", "D", "H", "params", "cache", "grads", "state", "state0",
-    "dstate", "dhs", "hs", "forward", "backward", "init_params", "sigmoid", "rng", "dtype",
-    "PARAMS", "STATES", "CELL", "SHAPES", "OUTPUT", "dnext", "STATE_SIZES", "INPUT_SIZE",
+    "dstate", "dhs", "hs", "forward", "backward", "init_params", "sigmoid", "logsigmoid", "rng",
+    "dtype", "PARAMS", "STATES", "CELL", "SHAPES", "OUTPUT", "dnext", "STATE_SIZES", "INPUT_SIZE",
     "width",
 })
 #: Prefixes of the generated module's own arrays (fused matrices, buffers, caches).

@@ -47,6 +47,16 @@ class softplus(sp.Function):
         return OPS[softplus].derivative(self, self.args[0])
 
 
+class logsigmoid(sp.Function):
+    """log σ(a) = -softplus(-a), element-wise: the log of a gate, accurate for any a
+    (near a for a very negative, near -e^-a for a large)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return OPS[logsigmoid].derivative(self, self.args[0])
+
+
 class step(sp.Function):
     """The unit step, 1 where a > 0 and 0 elsewhere: the derivative of relu."""
 
@@ -95,6 +105,10 @@ OPS: dict[type, Op] = {op.func: op for op in (
     Op(softplus, lambda y, a: sigma(a), "np.logaddexp(0, {a})",
         r"\operatorname{{softplus}}\left({a}\right)", "softplus({a})",
         lambda a, m: m.log(1 + m.exp(a)), None, "log(1 + e^a), stable for large |a|; softplus' = σ"),
+    Op(logsigmoid, lambda y, a: sigma(-a), "logsigmoid({a})", r"\log\sigma\left({a}\right)",
+        "logσ({a})", lambda a, m: -m.log(1 + m.exp(-a)), "logsigmoid",
+        "log σ(a) = -log(1 + e^-a); (log σ)' = 1 - σ(a) = σ(-a), which keeps its digits "
+        "where σ(a) is near 1, as 1 - e^y would not"),
     Op(relu, lambda y, a: step(y), "np.maximum({a}, 0)", r"\operatorname{{relu}}\left({a}\right)",
         "relu({a})", lambda a, m: m.Piecewise((a, a > 0), (0, True)), None,
         "max(0, a); relu'(a) = 1 for a > 0, and 0 for a <= 0 (0 at a = 0, as PyTorch)"),

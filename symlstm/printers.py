@@ -135,8 +135,9 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
             return rf"\frac{{1}}{{{self._print(base ** -n)}}}"
         op = OPS.get(base.func)
         call = r"\left({a}\right)"
-        if op is not None and op.latex.endswith(call):   # \tanh^{2}\left(c_t\right)
-            head = op.latex[:-len(call)].replace("{{", "{").replace("}}", "}")
+        head = op.latex[:-len(call)] if op is not None and op.latex.endswith(call) else ""
+        if head.count("\\") == 1:   # \tanh^{2}\left(c_t\right); not \log\sigma^{2}(...)
+            head = head.replace("{{", "{").replace("}}", "}")
             return rf"{head}^{{{self._print(n)}}}\left({self._print(base.args[0])}\right)"
         text = self._print(base)
         if not isinstance(base, sp.Symbol):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from symlstm import CellBuilder, concat, matvec, transpose
 from symlstm.cell import add_sizes
-from symlstm.ops import exp, log, relu, sigma, softplus, tanh
+from symlstm.ops import exp, log, logsigmoid, relu, sigma, softplus, tanh
 
 STATE_NAMES = ("h", "s", "u")
 
@@ -97,7 +97,8 @@ def _expr(draw, size: str, depth: int, avail: list[Vec], params: _Params) -> Vec
     sub = lambda: _expr(draw, size, draw(st.integers(0, depth - 1)), avail, params)  # noqa: E731
     if kind == "op":
         a = sub()
-        op = draw(st.sampled_from(["sigma", "tanh", "exp", "log", "relu", "softplus"]))
+        op = draw(st.sampled_from(["sigma", "tanh", "exp", "log", "relu", "softplus",
+                                     "logsigmoid"]))
         if op == "sigma":
             return Vec(sigma(a.expr), size, True, True)
         if op == "tanh":
@@ -112,6 +113,8 @@ def _expr(draw, size: str, depth: int, avail: list[Vec], params: _Params) -> Vec
             return Vec(log(arg), size, a.bounded)
         if op == "relu":
             return Vec(relu(a.expr), size, a.bounded)
+        if op == "logsigmoid":   # between min(a, 0) - log 2 and min(a, 0): bounded if a is
+            return Vec(logsigmoid(a.expr), size, a.bounded)
         return Vec(softplus(a.expr), size, a.bounded, True)
     if kind == "binary":
         a, b = sub(), sub()

@@ -136,7 +136,7 @@ def _states(given, what, B, D, H, dtype):
 
 
 # ---------------------------------------------------------------- arithmetic -----
-# exp, tanh and σ in branch-free arithmetic, so that LLVM vectorises the loops over j
+# exp, tanh, σ, softplus and log σ in branch-free arithmetic, so that LLVM vectorises the loops over j
 # (NumPy's versions are one library call per number).  Each is written once for float32
 # and once for float64; ``overload`` picks one by the argument's type when compiling.
 
@@ -152,8 +152,9 @@ def _from_bits(typingctx, bits):
 
 def _exp(a):
     """e^a: a = k ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^13 (below the
-    rounding of float64), times 2^k set in the exponent bits.  Results below the smallest
-    normal number are 0; above the largest, inf; NaN stays NaN."""
+    rounding of float64), times 2^k as two powers of two set in the exponent bits (2^k
+    alone is not a normal number at either end of the range).  Beyond the largest number,
+    inf; below the smallest normal one, subnormal (rounded twice) or 0; NaN stays NaN."""
 
 
 def _tanh(a):
@@ -170,13 +171,20 @@ def _softplus(a):
     """log(1 + e^a) = max(a, 0) + log(1 + e^-|a|), stable for any a."""
 
 
+def _logsigmoid(a):
+    """log σ(a) = min(a, 0) - log(1 + e^-|a|): two terms of one sign, so nothing cancels."""
+
+
 def _exp64(a):
     F = np.float64
     a = np.minimum(np.maximum(a, F(-745.2)), F(709.8))
     k = np.floor(a * F(1.4426950408889634) + F(0.5))
     r = a - k * F(0.693145751953125) - k * F(1.4286068203094173e-06)   # ln 2 in two parts
     I = np.int64
-    return (F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) + r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * (F(0.0001984126984126984) + r * (F(2.48015873015873e-05) + r * (F(2.7557319223985893e-06) + r * (F(2.755731922398589e-07) + r * (F(2.505210838544172e-08) + r * (F(2.08767569878681e-09) + r * (F(1.6059043836821613e-10))))))))))))))) * _from_bits(I((np.maximum(I(k), -1023) + 1023) << 52))
+    n = I(k)
+    half = n >> 1   # 2^k = 2^half 2^(n - half), each factor a normal number
+    return (F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) + r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * (F(0.0001984126984126984) + r * (F(2.48015873015873e-05) + r * (F(2.7557319223985893e-06) + r * (F(2.755731922398589e-07) + r * (F(2.505210838544172e-08) + r * (F(2.08767569878681e-09) + r * (F(1.6059043836821613e-10))))))))))))))) * _from_bits(I((half + 1023) << 52)) \
+        * _from_bits(I((n - half + 1023) << 52))
 
 
 def _tanh64(a):
@@ -200,13 +208,21 @@ def _softplus64(a):
     return max(a, F(0)) + np.log1p(_exp(-abs(a)))
 
 
+def _logsigmoid64(a):
+    F = np.float64
+    return min(a, F(0)) - np.log1p(_exp(-abs(a)))
+
+
 def _exp32(a):
     F = np.float32
-    a = np.minimum(np.maximum(a, F(-103.9)), F(88.8))
+    a = np.minimum(np.maximum(a, F(-104.0)), F(88.8))
     k = np.floor(a * F(1.4426950408889634) + F(0.5))
     r = a - k * F(0.693145751953125) - k * F(1.4286068203094173e-06)   # ln 2 in two parts
     I = np.int32
-    return (F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) + r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * (F(0.0001984126984126984) + r * (F(2.48015873015873e-05) + r * (F(2.7557319223985893e-06) + r * (F(2.755731922398589e-07) + r * (F(2.505210838544172e-08) + r * (F(2.08767569878681e-09) + r * (F(1.6059043836821613e-10))))))))))))))) * _from_bits(I((np.maximum(I(k), -127) + 127) << 23))
+    n = I(k)
+    half = n >> 1   # 2^k = 2^half 2^(n - half), each factor a normal number
+    return (F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) + r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * (F(0.0001984126984126984) + r * (F(2.48015873015873e-05) + r * (F(2.7557319223985893e-06) + r * (F(2.755731922398589e-07) + r * (F(2.505210838544172e-08) + r * (F(2.08767569878681e-09) + r * (F(1.6059043836821613e-10))))))))))))))) * _from_bits(I((half + 127) << 23)) \
+        * _from_bits(I((n - half + 127) << 23))
 
 
 def _tanh32(a):
@@ -230,6 +246,11 @@ def _softplus32(a):
     return max(a, F(0)) + np.log1p(_exp(-abs(a)))
 
 
+def _logsigmoid32(a):
+    F = np.float32
+    return min(a, F(0)) - np.log1p(_exp(-abs(a)))
+
+
 @overload(_exp, inline="always")
 def _exp_typed(a):
     return _exp32 if a == numba.types.float32 else _exp64
@@ -248,6 +269,11 @@ def _sigmoid_typed(a):
 @overload(_softplus, inline="always")
 def _softplus_typed(a):
     return _softplus32 if a == numba.types.float32 else _softplus64
+
+
+@overload(_logsigmoid, inline="always")
+def _logsigmoid_typed(a):
+    return _logsigmoid32 if a == numba.types.float32 else _logsigmoid64
 
 
 # ------------------------------------------------------------------ the loops -----

@@ -4,9 +4,9 @@
 The plan is the NumPy module's.  Inside the compiled loop the fused GEMMs call BLAS
 (``np.dot`` into a buffer), and every run of element-wise statements of one size between two
 GEMMs becomes one loop nest, over the samples and the vector's entries.  A value lives in a
-register unless a later nest, a GEMM or the backward pass reads it.  exp, tanh and σ are
-written in branch-free arithmetic (:func:`math_context`), which LLVM vectorises; NumPy's
-versions are scalar library calls inside a compiled loop.
+register unless a later nest, a GEMM or the backward pass reads it.  exp, tanh, σ, softplus
+and log σ are written in branch-free arithmetic (:func:`math_context`), which LLVM
+vectorises; NumPy's versions are scalar library calls inside a compiled loop.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .. import naming
 from ..bptt import Derivation
 from ..cell import size_expr
 from ..lower import Broadcast, GroupAdjoint, Plan, Proj, lower
-from ..ops import OPS, Concat, Part, exp, log, relu, sigma, softplus, step, tanh
+from ..ops import OPS, Concat, Part, exp, log, logsigmoid, relu, sigma, softplus, step, tanh
 from ..printers import CellNumPyPrinter
 from ..render import NUMPY, code_context, environment
 from ..render.code import block_comment, computed_in, step_arrays
@@ -34,6 +34,7 @@ SPELLINGS = {
     tanh: "_tanh({a})",
     exp: "_exp({a})",
     softplus: "_softplus({a})",
+    logsigmoid: "_logsigmoid({a})",
     log: "np.log({a})",
     relu: "max({a}, F(0))",
     step: "F({a} > F(0))",
@@ -428,15 +429,16 @@ def _kernel(step: _Step, items) -> dict:
 
 # ------------------------------------------------------------------ math -----
 
-#: The two float types: where exp is clamped (beyond, the result is 0 or inf), and the
+#: The two float types: where exp is clamped (beyond, the result is 0 or inf: e^lowest is
+#: below half the smallest subnormal number, e^highest above the largest), and the
 #: exponent's bias and the mantissa's width, which set 2^k through the exponent bits.
 FLOATS = (dict(bits=64, lowest=-745.2, highest=709.8, bias=1023, mantissa=52),
-          dict(bits=32, lowest=-103.9, highest=88.8, bias=127, mantissa=23))
+          dict(bits=32, lowest=-104.0, highest=88.8, bias=127, mantissa=23))
 
 
 @functools.lru_cache(maxsize=None)
 def math_context() -> dict:
-    """exp, tanh, σ and softplus for float32 and float64 as Horner forms, their constants
+    """exp, tanh, σ, softplus and log σ for float32 and float64 as Horner forms, their constants
     derived here: exp(r) = Σ r^k/k! on |r| <= ln2/2 (degree 13, below float64's rounding),
     and tanh on |a| < 0.625 as a convergent of Lambert's continued fraction
     tanh a = a/(1 + a²/(3 + a²/(5 + ...))), a rational function with integer coefficients."""

@@ -11,19 +11,23 @@ import sympy as sp
 
 from .. import naming
 from ..bptt import Derivation
-from ..ops import OPS, exp, log, relu, sigma, softplus, step, tanh
+from ..ops import OPS, exp, log, logsigmoid, relu, sigma, softplus, step, tanh
 from ..printers import CellNumPyPrinter
 from ..render import Spelling, code_context, environment
 
 TEMPLATE = "torch/cell.py.jinja"
 
-#: Each operation of ``ops.OPS`` spelled in torch.
+#: Each operation of ``ops.OPS`` spelled in torch.  softplus returns a itself above its
+#: threshold, which is within float64's rounding only from a = 37 on (e^-37/37 < half an ulp),
+#: not from torch's default 20 (off by e^-20/20, 2e5 ulps); below it, log1p(e^a) is finite
+#: for any a in float32 and float64.
 SPELLINGS = {
     sigma: "torch.sigmoid({a})",
     tanh: "torch.tanh({a})",
     exp: "torch.exp({a})",
     log: "torch.log({a})",
-    softplus: "torch.nn.functional.softplus({a})",   # stable for any |a|, as np.logaddexp(0, a)
+    softplus: "torch.nn.functional.softplus({a}, threshold=37.0)",
+    logsigmoid: "torch.nn.functional.logsigmoid({a})",
     relu: "torch.relu({a})",
     step: "(({a}) > 0).to(({a}).dtype)",
 }
