@@ -9,8 +9,8 @@ operation on a tape, and computes the total loss
 
 and its gradient with respect to every scalar parameter, input and initial state by one
 reverse pass over the tape.  The only derivative knowledge here is that of +, ×, integer
-powers, exp, log, tanh and a branch (``_Tape``): none of the derivation's rules, none of its
-paths.  Working at 50 digits, the reference stays exact to far below float64's rounding
+powers, exp, log, tanh and a branch (``_Tape``; any other mpmath function is differentiated
+numerically at extra precision): none of the derivation's rules, none of its paths.  Working at 50 digits, the reference stays exact to far below float64's rounding
 also where gates saturate, so it can judge the generated code anywhere in the float64 range.
 """
 from __future__ import annotations
@@ -117,6 +117,20 @@ class _Tape:
             return mpmath.tanh(a)
         y = mpmath.tanh(a.value)
         return self.node(y, ((a.index, 1 - y * y),))
+
+    def __getattr__(self, name):
+        """Any other function of mpmath's (``m.atan``, ``m.sqrt``, ...), for a definition a new
+        table entry writes with it: its derivative is mpmath's numerical one, which works at
+        extra precision and keeps the 50 digits."""
+        fn = getattr(mpmath, name, None)
+        if name.startswith("_") or not callable(fn):
+            raise AttributeError(f"brute force knows no elementary function {name!r}")
+
+        def apply(a):
+            if not isinstance(a, _Node):
+                return fn(a)
+            return self.node(fn(a.value), ((a.index, mpmath.diff(fn, a.value)),))
+        return apply
 
     @staticmethod
     def Piecewise(*pieces):
