@@ -53,6 +53,12 @@ class _TablePrinter:
         return ()
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _has_symbols(e: sp.Basic) -> bool:
+    """Whether ``e`` holds a symbol (``free_symbols``, shared subexpressions looked at once)."""
+    return isinstance(e, sp.Symbol) or any(_has_symbols(a) for a in e.args)
+
+
 def _split_fraction(expr: sp.Mul):
     """(numerator factors, denominator as a product with positive powers)."""
     num = [f for f in expr.args if not (f.is_Pow and f.exp.is_negative)]
@@ -119,7 +125,7 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
         return naming.latex(W, index=f"{row}{col}")
 
     def _print_Mul(self, expr):
-        if not expr.free_symbols:
+        if not _has_symbols(expr):
             return super()._print_Mul(expr)
         coeff, _ = expr.as_coeff_Mul()
         if coeff.is_negative:
@@ -530,7 +536,7 @@ class _Break(NamedTuple):
 
 
 _TOKEN = re.compile(r"\\(left|right)(?![A-Za-z])(\\\{|\\\}|\\[lr]?[a-z]+(?![a-z])|.)"
-                    r"| ([+-]) | (\\odot) |([{}])|\\.")
+                    r"| ([+-]) | (\\odot) |([{}])|\\[{}]")
 
 
 def latex_lines(text: str, width: float = LINE_WIDTH) -> list[str]:
@@ -631,9 +637,18 @@ def _inside(piece: list, width: float, kind: int) -> list[list]:
         return _fill(piece, width, 1)
     if widest is None:
         return [piece]
-    g = piece[widest]
-    return _fill([*piece[:widest], r"\bigl" + g.open, *g.items, r"\bigr" + g.close,
-                  *piece[widest + 1:]], width)
+    g, before, after = piece[widest], piece[:widest], piece[widest + 1:]
+    head = _fill([*before, r"\bigl" + g.open], width, kind)
+    tail = _fill([r"\bigr" + g.close, *after], width, kind)
+    return _glue(_glue(head, _fill(g.items, width), width), tail, width)
+
+
+def _glue(first: list[list], then: list[list], width: float) -> list[list]:
+    """Lines ``first`` then ``then``, the last of one and the first of the other on one
+    line when they fit there."""
+    if _width(first[-1]) + _width(then[0]) <= width:
+        return [*first[:-1], first[-1] + then[0], *then[1:]]
+    return first + then
 
 
 def _join(line: list) -> str:

@@ -14,7 +14,7 @@ from ..cells import CELLS
 from ..graph import graph
 from ..jacobians import chain, jacobians
 from ..ops import sigma
-from ..printers import LINE_WIDTH, latex, latex_text, latex_width, signed
+from ..printers import LINE_WIDTH, latex, latex_lines, latex_text, latex_width, signed
 from ..sweep import LOSS
 from .base import REBUILD, environment
 from .graph import _highlight, _tikz
@@ -228,8 +228,14 @@ def _paths(g, d, graph_) -> dict:
         local = latex(t.local) if t.raw is not None else ""
         rows.append(dict(via=where, lines=_path_lines(partial, raw if raw != local else "",
                                                      local, latex(t.expr))))
+    drawn = v in _nodes(graph_) and len(graph_.nodes) <= MAX_DRAWN
     return dict(label=eqref(g.label), lhs=latex(g.lhs), rows=rows, sum=_tex(g, anchored=False),
-                graph=_highlight(graph_, graph_.downstream(v), v) if v in _nodes(graph_) else None)
+                graph=_highlight(graph_, graph_.downstream(v), v) if drawn else None)
+
+
+#: The most nodes a step's graph may have for each variable's paths to be drawn in it (a
+#: picture per variable: past that, they take TeX minutes and show little at that scale).
+MAX_DRAWN = 30
 
 
 def _path_lines(partial: str, raw: str, local: str, term: str) -> list[str]:
@@ -237,10 +243,14 @@ def _path_lines(partial: str, raw: str, local: str, term: str) -> list[str]:
     the derivative and the term on lines of their own."""
     derivative = f"{partial} = {raw + ' = ' if raw else ''}{local}" if partial else ""
     adds = rf"\text{{adds }} {term}"
-    if latex_width(rf"{derivative},\quad {adds}") <= LINE_WIDTH:
+    if latex_width(rf"{derivative},\quad {adds}") <= PATH_WIDTH:
         return [rf"{derivative},\quad {adds}" if derivative else adds]
     parts = [f"{partial} = {raw}", f"= {local},"] if raw else [f"{partial} = {local},"]
-    return broken((parts if partial else []) + [adds])
+    return broken((parts if partial else []) + [adds], PATH_WIDTH)
+
+
+#: What is left of a line beside "via (fwd:c) at step t+1:".
+PATH_WIDTH = LINE_WIDTH - 12
 
 
 def _consumer(d, via, later):
@@ -298,7 +308,7 @@ def _link(link, wrt) -> dict:
                               for w, depends in link.blocks)
         terms = [rf"\begin{{bmatrix}} {rows} \end{{bmatrix}}"]
     else:
-        terms = broken(signed([_factor(a, M, w, wrt) for a, M, w in link.terms]))
+        terms = latex_lines(" ".join(signed([_factor(a, M, w, wrt) for a, M, w in link.terms])))
     return dict(lhs=_partial(link.of, wrt), terms=terms,
                 ref=eqref(naming.label(naming.FORWARD, link.via)))
 

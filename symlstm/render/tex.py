@@ -6,7 +6,7 @@ import re
 
 from .. import naming
 from ..cell import Latex
-from ..printers import latex, latex_lines, latex_text, signed
+from ..printers import LINE_WIDTH, latex, latex_lines, latex_text, signed
 
 
 def _tex_size(dim: str, product: bool) -> str:
@@ -80,10 +80,10 @@ def _terms(g, index, anchored=True) -> dict:
     return dict(tag=tag, lhs=lhs, terms=terms, prefix=prefix, suffix=suffix, shape="")
 
 
-def broken(terms: list[str]) -> list[str]:
+def broken(terms: list[str], width: float = LINE_WIDTH) -> list[str]:
     """One line per term, a term too long for a line continued on more, indented."""
     return [line if k == 0 else r"\quad " + line
-            for term in terms for k, line in enumerate(latex_lines(term))]
+            for term in terms for k, line in enumerate(latex_lines(term, width - 2))]
 
 
 def _is_matrix(g) -> bool:
