@@ -536,7 +536,7 @@ class _Break(NamedTuple):
 
 
 _TOKEN = re.compile(r"\\(left|right)(?![A-Za-z])(\\\{|\\\}|\\[lr]?[a-z]+(?![a-z])|.)"
-                    r"| ([+-]) | (\\odot) |([{}])|\\[{}]")
+                    r"| ([+-]) | (\\odot) |\{(?:[^{}\\]|\\[A-Za-z]+)*\}|([{}])|\\[{}]")
 
 
 def latex_lines(text: str, width: float = LINE_WIDTH) -> list[str]:

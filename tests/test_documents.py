@@ -159,3 +159,22 @@ def test_every_line_of_a_big_document_is_broken(big_documents):
                 math = re.sub(r"\\text\{[^}]*\}|\\tag\{[^}]*\}|\\label\{[^}]*\}|\\eqref\{[^}]*\}"
                               r"|\\shape\{[^}]*\}|\\notag", "", line)
                 assert latex_width(math) < 2 * LINE_WIDTH, (key, line[:300])
+
+
+def test_broken_lines_keep_every_character_and_pair_every_delimiter():
+    """Lines of a broken equation put back together are the equation, with \\left( \\right)
+    of each opened group spelled \\bigl( \\bigr); each line pairs its own \\left \\right."""
+    from symlstm.printers import LINE_WIDTH, latex, latex_lines, latex_width
+    d = symlstm.derive(_scaling().nested(4))
+    broke = 0
+    for g in d.all():
+        for t in g.terms:
+            text = latex(t.expr)
+            lines = latex_lines(text)
+            broke += len(lines) > 1
+            joined = "".join(lines).replace(r"\bigl", r"\left").replace(r"\bigr", r"\right")
+            assert joined.replace(" ", "") == text.replace(" ", "")
+            for line in lines:
+                assert line.count(r"\left") == line.count(r"\right"), line
+                assert latex_width(line) <= LINE_WIDTH + 10, line
+    assert broke >= 5
