@@ -496,7 +496,7 @@ def latex_text(text: str) -> str:
 
 #: How wide a line of an equation may be, in the units of :func:`latex_width` (about one
 #: character each): what fits on the page beside a left side, a tag and a shape.
-LINE_WIDTH = 52
+LINE_WIDTH = 50
 
 _INVISIBLE = re.compile(r"\\(?:left|right|[bB]igg?[lr]?|mathit|mathrm|mathbf|operatorname|text"
                         r"|displaystyle|notag|top)(?![A-Za-z])|\\[,;!]")
@@ -639,8 +639,10 @@ def _inside(piece: list, width: float, kind: int) -> list[list]:
         return [piece]
     g, before, after = piece[widest], piece[:widest], piece[widest + 1:]
     head = _fill([*before, r"\bigl" + g.open], width, kind)
-    tail = _fill([r"\bigr" + g.close, *after], width, kind)
-    return _glue(_glue(head, _fill(g.items, width), width), tail, width)
+    inner = _fill(g.items, width)
+    inner[-1] = [*inner[-1], r"\bigr" + g.close]    # a line never opens with a bracket
+    return _glue(_glue(head, inner, width), _fill(after, width, kind), width) if after else \
+        _glue(head, inner, width)
 
 
 def _glue(first: list[list], then: list[list], width: float) -> list[list]:

@@ -82,8 +82,8 @@ def _terms(g, index, anchored=True) -> dict:
 
 def broken(terms: list[str], width: float = LINE_WIDTH) -> list[str]:
     """One line per term, a term too long for a line continued on more, indented."""
-    return [line if k == 0 else r"\quad " + line
-            for term in terms for k, line in enumerate(latex_lines(term, width - 2))]
+    return [line if k == 0 else r"\qquad " + line
+            for term in terms for k, line in enumerate(latex_lines(term, width - 4))]
 
 
 def _is_matrix(g) -> bool:
