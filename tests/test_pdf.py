@@ -130,3 +130,33 @@ def test_a_user_cells_document_builds(tmp_path):
     assert built.overfull() == []
     assert "(rec:h)" in _squash(subprocess.run(["pdftotext", str(built.pdf), "-"],
                                                capture_output=True, text=True).stdout)
+
+
+def _scaling():
+    from test_jacobians import scaling
+    return scaling()
+
+
+def _big_cell_builds(cell, tmp_path):
+    from symlstm.render import latex_document
+    tex = tmp_path / f"{cell.name}.tex"
+    tex.write_text(latex_document(symlstm.derive(cell)))
+    built = build.pdf(tex, tmp_path / "out")
+    assert built.overfull() == [], f"{cell.name}: {built.overfull()}"
+    text = _squash(subprocess.run(["pdftotext", str(built.pdf), "-"], capture_output=True,
+                                  text=True, check=True).stdout)
+    assert "Howgradientsflowbackthroughtime" in text and "(rec:h)" in text
+
+
+@pytest.mark.parametrize("shape, size", [("nested", 4), ("fan_out", 10)])
+def test_a_wide_cells_document_breaks_its_equations(shape, size, tmp_path):
+    """Functions nested 4 deep make equations many pages wide; ten equations that each read
+    the two before them make a graph wider than the page and 89 paths from h_{t-1} to h_t.
+    Their PDFs keep within the margins."""
+    _big_cell_builds(getattr(_scaling(), shape)(size), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, size", [("nested", 8), ("fan_out", 40), ("chain", 40)])
+def test_the_scaling_targets_documents_build_within_the_margins(shape, size, tmp_path):
+    _big_cell_builds(getattr(_scaling(), shape)(size), tmp_path)

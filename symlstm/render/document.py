@@ -12,13 +12,14 @@ from ..bptt import Derivation
 from ..bptt import derive as derive_cell
 from ..cells import CELLS
 from ..graph import graph
-from ..jacobians import jacobians
+from ..jacobians import chain, jacobians
 from ..ops import sigma
-from ..printers import latex, latex_text, signed
+from ..printers import LINE_WIDTH, latex, latex_lines, latex_text, latex_width, signed
 from ..sweep import LOSS
 from .base import REBUILD, environment
 from .graph import _highlight, _tikz
-from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, eqref, tex_about, tex_label)
+from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about,
+                  tex_label)
 
 
 TEX_TEMPLATE = "latex/derivation.tex.jinja"
@@ -54,7 +55,7 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
         vector_params=[e for e, p in zip(params, d.params) if not _is_matrix(p)],
         param_elements=[e["element"] for e, p in sorted(zip(params, d.params),
                                                         key=lambda ep: not _is_matrix(ep[1]))],
-        jacobians=[_jacobian(j) for j in jacobians(d)],
+        flow=_flow(d),
         rnn_jacobians=_rnn_jacobians() if cell.name != "rnn" else [],
         states=", ".join(f"${naming.latex_base(n)}_t$" for n in cell.states),
         sizes=[(naming.latex_base(p.name), r" \times ".join(_tex_size(d, len(p.shape) > 1)
@@ -226,10 +227,31 @@ def _paths(g, d, graph_) -> dict:
                 if consumer is not None and t.raw is not None else ""
         raw = latex(t.raw) if t.raw is not None else ""
         local = latex(t.local) if t.raw is not None else ""
-        rows.append(dict(via=where, partial=partial, raw=raw if raw != local else "",
-                         local=local, term=latex(t.expr)))
+        rows.append(dict(via=where, lines=_path_lines(partial, raw if raw != local else "",
+                                                     local, latex(t.expr))))
+    drawn = v in _nodes(graph_) and len(graph_.nodes) <= MAX_DRAWN
     return dict(label=eqref(g.label), lhs=latex(g.lhs), rows=rows, sum=_tex(g, anchored=False),
-                graph=_highlight(graph_, graph_.downstream(v), v) if v in _nodes(graph_) else None)
+                graph=_highlight(graph_, graph_.downstream(v), v) if drawn else None)
+
+
+#: The most nodes a step's graph may have for each variable's paths to be drawn in it (a
+#: picture per variable: past that, they take TeX minutes and show little at that scale).
+MAX_DRAWN = 30
+
+
+def _path_lines(partial: str, raw: str, local: str, term: str) -> list[str]:
+    """A path's row: ``∂y/∂v = raw = local, adds term``, on one line when it fits, else
+    the derivative and the term on lines of their own."""
+    derivative = f"{partial} = {raw + ' = ' if raw else ''}{local}" if partial else ""
+    adds = rf"\text{{adds }} {term}"
+    if latex_width(rf"{derivative},\quad {adds}") <= PATH_WIDTH:
+        return [rf"{derivative},\quad {adds}" if derivative else adds]
+    parts = [f"{partial} = {raw}", f"= {local},"] if raw else [f"{partial} = {local},"]
+    return broken((parts if partial else []) + [adds], PATH_WIDTH)
+
+
+#: What is left of a line beside "via (fwd:c) at step t+1:".
+PATH_WIDTH = LINE_WIDTH - 12
 
 
 def _consumer(d, via, later):
@@ -241,29 +263,62 @@ def _nodes(g):
     return {n.symbol for n in g.nodes}
 
 
+def _flow(d) -> list[dict]:
+    """The one-step Jacobians for the document, by the state they start from: multiplied
+    out (Σ diag(a) M) when every one from that state is short enough, else the chain of
+    local Jacobians that gives them."""
+    found = jacobians(d)
+    out = []
+    for prev in d.cell.prev_states:
+        js = [j for j in found if j.wrt == prev]
+        if not js:
+            continue
+        compact = [_jacobian(j) for j in js] if all(j.terms for j in js) else None
+        if compact is not None and all(len(c["terms"]) <= MAX_LINES for c in compact):
+            out.append(dict(wrt=latex(prev), compact=compact, chain=None))
+        else:
+            links = chain(d, prev)
+            ends = ", ".join(f"${latex(j.of)}$" for j in js)
+            out.append(dict(wrt=latex(prev), compact=None, ends=ends,
+                            chain=[_link(link, prev) for link in links]))
+    return out
+
+
+#: The most lines a multiplied-out Jacobian may take in a document; a longer one is shown
+#: as its chain of local Jacobians.
+MAX_LINES = 8
+
+
+def _partial(of, wrt) -> str:
+    return rf"\frac{{\partial {latex(of)}}}{{\partial {latex(wrt)}}}"
+
+
 def _jacobian(j) -> dict:
-    """∂s_t/∂s'_{t-1} as a sum of diag(a) M; a long factor is spread over several lines
-    (with \\bigl( \\bigr), which may break). A Jacobian of another shape is named only."""
-    lhs = rf"\frac{{\partial {latex(j.of)}}}{{\partial {latex(j.wrt)}}}"
-    if j.terms is None:
-        return dict(lhs=lhs, terms=None)
-    lines = []
-    for a, M in j.terms:
-        more = _lines(a, r"\operatorname{diag}\bigl(", r"\bigr)" + ("" if M is None else
-                                                                    " " + latex(M)))
-        lines += [more[0] if not lines else f"+ {more[0]}", *more[1:]]
-    return dict(lhs=lhs, terms=lines, tag=r"\notag", prefix="", suffix="")
+    """∂s_t/∂s'_{t-1} as a sum of diag(a) M, a long factor spread over several lines."""
+    terms = [rf"\operatorname{{diag}}\left({latex(a)}\right)" + ("" if M is None else
+                                                                " " + latex(M))
+             for a, M in j.terms]
+    return dict(lhs=_partial(j.of, j.wrt), terms=broken(signed(terms)), tag=r"\notag",
+                prefix="", suffix="")
 
 
-def _lines(e, open_: str, close: str) -> list[str]:
-    """``open_ e close`` on one line, or, when that is long, one line per term of e."""
-    whole = latex(e)
-    if len(whole) <= 90 or not isinstance(e, sp.Add):
-        return [open_ + whole + close]
-    parts = signed([latex(t) for t in sp.Add.make_args(e)])
-    parts[0] = open_ + parts[0]
-    parts[-1] = parts[-1] + close
-    return parts
+def _link(link, wrt) -> dict:
+    """One equation's local Jacobians times the Jacobians of what it reads."""
+    if link.blocks is not None:
+        rows = r" \\ ".join("0" if not depends else "I" if w == wrt else _partial(w, wrt)
+                              for w, depends in link.blocks)
+        terms = [rf"\begin{{bmatrix}} {rows} \end{{bmatrix}}"]
+    else:
+        terms = latex_lines(" ".join(signed([_factor(a, M, w, wrt) for a, M, w in link.terms])))
+    return dict(lhs=_partial(link.of, wrt), terms=terms,
+                ref=eqref(naming.label(naming.FORWARD, link.via)))
+
+
+def _factor(a, M, w, wrt) -> str:
+    """diag(a) M ∂w/∂wrt, leaving out what is the identity."""
+    parts = [rf"\operatorname{{diag}}\left({latex(a)}\right)" if a != 1 else "",
+             latex(M) if M is not None else "", _partial(w, wrt) if w != wrt else ""]
+    return " ".join(p for p in parts if p) or "I"
 
 
 def _notation(cell):

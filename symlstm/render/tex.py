@@ -6,7 +6,7 @@ import re
 
 from .. import naming
 from ..cell import Latex
-from ..printers import latex, latex_text, signed
+from ..printers import LINE_WIDTH, latex, latex_lines, latex_text, signed
 
 
 def _tex_size(dim: str, product: bool) -> str:
@@ -68,7 +68,7 @@ def eqref(label: str) -> str:
 
 
 def _terms(g, index, anchored=True) -> dict:
-    terms = signed([latex(t.expr, g.origin, index) for t in g.terms])
+    terms = broken(signed([latex(t.expr, g.origin, index) for t in g.terms]))
     total = r"\sum_{t=1}^{T}"
     prefix, suffix = (rf"{total} \Big(", r"\Big)") if g.summed and len(terms) > 1 else \
         (f"{total} ", "") if g.summed else ("", "")
@@ -78,6 +78,12 @@ def _terms(g, index, anchored=True) -> dict:
     tag = r"\notag" if index else rf"\tag{{{tex_label(g.label)}}}" + \
         (rf"\label{{{anchor(g.label)}}}" if anchored else "")
     return dict(tag=tag, lhs=lhs, terms=terms, prefix=prefix, suffix=suffix, shape="")
+
+
+def broken(terms: list[str], width: float = LINE_WIDTH) -> list[str]:
+    """One line per term, a term too long for a line continued on more, indented."""
+    return [line if k == 0 else r"\qquad " + line
+            for term in terms for k, line in enumerate(latex_lines(term, width - 4))]
 
 
 def _is_matrix(g) -> bool:
