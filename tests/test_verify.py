@@ -118,3 +118,12 @@ def test_a_cell_that_overflows_at_moderate_parameters_is_refused_with_a_reason()
     b.let("h", symlstm.exp(symlstm.exp(matvec(W, x) * 60)) + h)
     with pytest.raises(ValueError, match="overflow float64"):
         symlstm.verify(b.build())
+
+
+@pytest.mark.parametrize("build, size", [("fan_out", 40), ("chain", 40), ("nested", 8)])
+def test_verify_grows_with_the_cell_not_with_its_paths(build, size):
+    """A 40-equation chain in which each equation reads the two before it has more than 10⁸
+    paths from h_{t-1} to h_t; brute force runs the operations once each, whatever the paths."""
+    from test_jacobians import scaling
+    report = symlstm.verify(getattr(scaling(), build)(size))
+    assert report.ok
