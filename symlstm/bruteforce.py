@@ -21,26 +21,28 @@ from .ops import Concat, MatVec, Transposed, elementary
 
 
 def loss_gradients(cell: Cell, values: dict, D: int, H: int) -> dict[str, np.ndarray]:
-    """dL/d(every parameter, x, every initial state) by differentiating the unrolled loss.
+    """dL/d(every parameter, the input, every initial state) by differentiating the unrolled
+    loss.
 
-    ``values`` holds NumPy arrays as the generated modules take them: each parameter by
-    name, ``x`` (T, B, n), ``state0`` and ``dstate`` (dicts of (B, size) arrays) and ``dhs``
+    ``values`` holds NumPy arrays as the generated modules take them: each parameter and the
+    input (T, B, n) by name, ``state0`` and ``dstate`` (dicts of (B, size) arrays) and ``dhs``
     (T, B, size of the output).  Returns arrays keyed as ``backward`` keys its gradients.
     Each sample is unrolled on its own (the loss is a sum over them), which keeps every
     expression the size of one sequence.
     """
-    B = np.shape(values["x"])[1]
-    per_sample = {"x", *(f"{s}0" for s in cell.states)}   # the rest sum over the samples
+    (x,) = cell.inputs
+    B = np.shape(values[x])[1]
+    per_sample = {x, *(f"{s}0" for s in cell.states)}   # the rest sum over the samples
     out = {}
     for b in range(B):
-        one = {**values, "x": values["x"][:, b:b + 1], "dhs": values["dhs"][:, b:b + 1],
+        one = {**values, x: values[x][:, b:b + 1], "dhs": values["dhs"][:, b:b + 1],
                **{k: {s: v[b:b + 1] for s, v in values[k].items()} for k in ("state0", "dstate")}}
         for key, g in _sample_gradients(cell, one, D, H).items():
             if key in per_sample:
                 out.setdefault(key, []).append(g)
             else:
                 out[key] = out.get(key, 0) + g
-    return {k: np.concatenate(v, axis=1 if k == "x" else 0) if isinstance(v, list) else v
+    return {k: np.concatenate(v, axis=1 if k == x else 0) if isinstance(v, list) else v
             for k, v in out.items()}
 
 
@@ -61,7 +63,7 @@ def _sample_gradients(cell: Cell, values: dict, D: int, H: int) -> dict[str, np.
 
     params = {p.symbol: leaf(p.name, values[p.name]) for p in cell.params}
     (input_name,) = cell.inputs
-    xs = leaf(input_name, values["x"])
+    xs = leaf(input_name, values[input_name])
     T, B = xs.shape[:2]
     states = {s: leaf(f"{s}0", values["state0"][s]) for s in cell.states}
     loss = se.Integer(0)
@@ -84,7 +86,6 @@ def _sample_gradients(cell: Cell, values: dict, D: int, H: int) -> dict[str, np.
     out = {key: np.empty(syms.shape) for key, syms in leaves.items()}
     for (key, idx), value in zip(keys, flat):
         out[key][idx] = value
-    out["x"] = out.pop(input_name)
     return out
 
 

@@ -90,7 +90,7 @@ def total_loss(mod, dhs, dstate):
     """L(args) = Σ ⟨dhs, hs⟩ + Σ_s ⟨dstate_s, s_T⟩, args holding params, x and each s0."""
     def loss(args):
         params = {k: args[k] for k in mod.PARAMS}
-        hs, state, _ = mod.forward(params, args["x"], {s: args[f"{s}0"] for s in mod.STATES})
+        hs, state, _ = mod.forward(params, args[mod.INPUT], {s: args[f"{s}0"] for s in mod.STATES})
         return float(np.sum(hs * dhs) + sum(np.sum(state[s] * dstate[s]) for s in mod.STATES))
     return loss
 
@@ -126,11 +126,11 @@ def verify(cell, *, seed: int = 0, central_rtol: float = 1e-6, brute_force_rtol:
     params, x, state0, dhs, dstate = problem(mod, seed=seed, **s)
     _, _, cache = mod.forward(params, x, state0)
     grads = mod.backward(params, cache, dhs, dstate)
-    args = {**params, "x": x, **{f"{k}0": v for k, v in state0.items()}}
+    args = {**params, mod.INPUT: x, **{f"{k}0": v for k, v in state0.items()}}
     present = {k: g for k, g in grads.items() if k in args}
     central = directional_errors(total_loss(mod, dhs, dstate), args, present,
                                  rng=np.random.default_rng(seed), directions=3)
-    brute = loss_gradients(d.cell, {**params, "x": x, "state0": state0, "dhs": dhs,
+    brute = loss_gradients(d.cell, {**params, mod.INPUT: x, "state0": state0, "dhs": dhs,
                                     "dstate": dstate}, s["D"], s["H"])
     # a gradient the module leaves out, or one it adds, is as wrong as a wrong value
     inf = float("inf")

@@ -8,6 +8,12 @@ division, integer powers, constants, element-wise parameter products and matrix 
 states at t-1, to states already computed at t and to intermediate values, and
 concatenations.  Values stay finite by construction: exp is applied to bounded arguments,
 log and division only to positive ones.
+
+Names are drawn as well: the input, the states other than h, the intermediate values and
+the parameters may take a name from ``POOL``, which holds every generated module's own
+names (the Numba loops' b, j and F, torch and device, np, T, B, ...), Python keywords and
+built-ins, names that start like the modules' arrays, and x for a parameter when the input
+has another name.
 """
 from __future__ import annotations
 
@@ -22,6 +28,29 @@ from symlstm.ops import exp, log, relu, sigma, softplus, tanh
 
 STATE_NAMES = ("h", "s", "u")
 
+#: Names a vector or a parameter may take.  None is another's adjoint ("d" + name), ends in
+#: 0 (a key of an initial state's gradient) or in _prev or _next.
+POOL = ("b", "j", "F", "T", "B", "t", "np", "torch", "device", "dtype", "cache", "hs", "k",
+        "seq", "proj", "prev", "cell", "input", "next", "lambda", "max", "sigmoid", "self",
+        "INPUT", "numba", "state", "grads", "p", "n", "name", "width", "sum", "in", "math")
+#: Names only a parameter may take: x (when the input has another name), and names with an
+#: underscore (the gradient of out_h is dout_h, as the code calls what reaches h from outside).
+PARAM_POOL = ("x", "out_h", "W_np", "b_j")
+
+
+class _Names:
+    """Names for a cell's vectors and parameters: each either the usual one or a name from
+    the pools, never the same twice."""
+
+    def __init__(self, draw):
+        self.draw, self.used = draw, set()
+
+    def pick(self, usual: str, pool=POOL) -> str:
+        free = [n for n in pool if n not in self.used]
+        name = self.draw(st.sampled_from(free)) if free and self.draw(st.booleans()) else usual
+        self.used.add(name)
+        return name
+
 
 class Vec(NamedTuple):
     expr: sp.Expr
@@ -33,8 +62,8 @@ class Vec(NamedTuple):
 class _Params:
     """Parameters, created on first use; a matrix of a shape already declared may be shared."""
 
-    def __init__(self, builder, draw):
-        self.b, self.draw = builder, draw
+    def __init__(self, builder, draw, names):
+        self.b, self.draw, self.names = builder, draw, names
         self.matrices: dict[tuple[str, str], list[sp.Symbol]] = {}
         self.vectors: dict[str, list[sp.Symbol]] = {}
         self.count = 0
@@ -43,7 +72,7 @@ class _Params:
     def _new(self, prefix, *shape):
         """A parameter symbol; only those the final equations read are declared."""
         self.count += 1
-        name = f"{prefix}{self.count}"
+        name = self.names.pick(f"{prefix}{self.count}", POOL + PARAM_POOL)
         self.shapes[name] = shape
         return sp.Symbol(name)
 
@@ -141,12 +170,16 @@ def _expr(draw, size: str, depth: int, avail: list[Vec], params: _Params) -> Vec
 def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
     """A random valid cell (see the module docstring)."""
     b = CellBuilder("random_cell", "Random cell")
-    params = _Params(b, draw)
+    names = _Names(draw)
+    names.used.update(["h", "x", "X", *STATE_NAMES])
+    params = _Params(b, draw, names)
     input_size = draw(st.sampled_from(["D", "D", "D", "H"]))
-    x = Vec(b.input("x", input_size), input_size)
+    x = Vec(b.input(names.pick("x"), input_size), input_size)
+    if x.expr != sp.Symbol("x[t]"):   # a parameter may be called x
+        names.used.discard("x")
     n_states = draw(st.integers(1, 3))
-    sizes = {"h": "H", **{s: draw(st.sampled_from(["H", "D"])) if input_size == "D" else "H"
-                          for s in STATE_NAMES[1:n_states]}}
+    sizes = {"h": "H", **{names.pick(s): draw(st.sampled_from(["H", "D"]))
+                          if input_size == "D" else "H" for s in STATE_NAMES[1:n_states]}}
     # a state at t-1 may have grown over the steps before: not bounded
     prev = {s: Vec(b.state(s, dim), dim, False) for s, dim in sizes.items()}
     n_inter = draw(st.integers(0, max_intermediates))
@@ -156,7 +189,7 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
     avail = [x, *prev.values()]
     equations = []     # [name, rhs, size], completed below so that everything is read
     for k, state in enumerate(order):
-        name = state or ("X" if k == 0 else f"a{k}")   # X beside x: names differ by case only
+        name = state or names.pick("X" if k == 0 else f"a{k}")   # X beside x: case only
         size = sizes[state] if state else draw(st.sampled_from(sorted({v.size for v in avail})))
         if state is None and len(avail) >= 2 and draw(st.integers(0, 5)) == 0:
             u, v = draw(st.lists(st.sampled_from(avail), min_size=2, max_size=2, unique_by=str))

@@ -128,7 +128,7 @@ def test_division_and_powers_print_everywhere():
     a, b = sp.Symbol("a[t]"), sp.Symbol("b[t]")
     e = a / (1 + b**2) - exp(a)**3 / tanh(b)**2
     assert latex(e) == r"\frac{a_{t}}{1 + b_{t}^{2}} - \frac{e^{3 a_{t}}}{\tanh^{2}\left(b_{t}\right)}"
-    assert pycode(e) == "a/(b**2 + 1) - np.exp(3*a)/np.tanh(b)**2"
+    assert pycode(e) == "a/(b_**2 + 1) - np.exp(3*a)/np.tanh(b_)**2"   # b is the module's
     cell = build(CASES["division"])
     assert r"\frac" in latex_document(symlstm.derive(cell))
 
