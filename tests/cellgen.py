@@ -17,9 +17,12 @@ has another name.
 """
 from __future__ import annotations
 
+import os
+import random
 from typing import NamedTuple
 
 import sympy as sp
+from hypothesis import HealthCheck, note, seed, settings
 from hypothesis import strategies as st
 
 from symlstm import CellBuilder, concat, matvec, transpose
@@ -27,6 +30,28 @@ from symlstm.cell import add_sizes
 from symlstm.ops import exp, log, relu, sigma, softplus, tanh
 
 STATE_NAMES = ("h", "s", "u")
+
+#: The seed of the slow runs (``pytest -m slow``): fresh each run unless ``SYMLSTM_SEED``
+#: gives it, so that a failing run, which prints its seed, can be replayed exactly.
+SEED = int(os.environ.get("SYMLSTM_SEED") or random.SystemRandom().randrange(2**32))
+
+
+def slow(examples: int):
+    """Settings of a slow property test: ``examples`` cells (``SYMLSTM_EXAMPLES`` overrides
+    it) drawn from ``SEED``; a failure prints the line that replays it (``print_blob``)."""
+    def wrap(test):
+        test = settings(max_examples=int(os.environ.get("SYMLSTM_EXAMPLES", examples)),
+                        deadline=None, database=None, print_blob=True,
+                        suppress_health_check=[HealthCheck.too_slow,
+                                               HealthCheck.data_too_large])(test)
+        return seed(SEED)(test)
+    return wrap
+
+
+def note_replay(test: str) -> None:
+    """Say, beside a failing cell, how to replay the run that found it."""
+    note(f"replay the run: SYMLSTM_SEED={SEED} python -m pytest -m slow -k {test} (or add the "
+         "@reproduce_failure line below to the test)")
 
 #: Names a vector or a parameter may take.  None is another's adjoint ("d" + name), ends in
 #: 0 (a key of an initial state's gradient) or in _prev or _next.
