@@ -198,7 +198,7 @@ def _check_network(tmp_path_factory, cell):
         want, dhs, head_grads = _torch_head(hs, params["V"], params["b_y"], y, head)
         zeros = {s: np.zeros_like(v) for s, v in state0.items()}
         reference = {**head_grads, **loss_gradients(
-            cell, {**cell_params, "x": x, "state0": state0, "dstate": zeros, "dhs": dhs}, D, 3)}
+            cell, {**cell_params, cell_mod.INPUT: x, "state0": state0, "dstate": zeros, "dhs": dhs}, D, 3)}
         assert abs(loss - want) <= 1e-10 * max(1.0, abs(want)), (head, loss, want)
         assert set(grads) == set(reference), (head, sorted(grads), sorted(reference))
         errors = {k: np.abs(grads[k] - ref).max() / max(1.0, np.abs(ref).max())
