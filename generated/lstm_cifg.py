@@ -104,13 +104,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
