@@ -25,7 +25,7 @@ import sympy as sp
 from hypothesis import HealthCheck, note, seed, settings
 from hypothesis import strategies as st
 
-from symlstm import CellBuilder, concat, matvec, transpose
+from symlstm import CellBuilder, concat, matvec, naming, transpose
 from symlstm.cell import add_sizes
 from symlstm.ops import exp, log, relu, sigma, softplus, tanh
 
@@ -53,14 +53,21 @@ def note_replay(test: str) -> None:
     note(f"replay the run: SYMLSTM_SEED={SEED} python -m pytest -m slow -k {test} (or add the "
          "@reproduce_failure line below to the test)")
 
-#: Names a vector or a parameter may take.  None is another's adjoint ("d" + name), ends in
-#: 0 (a key of an initial state's gradient) or in _prev or _next.
-POOL = ("b", "j", "F", "T", "B", "t", "np", "torch", "device", "dtype", "cache", "hs", "k",
-        "seq", "proj", "prev", "cell", "input", "next", "lambda", "max", "sigmoid", "self",
-        "INPUT", "numba", "state", "grads", "p", "n", "name", "width", "sum", "in", "math")
+
+#: Names a vector or a parameter may take: every generated module's own names
+#: (``naming.MODULE_NAMES``), keywords, built-ins and the stems of the modules' arrays.  None
+#: is another's adjoint ("d" + name: dhs beside hs would be refused as one identifier) or
+#: ends in a digit (state0 beside a state called state would be refused as one key).
+_NAMES = (naming.MODULE_NAMES - naming.SIZES) | {"lambda", "in", "max", "input", "sum", "next",
+                                                 "prev", "seq", "proj", "cache", "cell", "tanh"}
+_NAMES = {n for n in _NAMES if not (n.startswith("d") and n[1:] in _NAMES or n[-1].isdigit())}
+POOL = tuple(sorted(n for n in _NAMES if naming.VECTOR_NAME.match(n)))
 #: Names only a parameter may take: x (when the input has another name), and names with an
 #: underscore (the gradient of out_h is dout_h, as the code calls what reaches h from outside).
+#: A parameter is never called like an attribute of torch.nn.Module (forward).
 PARAM_POOL = ("x", "out_h", "W_np", "b_j")
+_PARAM_NAMES = tuple(n for n in sorted(_NAMES) + list(PARAM_POOL)
+                     if n not in naming.TORCH_MODULE_NAMES)
 
 
 class _Names:
@@ -97,7 +104,7 @@ class _Params:
     def _new(self, prefix, *shape):
         """A parameter symbol; only those the final equations read are declared."""
         self.count += 1
-        name = self.names.pick(f"{prefix}{self.count}", POOL + PARAM_POOL)
+        name = self.names.pick(f"{prefix}{self.count}", _PARAM_NAMES)
         self.shapes[name] = shape
         return sp.Symbol(name)
 
