@@ -146,3 +146,14 @@ def test_distributed_data_parallel_averages_the_derived_gradients(tmp_path):
         want = {n: want[n] + g[n] / 2 for n in params}
     for n in params:
         assert np.abs(got[n].numpy() - want[n]).max() <= 1e-12 * max(1, np.abs(want[n]).max()), n
+
+
+def test_no_parameter_is_called_like_an_attribute_of_the_module():
+    """The module's parameters are attributes of ``Cell``: naming keeps every attribute
+    torch.nn.Module has out of the parameters' names, and build() says why."""
+    from symlstm import CellBuilder, CellError, naming
+    from symlstm.generated.torch import lstm as mod
+    attributes = {n for n in [*dir(mod.Cell), *vars(mod.Cell(2, 3))] if not n.startswith("_")}
+    assert attributes <= naming.TORCH_MODULE_NAMES, attributes - naming.TORCH_MODULE_NAMES
+    with pytest.raises(CellError, match="torch.nn.Module already has 'train'"):
+        CellBuilder("bad", "Bad").param("train", "H")
