@@ -141,7 +141,7 @@ def test_to_torch_checks_its_parameters():
 
 from hypothesis import given, settings  # noqa: E402
 
-from cellgen import cells  # noqa: E402
+from cellgen import cells, note_replay, slow  # noqa: E402
 from symlstm.render import network_module, numpy_module  # noqa: E402
 from symlstm.verification import problem  # noqa: E402
 
@@ -173,9 +173,10 @@ def test_random_cells_with_either_head_get_correct_gradients(tmp_path_factory, c
 
 
 @pytest.mark.slow
-@settings(max_examples=400, deadline=None, database=None)
+@slow(400)
 @given(cells(max_intermediates=8, max_depth=5))
 def test_hundreds_of_random_networks(tmp_path_factory, cell):
+    note_replay("test_hundreds_of_random_networks")
     _check_network(tmp_path_factory, cell)
 
 

@@ -400,6 +400,9 @@ def _kernel(step: _Step, items) -> dict:
     element-wise items of one size; a local that another nest reads becomes an array."""
     runs = []
     for it in _sink(step, items):
+        if isinstance(it, Elem) and it.size is None:   # every value of a loop is a vector
+            raise NotImplementedError(f"{it.target} = {it.rhs}: an element-wise statement "
+                                      "that reads no vector, so its loop has no size")
         if isinstance(it, Elem) and runs and isinstance(runs[-1], list) and \
                 sp.expand(runs[-1][0].size - it.size) == 0:
             runs[-1].append(it)
