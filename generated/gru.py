@@ -20,6 +20,7 @@ STATES = ("h", )
 SHAPES = {"W_r": ("H", "D"), "W_z": ("H", "D"), "W_n": ("H", "D"), "R_r": ("H", "H"), "R_z": ("H", "H"), "R_n": ("H", "H"), "b_r": ("H",), "b_z": ("H",), "b_n": ("H",), "b_hn": ("H",)}
 STATE_SIZES = {"h": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -110,13 +111,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
@@ -170,7 +171,7 @@ def forward(params, x, state0=None):
     cache_prod_R_n_h_prev = np.empty((T, B, H), dtype)
     cache_r = np.empty((T, B, H), dtype)
     cache_z = np.empty((T, B, H), dtype)
-    cache_n = np.empty((T, B, H), dtype)
+    cache_n_ = np.empty((T, B, H), dtype)
     for t in range(T):
         h_prev = seq_h[t]
         # one GEMM per step: the products on h_prev
@@ -190,12 +191,12 @@ def forward(params, x, state0=None):
         prod_R_n_h_prev[...] = proj_h_prev[:, 2*H:3*H]
         nbar = r*(b_hn + prod_R_n_h_prev) + proj_x[t, :, 2*H:3*H]
         # (fwd:n) n[t] = tanh(nbar[t])
-        n = cache_n[t]
-        np.tanh(nbar, out=n)
+        n_ = cache_n_[t]
+        np.tanh(nbar, out=n_)
         # (fwd:h) h[t] = h[t-1] ⊙ z[t] + n[t] ⊙ (1 - z[t])
         h = seq_h[t + 1]
-        np.add(h_prev*z, n*(1 - z), out=h)
-    cache = {"cell": CELL, "x": x, "seq_h": seq_h, "prod_R_n_h_prev": cache_prod_R_n_h_prev, "r": cache_r, "z": cache_z, "n": cache_n, }
+        np.add(h_prev*z, n_*(1 - z), out=h)
+    cache = {"cell": CELL, "input": x, "seq_h": seq_h, "cache_prod_R_n_h_prev": cache_prod_R_n_h_prev, "cache_r": cache_r, "cache_z": cache_z, "cache_n_": cache_n_, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -204,14 +205,14 @@ def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
     ``dhs`` (T, B, H) is dL/dh_t for every step, ``dstate`` optionally dL/d(final state).
-    Returns the gradient of L for every parameter, for ``x`` and for every initial state
-    (``h0``).
+    Returns the gradient of L for every parameter (keyed by its name), for the input (keyed
+    ``INPUT``) and for every initial state (``h0``).
     """
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
                          + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
                             else type(cache).__name__))
-    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
+    x, (T, B, D, H), dtype = _sizes(params, cache["input"])
     W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
     width = _size(STATE_SIZES[OUTPUT], D, H)
@@ -222,10 +223,10 @@ def backward(params, cache, dhs, dstate=None):
     dnext = _states(dstate, "dstate", B, D, H, dtype)
     dh_next = dnext["h"]
     seq_h = cache["seq_h"]
-    cache_prod_R_n_h_prev = cache["prod_R_n_h_prev"]
-    cache_r = cache["r"]
-    cache_z = cache["z"]
-    cache_n = cache["n"]
+    cache_prod_R_n_h_prev = cache["cache_prod_R_n_h_prev"]
+    cache_r = cache["cache_r"]
+    cache_z = cache["cache_z"]
+    cache_n_ = cache["cache_n_"]
     stack_h_prev = np.concatenate([R_r, R_z, R_n])
     stack_x = np.concatenate([W_r, W_z, W_n])
     dproj_h_prev = np.empty((T, B, 3*H), dtype)
@@ -236,7 +237,7 @@ def backward(params, cache, dhs, dstate=None):
         prod_R_n_h_prev = cache_prod_R_n_h_prev[t]
         r = cache_r[t]
         z = cache_z[t]
-        n = cache_n[t]
+        n_ = cache_n_[t]
         dout_h = dhs[t]
         # (adj:h) δh[t] = Δh[t] + δ⁺h[t]
         dh = dout_h + dh_next
@@ -244,9 +245,9 @@ def backward(params, cache, dhs, dstate=None):
         dn = dh*(1 - z)
         # (adj:nbar) δnbar[t] = δn[t] ⊙ (1 - n[t]**2)
         dnbar = dproj_x[t, :, 2*H:3*H]
-        np.multiply(dn, 1 - n**2, out=dnbar)
+        np.multiply(dn, 1 - n_**2, out=dnbar)
         # (adj:z) δz[t] = δh[t] ⊙ (h[t-1] - n[t])
-        dz = dh*(h_prev - n)
+        dz = dh*(h_prev - n_)
         # (adj:zbar) δzbar[t] = δz[t] ⊙ z[t] ⊙ (1 - z[t])
         dzbar = dproj_h_prev[t, :, H:2*H]
         dzbar[...] = dz*z*(1 - z)

@@ -21,6 +21,7 @@ STATES = ("h", "c", )
 SHAPES = {"W_f": ("H", "D + H"), "b_f": ("H",), "W_i": ("H", "D + H"), "b_i": ("H",), "W_n": ("H", "D + H"), "b_n": ("H",), "W_o": ("H", "D + H"), "b_o": ("H",)}
 STATE_SIZES = {"h": "H", "c": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -111,13 +112,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
@@ -169,7 +170,7 @@ def forward(params, x, state0=None):
     cache_X = np.empty((T, B, D + H), dtype)
     cache_f = np.empty((T, B, H), dtype)
     cache_i = np.empty((T, B, H), dtype)
-    cache_n = np.empty((T, B, H), dtype)
+    cache_n_ = np.empty((T, B, H), dtype)
     cache_o = np.empty((T, B, H), dtype)
     for t in range(T):
         h_prev = seq_h[t]
@@ -191,8 +192,8 @@ def forward(params, x, state0=None):
         # (fwd:nbar) nbar[t] = b_n + W_n X[t]
         nbar = b_n + proj_X[:, 2*H:3*H]
         # (fwd:n) n[t] = tanh(nbar[t])
-        n = cache_n[t]
-        np.tanh(nbar, out=n)
+        n_ = cache_n_[t]
+        np.tanh(nbar, out=n_)
         # (fwd:obar) obar[t] = b_o + W_o X[t]
         obar = b_o + proj_X[:, 3*H:4*H]
         # (fwd:o) o[t] = σ(obar[t])
@@ -200,13 +201,13 @@ def forward(params, x, state0=None):
         sigmoid(obar, out=o)
         # (fwd:c) c[t] = c[t-1] ⊙ f[t] + i[t] ⊙ n[t]
         c = seq_c[t + 1]
-        np.add(c_prev*f, i*n, out=c)
+        np.add(c_prev*f, i*n_, out=c)
         # (fwd:h) h[t] = o[t] ⊙ tanh(c[t])
         tanh_c = cache_tanh_c[t]
         np.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         np.multiply(o, tanh_c, out=h)
-    cache = {"cell": CELL, "x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "X": cache_X, "f": cache_f, "i": cache_i, "n": cache_n, "o": cache_o, }
+    cache = {"cell": CELL, "input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_tanh_c": cache_tanh_c, "cache_X": cache_X, "cache_f": cache_f, "cache_i": cache_i, "cache_n_": cache_n_, "cache_o": cache_o, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -215,14 +216,14 @@ def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
     ``dhs`` (T, B, H) is dL/dh_t for every step, ``dstate`` optionally dL/d(final state).
-    Returns the gradient of L for every parameter, for ``x`` and for every initial state
-    (``h0``, ``c0``).
+    Returns the gradient of L for every parameter (keyed by its name), for the input (keyed
+    ``INPUT``) and for every initial state (``h0``, ``c0``).
     """
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
                          + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
                             else type(cache).__name__))
-    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
+    x, (T, B, D, H), dtype = _sizes(params, cache["input"])
     W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
     width = _size(STATE_SIZES[OUTPUT], D, H)
@@ -235,12 +236,12 @@ def backward(params, cache, dhs, dstate=None):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
     seq_c = cache["seq_c"]
-    cache_tanh_c = cache["tanh_c"]
-    cache_X = cache["X"]
-    cache_f = cache["f"]
-    cache_i = cache["i"]
-    cache_n = cache["n"]
-    cache_o = cache["o"]
+    cache_tanh_c = cache["cache_tanh_c"]
+    cache_X = cache["cache_X"]
+    cache_f = cache["cache_f"]
+    cache_i = cache["cache_i"]
+    cache_n_ = cache["cache_n_"]
+    cache_o = cache["cache_o"]
     stack_X = np.concatenate([W_f, W_i, W_n, W_o])
     dproj_X = np.empty((T, B, 4*H), dtype)
     dx = np.empty_like(x)
@@ -249,7 +250,7 @@ def backward(params, cache, dhs, dstate=None):
         tanh_c = cache_tanh_c[t]
         f = cache_f[t]
         i = cache_i[t]
-        n = cache_n[t]
+        n_ = cache_n_[t]
         o = cache_o[t]
         dout_h = dhs[t]
         # (adj:h) δh[t] = Δh[t] + δ⁺h[t]
@@ -265,9 +266,9 @@ def backward(params, cache, dhs, dstate=None):
         dn = dc*i
         # (adj:nbar) δnbar[t] = δn[t] ⊙ (1 - n[t]**2)
         dnbar = dproj_X[t, :, 2*H:3*H]
-        np.multiply(dn, 1 - n**2, out=dnbar)
+        np.multiply(dn, 1 - n_**2, out=dnbar)
         # (adj:i) δi[t] = δc[t] ⊙ n[t]
-        di = dc*n
+        di = dc*n_
         # (adj:ibar) δibar[t] = δi[t] ⊙ i[t] ⊙ (1 - i[t])
         dibar = dproj_X[t, :, H:2*H]
         dibar[...] = di*i*(1 - i)

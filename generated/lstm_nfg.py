@@ -19,6 +19,7 @@ STATES = ("h", "c", )
 SHAPES = {"W_z": ("H", "D"), "W_i": ("H", "D"), "W_o": ("H", "D"), "R_z": ("H", "H"), "R_i": ("H", "H"), "R_o": ("H", "H"), "b_z": ("H",), "b_i": ("H",), "b_o": ("H",), "p_i": ("H",), "p_o": ("H",)}
 STATE_SIZES = {"h": "H", "c": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -109,13 +110,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
@@ -201,7 +202,7 @@ def forward(params, x, state0=None):
         np.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         np.multiply(o, tanh_c, out=h)
-    cache = {"cell": CELL, "x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "z": cache_z, "i": cache_i, "o": cache_o, }
+    cache = {"cell": CELL, "input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_tanh_c": cache_tanh_c, "cache_z": cache_z, "cache_i": cache_i, "cache_o": cache_o, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -210,14 +211,14 @@ def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
     ``dhs`` (T, B, H) is dL/dh_t for every step, ``dstate`` optionally dL/d(final state).
-    Returns the gradient of L for every parameter, for ``x`` and for every initial state
-    (``h0``, ``c0``).
+    Returns the gradient of L for every parameter (keyed by its name), for the input (keyed
+    ``INPUT``) and for every initial state (``h0``, ``c0``).
     """
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
                          + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
                             else type(cache).__name__))
-    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
+    x, (T, B, D, H), dtype = _sizes(params, cache["input"])
     W_z, W_i, W_o, R_z, R_i, R_o, b_z, b_i, b_o, p_i, p_o = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
     width = _size(STATE_SIZES[OUTPUT], D, H)
@@ -230,10 +231,10 @@ def backward(params, cache, dhs, dstate=None):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
     seq_c = cache["seq_c"]
-    cache_tanh_c = cache["tanh_c"]
-    cache_z = cache["z"]
-    cache_i = cache["i"]
-    cache_o = cache["o"]
+    cache_tanh_c = cache["cache_tanh_c"]
+    cache_z = cache["cache_z"]
+    cache_i = cache["cache_i"]
+    cache_o = cache["cache_o"]
     stack_h_prev = np.concatenate([R_z, R_i, R_o])
     stack_x = np.concatenate([W_z, W_i, W_o])
     dproj_h_prev = np.empty((T, B, 3*H), dtype)

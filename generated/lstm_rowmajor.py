@@ -21,6 +21,7 @@ STATES = ("h", "c", )
 SHAPES = {"W_xi": ("D", "H"), "W_hi": ("H", "H"), "b_i": ("H",), "W_xf": ("D", "H"), "W_hf": ("H", "H"), "b_f": ("H",), "W_xo": ("D", "H"), "W_ho": ("H", "H"), "b_o": ("H",), "W_xc": ("D", "H"), "W_hc": ("H", "H"), "b_c": ("H",)}
 STATE_SIZES = {"h": "H", "c": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -111,13 +112,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
@@ -172,7 +173,7 @@ def forward(params, x, state0=None):
     seq_c[0] = state0["c"]
     cache_tanh_c = np.empty((T, B, H), dtype)
     cache_I = np.empty((T, B, H), dtype)
-    cache_F = np.empty((T, B, H), dtype)
+    cache_F_ = np.empty((T, B, H), dtype)
     cache_O = np.empty((T, B, H), dtype)
     cache_Ctilde = np.empty((T, B, H), dtype)
     for t in range(T):
@@ -185,8 +186,8 @@ def forward(params, x, state0=None):
         I = cache_I[t]
         sigmoid(proj_h_prev[:, :H], out=I)
         # (fwd:F) F[t] = σ(b_f + W_hfᵀ h[t-1] + W_xfᵀ x[t])
-        F = cache_F[t]
-        sigmoid(proj_h_prev[:, H:2*H], out=F)
+        F_ = cache_F_[t]
+        sigmoid(proj_h_prev[:, H:2*H], out=F_)
         # (fwd:O) O[t] = σ(b_o + W_hoᵀ h[t-1] + W_xoᵀ x[t])
         O = cache_O[t]
         sigmoid(proj_h_prev[:, 2*H:3*H], out=O)
@@ -195,13 +196,13 @@ def forward(params, x, state0=None):
         np.tanh(proj_h_prev[:, 3*H:4*H], out=Ctilde)
         # (fwd:c) c[t] = Ctilde[t] ⊙ I[t] + F[t] ⊙ c[t-1]
         c = seq_c[t + 1]
-        np.add(Ctilde*I, F*c_prev, out=c)
+        np.add(Ctilde*I, F_*c_prev, out=c)
         # (fwd:h) h[t] = O[t] ⊙ tanh(c[t])
         tanh_c = cache_tanh_c[t]
         np.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         np.multiply(O, tanh_c, out=h)
-    cache = {"cell": CELL, "x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "I": cache_I, "F": cache_F, "O": cache_O, "Ctilde": cache_Ctilde, }
+    cache = {"cell": CELL, "input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_tanh_c": cache_tanh_c, "cache_I": cache_I, "cache_F_": cache_F_, "cache_O": cache_O, "cache_Ctilde": cache_Ctilde, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -210,14 +211,14 @@ def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
     ``dhs`` (T, B, H) is dL/dh_t for every step, ``dstate`` optionally dL/d(final state).
-    Returns the gradient of L for every parameter, for ``x`` and for every initial state
-    (``h0``, ``c0``).
+    Returns the gradient of L for every parameter (keyed by its name), for the input (keyed
+    ``INPUT``) and for every initial state (``h0``, ``c0``).
     """
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
                          + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
                             else type(cache).__name__))
-    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
+    x, (T, B, D, H), dtype = _sizes(params, cache["input"])
     W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
     width = _size(STATE_SIZES[OUTPUT], D, H)
@@ -230,11 +231,11 @@ def backward(params, cache, dhs, dstate=None):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
     seq_c = cache["seq_c"]
-    cache_tanh_c = cache["tanh_c"]
-    cache_I = cache["I"]
-    cache_F = cache["F"]
-    cache_O = cache["O"]
-    cache_Ctilde = cache["Ctilde"]
+    cache_tanh_c = cache["cache_tanh_c"]
+    cache_I = cache["cache_I"]
+    cache_F_ = cache["cache_F_"]
+    cache_O = cache["cache_O"]
+    cache_Ctilde = cache["cache_Ctilde"]
     stack_h_prev = np.concatenate([W_hi.T, W_hf.T, W_ho.T, W_hc.T])
     stack_x = np.concatenate([W_xi.T, W_xf.T, W_xo.T, W_xc.T])
     dproj_h_prev = np.empty((T, B, 4*H), dtype)
@@ -246,7 +247,7 @@ def backward(params, cache, dhs, dstate=None):
         c_prev = seq_c[t]
         tanh_c = cache_tanh_c[t]
         I = cache_I[t]
-        F = cache_F[t]
+        F_ = cache_F_[t]
         O = cache_O[t]
         Ctilde = cache_Ctilde[t]
         dout_h = dhs[t]
@@ -264,15 +265,15 @@ def backward(params, cache, dhs, dstate=None):
         dI = dc*Ctilde
         # δ(W x) of the products on x, for the fused GEMMs
         dproj_h_prev[t, :, :H] = dI*I*(1 - I)
-        dproj_h_prev[t, :, H:2*H] = dF*F*(1 - F)
+        dproj_h_prev[t, :, H:2*H] = dF*F_*(1 - F_)
         dproj_h_prev[t, :, 2*H:3*H] = dO*O*(1 - O)
         dproj_h_prev[t, :, 3*H:4*H] = dCtilde*(1 - Ctilde**2)
         # (rec:h) step t's share of δh[t-1], sent back to step t-1: δh[t-1] = W_hc (δCtilde[t] ⊙ (1 - Ctilde[t]**2)) + W_hf (δF[t] ⊙ F[t] ⊙ (1 - F[t])) + W_hi (δI[t] ⊙ I[t] ⊙ (1 - I[t])) + W_ho (δO[t] ⊙ O[t] ⊙ (1 - O[t]))
         dh_next = dproj_h_prev[t] @ stack_h_prev
         # (rec:c) step t's share of δc[t-1], sent back to step t-1: δc[t-1] = δc[t] ⊙ F[t]
-        dc_next = dc*F
+        dc_next = dc*F_
         db_i += (dI*I*(1 - I)).sum(axis=0)  # (grad:b_i)
-        db_f += (dF*F*(1 - F)).sum(axis=0)  # (grad:b_f)
+        db_f += (dF*F_*(1 - F_)).sum(axis=0)  # (grad:b_f)
         db_o += (dO*O*(1 - O)).sum(axis=0)  # (grad:b_o)
         db_c += (dCtilde*(1 - Ctilde**2)).sum(axis=0)  # (grad:b_c)
     grads = {}

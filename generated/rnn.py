@@ -19,6 +19,7 @@ STATES = ("h", )
 SHAPES = {"W": ("H", "D"), "R": ("H", "H"), "b": ("H",)}
 STATE_SIZES = {"h": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -109,13 +110,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
@@ -154,7 +155,7 @@ def forward(params, x, state0=None):
     ``x``, so change neither before calling ``backward``).
     """
     x, (T, B, D, H), dtype = _sizes(params, x)
-    W, R, b = (params[name] for name in PARAMS)
+    W, R, b_ = (params[name] for name in PARAMS)
     state0 = _states(state0, "state0", B, D, H, dtype)
     # [R] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.concatenate([R])
@@ -163,7 +164,7 @@ def forward(params, x, state0=None):
     stack_x = np.concatenate([W])
     # one GEMM for every step at once, the biases folded in
     proj_x = (x.reshape(T * B, D) @ stack_x.T).reshape(T, B, H)
-    proj_x += np.concatenate([b])
+    proj_x += np.concatenate([b_])
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = state0["h"]
     for t in range(T):
@@ -176,7 +177,7 @@ def forward(params, x, state0=None):
         # (fwd:h) h[t] = tanh(hbar[t])
         h = seq_h[t + 1]
         np.tanh(hbar, out=h)
-    cache = {"cell": CELL, "x": x, "seq_h": seq_h, }
+    cache = {"cell": CELL, "input": x, "seq_h": seq_h, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -185,15 +186,15 @@ def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
     ``dhs`` (T, B, H) is dL/dh_t for every step, ``dstate`` optionally dL/d(final state).
-    Returns the gradient of L for every parameter, for ``x`` and for every initial state
-    (``h0``).
+    Returns the gradient of L for every parameter (keyed by its name), for the input (keyed
+    ``INPUT``) and for every initial state (``h0``).
     """
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
                          + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
                             else type(cache).__name__))
-    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
-    W, R, b = (params[name] for name in PARAMS)
+    x, (T, B, D, H), dtype = _sizes(params, cache["input"])
+    W, R, b_ = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
     width = _size(STATE_SIZES[OUTPUT], D, H)
     if dhs.shape != (T, B, width) or dhs.dtype.kind not in "fiu":

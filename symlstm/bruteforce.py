@@ -38,29 +38,31 @@ class Reference(NamedTuple):
     final: dict[str, np.ndarray]
 
 
-def loss_gradients(cell: Cell, values: dict, D: int, H: int) -> dict[str, np.ndarray]:
-    """dL/d(every parameter, input, initial state) by differentiating the unrolled loss.
+def loss_gradients(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict,
+                   D: int, H: int) -> dict[str, np.ndarray]:
+    """dL/d(every parameter, the input, every initial state) by differentiating the unrolled
+    loss.
 
-    ``values`` holds NumPy arrays as the generated modules take them: each parameter by
-    name, ``x`` (T, B, n) the input sequence, ``state0`` and ``dstate`` (dicts of (B, size)
-    arrays) and ``dhs`` (T, B, size of the output).  Returns arrays keyed as ``backward``
-    keys its gradients: the input's under the input's name."""
-    return unroll(cell, values, D, H).grads
+    The arrays are as the generated modules take them: ``params`` each parameter by name,
+    ``x`` the input sequence (T, B, n), ``state0`` and ``dstate`` dicts of (B, size) arrays
+    and ``dhs`` (T, B, size of the output).  Returns arrays keyed as ``backward`` keys its
+    gradients: the input's under the input's name."""
+    return unroll(cell, params, x, state0, dhs, dstate, D, H).grads
 
 
-def unroll(cell: Cell, values: dict, D: int, H: int, digits: int = DIGITS) -> Reference:
+def unroll(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int, H: int,
+           digits: int = DIGITS) -> Reference:
     """The unrolled cell's outputs and the loss's gradients (see :func:`loss_gradients`),
     computed at ``digits`` significant digits, one sample at a time."""
     (input_name,) = cell.inputs
-    x = np.asarray(values["x"])
-    T, B = x.shape[:2]
+    x, dhs = np.asarray(x), np.asarray(dhs)
     samples = []
     with mpmath.workdps(digits):
-        for b in range(B):
-            one = {**values, "x": x[:, b], "dhs": np.asarray(values["dhs"])[:, b],
-                   **{k: {s: np.asarray(v)[b] for s, v in values[k].items()}
-                      for k in ("state0", "dstate")}}
-            samples.append(_sample(cell, one, D, H))
+        for b in range(x.shape[1]):
+            samples.append(_sample(cell, params, x[:, b], {s: np.asarray(v)[b] for s, v in
+                                                          state0.items()},
+                                   dhs[:, b], {s: np.asarray(v)[b] for s, v in dstate.items()},
+                                   D, H))
     per_sample = {input_name, *(f"{s}0" for s in cell.states)}
     grads = {}
     for key in samples[0][0]:
@@ -204,8 +206,8 @@ class _Node:
         return self.value <= self._value(other)
 
 
-def _sample(cell: Cell, values: dict, D: int, H: int):
-    """Gradients, outputs and final states of one sample (``values`` without a batch axis)."""
+def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int, H: int):
+    """Gradients, outputs and final states of one sample (the arrays without a batch axis)."""
     tape = _Tape()
     leaves: dict[str, np.ndarray] = {}
 
@@ -217,14 +219,14 @@ def _sample(cell: Cell, values: dict, D: int, H: int):
         leaves[key] = nodes
         return nodes
 
-    params = {p.symbol: leaf(p.name, values[p.name]) for p in cell.params}
+    weights = {p.symbol: leaf(p.name, params[p.name]) for p in cell.params}
     (input_name,) = cell.inputs
-    xs = leaf(input_name, values["x"])
-    states = {s: leaf(f"{s}0", values["state0"][s]) for s in cell.states}
+    xs = leaf(input_name, x)
+    states = {s: leaf(f"{s}0", state0[s]) for s in cell.states}
     numbers: dict[sp.Expr, mpmath.mpf] = {}
     loss, outputs = 0, []
     for t in range(xs.shape[0]):
-        env = dict(params)
+        env = dict(weights)
         env[naming.timed(input_name)] = xs[t]
         env.update({naming.timed(s, -1): v for s, v in states.items()})
         for eq in cell.equations:
@@ -232,9 +234,9 @@ def _sample(cell: Cell, values: dict, D: int, H: int):
             env[eq.lhs] = _vector(eq.rhs, env, n, tape, numbers)
         states = {s: env[naming.timed(s)] for s in cell.states}
         outputs.append(states[cell.output])
-        loss = loss + _dot(values["dhs"][t], states[cell.output])
+        loss = loss + _dot(dhs[t], states[cell.output])
     for s in cell.states:
-        loss = loss + _dot(values["dstate"][s], states[s])
+        loss = loss + _dot(dstate[s], states[s])
     grads = {}
     if isinstance(loss, _Node):
         adj = tape.gradient(loss)

@@ -346,11 +346,6 @@ def _check_names(cell: Cell) -> None:
             raise CellError(f"the input has the hidden size H, so there is no input size D, but "
                             f"{', '.join(uses_d)} {'has' if len(uses_d) == 1 else 'have'} a size "
                             "with D")
-    hoisted = tuple(f"{f.__name__}_" for f in OPS) + ("prod_",)
-    for p in cell.params:
-        if p.name.startswith(hoisted):
-            raise CellError(f"parameter name {p.name!r} starts like the generated module's "
-                            f"cached values ({', '.join(hoisted)})")
     for eq in cell.equations:
         check_label(eq.label)
         naming.check_vector_name(naming.parse(eq.lhs).base, f"equation {eq.label!r}: variable")

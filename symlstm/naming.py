@@ -15,6 +15,10 @@ from typing import NamedTuple
 
 import sympy as sp
 
+from .ops import OPS
+
+OPS_NAMES = tuple(f.__name__ for f in OPS)
+
 ADJOINT = "δ"      # δv: the gradient of the loss with respect to v
 EXTERNAL = "Δ"     # Δh: the gradient that reaches h_t from outside the cell
 CARRY = "δ⁺"       # δ⁺s: what step t+1 sends back to the state s_t
@@ -30,15 +34,44 @@ VECTOR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)?\Z")
 _TIMED = re.compile(r"(?P<kind>δ⁺|δ|Δ)?(?P<base>[A-Za-z0-9_]+)\[t(?P<shift>[+-]\d+)?\]\Z")
 
-#: Names the generated module uses for itself; a cell may not reuse them.
-RESERVED = frozenset({
-    "np", "numpy", "t", "T", "B", "D", "H", "params", "cache", "grads", "state", "state0",
-    "dstate", "dhs", "hs", "forward", "backward", "init_params", "sigmoid", "logsigmoid", "rng",
-    "dtype", "PARAMS", "STATES", "CELL", "SHAPES", "OUTPUT", "dnext", "STATE_SIZES", "INPUT_SIZE",
-    "width",
+#: The sizes: a size expression's symbols, so no parameter may be called D or H.
+SIZES = frozenset({"D", "H"})
+
+#: Every name a generated module (NumPy, PyTorch or Numba) uses for itself where a cell's
+#: names are in scope: its imports, constants and functions, the arguments and locals of the
+#: functions that hold the cell's vectors, and the compiled loops' indices and float type.
+MODULE_NAMES = frozenset({
+    # imports, constants and functions
+    "np", "numpy", "functools", "math", "torch", "numba", "intrinsic", "overload",
+    "CELL", "PARAMS", "STATES", "SHAPES", "STATE_SIZES", "OUTPUT", "INPUT", "INPUT_SIZE",
+    "sigmoid", "logsigmoid", "init_params", "forward", "backward", "BPTT", "Cell",
+    # arguments and locals
+    "params", "state0", "cache", "state", "dhs", "dstate", "dstates", "dnext", "grads", "hs",
+    "final", "width", "dtype", "device", "ctx", "tensors", "self", "name", "want", "shape",
+    "value", "p", "s", "n", "k", "t", "T", "B", "D", "H",
+    # the compiled loops: samples b, entries j, the float type F
+    "b", "j", "F",
 })
-#: Prefixes of the generated module's own arrays (fused matrices, buffers, caches).
-RESERVED_PREFIXES = ("stack_", "dstack_", "proj_", "dproj_", "seq_", "cache_", "sum_", "dout_")
+#: Prefixes of the module's own arrays (fused matrices, buffers, caches, workspaces) and of
+#: the forward values it hoists out of the equations (``tanh_c``, ``prod_W_x``).
+MODULE_PREFIXES = ("stack_", "dstack_", "proj_", "dproj_", "seq_", "cache_", "sum_", "dout_",
+                   "gemm_", *(f"{d}{f}_" for d in ("", "d") for f in ("prod", *OPS_NAMES)))
+#: The attributes of ``torch.nn.Module`` (the generated ``Cell`` registers each parameter
+#: as an attribute of that name, so none may be one of these).
+TORCH_MODULE_NAMES = frozenset({
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init",
+    "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr",
+    "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule",
+    "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children",
+    "named_modules", "named_parameters", "parameters", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook",
+    "register_full_backward_hook", "register_full_backward_pre_hook",
+    "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook",
+    "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule",
+    "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
+    "zero_grad",
+})
 _GREEK = {"sigma", "tau", "phi", "psi", "eta", "mu", "nu", "rho", "theta", "lambda", "alpha",
           "beta", "gamma", "kappa", "omega", "xi", "zeta", "epsilon", "chi", "pi", "ell"}
 
@@ -90,23 +123,41 @@ def adjoint_of(symbol: sp.Symbol) -> sp.Symbol | None:
 
 # ---------------------------------------------------------------- code -----
 
-_CODE_KIND = {"": "", ADJOINT: "d", EXTERNAL: "dout_", CARRY: "d{}_next"}
+def identifier(name: str) -> str:
+    """The Python identifier of one of a cell's names in generated code: the name itself, or
+    the name with a trailing underscore (PEP 8's ``class_``) where it would be a keyword, a
+    built-in or one of the module's own names (``MODULE_NAMES``, ``MODULE_PREFIXES``): a
+    parameter ``b`` is ``b_``, the gradient of a parameter ``hs`` is ``dhs_``.  No cell's name
+    ends with an underscore, and no module's own name does, so nothing can clash."""
+    if keyword.iskeyword(name) or hasattr(builtins, name) or name in MODULE_NAMES \
+            or name.startswith(MODULE_PREFIXES):
+        return name + "_"
+    return name
 
 
 def code(symbol: sp.Symbol) -> str:
     """The Python identifier of a symbol inside one step of the generated loop.
 
     ``z[t]`` is ``z``, ``c[t-1]`` is ``c_prev``, ``δc[t]`` is ``dc``, ``δc[t-1]`` is ``dc_prev``,
-    ``δ⁺c[t]`` is ``dc_next`` (what step t+1 sent back), ``W_z`` stays ``W_z`` and ``δW_z``
-    is ``dW_z``.
+    ``δ⁺c[t]`` is ``dc_next`` (what step t+1 sent back), ``Δh[t]`` is ``dout_h``, ``W_z`` stays
+    ``W_z`` and ``δW_z`` is ``dW_z``; each passed through :func:`identifier` (``b`` is ``b_``).
+    The module's own values (``tanh_c[t]``, CSE temporaries ``_tmp0``, arrays such as
+    ``cache_z``) and the sizes D and H keep their names.
     """
     p = parse(symbol)
     if p is None:   # a parameter W, or its gradient δW
-        return "d" + symbol.name[len(ADJOINT):] if symbol.name.startswith(ADJOINT) else symbol.name
+        name = symbol.name
+        if name.startswith(ADJOINT):
+            return identifier("d" + name[len(ADJOINT):])
+        internal = name in SIZES or name.startswith(("_", *MODULE_PREFIXES))
+        return name if internal else identifier(name)
+    if p.kind == EXTERNAL:
+        return f"dout_{p.base}"
     if p.kind == CARRY:
-        return f"d{p.base}_next"
-    suffix = {0: "", -1: "_prev"}[p.shift]
-    return f"{_CODE_KIND[p.kind]}{p.base}{suffix}"
+        form = f"d{p.base}_next"
+    else:
+        form = f"{'d' if p.kind == ADJOINT else ''}{p.base}{'_prev' if p.shift == -1 else ''}"
+    return identifier(form) if VECTOR_NAME.match(p.base) else form   # tanh_c: the module's
 
 
 def sequence(base: str) -> str:
@@ -185,30 +236,29 @@ def latex(symbol: sp.Symbol, origin: str = "t", index: str = "") -> str:
 # ------------------------------------------------------------ checking -----
 
 def check_vector_name(name: str, what: str) -> None:
-    """Refuse a vector name that would break generated Python or LaTeX."""
+    """Refuse a vector name that would break generated Python or LaTeX.  A name that is a
+    keyword, a built-in or one of the generated module's own is fine: :func:`identifier`
+    spells it apart in code."""
     if not isinstance(name, str) or not VECTOR_NAME.match(name):
         raise ValueError(
             f"{what} name {name!r} is not allowed: use letters and digits, starting with a letter "
             "(no underscores: the time index becomes the subscript)")
-    _check_free(name, what)
 
 
 def check_param_name(name: str) -> None:
-    """Refuse a parameter name that would break generated Python or LaTeX."""
+    """Refuse a parameter name that would break generated Python or LaTeX, or that is a size
+    (D, H: the symbols of every size expression)."""
     if not isinstance(name, str) or not PARAM_NAME.match(name):
         raise ValueError(
             f"parameter name {name!r} is not allowed: use letters and digits with at most one "
             "underscore before a subscript, e.g. 'W_z' or 'b_hn'")
-    _check_free(name, "parameter")
-    if name.startswith(RESERVED_PREFIXES):
+    if name in SIZES:
+        raise ValueError(f"parameter name {name!r} is not allowed: D and H are the sizes (the "
+                         "input size and the hidden size)")
+    if name.startswith(MODULE_PREFIXES):
         raise ValueError(f"parameter name {name!r} starts like one of the generated module's own "
-                         f"arrays ({', '.join(RESERVED_PREFIXES)})")
-
-
-def _check_free(name: str, what: str) -> None:
-    if not isinstance(name, str):
-        raise ValueError(f"{what} name must be a string, got {name!r}")
-    if keyword.iskeyword(name) or name in RESERVED or hasattr(builtins, name):
-        raise ValueError(
-            f"{what} name {name!r} clashes with a Python keyword or built-in, or with a name of "
-            f"the generated module ({', '.join(sorted(RESERVED))})")
+                         f"arrays or cached values ({', '.join(MODULE_PREFIXES)})")
+    if name in TORCH_MODULE_NAMES:
+        raise ValueError(f"parameter name {name!r} is not allowed: the PyTorch module's "
+                         "parameters are its attributes, and torch.nn.Module already has "
+                         f"{name!r}")

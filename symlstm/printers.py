@@ -231,7 +231,7 @@ class CellNumPyPrinter(_TablePrinter, NumPyPrinter):
     def _print_Symbol(self, expr):
         p = naming.parse(expr)
         if p is not None and not p.kind and p.base in self._settings["inputs"]:
-            return f"{p.base}[t]"
+            return f"{naming.code(expr)}[t]"
         return naming.code(expr)
 
     def _print_Pow(self, expr, rational=False):

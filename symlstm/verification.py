@@ -116,17 +116,12 @@ def problem(mod, *, T, B, D, H, seed=0, dtype=np.float64, scale=2.0, input_scale
     return params, x, state0, dhs, dstate
 
 
-def input_name(mod) -> str:
-    """The name the module's cell gives its input: the key of its gradient in ``backward``."""
-    return getattr(mod, "INPUT", "x")
-
-
 def total_loss(mod, dhs, dstate):
     """L(args) = Σ ⟨dhs, hs⟩ + Σ_s ⟨dstate_s, s_T⟩, args holding params, the input under its
     name and each s0."""
     def loss(args):
         params = {k: args[k] for k in mod.PARAMS}
-        hs, state, _ = mod.forward(params, args[input_name(mod)],
+        hs, state, _ = mod.forward(params, args[mod.INPUT],
                                    {s: args[f"{s}0"] for s in mod.STATES})
         return float(np.sum(hs * dhs) + sum(np.sum(state[s] * dstate[s]) for s in mod.STATES))
     return loss
@@ -167,7 +162,7 @@ def verify(cell, *, seed: int = 0, central_rtol: float = 1e-6, brute_force_rtol:
                          "initialisation) its exact values overflow float64, so no float64 "
                          "code can compute them; check the cell's equations")
     params, x, state0, dhs, dstate, grads, _ = moderate
-    args = {**params, input_name(mod): x, **{f"{k}0": v for k, v in state0.items()}}
+    args = {**params, mod.INPUT: x, **{f"{k}0": v for k, v in state0.items()}}
     present = {k: g for k, g in grads.items() if k in args}
     central = directional_errors(total_loss(mod, dhs, dstate), args, present,
                                  rng=np.random.default_rng(seed), directions=3)
@@ -191,8 +186,7 @@ def _against_brute_force(cell, mod, sizes, seed, scale=2.0, input_scale=1.0):
     from .bruteforce import unroll
     params, x, state0, dhs, dstate = problem(mod, seed=seed, scale=scale,
                                              input_scale=input_scale, **sizes)
-    ref = unroll(cell, {**params, "x": x, "state0": state0, "dhs": dhs, "dstate": dstate},
-                 sizes["D"], sizes["H"])
+    ref = unroll(cell, params, x, state0, dhs, dstate, sizes["D"], sizes["H"])
     if not _finite(ref):
         return None
     hs, state, cache = mod.forward(params, x, state0)

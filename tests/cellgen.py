@@ -8,19 +8,80 @@ division, integer powers, constants, element-wise parameter products and matrix 
 states at t-1, to states already computed at t and to intermediate values, and
 concatenations.  Values stay finite by construction: exp is applied to bounded arguments,
 log and division only to positive ones.
+
+Names are drawn as well: the input, the states other than h, the intermediate values and
+the parameters may take a name from ``POOL``, which holds every generated module's own
+names (the Numba loops' b, j and F, torch and device, np, T, B, ...), Python keywords and
+built-ins, names that start like the modules' arrays, and x for a parameter when the input
+has another name.
 """
 from __future__ import annotations
 
+import os
+import random
 from typing import NamedTuple
 
 import sympy as sp
+from hypothesis import HealthCheck, note, seed, settings
 from hypothesis import strategies as st
 
-from symlstm import CellBuilder, concat, matvec, transpose
+from symlstm import CellBuilder, concat, matvec, naming, transpose
 from symlstm.cell import add_sizes
 from symlstm.ops import exp, log, logsigmoid, relu, sigma, softplus, tanh
 
 STATE_NAMES = ("h", "s", "u")
+
+#: The seed of the slow runs (``pytest -m slow``): fresh each run unless ``SYMLSTM_SEED``
+#: gives it, so that a failing run, which prints its seed, can be replayed exactly.
+SEED = int(os.environ.get("SYMLSTM_SEED") or random.SystemRandom().randrange(2**32))
+
+
+def slow(examples: int):
+    """Settings of a slow property test: ``examples`` cells (``SYMLSTM_EXAMPLES`` overrides
+    it) drawn from ``SEED``; a failure prints the line that replays it (``print_blob``)."""
+    def wrap(test):
+        test = settings(max_examples=int(os.environ.get("SYMLSTM_EXAMPLES", examples)),
+                        deadline=None, database=None, print_blob=True,
+                        suppress_health_check=[HealthCheck.too_slow,
+                                               HealthCheck.data_too_large])(test)
+        return seed(SEED)(test)
+    return wrap
+
+
+def note_replay(test: str) -> None:
+    """Say, beside a failing cell, how to replay the run that found it."""
+    note(f"replay the run: SYMLSTM_SEED={SEED} python -m pytest -m slow -k {test} (or add the "
+         "@reproduce_failure line below to the test)")
+
+
+#: Names a vector or a parameter may take: every generated module's own names
+#: (``naming.MODULE_NAMES``), keywords, built-ins and the stems of the modules' arrays.  None
+#: is another's adjoint ("d" + name: dhs beside hs would be refused as one identifier) or
+#: ends in a digit (state0 beside a state called state would be refused as one key).
+_NAMES = (naming.MODULE_NAMES - naming.SIZES) | {"lambda", "in", "max", "input", "sum", "next",
+                                                 "prev", "seq", "proj", "cache", "cell", "tanh"}
+_NAMES = {n for n in _NAMES if not (n.startswith("d") and n[1:] in _NAMES or n[-1].isdigit())}
+POOL = tuple(sorted(n for n in _NAMES if naming.VECTOR_NAME.match(n)))
+#: Names only a parameter may take: x (when the input has another name), and names with an
+#: underscore (the gradient of out_h is dout_h, as the code calls what reaches h from outside).
+#: A parameter is never called like an attribute of torch.nn.Module (forward).
+PARAM_POOL = ("x", "out_h", "W_np", "b_j")
+_PARAM_NAMES = tuple(n for n in sorted(_NAMES) + list(PARAM_POOL)
+                     if n not in naming.TORCH_MODULE_NAMES)
+
+
+class _Names:
+    """Names for a cell's vectors and parameters: each either the usual one or a name from
+    the pools, never the same twice."""
+
+    def __init__(self, draw):
+        self.draw, self.used = draw, set()
+
+    def pick(self, usual: str, pool=POOL) -> str:
+        free = [n for n in pool if n not in self.used]
+        name = self.draw(st.sampled_from(free)) if free and self.draw(st.booleans()) else usual
+        self.used.add(name)
+        return name
 
 
 class Vec(NamedTuple):
@@ -33,8 +94,8 @@ class Vec(NamedTuple):
 class _Params:
     """Parameters, created on first use; a matrix of a shape already declared may be shared."""
 
-    def __init__(self, builder, draw):
-        self.b, self.draw = builder, draw
+    def __init__(self, builder, draw, names):
+        self.b, self.draw, self.names = builder, draw, names
         self.matrices: dict[tuple[str, str], list[sp.Symbol]] = {}
         self.vectors: dict[str, list[sp.Symbol]] = {}
         self.count = 0
@@ -43,7 +104,7 @@ class _Params:
     def _new(self, prefix, *shape):
         """A parameter symbol; only those the final equations read are declared."""
         self.count += 1
-        name = f"{prefix}{self.count}"
+        name = self.names.pick(f"{prefix}{self.count}", _PARAM_NAMES)
         self.shapes[name] = shape
         return sp.Symbol(name)
 
@@ -144,12 +205,16 @@ def _expr(draw, size: str, depth: int, avail: list[Vec], params: _Params) -> Vec
 def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
     """A random valid cell (see the module docstring)."""
     b = CellBuilder("random_cell", "Random cell")
-    params = _Params(b, draw)
+    names = _Names(draw)
+    names.used.update(["h", "x", "X", *STATE_NAMES])
+    params = _Params(b, draw, names)
     input_size = draw(st.sampled_from(["D", "D", "D", "H"]))
-    x = Vec(b.input("x", input_size), input_size)
+    x = Vec(b.input(names.pick("x"), input_size), input_size)
+    if x.expr != sp.Symbol("x[t]"):   # a parameter may be called x
+        names.used.discard("x")
     n_states = draw(st.integers(1, 3))
-    sizes = {"h": "H", **{s: draw(st.sampled_from(["H", "D"])) if input_size == "D" else "H"
-                          for s in STATE_NAMES[1:n_states]}}
+    sizes = {"h": "H", **{names.pick(s): draw(st.sampled_from(["H", "D"]))
+                          if input_size == "D" else "H" for s in STATE_NAMES[1:n_states]}}
     # a state at t-1 may have grown over the steps before: not bounded
     prev = {s: Vec(b.state(s, dim), dim, False) for s, dim in sizes.items()}
     n_inter = draw(st.integers(0, max_intermediates))
@@ -159,7 +224,7 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
     avail = [x, *prev.values()]
     equations = []     # [name, rhs, size], completed below so that everything is read
     for k, state in enumerate(order):
-        name = state or ("X" if k == 0 else f"a{k}")   # X beside x: names differ by case only
+        name = state or names.pick("X" if k == 0 else f"a{k}")   # X beside x: case only
         size = sizes[state] if state else draw(st.sampled_from(sorted({v.size for v in avail})))
         if state is None and len(avail) >= 2 and draw(st.integers(0, 5)) == 0:
             u, v = draw(st.lists(st.sampled_from(avail), min_size=2, max_size=2, unique_by=str))

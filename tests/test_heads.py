@@ -141,7 +141,7 @@ def test_to_torch_checks_its_parameters():
 
 from hypothesis import given, settings  # noqa: E402
 
-from cellgen import cells  # noqa: E402
+from cellgen import cells, note_replay, slow  # noqa: E402
 from symlstm.render import network_module, numpy_module  # noqa: E402
 from symlstm.verification import problem  # noqa: E402
 
@@ -173,9 +173,10 @@ def test_random_cells_with_either_head_get_correct_gradients(tmp_path_factory, c
 
 
 @pytest.mark.slow
-@settings(max_examples=400, deadline=None, database=None)
+@slow(400)
 @given(cells(max_intermediates=8, max_depth=5))
 def test_hundreds_of_random_networks(tmp_path_factory, cell):
+    note_replay("test_hundreds_of_random_networks")
     _check_network(tmp_path_factory, cell)
 
 
@@ -197,8 +198,8 @@ def _check_network(tmp_path_factory, cell):
         hs, _, _ = cell_mod.forward(cell_params, x, state0)
         want, dhs, head_grads = _torch_head(hs, params["V"], params["b_y"], y, head)
         zeros = {s: np.zeros_like(v) for s, v in state0.items()}
-        reference = {**head_grads, **loss_gradients(
-            cell, {**cell_params, "x": x, "state0": state0, "dstate": zeros, "dhs": dhs}, D, 3)}
+        reference = {**head_grads, **loss_gradients(cell, cell_params, x, state0, dhs, zeros,
+                                                        D, 3)}
         assert abs(loss - want) <= 1e-10 * max(1.0, abs(want)), (head, loss, want)
         assert set(grads) == set(reference), (head, sorted(grads), sorted(reference))
         errors = {k: np.abs(grads[k] - ref).max() / max(1.0, np.abs(ref).max())

@@ -16,7 +16,7 @@ from symlstm.backends.numba import numba_module
 from symlstm.render import numpy_module
 from symlstm.verification import load_module, problem
 
-from cellgen import cells
+from cellgen import cells, note_replay, slow
 
 numba = pytest.importorskip("numba", reason="numba is installed by the README's test command")
 
@@ -67,10 +67,11 @@ def test_random_cells_match_their_numpy_module(tmp_path_factory, cell):
 
 
 @pytest.mark.slow
-@settings(max_examples=150, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@slow(150)
 @given(cells(max_intermediates=6, max_depth=4))
 def test_many_random_cells_match_their_numpy_module(tmp_path_factory, cell):
+    """Many more (replayed as tests/test_random_cells.py says)."""
+    note_replay("test_many_random_cells_match_their_numpy_module")
     _compare_random(cell, tmp_path_factory.mktemp("numba"))
 
 

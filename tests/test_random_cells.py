@@ -3,9 +3,17 @@
 Each drawn cell is derived, generated, imported and checked twice, against central
 differences of the generated forward pass and against brute-force differentiation of
 the unrolled loss (``symlstm.bruteforce``, which never sees the derivation); its LaTeX
-document must render.  CI runs a few hundred cells; ``pytest -m slow`` runs thousands.
+document must render.  CI runs a few hundred cells, the same ones every time
+(``derandomize``); ``pytest -m slow`` runs thousands, from a fresh seed each run.  A failing slow run prints
+``SYMLSTM_SEED=<seed>``, which replays it, and a ``@reproduce_failure`` line, which replays
+the one cell; ``SYMLSTM_EXAMPLES=<n>`` sets how many cells a slow test draws.  Each cell a
+run has found wrong becomes a test of its own in ``test_regressions.py``.
 """
+import os
+import pathlib
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,7 +24,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 import symlstm  # noqa: E402
 from symlstm.render import latex_document  # noqa: E402
 
-from cellgen import cells  # noqa: E402
+from cellgen import cells, note_replay, slow  # noqa: E402
 
 SIZES = dict(T=2, B=2, D=2, H=3)
 
@@ -56,10 +64,10 @@ def test_large_random_cells_get_correct_code(cell):
 
 
 @pytest.mark.slow
-@settings(max_examples=3000, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@slow(3000)
 @given(cells(max_intermediates=8, max_depth=5))
 def test_thousands_of_random_cells(cell):
+    note_replay("test_thousands_of_random_cells")
     check_cell(cell)
 
 
@@ -74,3 +82,29 @@ def test_random_cell_documents_compile(tmp_path_factory, cell):
     (folder / "random_cell.tex").write_text(tex)
     built = build.pdf(folder / "random_cell.tex", folder / "pdf")
     assert built.pdf.stat().st_size > 1000
+
+
+FAILING = """
+from hypothesis import given, strategies as st
+from cellgen import note_replay, slow
+
+@slow(50)
+@given(st.integers(0, 100))
+def test_fails(n):
+    note_replay("test_fails")
+    assert n < 10
+"""
+
+
+def test_a_failing_slow_run_says_how_to_replay_it(tmp_path):
+    """The slow runs' settings (``cellgen.slow``) on a test that fails: the report holds the
+    seed that replays the run and the line that replays the failing example."""
+    (tmp_path / "test_failing.py").write_text(FAILING)
+    tests = pathlib.Path(__file__).parent
+    env = {**os.environ, "SYMLSTM_SEED": "12345", "PYTHONPATH": str(tests)}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          str(tmp_path / "test_failing.py")], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout
+    assert "replay the run: SYMLSTM_SEED=12345" in run.stdout, run.stdout[-3000:]
+    assert "@reproduce_failure(" in run.stdout, run.stdout[-3000:]

@@ -128,7 +128,7 @@ def test_division_and_powers_print_everywhere():
     a, b = sp.Symbol("a[t]"), sp.Symbol("b[t]")
     e = a / (1 + b**2) - exp(a)**3 / tanh(b)**2
     assert latex(e) == r"\frac{a_{t}}{1 + b_{t}^{2}} - \frac{e^{3 a_{t}}}{\tanh^{2}\left(b_{t}\right)}"
-    assert pycode(e) == "a/(b**2 + 1) - np.exp(3*a)/np.tanh(b)**2"
+    assert pycode(e) == "a/(b_**2 + 1) - np.exp(3*a)/np.tanh(b_)**2"   # b is the module's
     cell = build(CASES["division"])
     assert r"\frac" in latex_document(symlstm.derive(cell))
 
@@ -197,3 +197,33 @@ def test_verify_fails_a_module_that_leaves_a_gradient_out(monkeypatch):
     report = symlstm.verify("rnn", raises=False)
     assert not report.ok
     assert [r.key for r in report.rows if not report.within(r)] == ["h0"]
+
+
+def pi_squared_cell():
+    """The random cell that crashed the Numba backend: CSE took π² out as a temporary of
+    its own, a number with no size."""
+    b = CellBuilder("pi_squared", "π²")
+    x, h, s = b.input("x"), b.state("h", "H"), b.state("s", "D")
+    b1, V2, W3 = b.param("b1", "H"), b.param("V2", "H", "D"), b.param("W3", "D", "H")
+    h_t = b.let("h", h / 2)
+    a3 = b.let("a3", log(sp.pi**2 * h_t**2 + 1))
+    a4 = b.let("a4", b.let("a2", b1 * h_t)**2)
+    b.let("s", s + x + matvec(transpose(V2), a3) + matvec(W3, a4))
+    return b.build()
+
+
+def test_a_constant_temporary_such_as_pi_squared_in_every_backend(tmp_path):
+    cell = pi_squared_cell()
+    check_cell(cell)
+    d = symlstm.derive(cell)
+    ref = load_module(numpy_module(d), cell.name)
+    torch = pytest.importorskip("torch")   # noqa: F841
+    from symlstm.backends.torch import torch_module
+    from test_torch_backend import _compare as compare_torch
+    compare_torch(ref, load_module(torch_module(d), "torch_pi"), tol=1e-9)
+    pytest.importorskip("numba")
+    from symlstm.backends.numba import numba_module
+    from test_numba_backend import _compare, _load
+    source = numba_module(d)
+    assert "F(3.141592653589793)" in source   # π written where it is read
+    _compare(ref, _load(source, cell.name, tmp_path))

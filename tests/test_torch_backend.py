@@ -32,12 +32,12 @@ def _compare(numpy_mod, torch_mod, D=3, H=4, tol=1e-12):
     loss = (ths * torch.tensor(dhs)).sum() + sum((tstate[s] * torch.tensor(dstate[s])).sum()
                                                  for s in tstate)
     loss.backward()
-    got = {**{k: v.grad for k, v in tp.items()}, "x": tx.grad,
+    got = {**{k: v.grad for k, v in tp.items()}, torch_mod.INPUT: tx.grad,
            **{f"{k}0": v.grad for k, v in ts.items()}}
+    assert set(got) == set(want)
     for k, ref in want.items():
-        key = k if k in got else "x"    # the input's gradient, whatever the input's name
         scale = max(1.0, np.abs(ref).max())
-        assert np.abs(got[key].numpy() - ref).max() <= tol * scale, k
+        assert np.abs(got[k].numpy() - ref).max() <= tol * scale, k
 
 
 @pytest.mark.parametrize("name", list(symlstm.CELLS))
@@ -146,3 +146,14 @@ def test_distributed_data_parallel_averages_the_derived_gradients(tmp_path):
         want = {n: want[n] + g[n] / 2 for n in params}
     for n in params:
         assert np.abs(got[n].numpy() - want[n]).max() <= 1e-12 * max(1, np.abs(want[n]).max()), n
+
+
+def test_no_parameter_is_called_like_an_attribute_of_the_module():
+    """The module's parameters are attributes of ``Cell``: naming keeps every attribute
+    torch.nn.Module has out of the parameters' names, and build() says why."""
+    from symlstm import CellBuilder, CellError, naming
+    from symlstm.generated.torch import lstm as mod
+    attributes = {n for n in [*dir(mod.Cell), *vars(mod.Cell(2, 3))] if not n.startswith("_")}
+    assert attributes <= naming.TORCH_MODULE_NAMES, attributes - naming.TORCH_MODULE_NAMES
+    with pytest.raises(CellError, match="torch.nn.Module already has 'train'"):
+        CellBuilder("bad", "Bad").param("train", "H")

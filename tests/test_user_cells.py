@@ -69,8 +69,6 @@ def _cell(build):
      r"combines vectors of sizes \['D', 'H'\]"),
     (lambda b, x, h, W, R: b.let("g", tanh(matvec(W, x) + matvec(R, h))),
      r"state 'h' has no equation"),
-    (lambda b, x, h, W, R: (b.let("lambda", matvec(W, x)), b.let("h", matvec(R, h))),
-     r"'lambda' clashes with a Python keyword"),
     (lambda b, x, h, W, R: (b.let("a_b", matvec(W, x)), b.let("h", matvec(R, h))),
      r"'a_b' is not allowed"),
     (lambda b, x, h, W, R: (b.let("a\\x", matvec(W, x)), b.let("h", matvec(R, h))),
@@ -81,8 +79,6 @@ def _cell(build):
      r"not as a string"),
     (lambda b, x, h, W, R: (b.let("a", matvec(W, x), label="L"), b.let("h", matvec(R, h) + sp.Symbol("a[t]"), label="L")),
      r"the label 'L' is used by two equations"),
-    (lambda b, x, h, W, R: b.let("range", matvec(W, x) + matvec(R, h)),
-     r"'range' clashes with a Python keyword or built-in"),
     (lambda b, x, h, W, R: b.let("h", tanh(matvec(W, x)) + matvec(R, h) * transpose(R)),
      r"transpose\(\.\.\.\) is for the matrix"),
     (lambda b, x, h, W, R: b.param("W", "H", "D"),
@@ -90,7 +86,7 @@ def _cell(build):
     (lambda b, x, h, W, R: b.input("h"),
      r"'h' is declared twice"),
     (lambda b, x, h, W, R: b.param("tanh_0", "H"),
-     r"starts like the generated module's cached values"),
+     r"starts like one of the generated module's own arrays or cached values"),
     (lambda b, x, h, W, R: b.param("V", "H", "H", "H"),
      r"give one size for a vector or two for a matrix"),
 ])
@@ -172,3 +168,89 @@ def test_row_major_weights_without_bias():
     grads = mod.backward(params, cache, dhs, dstate)
     check_grads(total_loss(mod, dhs, dstate), {**params, "x": x, "h0": state0["h"]}, grads,
                 rtol=1e-6)
+
+
+# ------------------------------------------------------------------ names -----
+
+def every_name():
+    """A cell whose names are every generated module's own: the Numba loops' b, j and F,
+    torch and device, np, T and B, a keyword and built-ins, x as a parameter beside the
+    input u, and a parameter whose gradient would be called dhs."""
+    b = CellBuilder("names", "Names")
+    u, h, np_ = b.input("u"), b.state("h"), b.state("np")
+    x, j, bias = b.param("x", "H", "D"), b.param("j", "H", "H"), b.param("b", "H")
+    F, device, torch_ = b.param("F", "H"), b.param("device", "H"), b.param("torch", "H", "H")
+    T, lam, hs = b.param("T", "H"), b.param("lambda", "H"), b.param("hs", "H")
+    B = b.let("B", sigma(matvec(x, u) + matvec(j, h) + bias))
+    t = b.let("t", tanh(matvec(torch_, np_) + F))
+    inside = b.let("in", B * t + device * hs)
+    b.let("h", tanh(inside) * T + lam * h)
+    b.let("np", B * np_ + (1 - B) * b.let("range", sigma(inside)))
+    return b.build()
+
+
+def test_every_name_works_in_the_numpy_module_and_keys_stay_the_names():
+    report = symlstm.verify(every_name())
+    keys = {r.key for r in report.rows}
+    assert keys == {"x", "j", "b", "F", "device", "torch", "T", "lambda", "hs", "u", "h0", "np0"}
+    mod = load(numpy_module(symlstm.derive(every_name())), "names")
+    assert mod.INPUT == "u" and mod.PARAMS[:3] == ("x", "j", "b")
+    params = mod.init_params(2, 3, rng=0)
+    hs, state, cache = mod.forward(params, np.ones((4, 2, 2)))
+    grads = mod.backward(params, cache, np.ones_like(hs))
+    assert grads["u"].shape == (4, 2, 2) and grads["x"].shape == params["x"].shape == (3, 2)
+    assert set(state) == {"h", "np"}
+
+
+def test_every_name_works_in_the_torch_module():
+    torch = pytest.importorskip("torch")
+    from symlstm.backends.torch import torch_module
+    from test_torch_backend import _compare
+    d = symlstm.derive(every_name())
+    _compare(load(numpy_module(d), "names"), load(torch_module(d), "torch_names"), D=3, H=4)
+    net = load(torch_module(d), "torch_names").Cell(3, 4, dtype=torch.float64)
+    assert [n for n, _ in net.named_parameters()][:3] == ["x", "j", "b"]
+
+
+def test_every_name_works_in_the_numba_module(tmp_path):
+    pytest.importorskip("numba")
+    from symlstm.backends.numba import numba_module
+    from test_numba_backend import _compare, _load
+    d = symlstm.derive(every_name())
+    _compare(load(numpy_module(d), "names"), _load(numba_module(d), "names", tmp_path))
+
+
+#: The generated modules' functions that hold a cell's names (and methods of those names).
+HOLDERS = {"forward", "backward", "_forward", "_backward", "_forward_steps", "_backward_steps"}
+
+
+def _function_names(source):
+    """For each function of a module's source that holds a cell's names: every name it reads,
+    binds or takes."""
+    import ast
+    out = []
+    for f in ast.walk(ast.parse(source)):
+        if isinstance(f, ast.FunctionDef) and f.name in HOLDERS:
+            out.append({n.id if isinstance(n, ast.Name) else n.arg for n in ast.walk(f)
+                        if isinstance(n, (ast.Name, ast.arg))})
+    return out
+
+
+@pytest.mark.parametrize("name", ["peephole_lstm", "gru", "lstm_concat", "lstm_rowmajor"])
+def test_the_modules_own_names_are_all_in_naming(name):
+    """Where a function of a generated module holds a cell's names, every other name it uses
+    is one that ``naming.identifier`` spells the cell's names apart from (or starts with _,
+    or holds __, which no cell's name does): the rule lives in one place."""
+    from symlstm import naming
+    from symlstm.backends.numba import numba_module
+    from symlstm.backends.torch import torch_module
+    d = symlstm.derive(name)
+    cell = d.cell
+    vectors = [*cell.input_symbols, *cell.prev_states, *(eq.lhs for eq in cell.equations)]
+    mine = {naming.code(s) for v in vectors for s in (v, naming.adjoint(v))}
+    mine |= {naming.code(naming.timed(s, 0, naming.CARRY)) for s in cell.states}
+    mine |= {naming.code(s) for p in cell.params for s in (p.symbol, naming.adjoint(p.symbol))}
+    for source in (numpy_module(d), torch_module(d), numba_module(d)):
+        for names in _function_names(source):
+            own = {n for n in names - mine if not n.startswith("_") and "__" not in n}
+            assert {n for n in own if naming.identifier(n) == n} == set(), name

@@ -34,9 +34,8 @@ def test_brute_force_is_exact_where_float64_saturates():
     (the reference is what judges the generated code in saturation)."""
     W = np.array([[1.0], [-1.0]])
     x = np.array([[[700.0]]])
-    values = {"W": W, "x": x, "state0": {"h": np.zeros((1, 2))},
-              "dhs": np.ones((1, 1, 2)), "dstate": {"h": np.zeros((1, 2))}}
-    ref = unroll(_gate_cell(), values, 1, 2)
+    ref = unroll(_gate_cell(), {"W": W}, x, {"h": np.zeros((1, 2))}, np.ones((1, 1, 2)),
+                 {"h": np.zeros((1, 2))}, 1, 2)
     with mpmath.workdps(50):
         small = 1 / (1 + mpmath.exp(700))
         assert ref.outputs[0, 0, 1] == pytest.approx(float(small), rel=1e-15)

@@ -27,6 +27,7 @@ STATES = ("h", )
 SHAPES = {"W_r": ("H", "D"), "W_z": ("H", "D"), "W_n": ("H", "D"), "R_r": ("H", "H"), "R_z": ("H", "H"), "R_n": ("H", "H"), "b_r": ("H",), "b_z": ("H",), "b_n": ("H",), "b_hn": ("H",)}
 STATE_SIZES = {"h": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -100,13 +101,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
@@ -280,7 +281,7 @@ def _logsigmoid_typed(a):
 # ------------------------------------------------------------------ the loops -----
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def _forward_steps(x, D, H, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n):
+def _forward_steps(x, D, H, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n_):
     """Every step of the forward pass: the GEMMs through BLAS, each run of element-wise
     statements one loop over the samples b and the entries j."""
     F = x.dtype.type
@@ -294,7 +295,7 @@ def _forward_steps(x, D, H, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, proj_h_p
             r__b = cache_r[t][b]
             z__b = cache_z[t][b]
             prod_R_n_h_prev__b = cache_prod_R_n_h_prev[t][b]
-            n__b = cache_n[t][b]
+            n___b = cache_n_[t][b]
             h_prev__b = seq_h[t][b]
             h__b = seq_h[t + 1][b]
             for j in range(H):
@@ -310,9 +311,9 @@ def _forward_steps(x, D, H, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, proj_h_p
                 prod_R_n_h_prev__b[j] = proj_h_prev__b[2*H + j]
                 nbar = r__b[j]*(b_hn[j] + prod_R_n_h_prev__b[j]) + proj_x__b[2*H + j]
                 # (fwd:n) n[t] = tanh(nbar[t])
-                n__b[j] = _tanh(nbar)
+                n___b[j] = _tanh(nbar)
                 # (fwd:h) h[t] = h[t-1] ⊙ z[t] + n[t] ⊙ (1 - z[t])
-                h__b[j] = h_prev__b[j]*z__b[j] + n__b[j]*(F(1) - z__b[j])
+                h__b[j] = h_prev__b[j]*z__b[j] + n___b[j]*(F(1) - z__b[j])
 
 
 def forward(params, x, state0=None):
@@ -340,15 +341,15 @@ def forward(params, x, state0=None):
     cache_prod_R_n_h_prev = np.empty((T, B, H), dtype)
     cache_r = np.empty((T, B, H), dtype)
     cache_z = np.empty((T, B, H), dtype)
-    cache_n = np.empty((T, B, H), dtype)
-    _forward_steps(x, D, H, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n)
-    cache = {"cell": CELL, "x": x, "seq_h": seq_h, "prod_R_n_h_prev": cache_prod_R_n_h_prev, "r": cache_r, "z": cache_z, "n": cache_n, }
+    cache_n_ = np.empty((T, B, H), dtype)
+    _forward_steps(x, D, H, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n_)
+    cache = {"cell": CELL, "input": x, "seq_h": seq_h, "cache_prod_R_n_h_prev": cache_prod_R_n_h_prev, "cache_r": cache_r, "cache_z": cache_z, "cache_n_": cache_n_, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def _backward_steps(x, D, H, dhs, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n, dproj_h_prev, dproj_x, db_hn, dh_next):
+def _backward_steps(x, D, H, dhs, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n_, dproj_h_prev, dproj_x, db_hn, dh_next):
     """Every step of backpropagation through time, last step first."""
     F = x.dtype.type
     T, B = x.shape[0], x.shape[1]
@@ -360,7 +361,7 @@ def _backward_steps(x, D, H, dhs, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, se
             dh_next__b = dh_next[b]
             dh__b = dh[b]
             z__b = cache_z[t][b]
-            n__b = cache_n[t][b]
+            n___b = cache_n_[t][b]
             dproj_x__b = dproj_x[t][b]
             h_prev__b = seq_h[t][b]
             dproj_h_prev__b = dproj_h_prev[t][b]
@@ -372,9 +373,9 @@ def _backward_steps(x, D, H, dhs, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, se
                 # (adj:n) δn[t] = δh[t] ⊙ (1 - z[t])
                 dn = dh__b[j]*(F(1) - z__b[j])
                 # (adj:nbar) δnbar[t] = δn[t] ⊙ (1 - n[t]**2)
-                dproj_x__b[2*H + j] = dn*(F(1) - (n__b[j]*n__b[j]))
+                dproj_x__b[2*H + j] = dn*(F(1) - (n___b[j]*n___b[j]))
                 # (adj:z) δz[t] = δh[t] ⊙ (h[t-1] - n[t])
-                dz = dh__b[j]*(h_prev__b[j] - n__b[j])
+                dz = dh__b[j]*(h_prev__b[j] - n___b[j])
                 # (adj:zbar) δzbar[t] = δz[t] ⊙ z[t] ⊙ (1 - z[t])
                 dproj_h_prev__b[H + j] = dz*z__b[j]*(F(1) - z__b[j])
                 # (adj:r) δr[t] = δnbar[t] ⊙ (b_hn + R_n h[t-1])
@@ -406,14 +407,14 @@ def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
     ``dhs`` (T, B, H) is dL/dh_t for every step, ``dstate`` optionally dL/d(final state).
-    Returns the gradient of L for every parameter, for ``x`` and for every initial state
-    (``h0``).
+    Returns the gradient of L for every parameter (keyed by its name), for the input (keyed
+    ``INPUT``) and for every initial state (``h0``).
     """
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
                          + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
                             else type(cache).__name__))
-    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
+    x, (T, B, D, H), dtype = _sizes(params, cache["input"])
     W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
     width = _size(STATE_SIZES[OUTPUT], D, H)
@@ -424,16 +425,16 @@ def backward(params, cache, dhs, dstate=None):
     dnext = _states(dstate, "dstate", B, D, H, dtype)
     dh_next = dnext["h"].copy()
     seq_h = cache["seq_h"]
-    cache_prod_R_n_h_prev = cache["prod_R_n_h_prev"]
-    cache_r = cache["r"]
-    cache_z = cache["z"]
-    cache_n = cache["n"]
+    cache_prod_R_n_h_prev = cache["cache_prod_R_n_h_prev"]
+    cache_r = cache["cache_r"]
+    cache_z = cache["cache_z"]
+    cache_n_ = cache["cache_n_"]
     stack_h_prev = np.concatenate([R_r, R_z, R_n])
     stack_x = np.concatenate([W_r, W_z, W_n])
     dproj_h_prev = np.empty((T, B, 3*H), dtype)
     dproj_x = np.empty((T, B, 3*H), dtype)
     db_hn = np.zeros(H, dtype)
-    _backward_steps(x, D, H, dhs, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n, dproj_h_prev, dproj_x, db_hn, dh_next)
+    _backward_steps(x, D, H, dhs, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n_, dproj_h_prev, dproj_x, db_hn, dh_next)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = dproj_h_prev.reshape(T * B, -1).T @ seq_h[:-1].reshape(T * B, -1)

@@ -28,6 +28,7 @@ STATES = ("h", "c", )
 SHAPES = {"W_f": ("H", "D + H"), "b_f": ("H",), "W_i": ("H", "D + H"), "b_i": ("H",), "W_n": ("H", "D + H"), "b_n": ("H",), "W_o": ("H", "D + H"), "b_o": ("H",)}
 STATE_SIZES = {"h": "H", "c": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -101,13 +102,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
@@ -281,7 +282,7 @@ def _logsigmoid_typed(a):
 # ------------------------------------------------------------------ the loops -----
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def _forward_steps(x, D, H, b_f, b_i, b_n, b_o, stack_X, proj_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n, cache_o):
+def _forward_steps(x, D, H, b_f, b_i, b_n, b_o, stack_X, proj_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o):
     """Every step of the forward pass: the GEMMs through BLAS, each run of element-wise
     statements one loop over the samples b and the entries j."""
     F = x.dtype.type
@@ -300,7 +301,7 @@ def _forward_steps(x, D, H, b_f, b_i, b_n, b_o, stack_X, proj_X, seq_h, seq_c, c
             proj_X__b = proj_X[b]
             f__b = cache_f[t][b]
             i__b = cache_i[t][b]
-            n__b = cache_n[t][b]
+            n___b = cache_n_[t][b]
             o__b = cache_o[t][b]
             c_prev__b = seq_c[t][b]
             c__b = seq_c[t + 1][b]
@@ -318,13 +319,13 @@ def _forward_steps(x, D, H, b_f, b_i, b_n, b_o, stack_X, proj_X, seq_h, seq_c, c
                 # (fwd:nbar) nbar[t] = b_n + W_n X[t]
                 nbar = b_n[j] + proj_X__b[2*H + j]
                 # (fwd:n) n[t] = tanh(nbar[t])
-                n__b[j] = _tanh(nbar)
+                n___b[j] = _tanh(nbar)
                 # (fwd:obar) obar[t] = b_o + W_o X[t]
                 obar = b_o[j] + proj_X__b[3*H + j]
                 # (fwd:o) o[t] = σ(obar[t])
                 o__b[j] = _sigmoid(obar)
                 # (fwd:c) c[t] = c[t-1] ⊙ f[t] + i[t] ⊙ n[t]
-                c__b[j] = c_prev__b[j]*f__b[j] + i__b[j]*n__b[j]
+                c__b[j] = c_prev__b[j]*f__b[j] + i__b[j]*n___b[j]
                 # (fwd:h) h[t] = o[t] ⊙ tanh(c[t])
                 tanh_c__b[j] = _tanh(c__b[j])
                 h__b[j] = o__b[j]*tanh_c__b[j]
@@ -353,16 +354,16 @@ def forward(params, x, state0=None):
     cache_X = np.empty((T, B, D + H), dtype)
     cache_f = np.empty((T, B, H), dtype)
     cache_i = np.empty((T, B, H), dtype)
-    cache_n = np.empty((T, B, H), dtype)
+    cache_n_ = np.empty((T, B, H), dtype)
     cache_o = np.empty((T, B, H), dtype)
-    _forward_steps(x, D, H, b_f, b_i, b_n, b_o, stack_X, proj_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n, cache_o)
-    cache = {"cell": CELL, "x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "X": cache_X, "f": cache_f, "i": cache_i, "n": cache_n, "o": cache_o, }
+    _forward_steps(x, D, H, b_f, b_i, b_n, b_o, stack_X, proj_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o)
+    cache = {"cell": CELL, "input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_tanh_c": cache_tanh_c, "cache_X": cache_X, "cache_f": cache_f, "cache_i": cache_i, "cache_n_": cache_n_, "cache_o": cache_o, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n, cache_o, dproj_X, dx, dh_next, dc_next):
+def _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o, dproj_X, dx, dh_next, dc_next):
     """Every step of backpropagation through time, last step first."""
     F = x.dtype.type
     T, B = x.shape[0], x.shape[1]
@@ -379,7 +380,7 @@ def _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cac
             dc__b = dc[b]
             dproj_X__b = dproj_X[t][b]
             i__b = cache_i[t][b]
-            n__b = cache_n[t][b]
+            n___b = cache_n_[t][b]
             c_prev__b = seq_c[t][b]
             f__b = cache_f[t][b]
             for j in range(H):
@@ -394,9 +395,9 @@ def _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cac
                 # (adj:n) δn[t] = δc[t] ⊙ i[t]
                 dn = dc__b[j]*i__b[j]
                 # (adj:nbar) δnbar[t] = δn[t] ⊙ (1 - n[t]**2)
-                dproj_X__b[2*H + j] = dn*(F(1) - (n__b[j]*n__b[j]))
+                dproj_X__b[2*H + j] = dn*(F(1) - (n___b[j]*n___b[j]))
                 # (adj:i) δi[t] = δc[t] ⊙ n[t]
-                di = dc__b[j]*n__b[j]
+                di = dc__b[j]*n___b[j]
                 # (adj:ibar) δibar[t] = δi[t] ⊙ i[t] ⊙ (1 - i[t])
                 dproj_X__b[H + j] = di*i__b[j]*(F(1) - i__b[j])
                 # (adj:f) δf[t] = δc[t] ⊙ c[t-1]
@@ -434,14 +435,14 @@ def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
     ``dhs`` (T, B, H) is dL/dh_t for every step, ``dstate`` optionally dL/d(final state).
-    Returns the gradient of L for every parameter, for ``x`` and for every initial state
-    (``h0``, ``c0``).
+    Returns the gradient of L for every parameter (keyed by its name), for the input (keyed
+    ``INPUT``) and for every initial state (``h0``, ``c0``).
     """
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
                          + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
                             else type(cache).__name__))
-    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
+    x, (T, B, D, H), dtype = _sizes(params, cache["input"])
     W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
     width = _size(STATE_SIZES[OUTPUT], D, H)
@@ -454,16 +455,16 @@ def backward(params, cache, dhs, dstate=None):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"].copy()
     seq_c = cache["seq_c"]
-    cache_tanh_c = cache["tanh_c"]
-    cache_X = cache["X"]
-    cache_f = cache["f"]
-    cache_i = cache["i"]
-    cache_n = cache["n"]
-    cache_o = cache["o"]
+    cache_tanh_c = cache["cache_tanh_c"]
+    cache_X = cache["cache_X"]
+    cache_f = cache["cache_f"]
+    cache_i = cache["cache_i"]
+    cache_n_ = cache["cache_n_"]
+    cache_o = cache["cache_o"]
     stack_X = np.concatenate([W_f, W_i, W_n, W_o])
     dproj_X = np.empty((T, B, 4*H), dtype)
     dx = np.empty_like(x)
-    _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n, cache_o, dproj_X, dx, dh_next, dc_next)
+    _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o, dproj_X, dx, dh_next, dc_next)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_X = dproj_X.reshape(T * B, -1).T @ cache_X.reshape(T * B, -1)

@@ -29,6 +29,7 @@ STATES = ("h", "c", "i", "f", "o", )
 SHAPES = {"W_z": ("H", "D"), "W_i": ("H", "D"), "W_f": ("H", "D"), "W_o": ("H", "D"), "R_z": ("H", "H"), "R_i": ("H", "H"), "R_f": ("H", "H"), "R_o": ("H", "H"), "b_z": ("H",), "b_i": ("H",), "b_f": ("H",), "b_o": ("H",), "p_i": ("H",), "p_f": ("H",), "p_o": ("H",), "R_ii": ("H", "H"), "R_fi": ("H", "H"), "R_oi": ("H", "H"), "R_if": ("H", "H"), "R_ff": ("H", "H"), "R_of": ("H", "H"), "R_io": ("H", "H"), "R_fo": ("H", "H"), "R_oo": ("H", "H")}
 STATE_SIZES = {"h": "H", "c": "H", "i": "H", "f": "H", "o": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -102,13 +103,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
@@ -381,7 +382,7 @@ def forward(params, x, state0=None):
     cache_tanh_c = np.empty((T, B, H), dtype)
     cache_z = np.empty((T, B, H), dtype)
     _forward_steps(x, D, H, b_z, b_i, b_f, b_o, p_i, p_f, p_o, stack_h_prev, stack_x, stack_f_prev, stack_i_prev, stack_o_prev, proj_h_prev, proj_x, proj_f_prev, proj_i_prev, proj_o_prev, seq_h, seq_c, seq_i, seq_f, seq_o, cache_tanh_c, cache_z)
-    cache = {"cell": CELL, "x": x, "seq_h": seq_h, "seq_c": seq_c, "seq_i": seq_i, "seq_f": seq_f, "seq_o": seq_o, "tanh_c": cache_tanh_c, "z": cache_z, }
+    cache = {"cell": CELL, "input": x, "seq_h": seq_h, "seq_c": seq_c, "seq_i": seq_i, "seq_f": seq_f, "seq_o": seq_o, "cache_tanh_c": cache_tanh_c, "cache_z": cache_z, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -455,14 +456,14 @@ def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
     ``dhs`` (T, B, H) is dL/dh_t for every step, ``dstate`` optionally dL/d(final state).
-    Returns the gradient of L for every parameter, for ``x`` and for every initial state
-    (``h0``, ``c0``, ``i0``, ``f0``, ``o0``).
+    Returns the gradient of L for every parameter (keyed by its name), for the input (keyed
+    ``INPUT``) and for every initial state (``h0``, ``c0``, ``i0``, ``f0``, ``o0``).
     """
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
                          + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
                             else type(cache).__name__))
-    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
+    x, (T, B, D, H), dtype = _sizes(params, cache["input"])
     W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, p_i, p_f, p_o, R_ii, R_fi, R_oi, R_if, R_ff, R_of, R_io, R_fo, R_oo = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
     width = _size(STATE_SIZES[OUTPUT], D, H)
@@ -481,8 +482,8 @@ def backward(params, cache, dhs, dstate=None):
     seq_f = cache["seq_f"]
     do_next = dnext["o"].copy()
     seq_o = cache["seq_o"]
-    cache_tanh_c = cache["tanh_c"]
-    cache_z = cache["z"]
+    cache_tanh_c = cache["cache_tanh_c"]
+    cache_z = cache["cache_z"]
     stack_h_prev = np.concatenate([R_z, R_i, R_f, R_o])
     stack_x = np.concatenate([W_z, W_i, W_f, W_o])
     stack_f_prev = np.concatenate([R_fi, R_ff, R_fo])

@@ -26,6 +26,7 @@ STATES = ("h", "c", )
 SHAPES = {"W_z": ("H", "D"), "W_i": ("H", "D"), "W_f": ("H", "D"), "W_o": ("H", "D"), "R_z": ("H", "H"), "R_i": ("H", "H"), "R_f": ("H", "H"), "R_o": ("H", "H"), "b_z": ("H",), "b_i": ("H",), "b_f": ("H",), "b_o": ("H",), "p_i": ("H",), "p_f": ("H",), "p_o": ("H",)}
 STATE_SIZES = {"h": "H", "c": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -99,13 +100,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
@@ -349,7 +350,7 @@ def forward(params, x, state0=None):
     cache_f = np.empty((T, B, H), dtype)
     cache_o = np.empty((T, B, H), dtype)
     _forward_steps(x, D, H, b_z, b_i, b_f, b_o, p_i, p_f, p_o, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h, seq_c, cache_z, cache_i, cache_f, cache_o)
-    cache = {"cell": CELL, "x": x, "seq_h": seq_h, "seq_c": seq_c, "z": cache_z, "i": cache_i, "f": cache_f, "o": cache_o, }
+    cache = {"cell": CELL, "input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_z": cache_z, "cache_i": cache_i, "cache_f": cache_f, "cache_o": cache_o, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
@@ -408,14 +409,14 @@ def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
     ``dhs`` (T, B, H) is dL/dh_t for every step, ``dstate`` optionally dL/d(final state).
-    Returns the gradient of L for every parameter, for ``x`` and for every initial state
-    (``h0``, ``c0``).
+    Returns the gradient of L for every parameter (keyed by its name), for the input (keyed
+    ``INPUT``) and for every initial state (``h0``, ``c0``).
     """
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
                          + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
                             else type(cache).__name__))
-    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
+    x, (T, B, D, H), dtype = _sizes(params, cache["input"])
     W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, p_i, p_f, p_o = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
     width = _size(STATE_SIZES[OUTPUT], D, H)
@@ -428,10 +429,10 @@ def backward(params, cache, dhs, dstate=None):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"].copy()
     seq_c = cache["seq_c"]
-    cache_z = cache["z"]
-    cache_i = cache["i"]
-    cache_f = cache["f"]
-    cache_o = cache["o"]
+    cache_z = cache["cache_z"]
+    cache_i = cache["cache_i"]
+    cache_f = cache["cache_f"]
+    cache_o = cache["cache_o"]
     stack_h_prev = np.concatenate([R_z, R_i, R_f, R_o])
     stack_x = np.concatenate([W_z, W_i, W_f, W_o])
     dproj_h_prev = np.empty((T, B, 4*H), dtype)

@@ -28,6 +28,7 @@ STATES = ("h", "c", )
 SHAPES = {"W_xi": ("D", "H"), "W_hi": ("H", "H"), "b_i": ("H",), "W_xf": ("D", "H"), "W_hf": ("H", "H"), "b_f": ("H",), "W_xo": ("D", "H"), "W_ho": ("H", "H"), "b_o": ("H",), "W_xc": ("D", "H"), "W_hc": ("H", "H"), "b_c": ("H",)}
 STATE_SIZES = {"h": "H", "c": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -101,13 +102,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
@@ -281,7 +282,7 @@ def _logsigmoid_typed(a):
 # ------------------------------------------------------------------ the loops -----
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def _forward_steps(x, D, H, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h, seq_c, cache_tanh_c, cache_I, cache_F, cache_O, cache_Ctilde):
+def _forward_steps(x, D, H, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h, seq_c, cache_tanh_c, cache_I, cache_F_, cache_O, cache_Ctilde):
     """Every step of the forward pass: the GEMMs through BLAS, each run of element-wise
     statements one loop over the samples b and the entries j."""
     F = x.dtype.type
@@ -293,7 +294,7 @@ def _forward_steps(x, D, H, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, proj_h_pr
             proj_h_prev__b = proj_h_prev[b]
             proj_x__b = proj_x[t][b]
             I__b = cache_I[t][b]
-            F__b = cache_F[t][b]
+            F___b = cache_F_[t][b]
             O__b = cache_O[t][b]
             Ctilde__b = cache_Ctilde[t][b]
             c_prev__b = seq_c[t][b]
@@ -304,13 +305,13 @@ def _forward_steps(x, D, H, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, proj_h_pr
                 # (fwd:I) I[t] = σ(b_i + W_hiᵀ h[t-1] + W_xiᵀ x[t])
                 I__b[j] = _sigmoid((proj_h_prev__b[j] + proj_x__b[j]))
                 # (fwd:F) F[t] = σ(b_f + W_hfᵀ h[t-1] + W_xfᵀ x[t])
-                F__b[j] = _sigmoid((proj_h_prev__b[H + j] + proj_x__b[H + j]))
+                F___b[j] = _sigmoid((proj_h_prev__b[H + j] + proj_x__b[H + j]))
                 # (fwd:O) O[t] = σ(b_o + W_hoᵀ h[t-1] + W_xoᵀ x[t])
                 O__b[j] = _sigmoid((proj_h_prev__b[2*H + j] + proj_x__b[2*H + j]))
                 # (fwd:Ctilde) Ctilde[t] = tanh(b_c + W_hcᵀ h[t-1] + W_xcᵀ x[t])
                 Ctilde__b[j] = _tanh((proj_h_prev__b[3*H + j] + proj_x__b[3*H + j]))
                 # (fwd:c) c[t] = Ctilde[t] ⊙ I[t] + F[t] ⊙ c[t-1]
-                c__b[j] = Ctilde__b[j]*I__b[j] + F__b[j]*c_prev__b[j]
+                c__b[j] = Ctilde__b[j]*I__b[j] + F___b[j]*c_prev__b[j]
                 # (fwd:h) h[t] = O[t] ⊙ tanh(c[t])
                 tanh_c__b[j] = _tanh(c__b[j])
                 h__b[j] = O__b[j]*tanh_c__b[j]
@@ -342,17 +343,17 @@ def forward(params, x, state0=None):
     seq_c[0] = state0["c"]
     cache_tanh_c = np.empty((T, B, H), dtype)
     cache_I = np.empty((T, B, H), dtype)
-    cache_F = np.empty((T, B, H), dtype)
+    cache_F_ = np.empty((T, B, H), dtype)
     cache_O = np.empty((T, B, H), dtype)
     cache_Ctilde = np.empty((T, B, H), dtype)
-    _forward_steps(x, D, H, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h, seq_c, cache_tanh_c, cache_I, cache_F, cache_O, cache_Ctilde)
-    cache = {"cell": CELL, "x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "I": cache_I, "F": cache_F, "O": cache_O, "Ctilde": cache_Ctilde, }
+    _forward_steps(x, D, H, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h, seq_c, cache_tanh_c, cache_I, cache_F_, cache_O, cache_Ctilde)
+    cache = {"cell": CELL, "input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_tanh_c": cache_tanh_c, "cache_I": cache_I, "cache_F_": cache_F_, "cache_O": cache_O, "cache_Ctilde": cache_Ctilde, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def _backward_steps(x, D, H, dhs, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, seq_h, seq_c, cache_tanh_c, cache_I, cache_F, cache_O, cache_Ctilde, dproj_h_prev, db_i, db_f, db_o, db_c, dh_next, dc_next):
+def _backward_steps(x, D, H, dhs, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, seq_h, seq_c, cache_tanh_c, cache_I, cache_F_, cache_O, cache_Ctilde, dproj_h_prev, db_i, db_f, db_o, db_c, dh_next, dc_next):
     """Every step of backpropagation through time, last step first."""
     F = x.dtype.type
     T, B = x.shape[0], x.shape[1]
@@ -367,7 +368,7 @@ def _backward_steps(x, D, H, dhs, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, seq
             c_prev__b = seq_c[t][b]
             Ctilde__b = cache_Ctilde[t][b]
             dproj_h_prev__b = dproj_h_prev[t][b]
-            F__b = cache_F[t][b]
+            F___b = cache_F_[t][b]
             for j in range(H):
                 # (adj:h) δh[t] = Δh[t] + δ⁺h[t]
                 dh = dout_h__b[j] + dh_next__b[j]
@@ -383,15 +384,15 @@ def _backward_steps(x, D, H, dhs, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, seq
                 dI = dc*Ctilde__b[j]
                 # δ(W x) of the products on x, for the fused GEMMs
                 dproj_h_prev__b[j] = dI*I__b[j]*(F(1) - I__b[j])
-                dproj_h_prev__b[H + j] = dF*F__b[j]*(F(1) - F__b[j])
+                dproj_h_prev__b[H + j] = dF*F___b[j]*(F(1) - F___b[j])
                 dproj_h_prev__b[2*H + j] = dO*O__b[j]*(F(1) - O__b[j])
                 dproj_h_prev__b[3*H + j] = dCtilde*(F(1) - (Ctilde__b[j]*Ctilde__b[j]))
                 # (rec:c) step t's share of δc[t-1], sent back to step t-1: δc[t-1] = δc[t] ⊙ F[t]
-                dc_next__b[j] = dc*F__b[j]
+                dc_next__b[j] = dc*F___b[j]
                 # (grad:b_i)
                 db_i[j] += dI*I__b[j]*(F(1) - I__b[j])
                 # (grad:b_f)
-                db_f[j] += dF*F__b[j]*(F(1) - F__b[j])
+                db_f[j] += dF*F___b[j]*(F(1) - F___b[j])
                 # (grad:b_o)
                 db_o[j] += dO*O__b[j]*(F(1) - O__b[j])
                 # (grad:b_c)
@@ -404,14 +405,14 @@ def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
     ``dhs`` (T, B, H) is dL/dh_t for every step, ``dstate`` optionally dL/d(final state).
-    Returns the gradient of L for every parameter, for ``x`` and for every initial state
-    (``h0``, ``c0``).
+    Returns the gradient of L for every parameter (keyed by its name), for the input (keyed
+    ``INPUT``) and for every initial state (``h0``, ``c0``).
     """
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
                          + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
                             else type(cache).__name__))
-    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
+    x, (T, B, D, H), dtype = _sizes(params, cache["input"])
     W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
     width = _size(STATE_SIZES[OUTPUT], D, H)
@@ -424,11 +425,11 @@ def backward(params, cache, dhs, dstate=None):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"].copy()
     seq_c = cache["seq_c"]
-    cache_tanh_c = cache["tanh_c"]
-    cache_I = cache["I"]
-    cache_F = cache["F"]
-    cache_O = cache["O"]
-    cache_Ctilde = cache["Ctilde"]
+    cache_tanh_c = cache["cache_tanh_c"]
+    cache_I = cache["cache_I"]
+    cache_F_ = cache["cache_F_"]
+    cache_O = cache["cache_O"]
+    cache_Ctilde = cache["cache_Ctilde"]
     stack_h_prev = np.concatenate([W_hi.T, W_hf.T, W_ho.T, W_hc.T])
     stack_x = np.concatenate([W_xi.T, W_xf.T, W_xo.T, W_xc.T])
     dproj_h_prev = np.empty((T, B, 4*H), dtype)
@@ -436,7 +437,7 @@ def backward(params, cache, dhs, dstate=None):
     db_f = np.zeros(H, dtype)
     db_o = np.zeros(H, dtype)
     db_c = np.zeros(H, dtype)
-    _backward_steps(x, D, H, dhs, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, seq_h, seq_c, cache_tanh_c, cache_I, cache_F, cache_O, cache_Ctilde, dproj_h_prev, db_i, db_f, db_o, db_c, dh_next, dc_next)
+    _backward_steps(x, D, H, dhs, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, seq_h, seq_c, cache_tanh_c, cache_I, cache_F_, cache_O, cache_Ctilde, dproj_h_prev, db_i, db_f, db_o, db_c, dh_next, dc_next)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = dproj_h_prev.reshape(T * B, -1).T @ seq_h[:-1].reshape(T * B, -1)

@@ -26,6 +26,7 @@ STATES = ("h", )
 SHAPES = {"W": ("H", "D"), "R": ("H", "H"), "b": ("H",)}
 STATE_SIZES = {"h": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -99,13 +100,13 @@ def _sizes(params, x):
                        f"unexpected {sorted(extra)}")
     x = np.asarray(x)
     if x.ndim != 3 or x.dtype.kind != "f" or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty float array of shape (T, B, D), got {x.dtype} "
-                         f"{x.shape}")
+        raise ValueError(f"{INPUT} must be a non-empty float array of shape (T, B, D), got "
+                         f"{x.dtype} {x.shape}")
     T, B, D = x.shape
     H = _hidden_size(params, D)
     if INPUT_SIZE == "H" and D != H:
-        raise ValueError(f"x must have the hidden size H={H} (from the parameters) as its last "
-                         f"dimension: this cell's input has size H; got {x.shape}")
+        raise ValueError(f"{INPUT} must have the hidden size H={H} (from the parameters) as its "
+                         f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
         if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
@@ -279,7 +280,7 @@ def _logsigmoid_typed(a):
 # ------------------------------------------------------------------ the loops -----
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def _forward_steps(x, D, H, b, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h):
+def _forward_steps(x, D, H, b_, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h):
     """Every step of the forward pass: the GEMMs through BLAS, each run of element-wise
     statements one loop over the samples b and the entries j."""
     F = x.dtype.type
@@ -308,7 +309,7 @@ def forward(params, x, state0=None):
     compiles the loop, or loads it from numba's cache.
     """
     x, (T, B, D, H), dtype = _sizes(params, x)
-    W, R, b = (params[name] for name in PARAMS)
+    W, R, b_ = (params[name] for name in PARAMS)
     state0 = _states(state0, "state0", B, D, H, dtype)
     # [R] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.concatenate([R])
@@ -317,17 +318,17 @@ def forward(params, x, state0=None):
     stack_x = np.concatenate([W])
     # one GEMM for every step at once, the biases folded in
     proj_x = (x.reshape(T * B, D) @ stack_x.T).reshape(T, B, H)
-    proj_x += np.concatenate([b])
+    proj_x += np.concatenate([b_])
     seq_h = np.empty((T + 1, B, H), dtype)
     seq_h[0] = state0["h"]
-    _forward_steps(x, D, H, b, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h)
-    cache = {"cell": CELL, "x": x, "seq_h": seq_h, }
+    _forward_steps(x, D, H, b_, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h)
+    cache = {"cell": CELL, "input": x, "seq_h": seq_h, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
-def _backward_steps(x, D, H, dhs, b, stack_h_prev, stack_x, seq_h, dproj_h_prev, dh_next):
+def _backward_steps(x, D, H, dhs, b_, stack_h_prev, stack_x, seq_h, dproj_h_prev, dh_next):
     """Every step of backpropagation through time, last step first."""
     F = x.dtype.type
     T, B = x.shape[0], x.shape[1]
@@ -350,15 +351,15 @@ def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
     ``dhs`` (T, B, H) is dL/dh_t for every step, ``dstate`` optionally dL/d(final state).
-    Returns the gradient of L for every parameter, for ``x`` and for every initial state
-    (``h0``).
+    Returns the gradient of L for every parameter (keyed by its name), for the input (keyed
+    ``INPUT``) and for every initial state (``h0``).
     """
     if not isinstance(cache, dict) or cache.get("cell") != CELL:
         raise ValueError(f"cache must be the third value {CELL}.forward returned, got "
                          + (f"a cache of {cache.get('cell')!r}" if isinstance(cache, dict)
                             else type(cache).__name__))
-    x, (T, B, D, H), dtype = _sizes(params, cache["x"])
-    W, R, b = (params[name] for name in PARAMS)
+    x, (T, B, D, H), dtype = _sizes(params, cache["input"])
+    W, R, b_ = (params[name] for name in PARAMS)
     dhs = np.asarray(dhs)
     width = _size(STATE_SIZES[OUTPUT], D, H)
     if dhs.shape != (T, B, width) or dhs.dtype.kind not in "fiu":
@@ -371,7 +372,7 @@ def backward(params, cache, dhs, dstate=None):
     stack_h_prev = np.concatenate([R])
     stack_x = np.concatenate([W])
     dproj_h_prev = np.empty((T, B, H), dtype)
-    _backward_steps(x, D, H, dhs, b, stack_h_prev, stack_x, seq_h, dproj_h_prev, dh_next)
+    _backward_steps(x, D, H, dhs, b_, stack_h_prev, stack_x, seq_h, dproj_h_prev, dh_next)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = dproj_h_prev.reshape(T * B, -1).T @ seq_h[:-1].reshape(T * B, -1)

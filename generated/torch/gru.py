@@ -27,6 +27,7 @@ STATES = ("h", )
 SHAPES = {"W_r": ("H", "D"), "W_z": ("H", "D"), "W_n": ("H", "D"), "R_r": ("H", "H"), "R_z": ("H", "H"), "R_n": ("H", "H"), "b_r": ("H",), "b_z": ("H",), "b_n": ("H",), "b_hn": ("H",)}
 STATE_SIZES = {"h": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -91,7 +92,7 @@ def _forward(params, x, state0):
     cache_prod_R_n_h_prev = torch.empty((T, B, H), dtype=dtype, device=device)
     cache_r = torch.empty((T, B, H), dtype=dtype, device=device)
     cache_z = torch.empty((T, B, H), dtype=dtype, device=device)
-    cache_n = torch.empty((T, B, H), dtype=dtype, device=device)
+    cache_n_ = torch.empty((T, B, H), dtype=dtype, device=device)
     for t in range(T):
         h_prev = seq_h[t]
         # one GEMM per step: the products on h_prev
@@ -111,29 +112,29 @@ def _forward(params, x, state0):
         prod_R_n_h_prev[...] = proj_h_prev[:, 2*H:3*H]
         nbar = r*(b_hn + prod_R_n_h_prev) + proj_x[t, :, 2*H:3*H]
         # (fwd:n) n[t] = tanh(nbar[t])
-        n = cache_n[t]
-        torch.tanh(nbar, out=n)
+        n_ = cache_n_[t]
+        torch.tanh(nbar, out=n_)
         # (fwd:h) h[t] = h[t-1] ⊙ z[t] + n[t] ⊙ (1 - z[t])
         h = seq_h[t + 1]
-        h[...] = h_prev*z + n*(1 - z)
-    cache = {"x": x, "seq_h": seq_h, "prod_R_n_h_prev": cache_prod_R_n_h_prev, "r": cache_r, "z": cache_z, "n": cache_n, }
+        h[...] = h_prev*z + n_*(1 - z)
+    cache = {"input": x, "seq_h": seq_h, "cache_prod_R_n_h_prev": cache_prod_R_n_h_prev, "cache_r": cache_r, "cache_z": cache_z, "cache_n_": cache_n_, }
     return seq_h[1:].clone(), {s: cache["seq_" + s][T].clone() for s in STATES}, cache
 
 
 def _backward(params, cache, dhs, dnext):
     """The derived backward pass on tensors: the gradient of every parameter, of the input and
     of every initial state."""
-    x = cache["x"]
+    x = cache["input"]
     T, B, D = x.shape
     H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
     W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn = (params[name] for name in PARAMS)
     dh_next = dnext["h"]
     seq_h = cache["seq_h"]
-    cache_prod_R_n_h_prev = cache["prod_R_n_h_prev"]
-    cache_r = cache["r"]
-    cache_z = cache["z"]
-    cache_n = cache["n"]
+    cache_prod_R_n_h_prev = cache["cache_prod_R_n_h_prev"]
+    cache_r = cache["cache_r"]
+    cache_z = cache["cache_z"]
+    cache_n_ = cache["cache_n_"]
     stack_h_prev = torch.cat([R_r, R_z, R_n])
     stack_x = torch.cat([W_r, W_z, W_n])
     dproj_h_prev = torch.empty((T, B, 3*H), dtype=dtype, device=device)
@@ -144,7 +145,7 @@ def _backward(params, cache, dhs, dnext):
         prod_R_n_h_prev = cache_prod_R_n_h_prev[t]
         r = cache_r[t]
         z = cache_z[t]
-        n = cache_n[t]
+        n_ = cache_n_[t]
         dout_h = dhs[t]
         # (adj:h) δh[t] = Δh[t] + δ⁺h[t]
         dh = dout_h + dh_next
@@ -152,9 +153,9 @@ def _backward(params, cache, dhs, dnext):
         dn = dh*(1 - z)
         # (adj:nbar) δnbar[t] = δn[t] ⊙ (1 - n[t]**2)
         dnbar = dproj_x[t, :, 2*H:3*H]
-        dnbar[...] = dn*(1 - n**2)
+        dnbar[...] = dn*(1 - n_**2)
         # (adj:z) δz[t] = δh[t] ⊙ (h[t-1] - n[t])
-        dz = dh*(h_prev - n)
+        dz = dh*(h_prev - n_)
         # (adj:zbar) δzbar[t] = δz[t] ⊙ z[t] ⊙ (1 - z[t])
         dzbar = dproj_h_prev[t, :, H:2*H]
         dzbar[...] = dz*z*(1 - z)
@@ -211,7 +212,7 @@ class BPTT(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dhs, *dstates):
         grads = _backward(ctx.params, ctx.cache, dhs, dict(zip(STATES, dstates)))
-        return (grads["x"], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
+        return (grads[INPUT], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
 
 
 def forward(params, x, state0=None):

@@ -28,6 +28,7 @@ STATES = ("h", "c", )
 SHAPES = {"W_f": ("H", "D + H"), "b_f": ("H",), "W_i": ("H", "D + H"), "b_i": ("H",), "W_n": ("H", "D + H"), "b_n": ("H",), "W_o": ("H", "D + H"), "b_o": ("H",)}
 STATE_SIZES = {"h": "H", "c": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -90,7 +91,7 @@ def _forward(params, x, state0):
     cache_X = torch.empty((T, B, D + H), dtype=dtype, device=device)
     cache_f = torch.empty((T, B, H), dtype=dtype, device=device)
     cache_i = torch.empty((T, B, H), dtype=dtype, device=device)
-    cache_n = torch.empty((T, B, H), dtype=dtype, device=device)
+    cache_n_ = torch.empty((T, B, H), dtype=dtype, device=device)
     cache_o = torch.empty((T, B, H), dtype=dtype, device=device)
     for t in range(T):
         h_prev = seq_h[t]
@@ -112,8 +113,8 @@ def _forward(params, x, state0):
         # (fwd:nbar) nbar[t] = b_n + W_n X[t]
         nbar = b_n + proj_X[:, 2*H:3*H]
         # (fwd:n) n[t] = tanh(nbar[t])
-        n = cache_n[t]
-        torch.tanh(nbar, out=n)
+        n_ = cache_n_[t]
+        torch.tanh(nbar, out=n_)
         # (fwd:obar) obar[t] = b_o + W_o X[t]
         obar = b_o + proj_X[:, 3*H:4*H]
         # (fwd:o) o[t] = σ(obar[t])
@@ -121,20 +122,20 @@ def _forward(params, x, state0):
         torch.sigmoid(obar, out=o)
         # (fwd:c) c[t] = c[t-1] ⊙ f[t] + i[t] ⊙ n[t]
         c = seq_c[t + 1]
-        c[...] = c_prev*f + i*n
+        c[...] = c_prev*f + i*n_
         # (fwd:h) h[t] = o[t] ⊙ tanh(c[t])
         tanh_c = cache_tanh_c[t]
         torch.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         h[...] = o*tanh_c
-    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "X": cache_X, "f": cache_f, "i": cache_i, "n": cache_n, "o": cache_o, }
+    cache = {"input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_tanh_c": cache_tanh_c, "cache_X": cache_X, "cache_f": cache_f, "cache_i": cache_i, "cache_n_": cache_n_, "cache_o": cache_o, }
     return seq_h[1:].clone(), {s: cache["seq_" + s][T].clone() for s in STATES}, cache
 
 
 def _backward(params, cache, dhs, dnext):
     """The derived backward pass on tensors: the gradient of every parameter, of the input and
     of every initial state."""
-    x = cache["x"]
+    x = cache["input"]
     T, B, D = x.shape
     H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
@@ -143,12 +144,12 @@ def _backward(params, cache, dhs, dnext):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
     seq_c = cache["seq_c"]
-    cache_tanh_c = cache["tanh_c"]
-    cache_X = cache["X"]
-    cache_f = cache["f"]
-    cache_i = cache["i"]
-    cache_n = cache["n"]
-    cache_o = cache["o"]
+    cache_tanh_c = cache["cache_tanh_c"]
+    cache_X = cache["cache_X"]
+    cache_f = cache["cache_f"]
+    cache_i = cache["cache_i"]
+    cache_n_ = cache["cache_n_"]
+    cache_o = cache["cache_o"]
     stack_X = torch.cat([W_f, W_i, W_n, W_o])
     dproj_X = torch.empty((T, B, 4*H), dtype=dtype, device=device)
     dx = torch.empty_like(x)
@@ -157,7 +158,7 @@ def _backward(params, cache, dhs, dnext):
         tanh_c = cache_tanh_c[t]
         f = cache_f[t]
         i = cache_i[t]
-        n = cache_n[t]
+        n_ = cache_n_[t]
         o = cache_o[t]
         dout_h = dhs[t]
         # (adj:h) δh[t] = Δh[t] + δ⁺h[t]
@@ -173,9 +174,9 @@ def _backward(params, cache, dhs, dnext):
         dn = dc*i
         # (adj:nbar) δnbar[t] = δn[t] ⊙ (1 - n[t]**2)
         dnbar = dproj_X[t, :, 2*H:3*H]
-        dnbar[...] = dn*(1 - n**2)
+        dnbar[...] = dn*(1 - n_**2)
         # (adj:i) δi[t] = δc[t] ⊙ n[t]
-        di = dc*n
+        di = dc*n_
         # (adj:ibar) δibar[t] = δi[t] ⊙ i[t] ⊙ (1 - i[t])
         dibar = dproj_X[t, :, H:2*H]
         dibar[...] = di*i*(1 - i)
@@ -227,7 +228,7 @@ class BPTT(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dhs, *dstates):
         grads = _backward(ctx.params, ctx.cache, dhs, dict(zip(STATES, dstates)))
-        return (grads["x"], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
+        return (grads[INPUT], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
 
 
 def forward(params, x, state0=None):

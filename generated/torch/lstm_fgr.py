@@ -29,6 +29,7 @@ STATES = ("h", "c", "i", "f", "o", )
 SHAPES = {"W_z": ("H", "D"), "W_i": ("H", "D"), "W_f": ("H", "D"), "W_o": ("H", "D"), "R_z": ("H", "H"), "R_i": ("H", "H"), "R_f": ("H", "H"), "R_o": ("H", "H"), "b_z": ("H",), "b_i": ("H",), "b_f": ("H",), "b_o": ("H",), "p_i": ("H",), "p_f": ("H",), "p_o": ("H",), "R_ii": ("H", "H"), "R_fi": ("H", "H"), "R_oi": ("H", "H"), "R_if": ("H", "H"), "R_ff": ("H", "H"), "R_of": ("H", "H"), "R_io": ("H", "H"), "R_fo": ("H", "H"), "R_oo": ("H", "H")}
 STATE_SIZES = {"h": "H", "c": "H", "i": "H", "f": "H", "o": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -152,14 +153,14 @@ def _forward(params, x, state0):
         torch.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         h[...] = o*tanh_c
-    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "seq_i": seq_i, "seq_f": seq_f, "seq_o": seq_o, "tanh_c": cache_tanh_c, "z": cache_z, }
+    cache = {"input": x, "seq_h": seq_h, "seq_c": seq_c, "seq_i": seq_i, "seq_f": seq_f, "seq_o": seq_o, "cache_tanh_c": cache_tanh_c, "cache_z": cache_z, }
     return seq_h[1:].clone(), {s: cache["seq_" + s][T].clone() for s in STATES}, cache
 
 
 def _backward(params, cache, dhs, dnext):
     """The derived backward pass on tensors: the gradient of every parameter, of the input and
     of every initial state."""
-    x = cache["x"]
+    x = cache["input"]
     T, B, D = x.shape
     H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
@@ -174,8 +175,8 @@ def _backward(params, cache, dhs, dnext):
     seq_f = cache["seq_f"]
     do_next = dnext["o"]
     seq_o = cache["seq_o"]
-    cache_tanh_c = cache["tanh_c"]
-    cache_z = cache["z"]
+    cache_tanh_c = cache["cache_tanh_c"]
+    cache_z = cache["cache_z"]
     stack_h_prev = torch.cat([R_z, R_i, R_f, R_o])
     stack_x = torch.cat([W_z, W_i, W_f, W_o])
     stack_f_prev = torch.cat([R_fi, R_ff, R_fo])
@@ -295,7 +296,7 @@ class BPTT(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dhs, *dstates):
         grads = _backward(ctx.params, ctx.cache, dhs, dict(zip(STATES, dstates)))
-        return (grads["x"], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
+        return (grads[INPUT], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
 
 
 def forward(params, x, state0=None):

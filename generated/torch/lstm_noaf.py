@@ -26,6 +26,7 @@ STATES = ("h", "c", )
 SHAPES = {"W_z": ("H", "D"), "W_i": ("H", "D"), "W_f": ("H", "D"), "W_o": ("H", "D"), "R_z": ("H", "H"), "R_i": ("H", "H"), "R_f": ("H", "H"), "R_o": ("H", "H"), "b_z": ("H",), "b_i": ("H",), "b_f": ("H",), "b_o": ("H",), "p_i": ("H",), "p_f": ("H",), "p_o": ("H",)}
 STATE_SIZES = {"h": "H", "c": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -125,14 +126,14 @@ def _forward(params, x, state0):
         # (fwd:h) h[t] = c[t] ⊙ o[t]
         h = seq_h[t + 1]
         h[...] = c*o
-    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "z": cache_z, "i": cache_i, "f": cache_f, "o": cache_o, }
+    cache = {"input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_z": cache_z, "cache_i": cache_i, "cache_f": cache_f, "cache_o": cache_o, }
     return seq_h[1:].clone(), {s: cache["seq_" + s][T].clone() for s in STATES}, cache
 
 
 def _backward(params, cache, dhs, dnext):
     """The derived backward pass on tensors: the gradient of every parameter, of the input and
     of every initial state."""
-    x = cache["x"]
+    x = cache["input"]
     T, B, D = x.shape
     H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
@@ -141,10 +142,10 @@ def _backward(params, cache, dhs, dnext):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
     seq_c = cache["seq_c"]
-    cache_z = cache["z"]
-    cache_i = cache["i"]
-    cache_f = cache["f"]
-    cache_o = cache["o"]
+    cache_z = cache["cache_z"]
+    cache_i = cache["cache_i"]
+    cache_f = cache["cache_f"]
+    cache_o = cache["cache_o"]
     stack_h_prev = torch.cat([R_z, R_i, R_f, R_o])
     stack_x = torch.cat([W_z, W_i, W_f, W_o])
     dproj_h_prev = torch.empty((T, B, 4*H), dtype=dtype, device=device)
@@ -234,7 +235,7 @@ class BPTT(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dhs, *dstates):
         grads = _backward(ctx.params, ctx.cache, dhs, dict(zip(STATES, dstates)))
-        return (grads["x"], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
+        return (grads[INPUT], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
 
 
 def forward(params, x, state0=None):

@@ -28,6 +28,7 @@ STATES = ("h", "c", )
 SHAPES = {"W_a": ("H", "D"), "U_a": ("H", "H"), "W_i": ("H", "D"), "U_i": ("H", "H"), "W_f": ("H", "D"), "U_f": ("H", "H"), "W_o": ("H", "D"), "U_o": ("H", "H")}
 STATE_SIZES = {"h": "H", "c": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -129,14 +130,14 @@ def _forward(params, x, state0):
         torch.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         h[...] = o*tanh_c
-    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "a": cache_a, "i": cache_i, "f": cache_f, "o": cache_o, }
+    cache = {"input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_tanh_c": cache_tanh_c, "cache_a": cache_a, "cache_i": cache_i, "cache_f": cache_f, "cache_o": cache_o, }
     return seq_h[1:].clone(), {s: cache["seq_" + s][T].clone() for s in STATES}, cache
 
 
 def _backward(params, cache, dhs, dnext):
     """The derived backward pass on tensors: the gradient of every parameter, of the input and
     of every initial state."""
-    x = cache["x"]
+    x = cache["input"]
     T, B, D = x.shape
     H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
@@ -145,11 +146,11 @@ def _backward(params, cache, dhs, dnext):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
     seq_c = cache["seq_c"]
-    cache_tanh_c = cache["tanh_c"]
-    cache_a = cache["a"]
-    cache_i = cache["i"]
-    cache_f = cache["f"]
-    cache_o = cache["o"]
+    cache_tanh_c = cache["cache_tanh_c"]
+    cache_a = cache["cache_a"]
+    cache_i = cache["cache_i"]
+    cache_f = cache["cache_f"]
+    cache_o = cache["cache_o"]
     stack_h_prev = torch.cat([U_a, U_i, U_f, U_o])
     stack_x = torch.cat([W_a, W_i, W_f, W_o])
     dproj_h_prev = torch.empty((T, B, 4*H), dtype=dtype, device=device)
@@ -224,7 +225,7 @@ class BPTT(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dhs, *dstates):
         grads = _backward(ctx.params, ctx.cache, dhs, dict(zip(STATES, dstates)))
-        return (grads["x"], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
+        return (grads[INPUT], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
 
 
 def forward(params, x, state0=None):

@@ -28,6 +28,7 @@ STATES = ("h", "c", )
 SHAPES = {"W_xi": ("D", "H"), "W_hi": ("H", "H"), "b_i": ("H",), "W_xf": ("D", "H"), "W_hf": ("H", "H"), "b_f": ("H",), "W_xo": ("D", "H"), "W_ho": ("H", "H"), "b_o": ("H",), "W_xc": ("D", "H"), "W_hc": ("H", "H"), "b_c": ("H",)}
 STATE_SIZES = {"h": "H", "c": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -93,7 +94,7 @@ def _forward(params, x, state0):
     seq_c[0] = state0["c"]
     cache_tanh_c = torch.empty((T, B, H), dtype=dtype, device=device)
     cache_I = torch.empty((T, B, H), dtype=dtype, device=device)
-    cache_F = torch.empty((T, B, H), dtype=dtype, device=device)
+    cache_F_ = torch.empty((T, B, H), dtype=dtype, device=device)
     cache_O = torch.empty((T, B, H), dtype=dtype, device=device)
     cache_Ctilde = torch.empty((T, B, H), dtype=dtype, device=device)
     for t in range(T):
@@ -106,8 +107,8 @@ def _forward(params, x, state0):
         I = cache_I[t]
         I[...] = torch.sigmoid(proj_h_prev[:, :H])
         # (fwd:F) F[t] = σ(b_f + W_hfᵀ h[t-1] + W_xfᵀ x[t])
-        F = cache_F[t]
-        F[...] = torch.sigmoid(proj_h_prev[:, H:2*H])
+        F_ = cache_F_[t]
+        F_[...] = torch.sigmoid(proj_h_prev[:, H:2*H])
         # (fwd:O) O[t] = σ(b_o + W_hoᵀ h[t-1] + W_xoᵀ x[t])
         O = cache_O[t]
         O[...] = torch.sigmoid(proj_h_prev[:, 2*H:3*H])
@@ -116,20 +117,20 @@ def _forward(params, x, state0):
         Ctilde[...] = torch.tanh(proj_h_prev[:, 3*H:4*H])
         # (fwd:c) c[t] = Ctilde[t] ⊙ I[t] + F[t] ⊙ c[t-1]
         c = seq_c[t + 1]
-        c[...] = Ctilde*I + F*c_prev
+        c[...] = Ctilde*I + F_*c_prev
         # (fwd:h) h[t] = O[t] ⊙ tanh(c[t])
         tanh_c = cache_tanh_c[t]
         torch.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         h[...] = O*tanh_c
-    cache = {"x": x, "seq_h": seq_h, "seq_c": seq_c, "tanh_c": cache_tanh_c, "I": cache_I, "F": cache_F, "O": cache_O, "Ctilde": cache_Ctilde, }
+    cache = {"input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_tanh_c": cache_tanh_c, "cache_I": cache_I, "cache_F_": cache_F_, "cache_O": cache_O, "cache_Ctilde": cache_Ctilde, }
     return seq_h[1:].clone(), {s: cache["seq_" + s][T].clone() for s in STATES}, cache
 
 
 def _backward(params, cache, dhs, dnext):
     """The derived backward pass on tensors: the gradient of every parameter, of the input and
     of every initial state."""
-    x = cache["x"]
+    x = cache["input"]
     T, B, D = x.shape
     H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
@@ -138,11 +139,11 @@ def _backward(params, cache, dhs, dnext):
     seq_h = cache["seq_h"]
     dc_next = dnext["c"]
     seq_c = cache["seq_c"]
-    cache_tanh_c = cache["tanh_c"]
-    cache_I = cache["I"]
-    cache_F = cache["F"]
-    cache_O = cache["O"]
-    cache_Ctilde = cache["Ctilde"]
+    cache_tanh_c = cache["cache_tanh_c"]
+    cache_I = cache["cache_I"]
+    cache_F_ = cache["cache_F_"]
+    cache_O = cache["cache_O"]
+    cache_Ctilde = cache["cache_Ctilde"]
     stack_h_prev = torch.cat([W_hi.T, W_hf.T, W_ho.T, W_hc.T])
     stack_x = torch.cat([W_xi.T, W_xf.T, W_xo.T, W_xc.T])
     dproj_h_prev = torch.empty((T, B, 4*H), dtype=dtype, device=device)
@@ -154,7 +155,7 @@ def _backward(params, cache, dhs, dnext):
         c_prev = seq_c[t]
         tanh_c = cache_tanh_c[t]
         I = cache_I[t]
-        F = cache_F[t]
+        F_ = cache_F_[t]
         O = cache_O[t]
         Ctilde = cache_Ctilde[t]
         dout_h = dhs[t]
@@ -172,15 +173,15 @@ def _backward(params, cache, dhs, dnext):
         dI = dc*Ctilde
         # δ(W x) of the products on x, for the fused GEMMs
         dproj_h_prev[t, :, :H] = dI*I*(1 - I)
-        dproj_h_prev[t, :, H:2*H] = dF*F*(1 - F)
+        dproj_h_prev[t, :, H:2*H] = dF*F_*(1 - F_)
         dproj_h_prev[t, :, 2*H:3*H] = dO*O*(1 - O)
         dproj_h_prev[t, :, 3*H:4*H] = dCtilde*(1 - Ctilde**2)
         # (rec:h) step t's share of δh[t-1], sent back to step t-1: δh[t-1] = W_hc (δCtilde[t] ⊙ (1 - Ctilde[t]**2)) + W_hf (δF[t] ⊙ F[t] ⊙ (1 - F[t])) + W_hi (δI[t] ⊙ I[t] ⊙ (1 - I[t])) + W_ho (δO[t] ⊙ O[t] ⊙ (1 - O[t]))
         dh_next = dproj_h_prev[t] @ stack_h_prev
         # (rec:c) step t's share of δc[t-1], sent back to step t-1: δc[t-1] = δc[t] ⊙ F[t]
-        dc_next = dc*F
+        dc_next = dc*F_
         db_i += (dI*I*(1 - I)).sum(axis=0)  # (grad:b_i)
-        db_f += (dF*F*(1 - F)).sum(axis=0)  # (grad:b_f)
+        db_f += (dF*F_*(1 - F_)).sum(axis=0)  # (grad:b_f)
         db_o += (dO*O*(1 - O)).sum(axis=0)  # (grad:b_o)
         db_c += (dCtilde*(1 - Ctilde**2)).sum(axis=0)  # (grad:b_c)
     grads = {}
@@ -222,7 +223,7 @@ class BPTT(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dhs, *dstates):
         grads = _backward(ctx.params, ctx.cache, dhs, dict(zip(STATES, dstates)))
-        return (grads["x"], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
+        return (grads[INPUT], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
 
 
 def forward(params, x, state0=None):

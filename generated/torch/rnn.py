@@ -26,6 +26,7 @@ STATES = ("h", )
 SHAPES = {"W": ("H", "D"), "R": ("H", "H"), "b": ("H",)}
 STATE_SIZES = {"h": "H"}
 OUTPUT = "h"
+INPUT = "x"
 INPUT_SIZE = "D"
 
 
@@ -76,7 +77,7 @@ def _forward(params, x, state0):
     T, B, D = x.shape
     H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
-    W, R, b = (params[name] for name in PARAMS)
+    W, R, b_ = (params[name] for name in PARAMS)
     # [R] h_prev: the products on h_prev as one matrix
     stack_h_prev = torch.cat([R])
     proj_h_prev = torch.empty((B, H), dtype=dtype, device=device)
@@ -84,7 +85,7 @@ def _forward(params, x, state0):
     stack_x = torch.cat([W])
     # one GEMM for every step at once, the biases folded in
     proj_x = (x.reshape(T * B, D) @ stack_x.T).reshape(T, B, H)
-    proj_x += torch.cat([b])
+    proj_x += torch.cat([b_])
     seq_h = torch.empty((T + 1, B, H), dtype=dtype, device=device)
     seq_h[0] = state0["h"]
     for t in range(T):
@@ -97,18 +98,18 @@ def _forward(params, x, state0):
         # (fwd:h) h[t] = tanh(hbar[t])
         h = seq_h[t + 1]
         torch.tanh(hbar, out=h)
-    cache = {"x": x, "seq_h": seq_h, }
+    cache = {"input": x, "seq_h": seq_h, }
     return seq_h[1:].clone(), {s: cache["seq_" + s][T].clone() for s in STATES}, cache
 
 
 def _backward(params, cache, dhs, dnext):
     """The derived backward pass on tensors: the gradient of every parameter, of the input and
     of every initial state."""
-    x = cache["x"]
+    x = cache["input"]
     T, B, D = x.shape
     H = _hidden_size(params, D)
     dtype, device = x.dtype, x.device
-    W, R, b = (params[name] for name in PARAMS)
+    W, R, b_ = (params[name] for name in PARAMS)
     dh_next = dnext["h"]
     seq_h = cache["seq_h"]
     stack_h_prev = torch.cat([R])
@@ -155,7 +156,7 @@ class BPTT(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dhs, *dstates):
         grads = _backward(ctx.params, ctx.cache, dhs, dict(zip(STATES, dstates)))
-        return (grads["x"], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
+        return (grads[INPUT], *(grads[p] for p in PARAMS), *(grads[s + "0"] for s in STATES))
 
 
 def forward(params, x, state0=None):

@@ -49,7 +49,7 @@ class Loc(NamedTuple):
     offset: sp.Expr = sp.S.Zero
 
 
-J = sp.Symbol("j")
+J = sp.Symbol("j", integer=True)   # the loop's index, never a cell's symbol (a parameter j)
 
 
 class ElementPrinter(CellNumPyPrinter):
@@ -94,7 +94,7 @@ class ElementPrinter(CellNumPyPrinter):
         if w is not None:
             return w
         if expr.name in self._settings["params"]:   # a vector parameter
-            return f"{expr.name}[{self.index()}]"
+            return f"{naming.code(expr)}[{self.index()}]"
         return naming.code(expr)   # D or H
 
     def _print_Proj(self, expr):
@@ -153,8 +153,15 @@ class ElementPrinter(CellNumPyPrinter):
         return f"{text}**{self._print(n)}"
 
 
+class _SizePrinter(CellNumPyPrinter):
+    """An index or a size: ``j + H``."""
+
+    def _print_Symbol(self, expr):
+        return "j" if expr == J else super()._print_Symbol(expr)
+
+
 def _size_code(e) -> str:
-    return CellNumPyPrinter().doprint(sp.expand(e))
+    return _SizePrinter().doprint(sp.expand(e))
 
 
 def _proj_loc(buf, timed) -> Loc:
@@ -213,7 +220,7 @@ def _arguments(plan: Plan) -> tuple[list[str], list[str]]:
     """What each compiled loop is passed: the arrays the Python wrapper made, by name."""
     cell = plan.cell
     first = [naming.code(cell.input_symbols[0]), "D", "H"]
-    vectors = [p.name for p in cell.params if not p.is_matrix]
+    vectors = [naming.code(p.symbol) for p in cell.params if not p.is_matrix]
     stacks = [f"stack_{g.name}" for g in plan.groups]
     states = [naming.sequence(s) for s in cell.states]
     cached = [naming.cached(naming.code(v)) for v, _ in plan.cached]
@@ -310,11 +317,13 @@ def _backward_kernel(plan: Plan) -> dict:
     for s in plan.vector_grads:
         name = naming.code(s.lhs)
         size = size_expr(cell.param(naming.grad_key(naming.adjoint_of(s.lhs))).shape[0])
-        items += _split(step, Elem(Loc(name, name), s.rhs, size, f"(grad:{name[1:]})", add=True))
+        label = naming.label(naming.GRADIENT, naming.grad_key(naming.adjoint_of(s.lhs)))
+        items += _split(step, Elem(Loc(name, name), s.rhs, size, f"({label})", add=True))
     for s in plan.input_grads:
         x = naming.adjoint_of(s.lhs)
         loc = Loc(naming.row(naming.code(s.lhs)), f"{naming.code(s.lhs)}[t]")
-        items += _split(step, Elem(loc, s.rhs, step.size(x), f"(grad:{naming.code(x)})"))
+        label = naming.label(naming.GRADIENT, naming.grad_key(x))
+        items += _split(step, Elem(loc, s.rhs, step.size(x), f"({label})"))
     return _kernel(step, items)
 
 
@@ -326,13 +335,16 @@ def _elems(step: _Step, block, k: int) -> list:
     items, note = [], block_comment(block)
     for s in block.stmts:
         lhs, rhs = temps.get(s.lhs, s.lhs), s.rhs.xreplace(temps)
+        if lhs in temps.values() and step.size(rhs) is None:   # a number such as π² has no
+            temps[s.lhs] = rhs                                  # size: it is written where
+            continue                                            # it is read
         if isinstance(lhs, Proj):   # a store: δ(W u) into its buffer's slice
             target, size = _slice(lhs), step.size(lhs)
         elif isinstance(s.into, Proj):   # computed into its buffer's slice
             target = step.where[lhs] = _slice(s.into)
             size = step.sizes[lhs] = step.size(s.into)
-        else:
-            size = step.sizes[lhs] = step.size(rhs)
+        else:   # a vector set to a number (δ⁺s = 0) has its own size
+            size = step.sizes[lhs] = step.size(rhs) or step.size(lhs)
             if s.into is not None:   # computed into its slot of a per-step array
                 name, shift = s.into.args
                 step.place(lhs, f"{name}[t]" if shift == 0 else f"{name}[t + {shift}]")
@@ -352,7 +364,7 @@ def _split(step: _Step, e: Elem) -> list:
             return [_gemm(f"{buf}[t]", f"stack_{name}", e.target.array, e.comment)]
         ws = sp.Symbol(f"gemm_{name}")
         step.workspace[ws.name] = step.sizes[ws] = step.size(ga)
-        step.place(ws, ws.name)
+        step.where[ws] = Loc(naming.row(ws.name), ws.name)
         subs[ga] = ws
         items.append(_gemm(f"{buf}[t]", f"stack_{name}", ws.name,
                            f"Wᵀ δ(W {name}), summed over the products on {name}: one GEMM"))
@@ -390,6 +402,9 @@ def _kernel(step: _Step, items) -> dict:
     element-wise items of one size; a local that another nest reads becomes an array."""
     runs = []
     for it in _sink(step, items):
+        if isinstance(it, Elem) and it.size is None:   # every value of a loop is a vector
+            raise NotImplementedError(f"{it.target} = {it.rhs}: an element-wise statement "
+                                      "that reads no vector, so its loop has no size")
         if isinstance(it, Elem) and runs and isinstance(runs[-1], list) and \
                 sp.expand(runs[-1][0].size - it.size) == 0:
             runs[-1].append(it)

@@ -56,18 +56,25 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
     return dict(
         cell=cell, docstring=_docstring(cell, backend),
         input_size=cell.inputs[next(iter(cell.inputs))],
+        input_name=next(iter(cell.inputs)),
         input=naming.code(cell.input_symbols[0]),
+        dinput=naming.code(naming.adjoint(cell.input_symbols[0])),
         params=[(p.name, _shape(p.shape)) for p in cell.params],
+        param_locals=[naming.code(p.symbol) for p in cell.params],
         size_counts=[(dim, size_counts(dim)) for dim in dict.fromkeys(
             [d for p in cell.params for d in p.shape] + [*cell.states.values()]
             + [*cell.inputs.values()])],
         states=[(n, dim) for n, dim in cell.states.items()],
+        state_locals=[dict(name=n, prev=naming.code(naming.timed(n, -1)),
+                           carry=naming.code(naming.timed(n, 0, naming.CARRY)))
+                      for n in cell.states],
         groups=[_group(g, plan) for g in plan.groups],
         forward=[_block(b, plan, spell) for b in plan.forward],
         cached=[(naming.code(s), dim) for s, dim in plan.cached],
         backward=[_block(b, plan, spell) for b in plan.backward],
         carries=[_block(b, plan, spell) for b in plan.carries],
-        vector_grads=[(name, cell.dim(sp.Symbol(name)), spell.code(p.rhs, cell.inputs))
+        vector_grads=[(name, naming.code(p.lhs), cell.dim(sp.Symbol(name)),
+                       spell.code(p.rhs, cell.inputs))
                       for p in plan.vector_grads
                       for name in [naming.grad_key(naming.adjoint_of(p.lhs))]],
         input_grads=[spell.code(s.rhs, cell.inputs) for s in plan.input_grads],
@@ -164,7 +171,7 @@ def _group(g, plan: Plan) -> dict:
                 else naming.cached(naming.code(g.operand))}[g.kind]
     width = pycode(g.offsets()[-1])
     return dict(name=g.name, kind=g.kind, matrices=", ".join(map(pycode, g.matrices)), width=width,
-                adds=g.adds, biases=", ".join(g.biases),
+                adds=g.adds, biases=", ".join(naming.code(sp.Symbol(b)) for b in g.biases),
                 buffer=g.adjoint_buffer, sequence=sequence, after=computed_in(plan, g.operand))
 
 
