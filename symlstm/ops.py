@@ -78,9 +78,10 @@ class Op(NamedTuple):
     exact, so that the documents read σ' = σ(1-σ) and code reuses cached outputs.
     ``numpy``, ``latex`` and ``comment`` are format strings of the printed argument ``{a}``;
     ``ufunc``, when set, is a NumPy call that takes ``out=`` to compute in place.
-    ``definition(a, m)`` writes f with the elementary functions of module ``m`` (SymPy or
-    symengine: ``m.exp``, ``m.log``, ``m.tanh``, ``m.Piecewise``); the brute-force check
-    differentiates that, never the rule above.
+    ``definition(a, m)`` writes f with the elementary functions of ``m`` (SymPy, symengine,
+    or the brute-force check's 50-digit tape: ``m.exp``, ``m.log``, ``m.tanh``,
+    ``m.Piecewise``, or any other function of mpmath's); the brute-force check differentiates
+    that, never the rule above.
     """
     func: type
     derivative: Callable
@@ -250,7 +251,7 @@ def diff(e: sp.Expr, v: sp.Symbol) -> sp.Expr:
 def elementary(e: sp.Expr, m, leaf: Callable) -> object:
     """Rebuild the element-wise expression ``e`` with module ``m``'s elementary functions:
     every table function by its ``definition``, every symbol, number and matrix product by
-    ``leaf``.  The brute-force check uses this with symengine."""
+    ``leaf``.  The brute-force check uses this with its 50-digit tape as ``m``."""
     if e.is_Number or e.is_NumberSymbol or isinstance(e, (sp.Symbol, MatVec, Concat)):
         return leaf(e)
     args = [elementary(a, m, leaf) for a in e.args]
