@@ -2,7 +2,7 @@
 
 This is independent of the derivation.  It reads only the cell's forward equations and
 each operation's definition in elementary functions (``ops.OPS[f].definition``), runs the
-unrolled steps entry by entry on 50-digit numbers (mpmath), recording every scalar
+unrolled steps entry by entry on 400-digit numbers (mpmath), recording every scalar
 operation on a tape, and computes the total loss
 
     L = Σ_t Σ_b ⟨Δh_t, h_t⟩ + Σ_s Σ_b ⟨δs_T, s_T⟩
@@ -10,8 +10,13 @@ operation on a tape, and computes the total loss
 and its gradient with respect to every scalar parameter, input and initial state by one
 reverse pass over the tape.  The only derivative knowledge here is that of +, ×, integer
 powers, exp, log, tanh and a branch (``_Tape``; any other mpmath function is differentiated
-numerically at extra precision): none of the derivation's rules, none of its paths.  Working at 50 digits, the reference stays exact to far below float64's rounding
-also where gates saturate, so it can judge the generated code anywhere in the float64 range.
+numerically at extra precision): none of the derivation's rules, none of its paths.
+
+The definitions are written as the textbook writes them, softplus(a) = log(1 + e^a), and
+at a = -700 the sum 1 + e^a keeps e^a's digits only if the arithmetic carries 300 digits
+more than the 50 it is asked for.  So it works at ``DIGITS`` = 400: every value whose
+exact result float64 can hold, however saturated the gates, comes out right to 50 digits,
+and the reference can judge the generated code anywhere in the float64 range.
 """
 from __future__ import annotations
 
@@ -25,14 +30,16 @@ from . import naming
 from .cell import Cell, size_value
 from .ops import Concat, MatVec, Transposed, elementary
 
-#: Significant digits of the reference arithmetic.
-DIGITS = 50
+#: Significant digits of the reference arithmetic: 50, and 350 more to carry e^a beside 1
+#: down to a = -800, past which float64 holds nothing.
+DIGITS = 400
 
 
 class Reference(NamedTuple):
     """What brute force computed: ``grads`` keyed as ``backward`` keys its gradients (the
     input's gradient by the input's name), ``outputs`` the output state at every step
-    (T, B, n) and ``final`` each state at step T, (B, n); all float64, rounded from 50 digits."""
+    (T, B, n) and ``final`` each state at step T, (B, n); all float64, rounded from ``DIGITS``
+    digits."""
     grads: dict[str, np.ndarray]
     outputs: np.ndarray
     final: dict[str, np.ndarray]
@@ -123,7 +130,7 @@ class _Tape:
     def __getattr__(self, name):
         """Any other function of mpmath's (``m.atan``, ``m.sqrt``, ...), for a definition a new
         table entry writes with it: its derivative is mpmath's numerical one, which works at
-        extra precision and keeps the 50 digits."""
+        extra precision and keeps the working digits."""
         fn = getattr(mpmath, name, None)
         if name.startswith("_") or not callable(fn):
             raise AttributeError(f"brute force knows no elementary function {name!r}")
@@ -144,7 +151,7 @@ class _Tape:
 
 
 class _Node:
-    """One scalar on a tape: its 50-digit value and its place."""
+    """One scalar on a tape: its value to ``DIGITS`` digits and its place."""
 
     __slots__ = ("tape", "index", "value")
 
@@ -271,7 +278,7 @@ def _vector(rhs, env, n: int, tape: _Tape, numbers: dict) -> np.ndarray:
 
 
 def _leaf(e, env, j: int, numbers: dict):
-    """Entry j of a symbol or matrix product; a number as a 50-digit number."""
+    """Entry j of a symbol or matrix product; a number to the working digits."""
     if e.is_number:
         if e not in numbers:
             numbers[e] = mpmath.mpf(str(sp.N(e, mpmath.mp.dps + 10)))

@@ -21,7 +21,8 @@ import sympy as sp
 from . import naming
 from .cell import Cell
 
-COLUMN = 1.9    # cm between columns
+COLUMN = 1.9    # cm between columns, at the least
+SLANT = 0.5     # cm at the least for an edge's slanted part between two columns
 ROW = 0.95      # cm between the nodes of a column
 HALF_HEIGHT = 0.3   # half a node's height (cm)
 
@@ -119,9 +120,25 @@ def _layout(col, kinds, edges) -> Graph:
     return Graph(nodes, laid)
 
 
-def position(col: int, y: float) -> tuple[float, float]:
-    """Centimetres of a layout position."""
-    return COLUMN * col, ROW * y
+def position(g: "Graph", col: int, y: float) -> tuple[float, float]:
+    """Centimetres of a layout position in graph ``g``."""
+    return _columns(g)[col], ROW * y
+
+
+@functools.lru_cache(maxsize=64)
+def _columns(g: "Graph") -> dict[int, float]:
+    """Each column's x (cm): COLUMN apart, or further where wide labels would leave less than
+    SLANT between one column's widest node and the next one's, so that an edge's slanted part
+    always runs between the columns (long names make wide nodes)."""
+    reach: dict[int, float] = {}   # half the widest node of each column, with its gap
+    for n in g.nodes:
+        reach[n.col] = max(reach.get(n.col, 0.0), half_width(n.symbol) + GAP)
+    xs, x = {}, 0.0
+    for c in range(max(reach, default=0) + 1):
+        if c:
+            x += max(COLUMN, reach.get(c - 1, 0.0) + reach.get(c, 0.0) + SLANT)
+        xs[c] = x
+    return xs
 
 
 def half_width(symbol: sp.Symbol) -> float:
@@ -136,13 +153,13 @@ def route(g: Graph, e: Edge) -> list[tuple[float, float]]:
     column, across to the next column's left edge, through each column it passes at its own
     height, and into its end node from the left.  The slanted parts lie between columns,
     where there are no nodes."""
-    edge = _column_bounds(g)
+    edge, xs = _column_bounds(g), _columns(g)
     src, dst = g.node(e.src), g.node(e.dst)
-    points = [position(src.col, src.y), (edge[src.col][1], ROW * src.y)]
+    points = [position(g, src.col, src.y), (edge[src.col][1], ROW * src.y)]
     for c, y in e.bends:
-        left, right = edge.get(c, (COLUMN * c, COLUMN * c))
+        left, right = edge.get(c, (xs[c], xs[c]))
         points += [(left, ROW * y), (right, ROW * y)]
-    return points + [(edge[dst.col][0], ROW * dst.y), position(dst.col, dst.y)]
+    return points + [(edge[dst.col][0], ROW * dst.y), position(g, dst.col, dst.y)]
 
 
 GAP = 0.08   # cm between a column's widest node and where edges turn
@@ -151,9 +168,9 @@ GAP = 0.08   # cm between a column's widest node and where edges turn
 @functools.lru_cache(maxsize=64)
 def _column_bounds(g: Graph) -> dict[int, tuple[float, float]]:
     """Column -> (left, right) bounds of its widest node, computed once per graph."""
-    edge = {}
+    edge, xs = {}, _columns(g)
     for n in g.nodes:
-        x, w = COLUMN * n.col, half_width(n.symbol)
+        x, w = xs[n.col], half_width(n.symbol)
         left, right = edge.get(n.col, (x, x))
         edge[n.col] = (min(left, x - w - GAP), max(right, x + w + GAP))
     return edge
@@ -168,7 +185,7 @@ def collisions(g: Graph) -> list[tuple[Edge, Node]]:
         for n in g.nodes:
             if n.symbol in (e.src, e.dst):
                 continue
-            (cx, cy), w = position(n.col, n.y), half_width(n.symbol)
+            (cx, cy), w = position(g, n.col, n.y), half_width(n.symbol)
             if any(_crosses(p, q, cx, cy, w, HALF_HEIGHT) for p, q in zip(points, points[1:])):
                 hits.append((e, n))
     return hits

@@ -21,7 +21,13 @@ from symlstm.cell import size_value
 from symlstm.ops import OPS, Concat, MatTVec, MatVec, Outer, Part, Transposed, elementary
 
 se = pytest.importorskip("symengine")
-mpmath.mp.prec = 200
+
+
+@pytest.fixture(autouse=True)
+def _precision():
+    """This module's mpmath precision, for its tests alone (other modules set their own)."""
+    with mpmath.workprec(200):
+        yield
 SIZES = {"D": 2, "H": 2}
 
 

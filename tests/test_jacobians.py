@@ -15,7 +15,13 @@ from symlstm.jacobians import MAX_PATHS, jacobians
 
 from test_derivation_exact import evaluate, random_point
 
-mpmath.mp.prec = 200
+
+
+@pytest.fixture(autouse=True)
+def _precision():
+    """This module's mpmath precision, for its tests alone (other modules set their own)."""
+    with mpmath.workprec(200):
+        yield
 CELLS = ["rnn", "lstm", "peephole_lstm", "gru", "lstm_fgr", "lstm_cifg"]
 
 

@@ -27,7 +27,13 @@ from symlstm.verification import load_module
 torch = pytest.importorskip("torch", reason="torch is installed by the README's test command")
 numba = pytest.importorskip("numba", reason="numba is installed by the README's test command")
 
-mpmath.mp.dps = 50
+
+
+@pytest.fixture(autouse=True)
+def _precision():
+    """This module's mpmath precision, for its tests alone (other modules set their own)."""
+    with mpmath.workdps(50):
+        yield
 
 #: The bound on every operation's error, in units in the last place of the exact value.
 ULPS = 4

@@ -192,7 +192,8 @@ def every_name():
 def test_every_name_works_in_the_numpy_module_and_keys_stay_the_names():
     report = symlstm.verify(every_name())
     keys = {r.key for r in report.rows}
-    assert keys == {"x", "j", "b", "F", "device", "torch", "T", "lambda", "hs", "u", "h0", "np0"}
+    assert keys == {"x", "j", "b", "F", "device", "torch", "T", "lambda", "hs", "u", "h0", "np0",
+                    "forward"}
     mod = load(numpy_module(symlstm.derive(every_name())), "names")
     assert mod.INPUT == "u" and mod.PARAMS[:3] == ("x", "j", "b")
     params = mod.init_params(2, 3, rng=0)

@@ -11,7 +11,7 @@ def _tikz(g) -> dict:
     ids = {n.symbol: f"n{k}" for k, n in enumerate(g.nodes)}
     nodes = [dict(id=ids[n.symbol], x=f"{x:.2f}", y=f"{y:.2f}", label=naming.latex(n.symbol),
                   style=n.kind)
-             for n in g.nodes for x, y in [position(n.col, n.y)]]
+             for n in g.nodes for x, y in [position(g, n.col, n.y)]]
     edges = [dict(id=f"e{k}", src=ids[e.src], dst=ids[e.dst],
                   style="edge" + (", dashed" if not e.label else ""),
                   via=" -- ".join(f"({x:.2f},{y:.2f})" for x, y in route(g, e)[1:-1]))
