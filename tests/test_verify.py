@@ -126,3 +126,20 @@ def test_verify_grows_with_the_cell_not_with_its_paths(build, size):
     from test_jacobians import scaling
     report = symlstm.verify(getattr(scaling(), build)(size))
     assert report.ok
+
+
+def test_brute_force_keeps_tiny_terms_beside_one():
+    """softplus(-300) = log(1 + e^-300) ≈ e^-300: at 50 working digits 1 + e^-300 is 1 and the
+    reference gave log(softplus(-300)) = log 0 (a random cell found it); at 400 it is -300."""
+    b = CellBuilder("tiny", "Tiny terms")
+    x, h = b.input("x"), b.state("h")
+    W = b.param("W", "H", "D")
+    b.let("h", symlstm.log(symlstm.softplus(matvec(W, x) + h)))
+    ref = unroll(b.build(), {"W": np.array([[1.0]])}, np.array([[[-300.0]]]),
+                 {"h": np.zeros((1, 1))}, np.ones((1, 1, 1)), {"h": np.zeros((1, 1))}, 1, 1)
+    with mpmath.workdps(60):
+        sp_ = mpmath.log1p(mpmath.exp(-300))
+        want = mpmath.log(sp_)
+        dwant = -300 / (sp_ * (1 + mpmath.exp(300)))    # d/dW: σ(a)/softplus(a) · x
+    assert ref.outputs[0, 0, 0] == pytest.approx(float(want), rel=1e-15)
+    assert ref.grads["W"][0, 0] == pytest.approx(float(dwant), rel=1e-12)
