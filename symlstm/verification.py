@@ -161,13 +161,12 @@ def verify(cell, *, seed: int = 0, central_rtol: float = 1e-6, brute_force_rtol:
         raise ValueError(f"cell {d.cell.name!r}: at moderate parameters (twice the usual "
                          "initialisation) its exact values overflow float64, so no float64 "
                          "code can compute them; check the cell's equations")
-    params, x, state0, dhs, dstate, grads, _ = moderate
+    params, x, state0, dhs, dstate, grads, errors = moderate
     args = {**params, mod.INPUT: x, **{f"{k}0": v for k, v in state0.items()}}
     present = {k: g for k, g in grads.items() if k in args}
     central = directional_errors(total_loss(mod, dhs, dstate), args, present,
                                  rng=np.random.default_rng(seed), directions=3)
     factor, saturated = _saturated(d.cell, mod, s, seed)
-    errors = moderate[-1]
     shapes = {**{k: np.shape(g) for k, g in grads.items()}, "forward": np.shape(dhs)}
     inf = float("inf")
     rows = tuple(Row(k, shapes.get(k, ()), central.get(k, inf) if k != "forward" else math.nan,
@@ -181,7 +180,8 @@ def verify(cell, *, seed: int = 0, central_rtol: float = 1e-6, brute_force_rtol:
 
 def _against_brute_force(cell, mod, sizes, seed, scale=2.0, input_scale=1.0):
     """Run the module forward and backward on one instance and measure every gradient, and
-    the forward outputs and final states (``"forward"``), against 50-digit brute force.
+    the forward outputs and final states (``"forward"``), against brute force (right to 50
+    digits).
     Returns the instance, the module's gradients and the errors by key."""
     from .bruteforce import unroll
     params, x, state0, dhs, dstate = problem(mod, seed=seed, scale=scale,
