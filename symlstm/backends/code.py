@@ -11,12 +11,14 @@ from typing import Callable, NamedTuple
 import sympy as sp
 
 from .. import naming
-from ..bptt import Derivation
-from ..cell import CellError, size_counts
-from ..lower import Plan, lower
-from ..ops import Outer, Transposed, matrix_param
-from ..printers import comment, head_pycode, pycode, pycode_into, python_string
-from .base import REBUILD, environment
+from ..cell.ops import Outer, Transposed, matrix_param
+from ..cell.parts import CellError, size_counts
+from ..derivation.bptt import Derivation
+from ..lower.plan import Plan, lower
+from ..printers.comment import comment
+from ..printers.templates import REBUILD, environment
+from ..printers.text import python_string
+from .numpy import head_pycode, pycode, pycode_into
 
 
 PY_TEMPLATE = "numpy/cell.py.jinja"
@@ -101,7 +103,7 @@ NETWORK_TEMPLATE = "numpy/network.py.jinja"
 
 def network_module(n, cell_import: str | None = None, rebuild: str = REBUILD) -> str:
     """The source of the NumPy module of a cell with a head (``n`` from
-    :func:`symlstm.heads.derive_network`): ``loss_and_grads(params, x, y, state0=None)``.
+    :func:`symlstm.network.heads.derive_network`): ``loss_and_grads(params, x, y, state0=None)``.
     It imports the cell's module, ``symlstm.generated.<cell>`` unless ``cell_import`` names
     another."""
     cell, head = n.cell.cell, n.head

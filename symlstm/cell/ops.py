@@ -245,7 +245,7 @@ def diff(e: sp.Expr, v: sp.Symbol) -> sp.Expr:
     if rule is not None:
         a = e.args[0]
         return rule.derivative(e, a) * diff(a, v)
-    raise TypeError(f"no derivative rule for {e.func} (the rules live in symlstm.ops.OPS)")
+    raise TypeError(f"no derivative rule for {e.func} (the rules live in symlstm.cell.ops.OPS)")
 
 
 def elementary(e: sp.Expr, m, leaf: Callable) -> object:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from sympy import tanh
 
-from .cell import Cell, CellBuilder, Latex
+from .model import Cell, CellBuilder
 from .ops import concat, matvec, sigma, transpose
+from .parts import Latex
+
 
 GREFF = 'Greff et al., "LSTM: A Search Space Odyssey"'
 
@@ -182,3 +184,16 @@ def lstm_rowmajor() -> Cell:
 CELLS = {f.__name__: f for f in (
     lstm, peephole_lstm, lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_cifg,
     lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor)}
+
+
+def get_cell(cell):
+    """A shipped cell by name (see ``CELLS``), or ``cell`` itself when it is already a Cell."""
+    if isinstance(cell, Cell):
+        return cell
+    if isinstance(cell, CellBuilder):
+        raise TypeError("got a CellBuilder: call its .build() to get the Cell")
+    if not isinstance(cell, str):
+        raise TypeError(f"expected a cell name or a Cell, got {type(cell).__name__}")
+    if cell not in CELLS:
+        raise KeyError(f"unknown cell {cell!r}; available: {', '.join(CELLS)}")
+    return CELLS[cell]()

@@ -26,9 +26,11 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from . import naming
-from .cell import Cell, size_value
-from .ops import Concat, MatVec, Transposed, elementary
+from .. import naming
+from ..cell.model import Cell
+from ..cell.ops import Concat, MatVec, Transposed, elementary
+from ..cell.parts import size_value
+
 
 #: Significant digits of the reference arithmetic: 50, and 350 more to carry e^a beside 1
 #: down to a = -800, past which float64 holds nothing.

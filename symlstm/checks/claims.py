@@ -25,13 +25,14 @@ from typing import NamedTuple
 import numpy as np
 import sympy as sp
 
-from . import naming
-from .bptt import Derivation, describe_path
-from .cell import size_value
+from .. import naming
+from ..cell.ops import (OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, TimeSum, Transposed,
+                        lse, relu, sigma, softplus, total)
+from ..cell.parts import size_value
+from ..derivation.bptt import Derivation, describe_path
+from ..derivation.sweep import Term
 from .numeric import EvaluationError, Run, evaluate, unroll
-from .ops import (OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, TimeSum, Transposed,
-                  lse, relu, sigma, softplus, total)
-from .sweep import Term
+
 
 #: Names a claim may call besides the cell's own: the printed notation's functions.
 FUNCTIONS = {"sigma": sigma, "σ": sigma, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log,
@@ -81,7 +82,7 @@ class Verdict(NamedTuple):
     latex: str
 
     def __str__(self) -> str:
-        from .printers import comment
+        from ..printers.comment import comment
         lines = [f"({self.label}) {'holds' if self.holds else 'does not hold'}: "
                  f"{comment(self.claim)}"]
         if not self.holds:
@@ -136,7 +137,7 @@ def check_claim(derivation, label: str, claim, *, seed: int = 0) -> Verdict:
     if not holds:
         missing, extra = _match(runs, g, claimed)
         example = _counterexample(claimed, derived, runs)
-    from .printers import latex_gradient
+    from ..documents.latex import latex_gradient
     return Verdict(holds, label, expr, g.rhs, missing, extra, example, latex_gradient(g))
 
 
@@ -156,8 +157,8 @@ class _Subject(NamedTuple):
 def _subject(derivation) -> _Subject:
     if isinstance(derivation, _Subject):
         return derivation
-    from . import derive
-    from .heads import Network
+    from ..derivation.bptt import derive
+    from ..network.heads import Network
     head = derivation.head if isinstance(derivation, Network) else None
     d = derivation.cell if head else derivation if isinstance(derivation, Derivation) \
         else derive(derivation)
@@ -655,7 +656,7 @@ def _match(runs: _Runs, g, claim):
 def _counterexample(claimed, derived, runs: _Runs) -> dict:
     """The first run and step the two sides differ at: every quantity's value there, and
     both sides'."""
-    from .printers import comment
+    from ..printers.comment import comment
     k, t = next((p for p in runs.points() if not _same(claimed, derived, runs, [p])),
                 runs.points()[0])
     used = sorted((claimed.free_symbols | derived.free_symbols) - set(map(sp.Symbol, SIZES)),

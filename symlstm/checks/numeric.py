@@ -13,8 +13,8 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
-from . import naming
-from .ops import OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Transposed
+from .. import naming
+from ..cell.ops import OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Transposed
 
 
 class EvaluationError(ValueError):

@@ -1,9 +1,9 @@
 """``verify(cell)``: derive a cell, generate its NumPy module, and check the module's gradients
 two independent ways at small sizes.
 
-1. Central differences of the module's own forward pass (``symlstm.gradcheck``).
+1. Central differences of the module's own forward pass (``symlstm.checks.gradcheck``).
 2. Brute force: the cell unrolled over T steps and differentiated directly at 50 digits
-   (``symlstm.bruteforce``), which never sees the derivation.
+   (``symlstm.checks.bruteforce``), which never sees the derivation.
 
 Both use the loss L = Σ_t ⟨Δh_t, h_t⟩ + Σ_s ⟨δs_T, s_T⟩ with random weights Δh_t and δs_T.
 Brute force also judges a saturated instance: parameters at up to 20 times their usual
@@ -18,7 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .cell import size_value
+from ..cell.parts import size_value
+
 
 #: Default sizes: small enough for brute force, with D ≠ H so that shapes cannot mix.
 SIZES = dict(T=3, B=2, D=2, H=3)
@@ -139,9 +140,9 @@ def verify(cell, *, seed: int = 0, central_rtol: float = 1e-6, brute_force_rtol:
     Returns a :class:`Report`, one row per gradient with its worst relative error; raises
     :class:`VerifyError` with that report when any gradient is off (unless ``raises`` is
     False)."""
-    from . import derive
+    from ..backends.code import numpy_module
+    from ..derivation.bptt import derive
     from .gradcheck import directional_errors
-    from .render import numpy_module
 
     d = derive(cell)
     unknown = set(sizes) - set(SIZES)

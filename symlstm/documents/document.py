@@ -7,19 +7,22 @@ import re
 
 import sympy as sp
 
-from .. import naming, notation
-from ..bptt import Derivation
-from ..bptt import derive as derive_cell
-from ..cells import CELLS
-from ..graph import graph
-from ..jacobians import chain, jacobians
-from ..ops import sigma
-from ..printers import LINE_WIDTH, latex, latex_lines, latex_text, latex_width, signed
-from ..sweep import LOSS
-from .base import REBUILD, environment
-from .graph import _highlight, _tikz
-from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about,
-                  tex_label)
+from .. import naming
+from ..cell.ops import sigma
+from ..cell.shipped import CELLS
+from ..derivation.bptt import Derivation
+from ..derivation.bptt import derive as derive_cell
+from ..derivation.jacobians import chain, jacobians
+from ..derivation.sweep import LOSS
+from ..printers.table import signed
+from ..printers.templates import REBUILD, environment
+from ..printers.text import latex_text
+from . import notation
+from .drawing import _highlight, _tikz
+from .latex import latex
+from .layout import graph
+from .lines import LINE_WIDTH, latex_lines, latex_width
+from .tex import FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about, tex_label
 
 
 TEX_TEMPLATE = "latex/derivation.tex.jinja"
@@ -27,7 +30,7 @@ TEX_TEMPLATE = "latex/derivation.tex.jinja"
 
 def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
     """The source of the derivation document for ``d.cell``; with ``head`` (a
-    :class:`~symlstm.heads.HeadDerivation`), the document starts at the loss.  Its header
+    :class:`~symlstm.network.heads.HeadDerivation`), the document starts at the loss.  Its header
     names ``rebuild`` as the command that regenerates it, if given."""
     cell, g = d.cell, graph(d.cell)
     shipped = cell.name in CELLS and CELLS[cell.name]() == cell
@@ -147,8 +150,8 @@ WORKED_TEMPLATE = "latex/worked.tex.jinja"
 
 
 def worked_document(e, rebuild: str = REBUILD) -> str:
-    """The worked example's document, from :func:`symlstm.worked.example`."""
-    from ..worked import D, H, K, T, number, vector
+    """The worked example's document, from :func:`symlstm.documents.worked.example`."""
+    from .worked import D, H, K, T, number, vector
     n = e.network
     cell, head = n.cell.cell, n.head
     forward = [*n.cell.forward, *head.forward]
@@ -181,9 +184,9 @@ def _path(term) -> str:
 
 
 def mistakes_document(claims, rebuild: str = REBUILD) -> str:
-    """The document that judges each :class:`~symlstm.seed_claims.SeedClaim` of ``claims``."""
-    from ..claims import check_claim, parse
-    from ..heads import derive_network
+    """The document that judges each :class:`~symlstm.checks.seed_claims.SeedClaim` of ``claims``."""
+    from ..checks.claims import check_claim, parse
+    from ..network.heads import derive_network
     subjects, texts, holding = {}, [], 0
     for number, about in TEXTS.items():
         entries = []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import naming
-from ..graph import position, route
+from .layout import position, route
 
 
 def _tikz(g) -> dict:

@@ -14,6 +14,7 @@ import io
 
 import numpy as np
 
+
 CELLS = ("rnn", "lstm", "peephole_lstm", "gru")
 T, B, D, H = 60, 1, 8, 16
 CLIP = 1.0

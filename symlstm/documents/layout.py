@@ -18,8 +18,9 @@ from typing import NamedTuple
 
 import sympy as sp
 
-from . import naming
-from .cell import Cell
+from .. import naming
+from ..cell.model import Cell
+
 
 COLUMN = 1.9    # cm between columns, at the least
 SLANT = 0.5     # cm at the least for an edge's slanted part between two columns

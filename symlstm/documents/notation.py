@@ -5,6 +5,7 @@ as plain names that :mod:`symlstm.naming` spells; a name in backquotes is code.
 """
 from __future__ import annotations
 
+
 LSTM_HEADER = ("this document", "PyTorch nn.LSTM", "W, U (no biases)",
                "concatenated [x; h]", "row-major X W + H W + b")
 _CHUNK = {"i": 0, "f": 1, "z": 2, "o": 3}       # torch's gate order i, f, g, o

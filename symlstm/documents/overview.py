@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .. import naming, notation
-from ..bptt import Derivation
-from ..sweep import LOSS
-from ..printers import latex_text
-from .base import REBUILD, environment
+from .. import naming
+from ..derivation.bptt import Derivation
+from ..derivation.sweep import LOSS
+from ..printers.templates import REBUILD, environment
+from ..printers.text import latex_text
+from . import notation
 from .tex import FIGURE_DIR, _tex, _tt, tex_about, tex_label
 
 

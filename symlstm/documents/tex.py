@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 
 from .. import naming
-from ..cell import Latex
-from ..printers import LINE_WIDTH, latex, latex_lines, latex_text, signed
+from ..cell.parts import Latex
+from ..printers.table import signed
+from ..printers.text import latex_text
+from .latex import latex
+from .lines import LINE_WIDTH, latex_lines
 
 
 def _tex_size(dim: str, product: bool) -> str:

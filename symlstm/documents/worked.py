@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from . import naming
-from .cell import size_value
-from .gradcheck import directional_errors
-from .heads import derive_network
-from .numeric import evaluate
+
+from .. import naming
+from ..cell.parts import size_value
+from ..checks.gradcheck import directional_errors
+from ..checks.numeric import evaluate
+from ..network.heads import derive_network
+
 
 CELL, HEAD = "lstm_concat", "regression"
 T, D, H, K = 3, 1, 2, 1

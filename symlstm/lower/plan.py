@@ -22,10 +22,10 @@ from typing import NamedTuple
 
 import sympy as sp
 
-from . import naming
-from .bptt import Derivation
-from .cell import add_sizes, size_expr
-from .ops import OPS, Concat, MatTVec, MatVec, Outer, Transposed, matrix_param
+from .. import naming
+from ..cell.ops import OPS, Concat, MatTVec, MatVec, Outer, Transposed, matrix_param
+from ..cell.parts import add_sizes, size_expr
+from ..derivation.bptt import Derivation
 
 
 class Proj(sp.Function):

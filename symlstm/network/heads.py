@@ -18,11 +18,13 @@ from typing import NamedTuple
 
 import sympy as sp
 
-from . import naming
-from .bptt import Derivation, Gradient
-from .cell import Cell, CellError, Equation, Param
-from .ops import MatVec, lse, total
-from .sweep import LOSS, Term, _named_outputs, _paths
+from .. import naming
+from ..cell.model import Cell
+from ..cell.ops import MatVec, lse, total
+from ..cell.parts import CellError, Equation, Param
+from ..derivation.bptt import Derivation, Gradient
+from ..derivation.sweep import LOSS, Term, _named_outputs, _paths
+
 
 K = "K"   # the output size
 
@@ -142,7 +144,8 @@ class Network(NamedTuple):
 
 def derive_network(cell, head) -> Network:
     """Derive ``cell`` (a name or a Cell) with ``head`` (a name of ``HEADS`` or a Head)."""
-    from . import derive, get_cell
+    from ..cell.shipped import get_cell
+    from ..derivation.bptt import derive
     cell = get_cell(cell)
     if isinstance(head, str):
         if head not in HEADS:

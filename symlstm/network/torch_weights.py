@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 #: torch's chunk order and, for each chunk, our names of its (W, R, b) and how b is formed.
 ORDER = {"lstm": ("i", "f", "z", "o"), "gru": ("r", "z", "n")}
 
@@ -66,7 +67,7 @@ def from_torch(module) -> dict[str, np.ndarray]:
 
 
 def _ordered(kind, params):
-    from .generated import gru, lstm
+    from ..generated import gru, lstm
     names = {"lstm": lstm.PARAMS, "gru": gru.PARAMS}[kind]
     return {name: params[name] for name in names}
 

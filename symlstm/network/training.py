@@ -1,8 +1,8 @@
 """Training with the generated code: clipping by global norm, truncated backpropagation through
 time, and an example that trains ``symlstm.generated.lstm_classifier`` to predict characters.
 
-    python -m symlstm.training                    # about half a minute; writes training_loss.png
-    python -m symlstm.training --steps 100 --out loss.png
+    python -m symlstm.network.training                    # about half a minute; writes training_loss.png
+    python -m symlstm.network.training --steps 100 --out loss.png
 
 The text is the Zen of Python, read from the standard library's ``this`` module (without
 importing it, which would print it).  Only NumPy and matplotlib (for the figure) are used.
@@ -82,7 +82,7 @@ def train_characters(text: str, *, hidden=64, steps=300, seq=32, batch=16, chunk
                      lr=1e-2, clip=5.0, seed=0, log=print):
     """Train ``lstm_classifier`` to predict each next character of ``text``; returns the
     parameters, the vocabulary and the mean loss per character at each step."""
-    from .generated import lstm_classifier as net
+    from ..generated import lstm_classifier as net
     vocab = sorted(set(text))
     index = {ch: k for k, ch in enumerate(vocab)}
     ids = np.array([index[ch] for ch in text])
@@ -105,7 +105,7 @@ def train_characters(text: str, *, hidden=64, steps=300, seq=32, batch=16, chunk
 
 def sample(params, vocab, start: str, length: int, *, temperature=0.5, seed=0) -> str:
     """Characters the trained network writes after ``start``."""
-    from .generated import lstm
+    from ..generated import lstm
     rng, eye = np.random.default_rng(seed), np.eye(len(vocab))
     index = {ch: k for k, ch in enumerate(vocab)}
     cell = {k: params[k] for k in lstm.PARAMS}
@@ -122,7 +122,7 @@ def sample(params, vocab, start: str, length: int, *, temperature=0.5, seed=0) -
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m symlstm.training",
+    ap = argparse.ArgumentParser(prog="python -m symlstm.network.training",
                                  description="Train symlstm.generated.lstm_classifier to predict "
                                              "the characters of the Zen of Python.")
     ap.add_argument("--steps", type=int, default=300, help="updates (default 300)")

@@ -19,10 +19,12 @@ from typing import NamedTuple
 
 import sympy as sp
 
-from . import naming
-from .cell import Cell
+from .. import naming
+from ..cell import display
+from ..cell.model import Cell
+from ..cell.ops import TimeSum
+from ..cell.shipped import get_cell
 from .sweep import CARRY, LOSS, Sweep, Term, sweep
-from .ops import TimeSum
 
 
 class Gradient(NamedTuple):
@@ -56,8 +58,7 @@ class Gradient(NamedTuple):
         return f"({self.label}) {self.lhs} = {self.rhs}"
 
     def _repr_latex_(self) -> str:
-        from .printers import latex_gradient
-        return f"$\\displaystyle {latex_gradient(self)}$"
+        return f"$\\displaystyle {display.latex(self)}$"
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,14 @@ class Derivation:
         return [g.label for g in self.all()]
 
     def _repr_latex_(self) -> str:
-        from .printers import latex_gradient
-        rows = " \\\\\n".join(latex_gradient(g) for g in self.all())
+        rows = " \\\\\n".join(display.latex(g) for g in self.all())
         return f"$\\displaystyle\\begin{{aligned}}{rows}\\end{{aligned}}$"
 
 
-def derive(cell: Cell) -> Derivation:
-    """The full derivation of ``cell``: forward, one-step adjoints, recurrences, gradients."""
+def derive(cell: Cell | str) -> Derivation:
+    """The full derivation of ``cell`` (a :class:`Cell`, or a name from ``CELLS``): forward,
+    one-step adjoints, recurrences, gradients."""
+    cell = get_cell(cell)
     s = sweep(cell)
     forward = tuple(Gradient(naming.FORWARD, eq.label, eq.lhs,
                              (Term(eq.label, sp.S.One, eq.rhs),)) for eq in cell.equations)

@@ -11,9 +11,11 @@ from typing import NamedTuple
 
 import sympy as sp
 
-from . import naming
-from .cell import Cell, Equation, size_expr
-from .ops import Concat, MatTVec, MatVec, Outer, Part, Transposed, diff, matrix_param
+from .. import naming
+from ..cell.model import Cell
+from ..cell.ops import Concat, MatTVec, MatVec, Outer, Part, Transposed, diff, matrix_param
+from ..cell.parts import Equation, size_expr
+
 
 LOSS = "loss"     # the path from the loss straight to the output h_t
 CARRY = "carry"   # the path to a state s_t through step t+1

@@ -23,9 +23,10 @@ from typing import NamedTuple
 
 import sympy as sp
 
-from . import naming
+from .. import naming
+from ..cell.ops import Concat, MatTVec, Part
 from .bptt import Derivation
-from .ops import Concat, MatTVec, Part
+
 
 #: The most paths from s'_{t-1} to s_t for which the Jacobian is also multiplied out.
 MAX_PATHS = 16
