@@ -18,8 +18,7 @@ from ..printers import LINE_WIDTH, latex, latex_lines, latex_text, latex_width, 
 from ..sweep import LOSS
 from .base import REBUILD, environment
 from .graph import _highlight, _tikz
-from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about,
-                  tex_label)
+from .tex import FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about
 
 
 TEX_TEMPLATE = "latex/derivation.tex.jinja"
@@ -126,23 +125,6 @@ def _rnn_jacobians() -> list[dict]:
     return [_jacobian(j) for j in jacobians(derive_cell(CELLS["rnn"]()))]
 
 
-MISTAKES_TEMPLATE = "latex/mistakes.tex.jinja"
-
-
-#: The texts whose formulas the mistakes document checks, described in our words.
-TEXTS = {
-    "000": "A blog article that derives the peephole LSTM's backward pass in the notation "
-           "of Greff et al., drawing the chain rule as paths in a graph.",
-    "001": "A tutorial that unrolls an LSTM on the concatenated input $[x_t; h_{t-1}]$ over "
-           "three steps, with a linear output layer and a loss at the last step "
-           "(\\texttt{lstm\\char95{}concat} with the regression head).",
-    "002": "Lecture notes on a batched, row-major LSTM with a cross-entropy loss "
-           "(\\texttt{lstm\\char95{}rowmajor}).",
-    "003": "Lecture notes on an LSTM without biases, with the accumulated cell-state gradient "
-           "and the stacked weights $\\Theta = [W\\; U]$ (\\texttt{lstm\\char95{}nobias}).",
-}
-
-
 WORKED_TEMPLATE = "latex/worked.tex.jinja"
 
 
@@ -172,37 +154,6 @@ def worked_document(e, rebuild: str = REBUILD) -> str:
         inputs=[(t + 1, vector(e.x[t, 0]), vector(e.y[t, 0])) for t in range(T)],
         forward_rows=rows, loss=number(e.loss), backward=backward, grads=grads,
         central="10^{-6}")
-
-
-def _path(term) -> str:
-    """A term's path in running text: ``fwd:c`` at step t+1, or the loss."""
-    return "the loss" if term.via == LOSS else \
-        tex_label(naming.label(naming.FORWARD, term.via)) + (" at step $t+1$" if term.later else "")
-
-
-def mistakes_document(claims, rebuild: str = REBUILD) -> str:
-    """The document that judges each :class:`~symlstm.seed_claims.SeedClaim` of ``claims``."""
-    from ..claims import check_claim, parse
-    from ..heads import derive_network
-    subjects, texts, holding = {}, [], 0
-    for number, about in TEXTS.items():
-        entries = []
-        for c in (c for c in claims if c.seed == number):
-            key = (c.cell, c.head)
-            if key not in subjects:
-                subjects[key] = derive_network(*key) if c.head else derive_cell(CELLS[c.cell]())
-            v = check_claim(subjects[key], c.label, c.claim)
-            holding += v.holds
-            entries.append(dict(
-                where=latex_text(c.where[:1].upper() + c.where[1:]), cell=_tt(c.cell)[8:-1],
-                label=tex_label(c.label), reading=latex_text(c.reading), holds=v.holds,
-                claim=latex(parse(subjects[key], c.claim)), correct=v.latex,
-                missing=[dict(term=latex(t.expr), via=_path(t)) for t in v.missing],
-                extra=[latex(e) for e in v.extra]))
-        texts.append(dict(number=number, about=about, entries=entries))
-    return environment().get_template(MISTAKES_TEMPLATE).render(
-        template=MISTAKES_TEMPLATE, rebuild=rebuild, texts=texts,
-        counts=dict(total=len(claims), holds=holding))
 
 
 def _is_state_step(g, d) -> bool:
