@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
+import numpy as np
 import sympy as sp
 
 from .. import naming, notation
@@ -130,20 +131,27 @@ WORKED_TEMPLATE = "latex/worked.tex.jinja"
 
 def worked_document(e, rebuild: str = REBUILD) -> str:
     """The worked example's document, from :func:`symlstm.worked.example`."""
+    from ..seed_claims import TITLES
     from ..worked import D, H, K, T, number, vector
     n = e.network
     cell, head = n.cell.cell, n.head
     forward = [*n.cell.forward, *head.forward]
     rows = [(latex(g.lhs), [vector(step.values[g.lhs]) for step in e.forward]) for g in forward]
-    backward = []
     gradients = {g.lhs: g for g in n.all()}
-    for step in e.backward:
-        origin = str(step.t)
-        backward.append(dict(t=step.t, rows=[
-            (latex(s, origin), latex(gradients[s].rhs, origin), vector(v))
-            for s, v in step.values.items()]))
+    backward = [dict(t=step.t, rows=[_worked_row(gradients[s], v, str(step.t), step.t == T)
+                                     for s, v in step.values.items()],
+                     zeros=_zeros(e.zeros.get(step.t, ()), str(step.t)))
+                for step in e.backward]
     grads = [(latex(g.lhs), latex(g.rhs), vector(e.grads[naming.adjoint_of(g.lhs).name]))
              for g in (*head.params, *n.cell.params)]
+    terms = [dict(lhs=latex(g.lhs), terms=[vector(v) for v in e.terms[name]],
+                  total=vector(e.grads[name]), wide=np.ndim(e.grads[name]) > 1,
+                  zero=[t + 1 for t, v in enumerate(e.terms[name]) if not np.any(v)])
+             for g in (*head.params, *n.cell.params)
+             for name in [naming.adjoint_of(g.lhs).name]]
+    initial = [_worked_row(g, e.initial.values[g.lhs], "1", False) for g in n.cell.initial]
+    fd, update = e.difference, e.update
+    entry = f"{naming.latex_base(fd['name'])}[{fd['at'][0] + 1}, {fd['at'][1] + 1}]"
     return environment().get_template(WORKED_TEMPLATE).render(
         template=WORKED_TEMPLATE, rebuild=rebuild,
         title=f"A worked example: {T} steps of the {latex_text(cell.title)} with a "
@@ -152,8 +160,48 @@ def worked_document(e, rebuild: str = REBUILD) -> str:
         equations=[_tex(g) for g in forward],
         params=[(naming.latex_base(k), vector(v)) for k, v in e.params.items()],
         inputs=[(t + 1, vector(e.x[t, 0]), vector(e.y[t, 0])) for t in range(T)],
-        forward_rows=rows, loss=number(e.loss), backward=backward, grads=grads,
+        forward_rows=rows, loss=number(e.loss), backward=backward, grads=grads, terms=terms,
+        initial=initial, seed=latex_text(TITLES["001"]), zero_terms=_zero_terms(terms),
+        difference=dict(entry=entry, epsilon=f"10^{{{int(np.log10(fd['epsilon']))}}}",
+                        plus=_digits(fd["plus"]), minus=_digits(fd["minus"]),
+                        estimate=_digits(fd["estimate"]), gradient=_digits(fd["gradient"])),
+        update=dict(rate=number(update["rate"]), before=number(update["before"]),
+                    after=number(update["after"]),
+                    params=[(naming.latex_base(k), vector(v))
+                            for k, v in update["params"].items()]),
         central="10^{-6}")
+
+
+def _worked_row(g, value, origin: str, last: bool) -> tuple[str, str, str]:
+    """An equation of the backward pass read at step ``origin``, and its value; at the last
+    step, without the terms from the step after it, which does not exist.  The right side
+    is left out where it is the value itself (δℓ_t = 1)."""
+    from ..worked import vector
+    rhs = sp.Add(*(t.expr for t in g.terms if not (last and t.later)))
+    shown = latex(rhs, origin)
+    return latex(g.lhs, origin), "" if shown == vector(value) else shown, vector(value)
+
+
+def _zeros(found, origin: str) -> list[str]:
+    """Why a gradient is zero at a step: the vector it reads that is zero there."""
+    return [f"${latex(lhs, origin)} = 0$ because "
+            + " and ".join(f"${latex(s, origin)} = 0$" for s in why)
+            for lhs, why in found if why]
+
+
+def _zero_terms(terms) -> str:
+    """The per-step parameter terms that are zero, in a sentence."""
+    zero = [f"${g['lhs']}$ at $t = {', '.join(map(str, g['zero']))}$" for g in terms if g["zero"]]
+    if not zero:
+        return ""
+    return (f"The term{'s' if len(zero) > 1 else ''} of {', '.join(zero)} "
+            f"{'are' if len(zero) > 1 else 'is'} zero, because the gradients "
+            f"{'they read are' if len(zero) > 1 else 'it reads is'} zero there (see the step).")
+
+
+def _digits(v: float) -> str:
+    """A number to ten significant digits, for a difference that needs them."""
+    return f"{float(v):.10g}".replace("-", "{-}")
 
 
 def _is_state_step(g, d) -> bool:
