@@ -18,6 +18,7 @@ from ..ops import sigma
 from ..printers import LINE_WIDTH, latex, latex_lines, latex_text, latex_width, signed
 from ..sweep import LOSS
 from .base import REBUILD, environment
+from .batched import batched
 from .graph import _highlight, _tikz
 from .tex import FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about
 
@@ -62,6 +63,7 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
                                                             for d in p.shape))
                for p in cell.params],
         figures=FIGURE_DIR,
+        batched=batched(d, head),
     )
 
 
@@ -321,12 +323,10 @@ def _factor(a, M, w, wrt) -> str:
 
 
 def _notation(cell):
-    found = notation.table(cell.name)
+    found = notation.document_table(cell)
     if found is None:
         return None
     header, rows = found
-    names = {p.name for p in cell.params}
-    rows = [r for r in rows if all(n in names for n in r[0].split(", ") if n.startswith("p_"))]
     return dict(header=[_escape(h) for h in header], rows=[[_cell(c) for c in r] for r in rows])
 
 
