@@ -41,18 +41,17 @@ def batched(d, head=None) -> dict | None:
              (*cell.input_symbols, *cell.prev_states, *(eq.lhs for eq in cell.equations))}
     if head is not None:
         sizes.update(head.head.sizes)
-    _SCALARS.clear()
-    _SCALARS.update(b for b, n in sizes.items() if n == "1")
+    scalars = frozenset(b for b, n in sizes.items() if n == "1")   # a column of B numbers
     params = {p.name: p.shape for p in cell.params}
     if head is not None:
         params.update({p.name: p.shape for p in head.head.params})
     try:
-        forward = [_equation(g, sizes, params) for g in (*d.forward, *(
+        forward = [_equation(g, sizes, params, scalars) for g in (*d.forward, *(
             head.forward if head else ()))]
-        backward = [_equation(g, sizes, params, _known(head)) for g in (
+        backward = [_equation(g, sizes, params, scalars, _known(head)) for g in (
             *((*head.step, head.output) if head else ()), *d.through_time,
             *(g for g in d.step if naming.adjoint_of(g.lhs) not in set(cell.new_states)))]
-        grads = [_equation(g, sizes, params) for g in (*(head.params if head else ()),
+        grads = [_equation(g, sizes, params, scalars) for g in (*(head.params if head else ()),
                                                         *d.params)]
     except NotBatched:
         return None
@@ -61,7 +60,8 @@ def batched(d, head=None) -> dict | None:
     return dict(forward=forward, backward=backward, grads=grads,
                 inputs=", ".join(f"${latex(v)}$" for v in inputs),
                 states=", ".join(f"${latex(v)}$" for v in states),
-                example=_example(d, params))
+                example=_example(d, params),
+                numbers=", ".join(f"${latex(naming.timed(b))}$" for b in sorted(scalars)))
 
 
 def _example(d, params) -> dict | None:
@@ -85,7 +85,7 @@ def _known(head) -> dict:
     return known
 
 
-def _equation(g, sizes, params, known=None) -> dict:
+def _equation(g, sizes, params, scalars, known=None) -> dict:
     v = naming.adjoint_of(g.lhs) if naming.parse(g.lhs) is None else g.lhs
     p = naming.parse(g.lhs)
     if p is None:                       # a parameter's gradient: the parameter's shape
@@ -94,8 +94,9 @@ def _equation(g, sizes, params, known=None) -> dict:
         size = sizes.get(p.base, "1")
         shape = "B" if size == "1" else rf"B \times {size}"
     simple = g.rhs.xreplace(known or {})
-    also = _rows(simple, g.origin) if simple != g.rhs and not simple.is_Number else ""
-    return dict(lhs=_rows(g.lhs, g.origin), lines=_lines(g.rhs, g.origin), also=also,
+    also = _rows(simple, g.origin, scalars) if simple != g.rhs and not simple.is_Number else ""
+    return dict(lhs=_rows(g.lhs, g.origin, scalars), lines=_lines(g.rhs, g.origin, scalars),
+                also=also,
                 shape=shape)
 
 
@@ -103,12 +104,12 @@ def _equation(g, sizes, params, known=None) -> dict:
 WIDTH = LINE_WIDTH - 10
 
 
-def _lines(e, origin: str) -> list[str]:
+def _lines(e, origin: str, scalars) -> list[str]:
     """``e`` over as many lines as it needs, broken before a term of its sum."""
     if not isinstance(e, sp.Add):
-        return [_rows(e, origin)]
+        return [_rows(e, origin, scalars)]
     lines: list[str] = []
-    for term in signed([_rows(a, origin) for a in _ordered(e)]):
+    for term in signed([_rows(a, origin, scalars) for a in _ordered(e)]):
         if lines and latex_width(f"{lines[-1]} {term}") <= WIDTH:
             lines[-1] = f"{lines[-1]} {term}"
         else:
@@ -116,59 +117,55 @@ def _lines(e, origin: str) -> list[str]:
     return lines
 
 
-#: Names that stay as they are in a batch: one number per sample (ℓ, m), a column of B.
-_SCALARS: set = set()
-
-
-def _matrix(s: sp.Symbol) -> sp.Symbol:
+def _matrix(s: sp.Symbol, scalars=frozenset()) -> sp.Symbol:
     """v[t] as the batch's matrix V[t]: the base name capitalised (a number per sample keeps
     its name, as a column of B)."""
     p = naming.parse(s)
-    if p is None or p.base in _SCALARS:
+    if p is None or p.base in scalars:
         return s
     return naming.timed(p.base[:1].upper() + p.base[1:], p.shift, p.kind)
 
 
-def _rows(e, origin: str = "t") -> str:
+def _rows(e, origin: str = "t", scalars=frozenset()) -> str:
     """``e`` read for a batch of rows, in LaTeX."""
     e = sp.sympify(e)
     if isinstance(e, sp.Symbol):
-        return latex(_matrix(e), origin)
+        return latex(_matrix(e, scalars), origin)
     if e.is_Number:
         return latex(e)
     if isinstance(e, sp.Add):
-        return " ".join(signed([_rows(a, origin) for a in _ordered(e)]))
+        return " ".join(signed([_rows(a, origin, scalars) for a in _ordered(e)]))
     if isinstance(e, sp.Mul):
         c, rest = e.as_coeff_Mul()
-        factors = [_factor(f, origin) for f in sp.Mul.make_args(rest)]
+        factors = [_factor(f, origin, scalars) for f in sp.Mul.make_args(rest)]
         body = r" \odot ".join(factors)
         if c == -1:
             return "-" + body
         return body if c == 1 else f"{latex(c)} {body}"
     if isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp > 0:
-        return f"{_group(e.base, origin)}^{{{latex(e.exp)}}}"
+        return f"{_group(e.base, origin, scalars)}^{{{latex(e.exp)}}}"
     if isinstance(e, MatVec):         # Wᵀ v per sample is V W; W v is V Wᵀ
         W, v = e.args
         right = latex(W.args[0]) if isinstance(W, Transposed) else latex(W) + r"^{\top}"
-        return f"{_operand(v, origin)} {right}"
+        return f"{_operand(v, origin, scalars)} {right}"
     if isinstance(e, MatTVec):        # Wᵀ v per sample is V W; (Wᵀ)ᵀ v = W v is V Wᵀ
         W, v = e.args
         right = latex(W.args[0]) + r"^{\top}" if isinstance(W, Transposed) else latex(W)
-        return f"{_operand(v, origin)} {right}"
+        return f"{_operand(v, origin, scalars)} {right}"
     if isinstance(e, Outer):          # Σ over the rows of a bᵀ: Aᵀ B
         a, b = e.args
-        return rf"{_operand(a, origin)}^{{\top}} {_operand(b, origin)}"
+        return rf"{_operand(a, origin, scalars)}^{{\top}} {_operand(b, origin, scalars)}"
     if isinstance(e, TimeSum):
         inner = e.args[0]
         if isinstance(inner, Outer):
-            return rf"\sum_{{t=1}}^{{T}} {_rows(inner, origin)}"
-        return rf"\sum_{{t=1}}^{{T}} \mathbf{{1}}^{{\top}} {_operand(inner, origin)}"
+            return rf"\sum_{{t=1}}^{{T}} {_rows(inner, origin, scalars)}"
+        return rf"\sum_{{t=1}}^{{T}} \mathbf{{1}}^{{\top}} {_operand(inner, origin, scalars)}"
     if isinstance(e, total):          # a sum over the entries: each row's, a column
-        return rf"{_operand(e.args[0], origin)}\, \mathbf{{1}}"
+        return rf"{_operand(e.args[0], origin, scalars)}\, \mathbf{{1}}"
     if isinstance(e, sp.exp) and _softmax(e) is not None:
-        return rf"\operatorname{{softmax}}\left({_rows(_softmax(e), origin)}\right)"
+        return rf"\operatorname{{softmax}}\left({_rows(_softmax(e), origin, scalars)}\right)"
     if e.func in _FUNCTIONS:
-        return rf"{_FUNCTIONS[e.func]}\left({_rows(e.args[0], origin)}\right)"
+        return rf"{_FUNCTIONS[e.func]}\left({_rows(e.args[0], origin, scalars)}\right)"
     raise NotBatched(f"no batched reading of {e}")
 
 
@@ -198,24 +195,24 @@ def _softmax(e):
     return None
 
 
-def _operand(e, origin: str) -> str:
+def _operand(e, origin: str, scalars) -> str:
     """An operand of a matrix product: in parentheses unless it is one name."""
-    text = _rows(e, origin)
+    text = _rows(e, origin, scalars)
     return text if isinstance(e, (sp.Symbol, TimeSum)) else rf"\left({text}\right)"
 
 
-def _factor(e, origin: str) -> str:
+def _factor(e, origin: str, scalars) -> str:
     """A factor of an entry-by-entry product: in parentheses when it is a sum or a matrix
     product."""
-    text = _rows(e, origin)
+    text = _rows(e, origin, scalars)
     if isinstance(e, (MatVec, MatTVec, Outer)):
         return rf"\left({text}\right)"
-    return _group(e, origin) if isinstance(e, sp.Add) else text
+    return _group(e, origin, scalars) if isinstance(e, sp.Add) else text
 
 
-def _group(e, origin: str) -> str:
+def _group(e, origin: str, scalars) -> str:
     """A factor, in parentheses when it is a sum."""
-    text = _rows(e, origin)
+    text = _rows(e, origin, scalars)
     if isinstance(e, sp.Add) or (isinstance(e, sp.Mul) and e.as_coeff_Mul()[0] == -1):
         return rf"\left({text}\right)"
     return text
