@@ -5,10 +5,10 @@ import re
 import pytest
 
 import symlstm
-from symlstm.diagnose import check_text_claim, diagnose
-from symlstm.printers import latex_text
-from symlstm.render import mistakes_document
-from symlstm.seed_claims import CLAIMS, PROSE, TITLES
+from symlstm.checks.diagnose import check_text_claim, diagnose
+from symlstm.checks.seed_claims import CLAIMS, PROSE, TITLES
+from symlstm.documents.mistakes import mistakes_document
+from symlstm.printers.text import latex_text
 
 
 def _verdict(c):

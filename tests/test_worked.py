@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from symlstm import worked
+from symlstm.documents import worked
 from symlstm.generated import lstm_concat_regression as net
 
 
@@ -50,7 +50,7 @@ def test_the_per_step_terms_sum_to_the_totals_and_the_checks_are_in_numbers():
 
 
 def test_the_document_explains_its_zeros_and_reads_no_step_after_the_last():
-    from symlstm.render import worked_document
+    from symlstm.documents.document import worked_document
     e = worked.example(net)
     tex = worked_document(e)
     assert [(str(lhs), list(map(str, why))) for lhs, why in e.zeros[1]][0] == \
