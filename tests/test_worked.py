@@ -60,3 +60,4 @@ def test_the_document_explains_its_zeros_and_reads_no_step_after_the_last():
     assert not re.search(r"= 1 = 1\b", tex)
     assert r"\delta h_{0}" in tex and r"\delta c_{0}" in tex
     assert "at the last step only" in tex      # the loss compared with the tutorial's
+    assert r"keep" in tex and r"$\delta h_{3} = \Delta h_{3}$." in tex   # what step 3 keeps

@@ -147,7 +147,8 @@ def worked_document(e, rebuild: str = REBUILD) -> str:
     gradients = {g.lhs: g for g in n.all()}
     backward = [dict(t=step.t, rows=[_worked_row(gradients[s], v, str(step.t), step.t == T)
                                      for s, v in step.values.items()],
-                     zeros=_zeros(e.zeros.get(step.t, ()), str(step.t)))
+                     zeros=_zeros(e.zeros.get(step.t, ()), str(step.t)),
+                     cut=_cut(gradients, step) if step.t == T else [])
                 for step in e.backward]
     grads = [(latex(g.lhs), latex(g.rhs), vector(e.grads[naming.adjoint_of(g.lhs).name]))
              for g in (*head.params, *n.cell.params)]
@@ -187,6 +188,19 @@ def _worked_row(g, value, origin: str, last: bool) -> tuple[str, str, str]:
     rhs = sp.Add(*(t.expr for t in g.terms if not (last and t.later)))
     shown = latex(rhs, origin)
     return latex(g.lhs, origin), "" if shown == vector(value) else shown, vector(value)
+
+
+def _cut(gradients, step) -> list[dict]:
+    """The gradients that lose their terms from step t+1 at the last step, and what is left
+    when that is a single vector (δh_T = Δh_T)."""
+    out = []
+    for s in step.values:
+        g = gradients[s]
+        if any(t.later for t in g.terms):
+            left = sp.Add(*(t.expr for t in g.terms if not t.later))
+            out.append(dict(name=latex(s, str(step.t)),
+                            left=latex(left, str(step.t)) if left.is_Symbol else ""))
+    return out
 
 
 def _zeros(found, origin: str) -> list[str]:
