@@ -6,6 +6,7 @@ import re
 import pytest
 
 import symlstm
+from symlstm.documents import notation
 from symlstm.documents.document import latex_document
 from symlstm.documents.latex import latex
 from symlstm.documents.overview import overview_document
@@ -184,3 +185,47 @@ def test_broken_lines_keep_every_character_and_pair_every_delimiter():
                 assert line.count(r"\left") == line.count(r"\right"), line
                 assert latex_width(line) <= LINE_WIDTH + 10, line
     assert broke >= 5
+
+
+def _rowmajor_classifier():
+    n = symlstm.derive_network("lstm_rowmajor", "classifier")
+    return latex_document(n.cell, n.head)
+
+
+def test_the_row_major_documents_write_the_batch_as_x_w_plus_h_u_plus_b():
+    tex = _rowmajor_classifier()
+    batch = tex[tex.index(r"\section{The whole batch at once"):tex.index(r"\section{Every path")]
+    assert r"I_{t} &= \sigma\left(X_{t} W_{xi} + H_{t-1} W_{hi} + b_{i}\right) && \in \R^{B \times H}" \
+        in batch
+    assert r"\delta W_{xi} &= \sum_{t=1}^{T} X_{t}^{\top} \left(" in batch
+    assert r"\delta W_{hi} &= \sum_{t=1}^{T} H_{t-1}^{\top} \left(" in batch
+    assert r"\delta b_{i} &= \sum_{t=1}^{T} \mathbf{1}^{\top} \left(" in batch
+    assert r"\in \R^{D \times H}" in batch and r"\in \R^{B \times K}" in batch
+    # the gradient at the scores, found from the head's equations and named
+    assert r"&= \operatorname{softmax}\left(\hat{Y}_{t}\right) - Y_{t}" in batch
+    assert "W_{xi}^{\\top} x_{t}" not in batch        # no per-sample column in this section
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "lstm_concat", "lstm_nobias"])
+def test_only_a_row_major_cell_gets_the_batch_section(name):
+    assert "The whole batch at once" not in latex_document(symlstm.derive(name))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if notation.table(n) is not None])
+def test_the_notation_table_lists_only_names_the_document_uses(name):
+    cell = symlstm.CELLS[name]()
+    header, rows = notation.document_table(cell)
+    names = {p.name for p in cell.params} | {str(eq.lhs).split("[")[0] for eq in cell.equations}
+    assert header[0] == "this document" and rows
+    for row in rows:
+        for entry in re.split(r", (?![^\[]*\])", row[0]):
+            assert entry.split("[")[0].rstrip("ᵀ") in names, (name, row)
+
+
+def test_a_cell_in_another_notation_gets_its_own_column_first():
+    header, rows = notation.document_table(symlstm.CELLS["lstm_rowmajor"]())
+    assert [r[0] for r in rows[:4]] == ["Ctilde", "W_xcᵀ", "W_hcᵀ", "b_c"]
+    assert header[-1] == "the LSTM document" and rows[1][-1] == "W_z"
+    assert "row-major X W + H W + b" not in header
+    _, rows = notation.document_table(symlstm.CELLS["lstm_nobias"]())
+    assert not any(r[0].startswith("b_") for r in rows)     # it has no biases
