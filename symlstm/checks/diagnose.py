@@ -20,6 +20,7 @@ from .. import naming
 from ..cell.ops import sigma
 from .claims import ClaimError, _runs, _same, _subject, _unsummed, parse
 
+
 #: The kinds of finding, in the order a diagnosis lists them.
 KINDS = ("sign", "argument", "time", "symbol", "function", "missing", "extra", "log", "sizes")
 
@@ -214,8 +215,8 @@ def check_text_claim(derivation, label: str, claim: str):
 
 
 def _check_forward(derivation, d, label, claim):
-    from .claims import Verdict
     from ..documents.latex import latex
+    from .claims import Verdict
     eqs = _forward(derivation)
     if label not in eqs:
         raise ClaimError(f"{d.name!r} has no equation labelled {label!r}; its forward "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+
 #: The texts by their titles (000's is the series it belongs to, of which it is part 5).
 TITLES = {
     "000": "A gentle introduction to the tiresome part of understanding RNN (part 5)",
