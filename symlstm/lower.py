@@ -14,6 +14,9 @@ lowering decides:
 - element-wise functions the backward pass needs (``tanh(c_t)``) are computed once in
   the forward pass and cached with the values the backward pass reads; those, the states
   and the product adjoints are computed straight into their array slots (``Stmt.into``);
+- every division is a ``Quotient``, the numerator divided first (``f/s/s``, not
+  ``f*(1/s**2)``), so that no quotient overflows or underflows where its value is a
+  number (see :func:`quotients`);
 - each equation's statements go through SymPy's CSE.
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 
 from . import naming
 from .bptt import Derivation
@@ -60,6 +64,67 @@ class Group(NamedTuple):
         for r in self.rows:
             out.append(out[-1] + size_expr(r))
         return out
+
+
+class Quotient(sp.Function):
+    """``a / b``, element-wise: how lowering writes every division (see :func:`quotients`).
+
+    Printed ``a/b``; inside a product it is parenthesised, so that it is computed first."""
+
+    nargs = 2
+    precedence = PRECEDENCE["Mul"] - 1
+
+
+def quotients(e: sp.Expr) -> sp.Expr:
+    """``e`` with every negative power written as quotients, dividing the factors that the
+    denominator is made of first: f h/(f + i)² becomes h (f/(f + i))/(f + i), and f i/(f + i)²
+    becomes (f/(f + i)) (i/(f + i)).  Then every quotient is finite wherever its exact value
+    is, though (f + i)² may underflow to 0 (σ(-360)² in float64) and f h to a subnormal
+    number: no power of a denominator is ever formed, and no numerator loses its digits."""
+    if e.is_Atom:
+        return e
+    if e.is_Mul or _is_division(e):
+        return _divided(sp.Mul.make_args(e))
+    return e.func(*(quotients(a) for a in e.args))
+
+
+def _is_division(e) -> bool:
+    return e.is_Pow and e.exp.is_Rational and e.exp.is_negative
+
+
+def _divided(factors) -> sp.Expr:
+    """The product of ``factors``, its divisions as quotients of the factors they share
+    symbols with (else of the whole numerator), each such factor divided in turn."""
+    top, bottom = [], []
+    for f in factors:
+        if _is_division(f):
+            bottom.append((quotients(f.base), -f.exp))
+        else:
+            top.append(quotients(f))
+    for base, n in bottom:
+        top = _expand_powers(top, base)
+        near = [k for k, f in enumerate(top) if f.free_symbols & base.free_symbols]
+        if not near:   # one quotient of the whole numerator (numbers stay outside)
+            top = [f for f in top if f.is_number] + [sp.Mul(*(f for f in top if not f.is_number))]
+            near = [len(top) - 1]
+        whole_times, part = int(sp.floor(n)), n - sp.floor(n)
+        divisors = [base] * whole_times + ([base ** part] if part else [])
+        for k, d in enumerate(divisors):
+            at = near[k % len(near)]
+            top[at] = Quotient(top[at], d)
+    return sp.Mul(*top)
+
+
+def _expand_powers(factors, base) -> list:
+    """Positive integer powers of what ``base`` shares symbols with, as repeated factors
+    (f² h/(f + i)² divides each f once)."""
+    out = []
+    for f in factors:
+        if f.is_Pow and f.exp.is_Integer and f.exp > 0 and f.free_symbols & base.free_symbols:
+            out += [f.base] * int(f.exp)
+        else:
+            out.append(f)
+    return out
 
 
 class Stmt(NamedTuple):
@@ -368,7 +433,7 @@ def _block(kind: str, name: str, source: sp.Eq, pairs, places=None) -> Block:
     that compute what the temporary reads).  A left side found in ``places`` is computed
     into that array slot."""
     keep = [sp.Symbol(n) for n in ("t", "D", "H")]
-    temps, reduced = sp.cse([r for _, r in pairs], symbols=sp.numbered_symbols("_tmp"),
+    temps, reduced = sp.cse([quotients(r) for _, r in pairs], symbols=sp.numbered_symbols("_tmp"),
                             ignore=keep)
     places, pending, stmts = places or {}, dict(temps), []
 
@@ -406,7 +471,7 @@ def _dim(cell, e: sp.Expr) -> str:
 
 
 def _sum(exprs, hoisted) -> sp.Expr:
-    return sp.Add(*exprs).xreplace(hoisted)
+    return quotients(sp.Add(*exprs).xreplace(hoisted))
 
 
 def _stores(groups, hoisted, slots) -> tuple[Block, ...]:
@@ -414,7 +479,7 @@ def _stores(groups, hoisted, slots) -> tuple[Block, ...]:
     blocks = []
     for g in groups:
         buf = sp.Symbol(g.adjoint_buffer)
-        stmts = tuple(Stmt(Proj(buf, a, b, 1), delta.xreplace(hoisted))
+        stmts = tuple(Stmt(Proj(buf, a, b, 1), quotients(delta.xreplace(hoisted)))
                       for a, b, delta in zip(g.offsets(), g.offsets()[1:], g.deltas)
                       if slots.get(delta) != Proj(buf, a, b, 1))
         if stmts:
