@@ -111,7 +111,7 @@ def gru() -> Cell:
 def gru_cho() -> Cell:
     """The GRU of Cho et al. (2014), reset gate before the product: R_n (r ⊙ h_{t-1})."""
     b = CellBuilder("gru_cho", "GRU (Cho et al.)", Latex(
-        "The gated recurrent unit as Cho et al. (2014) wrote it, and as Keras computes it with "
+        "The gated recurrent unit as Cho et al.~(2014) wrote it, and as Keras computes it with "
         "\\texttt{reset\\_after=False}: the reset gate multiplies the previous state before the "
         "recurrent product, $\\bar{n}_t = W_n x_t + R_n (r_t \\odot h_{t-1}) + b_n$, and "
         "$h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}$. The cell \\texttt{gru} (PyTorch's) "
@@ -129,7 +129,7 @@ def gru_cho() -> Cell:
     return b.build()
 
 
-FENG = 'Feng et al., "Were RNNs All We Needed?" (2024)'
+FENG = "Feng et al., ``Were RNNs All We Needed?'' (2024)"
 
 
 def mingru() -> Cell:
