@@ -2,7 +2,7 @@
 # Regenerate with `python -m symlstm.build`.
 """minGRU: forward pass and backpropagation through time, in NumPy.
 
-The minimal GRU of Feng et al., "Were RNNs All We Needed?" (2024), in its sequential form:
+The minimal GRU of Feng et al., ``Were RNNs All We Needed?'' (2024), in its sequential form:
 the update gate $z_t$ and the candidate $\\tilde{h}_t$ read the input only, so the state
 enters the step only through $h_t = (1 - z_t) \\odot h_{t-1} + z_t \\odot \\tilde{h}_t$, and
 the candidate has no activation.

@@ -2,8 +2,8 @@
 # Regenerate with `python -m symlstm.build`.
 """minLSTM: forward pass and backpropagation through time, in PyTorch.
 
-The minimal LSTM of Feng et al., "Were RNNs All We Needed?" (2024), in its sequential form:
-the forget and input gates read the input only and are normalised to sum to 1, $h_t =
+The minimal LSTM of Feng et al., ``Were RNNs All We Needed?'' (2024), in its sequential
+form: the forget and input gates read the input only and are normalised to sum to 1, $h_t =
 \\frac{f_t}{f_t + i_t} \\odot h_{t-1} + \\frac{i_t}{f_t + i_t} \\odot \\tilde{h}_t$, with the
 candidate $\\tilde{h}_t$ linear in the input. The generated code divides each gate by $f_t +
 i_t$ before it multiplies, so that it stays finite when both gates saturate (down to pre-
