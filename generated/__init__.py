@@ -17,6 +17,9 @@ CELLS = (
     "lstm_nobias",
     "lstm_concat",
     "lstm_rowmajor",
+    "gru_cho",
+    "mingru",
+    "minlstm",
 )
 NETWORKS = (
     "lstm_regression",

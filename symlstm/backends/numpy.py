@@ -41,6 +41,11 @@ class CellNumPyPrinter(_TablePrinter, NumPyPrinter):
     def _print_Rational(self, expr):
         return f"{expr.p}/{expr.q}"
 
+    def _print_Quotient(self, expr):
+        a, b = expr.args
+        left = self.parenthesize(a, expr.precedence, strict=True)   # a/b/c is (a/b)/c
+        return f"{left}/{self.parenthesize(b, PRECEDENCE['Mul'])}"
+
     def _print_Proj(self, expr):
         buf, a, b, timed = expr.args
         rows = f"{'' if a == 0 else self._print(a)}:{self._print(b)}"

@@ -110,6 +110,66 @@ def gru() -> Cell:
     return b.build()
 
 
+def gru_cho() -> Cell:
+    """The GRU of Cho et al. (2014), reset gate before the product: R_n (r ⊙ h_{t-1})."""
+    b = CellBuilder("gru_cho", "GRU (Cho et al.)", Latex(
+        "The gated recurrent unit as Cho et al.~(2014) wrote it, and as Keras computes it with "
+        "\\texttt{reset\\_after=False}: the reset gate multiplies the previous state before the "
+        "recurrent product, $\\bar{n}_t = W_n x_t + R_n (r_t \\odot h_{t-1}) + b_n$, and "
+        "$h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}$. The cell \\texttt{gru} (PyTorch's) "
+        "applies the reset gate after the product instead, so the two compute different "
+        "functions and have different gradients."))
+    x, h = b.input("x"), b.state("h")
+    W = {g: b.param(f"W_{g}", "H", "D") for g in "rzn"}
+    R = {g: b.param(f"R_{g}", "H", "H") for g in "rzn"}
+    bias = {g: b.param(f"b_{g}", "H") for g in "rzn"}
+    r = b.let("r", sigma(b.let("rbar", matvec(W["r"], x) + matvec(R["r"], h) + bias["r"])))
+    z = b.let("z", sigma(b.let("zbar", matvec(W["z"], x) + matvec(R["z"], h) + bias["z"])))
+    hhat = b.let("hhat", r * h)
+    n = b.let("n", tanh(b.let("nbar", matvec(W["n"], x) + matvec(R["n"], hhat) + bias["n"])))
+    b.let("h", (1 - z) * n + z * h)
+    return b.build()
+
+
+FENG = "Feng et al., ``Were RNNs All We Needed?'' (2024)"
+
+
+def mingru() -> Cell:
+    """minGRU (Feng et al. 2024), sequential form: gates read the input only."""
+    b = CellBuilder("mingru", "minGRU", Latex(
+        f"The minimal GRU of {FENG}, in its sequential form: the update gate $z_t$ and the "
+        "candidate $\\tilde{h}_t$ read the input only, so the state enters the step only "
+        "through $h_t = (1 - z_t) \\odot h_{t-1} + z_t \\odot \\tilde{h}_t$, and the candidate "
+        "has no activation."))
+    x, h = b.input("x"), b.state("h")
+    W_z, b_z = b.param("W_z", "H", "D"), b.param("b_z", "H")
+    W_h, b_h = b.param("W_h", "H", "D"), b.param("b_h", "H")
+    z = b.let("z", sigma(b.let("zbar", matvec(W_z, x) + b_z)))
+    htilde = b.let("htilde", matvec(W_h, x) + b_h)
+    b.let("h", (1 - z) * h + z * htilde)
+    return b.build()
+
+
+def minlstm() -> Cell:
+    """minLSTM (Feng et al. 2024), sequential form: f and i normalised to sum to 1."""
+    b = CellBuilder("minlstm", "minLSTM", Latex(
+        f"The minimal LSTM of {FENG}, in its sequential form: the forget and input gates read "
+        "the input only and are normalised to sum to 1, "
+        "$h_t = \\frac{f_t}{f_t + i_t} \\odot h_{t-1} + \\frac{i_t}{f_t + i_t} \\odot "
+        "\\tilde{h}_t$, with the candidate $\\tilde{h}_t$ linear in the input. The generated "
+        "code divides each gate by $f_t + i_t$ before it multiplies, so that it stays finite "
+        "when both gates saturate (down to pre-activations near $-700$ in double precision)."))
+    x, h = b.input("x"), b.state("h")
+    W_f, b_f = b.param("W_f", "H", "D"), b.param("b_f", "H")
+    W_i, b_i = b.param("W_i", "H", "D"), b.param("b_i", "H")
+    W_h, b_h = b.param("W_h", "H", "D"), b.param("b_h", "H")
+    f = b.let("f", sigma(b.let("fbar", matvec(W_f, x) + b_f)))
+    i = b.let("i", sigma(b.let("ibar", matvec(W_i, x) + b_i)))
+    htilde = b.let("htilde", matvec(W_h, x) + b_h)
+    b.let("h", f / (f + i) * h + i / (f + i) * htilde)
+    return b.build()
+
+
 def rnn() -> Cell:
     """The simple (Elman) RNN, h_t = tanh(W x_t + R h_{t-1} + b): the baseline that vanishes."""
     b = CellBuilder("rnn", "Simple RNN", "The simple (Elman) recurrent network, the baseline "
@@ -183,7 +243,7 @@ def lstm_rowmajor() -> Cell:
 #: Every cell symlstm ships, by name.
 CELLS = {f.__name__: f for f in (
     lstm, peephole_lstm, lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_cifg,
-    lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor)}
+    lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor, gru_cho, mingru, minlstm)}
 
 
 def get_cell(cell):

@@ -14,6 +14,7 @@ lowering decides:
 - element-wise functions the backward pass needs (``tanh(c_t)``) are computed once in
   the forward pass and cached with the values the backward pass reads; those, the states
   and the product adjoints are computed straight into their array slots (``Stmt.into``);
+- every division is a ``Quotient``, numerator first: ``f/s/s``, not ``f*(1/s**2)`` (division.py);
 - each equation's statements go through SymPy's CSE.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .. import naming
 from ..cell.ops import OPS, Concat, MatTVec, MatVec, Outer, Transposed, matrix_param
 from ..cell.parts import add_sizes, size_expr
 from ..derivation.bptt import Derivation
+from .division import quotients
 
 
 class Proj(sp.Function):
@@ -368,7 +370,7 @@ def _block(kind: str, name: str, source: sp.Eq, pairs, places=None) -> Block:
     that compute what the temporary reads).  A left side found in ``places`` is computed
     into that array slot."""
     keep = [sp.Symbol(n) for n in ("t", "D", "H")]
-    temps, reduced = sp.cse([r for _, r in pairs], symbols=sp.numbered_symbols("_tmp"),
+    temps, reduced = sp.cse([quotients(r) for _, r in pairs], symbols=sp.numbered_symbols("_tmp"),
                             ignore=keep)
     places, pending, stmts = places or {}, dict(temps), []
 
@@ -406,7 +408,7 @@ def _dim(cell, e: sp.Expr) -> str:
 
 
 def _sum(exprs, hoisted) -> sp.Expr:
-    return sp.Add(*exprs).xreplace(hoisted)
+    return quotients(sp.Add(*exprs).xreplace(hoisted))
 
 
 def _stores(groups, hoisted, slots) -> tuple[Block, ...]:
@@ -414,7 +416,7 @@ def _stores(groups, hoisted, slots) -> tuple[Block, ...]:
     blocks = []
     for g in groups:
         buf = sp.Symbol(g.adjoint_buffer)
-        stmts = tuple(Stmt(Proj(buf, a, b, 1), delta.xreplace(hoisted))
+        stmts = tuple(Stmt(Proj(buf, a, b, 1), quotients(delta.xreplace(hoisted)))
                       for a, b, delta in zip(g.offsets(), g.offsets()[1:], g.deltas)
                       if slots.get(delta) != Proj(buf, a, b, 1))
         if stmts:
