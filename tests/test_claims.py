@@ -374,3 +374,19 @@ def test_the_runs_of_a_network_are_runs_of_its_generated_module(head):
         total = sum(np.asarray(symlstm.checks.numeric.evaluate(claims._unsummed(g.rhs), run.at(t),
                                                         claims.SIZES)) for t in t_of)
         assert np.allclose(np.squeeze(grads[g.name]), total, rtol=1e-10, atol=1e-12), g.name
+
+
+def test_a_parameter_or_vector_named_like_a_function_reads_as_itself():
+    """A cell may call a parameter tanh and a vector exp: tanh(...) is still the function,
+    tanh alone the parameter, exp[t] the vector."""
+    b = symlstm.CellBuilder("odd", "Odd names")
+    x, h = b.input("x"), b.state("h")
+    W, scale = b.param("W", "H", "D"), b.param("tanh", "H")
+    e = b.let("exp", symlstm.tanh(symlstm.matvec(W, x)) * scale + h)
+    b.let("h", symlstm.sigma(e) * scale)
+    d = symlstm.derive(b.build())
+    for g in d.all():
+        if g.kind != naming.FORWARD:
+            claim = str(g).split(" = ", 1)[1]
+            assert check_claim(d, g.label, claim).holds, f"{g.label}: {claim}"
+    assert not check_claim(d, "grad:tanh", "Σ_t δexp[t] ⊙ tanh(W x[t])").holds

@@ -281,11 +281,13 @@ class _Parser:
         if t.kind != "name":
             self.fail("a name, a number or '('")
         self.take()
+        # a cell may name a parameter or a vector like a function (tanh, exp): a call is the
+        # name right before its bracket, which a product never is (that is printed W x[t])
+        if t.text in FUNCTIONS and self.next.kind == "op" and self.next.text in ("(", "²"):
+            return self.call(t)
         if t.text in self.d.params:
             shape = self.d.params[t.text]
             return _Value(sp.Symbol(t.text), "svm"[min(len(shape), 2)])
-        if t.text in FUNCTIONS:
-            return self.call(t)
         if t.text in SIZES:
             return _Value(sp.Symbol(t.text), "s")
         if t.text in CONSTANTS and not (self.next.kind == "op" and self.next.text == "["):
