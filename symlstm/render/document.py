@@ -52,6 +52,7 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
                            element=_tex(x, cell, element=True)["element"])
                       for x in d.through_time],
         inputs=[_tex(x, cell, element=True)["element"] for x in (*d.inputs, *d.initial)],
+        initial=[_tex(x, cell) for x in d.initial],
         param_elements=[e["element"] for e, p in sorted(zip(params, d.params),
                                                         key=lambda ep: not _is_matrix(ep[1]))],
         flow=_flow(d),

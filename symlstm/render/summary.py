@@ -16,13 +16,14 @@ def summary(d: Derivation) -> dict:
     appears here once, labelled, and the sections after it refer to it."""
     cell = d.cell
     return dict(
+        params_by_shape=_params_by_shape(cell),
         shapes=_shapes(d),
         logistic=any(eq.rhs.atoms(sigma) for eq in cell.equations),
         tanh=any(eq.rhs.atoms(sp.tanh) for eq in cell.equations),
         forward=rows(d, d.forward, shapes=False),
-        step=rows(d, d.step),
-        through_time=rows(d, d.through_time),
-        inputs=rows(d, (*d.inputs, *d.initial)),
+        step=rows(d, d.step, shapes=False),
+        through_time=rows(d, d.through_time, shapes=False),
+        inputs=rows(d, d.inputs),
         params=rows(d, d.params),
         unrolled=_unrolled(cell),
         loops=_loops(d))
@@ -49,10 +50,19 @@ def _shapes(d) -> list[tuple[str, str]]:
     return [(", ".join(names), size) for size, names in groups.items()]
 
 
+def _params_by_shape(cell) -> list[tuple[str, str]]:
+    """The parameters grouped by shape: [(["W_z", "W_i"], "H \\times D"), ...]."""
+    groups: dict[str, list[str]] = {}
+    for p in cell.params:
+        shape = r" \times ".join(_tex_size(dim, len(p.shape) > 1) for dim in p.shape)
+        groups.setdefault(shape, []).append(naming.latex_base(p.name))
+    return [(names, shape) for shape, names in groups.items()]
+
+
 def rows(d, gradients, shapes: bool = True) -> list[list[dict]]:
-    """Equations two to a row where both fit on one line, each with its label (``\\eqtag``,
-    since a row of two cannot carry two tags) and, with ``shapes``, its shape; a sum over
-    time is written small, as in running text."""
+    """Equations up to three to a row where they fit on one line, each with its label
+    (``\\eqtag``, since a row of several cannot carry several tags) and, with ``shapes``, its
+    shape; a sum over time is written small, as in running text."""
     out = []
     for g in gradients:
         e = packed(_tex(g, d.cell))
@@ -63,24 +73,25 @@ def rows(d, gradients, shapes: bool = True) -> list[list[dict]]:
         width = max(latex_width(f"{one['lhs']} = {t}") for t in e["terms"]) + \
             (8 if one["shape"] else 0) + len(g.label) + 4   # shape, label in typewriter type
         last = out[-1] if out else None
-        if last and len(last) == 1 and not last[0]["more"] and not one["more"] and \
-                last[0]["width"] + width <= PAIR_WIDTH:
+        if last and len(last) < 3 and not last[0]["more"] and not one["more"] and \
+                sum(e["width"] + BETWEEN for e in last) + width <= ROW_WIDTH:
             last.append({**one, "width": width})
         else:
             out.append([{**one, "width": width}])
     return out
 
 
-#: The width (in :func:`~symlstm.printers.latex_width`'s characters) of two equations that
+#: The width (in :func:`~symlstm.printers.latex_width`'s characters) of the equations that
 #: share a row of the summary, with their shapes and labels.
-PAIR_WIDTH = 78
+ROW_WIDTH = 86
+BETWEEN = 11    # the space between two equations of a row, and the second one's label's
 
 
 def _unrolled(cell) -> dict:
     """The cell over steps t-1, t and t+1 (cm): each state passed forward from step to step
-    above its row's middle, its adjoint passed back below it, the input entering each step
-    and the loss leaving it."""
-    n, gap = len(cell.states), 1.3
+    above its row's middle, its adjoint passed back below it (their names staggered, so that
+    rows can lie close), the input entering each step and the loss leaving it."""
+    n, gap = len(cell.states), 0.6
     steps = [dict(x=f"{STEP_X * k:.2f}", name=name) for k, name in enumerate(("t-1", "t", "t+1"))]
     arrows = []
     for row, state in enumerate(cell.states):
@@ -90,18 +101,18 @@ def _unrolled(cell) -> dict:
             right = STEP_X * (k + 1) - BOX if k < 2 else STEP_X * 2 + BOX + OUTSIDE
             name = _at(state, k - 1)
             arrows.append(dict(x0=f"{left:.2f}", x1=f"{right:.2f}", y=f"{y + 0.1:.2f}",
-                               label=name, style="sl-edge", side="above"))
+                               label=name, style="sl-edge", side="above, pos=0.3"))
             arrows.append(dict(x0=f"{right:.2f}", x1=f"{left:.2f}", y=f"{y - 0.1:.2f}",
-                               label=rf"\carry{{{name}}}", style="sl-back", side="below"))
-    height = gap * n + 0.2
+                               label=rf"\carry{{{name}}}", style="sl-back", side="below, pos=0.3"))
+    height = gap * n + 0.3
     return dict(steps=steps, arrows=arrows, height=f"{height:.2f}",
-                below=f"{-height / 2 - 0.55:.2f}", above=f"{height / 2 + 0.65:.2f}",
+                below=f"{-height / 2 - 0.6:.2f}", above=f"{height / 2 + 0.75:.2f}",
                 output=naming.latex_base(cell.output), input=naming.latex_base(next(iter(cell.inputs))))
 
 
 STEP_X = 4.6     # cm between the steps' centres
 BOX = 0.8        # half a step's width (cm)
-OUTSIDE = 1.6    # cm of the arrows to and from the steps outside the picture
+OUTSIDE = 2.2    # cm of the arrows to and from the steps outside the picture
 
 
 def _at(state: str, shift: int) -> str:
@@ -119,7 +130,4 @@ def _loops(d) -> dict:
             return f"{eqref(gs[0].label)} to {eqref(gs[-1].label)}"
         return " and ".join(eqref(g.label) for g in gs)
     return dict(forward=refs(d.forward), step=refs(d.step), through_time=refs(d.through_time),
-                inputs=refs(d.inputs), initial=refs(d.initial), params=refs(d.params),
-                carried=", ".join(rf"\carry{{{_at(s, -1)}}}" for s in d.cell.states),
-                last=", ".join(rf"\carry{{{naming.latex_base(s)}_T}}" for s in d.cell.states),
-                first=", ".join(rf"\adj{{{naming.latex_base(s)}_0}}" for s in d.cell.states))
+                inputs=refs(d.inputs), initial=refs(d.initial), params=refs(d.params))
