@@ -235,7 +235,7 @@ def test_every_line_of_a_big_document_is_broken(big_documents):
 def test_broken_lines_keep_every_character_and_pair_every_delimiter():
     """Lines of a broken equation put back together are the equation, with \\left( \\right)
     of each opened group spelled \\bigl( \\bigr); each line pairs its own \\left \\right."""
-    from symlstm.documents import latex
+    from symlstm.documents.latex import latex
     from symlstm.documents.lines import LINE_WIDTH, latex_lines, latex_width
     d = symlstm.derive(_scaling().nested(4))
     broke = 0
