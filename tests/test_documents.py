@@ -134,18 +134,79 @@ def test_no_sum_opens_with_a_minus_sign():
     assert r"\left(z_{t} - c_{t-1}\right)" in tex and r"\left(- c_{t-1}" not in tex
 
 
-def test_the_overview_compares_renamed_variables_as_the_same_paths():
-    derivations = [symlstm.derive(n) for n in NAMES]
-    tex = overview_document(derivations, 1.0)
+@pytest.fixture(scope="module")
+def overview():
+    return overview_document([symlstm.derive(n) for n in NAMES], 1.0)
+
+
+def _table(tex):
     table = tex[tex.index(r"\begin{tabular}"):tex.index(r"\end{tabular}")]
-    heads = re.findall(r"\\rotatebox\{90\}\{([^}]*)\}", table)
-    renamed = ("abar", "Ctilde", r"\texttt{I}", r"\texttt{F}", r"\texttt{O}")
+    head = next(line for line in table.splitlines() if line.startswith("cell & "))
+    heads = [h.strip()[len(r"\rotatebox{90}{"):-1] for h in head.rstrip(" \\").split(" & ")[1:]]
+    rows = {line.split(" & ")[0]: line.rstrip(" \\").split(" & ")[1:] for line in table.splitlines()
+            if line.startswith(r"\texttt")}
+    return heads, rows
+
+
+def _row(name):
+    return r"\texttt{" + name.replace("_", r"\char95{}") + "}"
+
+
+def test_the_overview_compares_terms_by_role_in_mathematical_notation(overview):
+    heads, rows = _table(overview)
+    renamed = ("abar", "Ctilde", "obar", "zbar", r"\texttt")
     assert not any(name in h for h in heads for name in renamed)
-    rows = {line.split(" & ")[0]: line.split(" & ")[1:] for line in table.splitlines()
-            if "char95" in line or line.startswith(r"\texttt")}
-    for name in ("lstm_nobias", "lstm_rowmajor"):   # they rename; they add no path
-        marks = rows[r"\texttt{" + name.replace("_", r"\char95{}") + "}"]
-        assert "+" not in marks and "\\checkmark" in marks or "$\\sim$" in marks, (name, marks)
+    assert all(re.fullmatch(r"\$\\delta [hc]_t\$ via \$[^$]+\$", h) for h in heads), heads
+    marks = dict(zip(heads, rows[_row("lstm_niaf")]))   # z reads h_t: the same role as zbar
+    assert marks[r"$\delta h_t$ via $\bar{z}_{t+1}$"] == r"$\sim$"
+    assert "new" not in rows[_row("lstm_niaf")] and "new" not in rows[_row("lstm_nobias")]
+    assert _row("gru") not in rows and _row("rnn") not in rows   # other states, other roles
+    assert r"\scriptsize" not in overview and r"\tiny" not in overview
+
+
+def test_the_overview_says_spelling_variants_are_the_same_cell(overview):
+    _, rows = _table(overview)
+    for name in ("lstm_concat", "lstm_rowmajor"):
+        assert "spelled differently" in rows[_row(name)][0], rows[_row(name)]
+
+
+def test_the_overview_shows_every_new_recurrence(overview):
+    for label in ("rec:i", "rec:f", "rec:o"):   # lstm_fgr's gates read themselves at t-1
+        assert rf"\tag{{\texttt{{{label}}}}}" in overview
+    apart = overview[overview.index("not compared term by term"):]
+    assert "GRU" in apart and r"\delta \bar{n}_{t+1}" in apart
+
+
+def test_the_overview_words_exploding_gradients_and_clipping_exactly(overview):
+    assert "only \\emph{allows} growth" in overview
+    assert "above 1 it grows" not in overview
+    clipping = overview[overview.index(r"\section{Gradient clipping}"):]
+    assert r"\emph{at every time step}" in clipping and r"\emph{entry by entry}" in clipping
+    assert r"\section{Truncated backpropagation through time}" in overview
+
+
+def test_spelling_variants_compute_the_same_function():
+    """SPELLED's claim, checked: the same weights, stacked or transposed, give the same
+    states from the generated modules."""
+    import importlib
+    import numpy as np
+    from symlstm.documents.overview import SPELLED
+    assert set(SPELLED) == {"lstm_concat", "lstm_rowmajor"}
+    lstm, concat, rowmajor = (importlib.import_module(f"generated.{n}")
+                              for n in ("lstm", "lstm_concat", "lstm_rowmajor"))
+    D, H, rng = 3, 4, np.random.default_rng(0)
+    p = lstm.init_params(D, H, rng=rng)
+    x = rng.standard_normal((5, 2, D))
+    want = lstm.forward(p, x)[0]
+    gates = {"f": "f", "i": "i", "n": "z", "o": "o"}
+    stacked = {k: v for g, z in gates.items() for k, v in (
+        (f"W_{g}", np.hstack([p[f"W_{z}"], p[f"R_{z}"]])), (f"b_{g}", p[f"b_{z}"]))}
+    np.testing.assert_allclose(concat.forward(stacked, x)[0], want, rtol=1e-12, atol=1e-14)
+    gates = {"i": "i", "f": "f", "o": "o", "c": "z"}
+    rows = {k: v for g, z in gates.items() for k, v in (
+        (f"W_x{g}", p[f"W_{z}"].T), (f"W_h{g}", p[f"R_{z}"].T), (f"b_{g}", p[f"b_{z}"]))}
+    np.testing.assert_allclose(rowmajor.forward(rows, x)[0], want, rtol=1e-12, atol=1e-14)
+    assert not np.allclose(concat.forward({**stacked, "b_f": stacked["b_f"] + 1}, x)[0], want)
 
 
 def test_the_overview_links_every_other_document():
@@ -250,3 +311,17 @@ def test_broken_lines_keep_every_character_and_pair_every_delimiter():
                 assert line.count(r"\left") == line.count(r"\right"), line
                 assert latex_width(line) <= LINE_WIDTH + 10, line
     assert broke >= 5
+
+
+def test_the_clipping_figure_starts_on_a_cliff_wall():
+    """The figure's claims hold for the numbers it plots: the loss falls by more than half
+    within 0.1 of the start, whose gradient is over a hundred times the bound, so that the
+    plain step leaves the plot and the clipped one does not."""
+    import importlib
+    from symlstm.documents import figures
+    rnn = importlib.import_module("generated.rnn")
+    loss, g = figures.cliff(rnn, figures.CLIFF_W)
+    assert figures.cliff(rnn, figures.CLIFF_W - 0.05)[0] - figures.cliff(rnn, 1.7)[0] > 0.5
+    assert abs(g) > 100 * figures.CLIP
+    assert figures.CLIFF_W - figures.LEARNING_RATE * g > 3.0      # off the plotted range
+    assert figures.cliff(rnn, figures.CLIFF_W + figures.LEARNING_RATE * figures.CLIP)[0] < loss

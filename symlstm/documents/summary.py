@@ -108,7 +108,8 @@ def _unrolled(cell) -> dict:
     height = gap * n + 0.3
     return dict(steps=steps, arrows=arrows, height=f"{height:.2f}",
                 below=f"{-height / 2 - 0.6:.2f}", above=f"{height / 2 + 0.75:.2f}",
-                output=naming.latex_base(cell.output), input=naming.latex_base(next(iter(cell.inputs))))
+                output=naming.latex_base(cell.output),
+                input=naming.latex_base(next(iter(cell.inputs))))
 
 
 STEP_X = 4.6     # cm between the steps' centres
