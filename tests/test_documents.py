@@ -2,6 +2,9 @@
 reference defined, one picture of the step, prose before every block, shapes beside the
 gradients."""
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -325,3 +328,23 @@ def test_the_clipping_figure_starts_on_a_cliff_wall():
     assert abs(g) > 100 * figures.CLIP
     assert figures.CLIFF_W - figures.LEARNING_RATE * g > 3.0      # off the plotted range
     assert figures.cliff(rnn, figures.CLIFF_W + figures.LEARNING_RATE * figures.CLIP)[0] < loss
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("latexmk", "pdftotext")),
+                    reason="TeX Live and poppler-utils are installed by the README's commands")
+@pytest.mark.parametrize("name", NAMES)
+def test_the_summary_fits_the_first_two_pages(name, tmp_path):
+    """Measured in the PDF: every equation the summary prints is tagged on pages 1-2 (its
+    boxes do not break, so one missing tag means a box moved to page 3)."""
+    d = symlstm.derive(name)
+    (tmp_path / f"{name}.tex").write_text(latex_document(d))
+    shutil.copytree(Path(symlstm.__file__).parent.parent / "generated" / "tex" / "fig",
+                    tmp_path / "fig")
+    subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", f"{name}.tex"],
+                   cwd=tmp_path, capture_output=True, check=True, timeout=600)
+    text = subprocess.run(["pdftotext", "-l", "2", f"{name}.pdf", "-"], cwd=tmp_path,
+                          capture_output=True, text=True, check=True).stdout
+    flat = "".join(text.split())
+    missing = [g.label for g in d.all()
+               if g.kind != symlstm.naming.INITIAL and f"({g.label})" not in flat]
+    assert not missing, f"{name}.pdf: {missing} not on pages 1-2"
