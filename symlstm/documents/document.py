@@ -235,7 +235,12 @@ def _paths(g, d) -> dict:
         rows.append(dict(via=where, lines=_path_lines(partial, raw if raw != local else "",
                                                      local, latex(t.expr))))
     return dict(label=eqref(g.label), lhs=latex(g.lhs), rows=rows,
-                star=dict(focus=latex(v), readers=readers, height=f"{0.62 * len(readers):.2f}"))
+                star=dict(focus=latex(v), readers=[
+                    {**r, "y": f"{READER_GAP * ((len(readers) - 1) / 2 - k):.2f}"}
+                    for k, r in enumerate(readers)]))
+
+
+READER_GAP = 0.75   # cm between the equations that read a variable, in its picture
 
 
 def _reader(d, term) -> dict:
