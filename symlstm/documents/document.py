@@ -240,7 +240,7 @@ def _paths(g, d) -> dict:
                     for k, r in enumerate(readers)]))
 
 
-READER_GAP = 0.75   # cm between the equations that read a variable, in its picture
+READER_GAP = 0.85   # cm between the equations that read a variable, in its picture
 
 
 def _reader(d, term) -> dict:
