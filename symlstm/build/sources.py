@@ -17,7 +17,8 @@ from ..checks.seed_claims import CLAIMS
 from ..checks.verification import load_module
 from ..derivation.bptt import derive
 from ..documents import figures, worked
-from ..documents.document import latex_document, mistakes_document, worked_document
+from ..documents.document import latex_document, worked_document
+from ..documents.mistakes import mistakes_document
 from ..documents.overview import overview_document
 from ..documents.tex import FIGURE_DIR
 from ..documents.worked import example

@@ -20,11 +20,11 @@ from ..printers.templates import REBUILD, environment
 from ..printers.text import latex_text
 from . import notation
 from .batched import batched
-from .drawing import _highlight, _tikz
+from .drawing import _tikz
 from .latex import latex
 from .layout import graph
 from .lines import LINE_WIDTH, latex_lines, latex_width
-from .mistakes import mistakes_document  # noqa: F401  (the build reads it from here)
+from .summary import summary
 from .tex import FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about
 
 
@@ -51,14 +51,13 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
         forward=[_tex(x, cell) for x in d.forward],
         gates=_gates(cell),
         carried=_carried(d),
-        paths=[_paths(x, d, g) for x in (*d.through_time, *d.step) if not _is_state_step(x, d)],
-        step=[_tex(x, cell) for x in d.step],
-        through_time=[dict(_tex(x, cell, element=True), reads=_later(x))
+        summary=summary(d),
+        paths=[_paths(x, d) for x in (*d.through_time, *d.step) if not _is_state_step(x, d)],
+        through_time=[dict(label=eqref(x.label), lhs=latex(x.lhs), reads=_later(x),
+                           element=_tex(x, cell, element=True)["element"])
                       for x in d.through_time],
-        inputs=[form for x in (*d.inputs, *d.initial)
-                for e in [_tex(x, cell, element=True)] for form in (e, e["element"])],
-        matrix_params=[e for e, p in zip(params, d.params) if _is_matrix(p)],
-        vector_params=[e for e, p in zip(params, d.params) if not _is_matrix(p)],
+        inputs=[_tex(x, cell, element=True)["element"] for x in (*d.inputs, *d.initial)],
+        initial=[_tex(x, cell) for x in d.initial],
         param_elements=[e["element"] for e, p in sorted(zip(params, d.params),
                                                         key=lambda ep: not _is_matrix(ep[1]))],
         flow=_flow(d),
@@ -231,12 +230,14 @@ def _is_state_step(g, d) -> bool:
     return g.kind == naming.STEP and v in d.cell.new_states
 
 
-def _paths(g, d, graph_) -> dict:
-    """One entry per path: the equation it goes through, SymPy's local derivative, that
-    derivative written through the forward outputs, and the term it adds to the sum."""
+def _paths(g, d) -> dict:
+    """One entry per term: the equation that reads the variable, SymPy's local derivative,
+    that derivative written through the forward outputs, and the term it adds to the sum;
+    with the picture of those equations, each an edge into the variable."""
     v = naming.adjoint_of(g.lhs)
-    rows = []
+    rows, readers = [], []
     for t in g.terms:
+        readers.append(_reader(d, t))
         if t.via == LOSS:
             where, partial = "the loss", ""
         else:
@@ -249,14 +250,22 @@ def _paths(g, d, graph_) -> dict:
         local = latex(t.local) if t.raw is not None else ""
         rows.append(dict(via=where, lines=_path_lines(partial, raw if raw != local else "",
                                                      local, latex(t.expr))))
-    drawn = v in _nodes(graph_) and len(graph_.nodes) <= MAX_DRAWN
-    return dict(label=eqref(g.label), lhs=latex(g.lhs), rows=rows, sum=_tex(g, anchored=False),
-                graph=_highlight(graph_, graph_.downstream(v), v) if drawn else None)
+    return dict(label=eqref(g.label), lhs=latex(g.lhs), rows=rows,
+                star=dict(focus=latex(v), readers=[
+                    {**r, "y": f"{READER_GAP * ((len(readers) - 1) / 2 - k):.2f}"}
+                    for k, r in enumerate(readers)]))
 
 
-#: The most nodes a step's graph may have for each variable's paths to be drawn in it (a
-#: picture per variable: past that, they take TeX minutes and show little at that scale).
-MAX_DRAWN = 30
+READER_GAP = 0.85   # cm between the equations that read a variable, in its picture
+
+
+def _reader(d, term) -> dict:
+    """The node a term comes from in a variable's picture: the result of the equation that
+    reads the variable (at step t+1 for a recurrence's term), or the step's loss."""
+    if term.via == LOSS:
+        return dict(label=r"\ell_{t}", style="loss")
+    consumer = _consumer(d, term.via, term.later)
+    return dict(label=latex(consumer), style="next" if term.later else "step")
 
 
 def _path_lines(partial: str, raw: str, local: str, term: str) -> list[str]:
@@ -277,10 +286,6 @@ PATH_WIDTH = LINE_WIDTH - 12
 def _consumer(d, via, later):
     lhs = next((eq.lhs for eq in d.cell.equations if eq.label == via), None)
     return naming.shift(lhs, later) if lhs is not None else lhs
-
-
-def _nodes(g):
-    return {n.symbol for n in g.nodes}
 
 
 def _flow(d) -> list[dict]:
@@ -346,7 +351,17 @@ def _notation(cell):
     if found is None:
         return None
     header, rows = found
-    return dict(header=[_escape(h) for h in header], rows=[[_cell(c) for c in r] for r in rows])
+    return dict(header=[_escape(h) for h in header], rows=[[_cell(c) for c in r] for r in rows],
+                columns=_columns(header, rows))
+
+
+def _columns(header, rows) -> str:
+    """The table's columns at body size: the first as wide as it needs, the others sharing
+    the line in proportion to their longest entry (a long name wraps at its spaces)."""
+    longest = [max(len(str(r[k])) for r in [header, *rows]) for k in range(1, len(header))]
+    share = [len(longest) * n / sum(longest) for n in longest]
+    return "l" + "".join(rf">{{\hsize={f:.2f}\hsize\raggedright\arraybackslash}}X"
+                         for f in share)
 
 
 def _cell(text: str) -> str:

@@ -29,8 +29,11 @@ def _tt(text: str) -> str:
 
 def tex_about(about: str) -> str:
     """A cell's description: LaTeX as given when it is :class:`~symlstm.cell.Latex`, else
-    plain text, escaped."""
-    return str(about) if isinstance(about, Latex) else latex_text(about)
+    plain text, escaped; a quotation in straight double quotes opens with TeX's opening
+    quotes (``...''), which a straight quote would not give."""
+    if isinstance(about, Latex):
+        return re.sub(r'"([^"$]*)"', r"``\1''", str(about))
+    return re.sub(r"''(.*?)''", r"``\1''", latex_text(about))
 
 
 def tex_label(label: str) -> str:
