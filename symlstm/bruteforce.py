@@ -28,7 +28,7 @@ import sympy as sp
 
 from . import naming
 from .cell import Cell, size_value
-from .ops import Concat, MatVec, Transposed, elementary
+from .ops import REDUCTIONS, Concat, MatVec, Transposed, elementary
 
 #: Significant digits of the reference arithmetic: 50, and 350 more to carry e^a beside 1
 #: down to a = -800, past which float64 holds nothing.
@@ -231,6 +231,9 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int
     xs = leaf(input_name, x)
     states = {s: leaf(f"{s}0", state0[s]) for s in cell.states}
     numbers: dict[sp.Expr, mpmath.mpf] = {}
+    # sizes (in a mean's 1/n) and named constants are numbers: a constant as the float it is
+    values = {sp.Symbol("D"): sp.Integer(D), sp.Symbol("H"): sp.Integer(H),
+              **{sp.Symbol(n): sp.Float(v) for n, v in cell.constants.items()}}
     loss, outputs = 0, []
     for t in range(xs.shape[0]):
         env = dict(weights)
@@ -238,7 +241,7 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int
         env.update({naming.timed(s, -1): v for s, v in states.items()})
         for eq in cell.equations:
             n = size_value(cell.dim(eq.lhs), D, H)
-            env[eq.lhs] = _vector(eq.rhs, env, n, tape, numbers)
+            env[eq.lhs] = _vector(eq.rhs.xreplace(values), env, n, tape, numbers)
         states = {s: env[naming.timed(s)] for s in cell.states}
         outputs.append(states[cell.output])
         loss = loss + _dot(dhs[t], states[cell.output])
@@ -273,12 +276,20 @@ def _vector(rhs, env, n: int, tape: _Tape, numbers: dict) -> np.ndarray:
         return np.concatenate([env[v] for v in rhs.args])
     out = np.empty(n, dtype=object)
     for j in range(n):
-        out[j] = elementary(rhs, tape, lambda e, j=j: _leaf(e, env, j, numbers))
+        out[j] = elementary(rhs, tape, lambda e, j=j: _leaf(e, env, j, numbers, tape))
     return out
 
 
-def _leaf(e, env, j: int, numbers: dict):
-    """Entry j of a symbol or matrix product; a number to the working digits."""
+def _leaf(e, env, j: int, numbers: dict, tape: _Tape):
+    """Entry j of a symbol or matrix product; a reduction, which is the same for every entry,
+    as its sum written out; a number to the working digits."""
+    if e.func in REDUCTIONS:
+        arg = e.args[0]
+        n = max(len(env[s]) for s in arg.free_symbols if np.ndim(env[s]))
+        total = 0
+        for k in range(n):
+            total = total + elementary(arg, tape, lambda u, k=k: _leaf(u, env, k, numbers, tape))
+        return total / n if e.func.__name__ == "mean" else total
     if e.is_number:
         if e not in numbers:
             numbers[e] = mpmath.mpf(str(sp.N(e, mpmath.mp.dps + 10)))
@@ -290,4 +301,7 @@ def _leaf(e, env, j: int, numbers: dict):
         for k in range(M.shape[1]):
             total = total + M[j, k] * env[v][k]
         return total
-    return env[e][j]
+    value = env[e]
+    if np.ndim(value) == 0:   # a scalar parameter
+        return value[()]
+    return value[j] if len(value) > 1 else value[0]   # one number per sample goes with any entry

@@ -27,7 +27,8 @@ from typing import NamedTuple
 import sympy as sp
 
 from . import naming
-from .ops import OPS, STRUCTURE, Concat, MatVec, Transposed, matrix_param
+from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, MatVec,
+                  Transposed, matrix_param)
 
 DIMS = {"D": "input size", "H": "hidden size"}
 
@@ -52,7 +53,7 @@ class Equation(NamedTuple):
 
 class Param(NamedTuple):
     name: str
-    shape: tuple[str, ...]   # ("H", "D") for a matrix, ("H",) for a vector
+    shape: tuple[str, ...]   # ("H", "D") for a matrix, ("H",) for a vector, () for a scalar
 
     @property
     def symbol(self) -> sp.Symbol:
@@ -80,6 +81,7 @@ class Cell:
     output: str = "h"
     about: str = ""
     dims: dict[str, str] = field(default_factory=lambda: dict(DIMS))
+    constants: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         check(self)
@@ -96,7 +98,8 @@ class Cell:
         """The dimension of a vector symbol at any time and of its adjoint."""
         p = naming.parse(symbol)
         if p is None:
-            return self.param(symbol.name).shape[0]
+            shape = self.param(symbol.name).shape
+            return shape[0] if shape else "1"   # a scalar: one number, as for each sample
         return self._vector_dims[p.base]
 
     @functools.cached_property
@@ -131,6 +134,7 @@ class CellBuilder:
         self.inputs: dict[str, str] = {}
         self.states: dict[str, str] = {}
         self.params: list[Param] = []
+        self.constants: dict[str, float] = {}
         self.equations: list[Equation] = []
 
     def input(self, name: str, dim: str = "D") -> sp.Symbol:
@@ -146,14 +150,24 @@ class CellBuilder:
         return naming.timed(name, -1)
 
     def param(self, name: str, *shape: str) -> sp.Symbol:
-        """Declare a parameter: ``param("W_z", "H", "D")`` is a matrix, ``param("b_z", "H")`` a vector."""
+        """Declare a parameter: ``param("W_z", "H", "D")`` is a matrix, ``param("b_z", "H")`` a
+        vector, ``param("alpha")`` a learnable scalar (shape (), used with every entry)."""
         _named(naming.check_param_name, name)
-        if any(p.name == name for p in self.params):
+        if any(p.name == name for p in self.params) or name in self.constants:
             raise CellError(f"parameter {name!r} is declared twice")
-        if len(shape) not in (1, 2):
-            raise CellError(f"parameter {name!r}: give one size for a vector or two for a "
-                            f"matrix, e.g. param({name!r}, 'H', 'D'); got {shape}")
+        if len(shape) not in (0, 1, 2):
+            raise CellError(f"parameter {name!r}: give no size for a scalar, one for a vector "
+                            f"or two for a matrix, e.g. param({name!r}, 'H', 'D'); got {shape}")
         self.params.append(Param(name, tuple(size(d) for d in shape)))
+        return sp.Symbol(name)
+
+    def constant(self, name: str, value: float) -> sp.Symbol:
+        """Declare a fixed number with a name: ``constant("eps", 1e-5)``.  Documents print the
+        name (and its value beside the equations); generated code writes the value."""
+        _named(naming.check_param_name, name)
+        if name in self.constants or any(p.name == name for p in self.params):
+            raise CellError(f"constant {name!r} is declared twice (as a constant or a parameter)")
+        self.constants[name] = _constant_value(name, value)
         return sp.Symbol(name)
 
     def let(self, name: str, rhs, label: str | None = None) -> sp.Symbol:
@@ -178,7 +192,17 @@ class CellBuilder:
 
     def build(self, output: str = "h") -> Cell:
         return Cell(self.name, self.title, dict(self.inputs), dict(self.states), tuple(self.params),
-                    tuple(self.equations), output, self.about)
+                    tuple(self.equations), output, self.about, constants=dict(self.constants))
+
+
+def _constant_value(name: str, value) -> float:
+    """A constant's value as a float, refusing what is not a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, sp.Number)) \
+            or not (isinstance(value, sp.Number) and value.is_finite and value.is_real
+                    or not isinstance(value, sp.Number) and abs(float(value)) < float("inf")):
+        raise CellError(f"constant {name!r} must be a finite real number such as 1e-5, "
+                        f"got {value!r}")
+    return float(value)
 
 
 _SIZE_TERM = re.compile(r"\s*(?:(\d+)\s*\*\s*)?([DH])\s*(?:\*\s*(\d+)\s*)?\Z|\s*(\d+)\s*\Z")
@@ -254,6 +278,7 @@ def check(cell: Cell) -> None:
     _named(_check_names, cell)
     defined = set(cell.input_symbols) | set(cell.prev_states)
     params = {p.symbol: p for p in cell.params}
+    params.update({sp.Symbol(n): v for n, v in cell.constants.items()})
     later = {eq.lhs: eq.label for eq in cell.equations}
     dims = {**cell.inputs, **cell.states}
     labels, computed = set(), set()
@@ -267,6 +292,7 @@ def check(cell: Cell) -> None:
         _check_symbols(eq, defined, params, later)
         _check_functions(eq)
         dim = _dim_of(cell, eq, eq.rhs, dims)
+        _check_reductions(cell, eq, dims, dim)
         base = naming.parse(eq.lhs).base
         if dim is None:
             raise CellError(f"equation {eq.label!r}: the right side is a constant, not a vector")
@@ -327,9 +353,14 @@ def _check_names(cell: Cell) -> None:
         naming.check_vector_name(n, "input" if n in cell.inputs else "state")
     for p in cell.params:
         naming.check_param_name(p.name)
-        if not isinstance(p.shape, tuple) or len(p.shape) not in (1, 2):
-            raise CellError(f"parameter {p.name!r} has shape {p.shape}; expected (rows,) or "
-                            "(rows, cols)")
+        if not isinstance(p.shape, tuple) or len(p.shape) not in (0, 1, 2):
+            raise CellError(f"parameter {p.name!r} has shape {p.shape}; expected () for a "
+                            "scalar, (rows,) or (rows, cols)")
+    for n, v in cell.constants.items():
+        naming.check_param_name(n)
+        if any(p.name == n for p in cell.params):
+            raise CellError(f"{n!r} is both a constant and a parameter")
+        _constant_value(n, v)
     for d in (*cell.inputs.values(), *cell.states.values(), *(d for p in cell.params
                                                                 for d in p.shape)):
         if size(d) != d:
@@ -370,6 +401,8 @@ def _check_code_names(cell: Cell) -> None:
         claim(naming.code(s), str(s))
         if naming.parse(s).kind != naming.CARRY:
             claim(naming.code(naming.adjoint(s)), str(naming.adjoint(s)))
+    for n in cell.constants:
+        claim(n, f"constant {n}")
     for p in cell.params:
         claim(p.name, f"parameter {p.name}")
         claim(naming.code(naming.adjoint(p.symbol)), f"the gradient of parameter {p.name}")
@@ -393,7 +426,8 @@ def _check_symbols(eq: Equation, defined, params, later) -> None:
                         "a parameter or an earlier equation's result")
 
 
-_KNOWN = ", ".join(sorted(f.__name__ for f in OPS if f.__name__ != "step"))
+_KNOWN = ", ".join(sorted(f.__name__ for f in (*OPS, *CELL_REDUCTIONS)
+                          if f.__name__ not in ("step", "sign", "halfstep")))
 
 
 def _check_functions(eq: Equation) -> None:
@@ -408,17 +442,29 @@ def _check_functions(eq: Equation) -> None:
                                                  for m in eq.rhs.atoms(MatVec)):
             raise CellError(f"{where}: transpose(...) is for the matrix of "
                             "matvec(transpose(W), v), not for use element-wise")
-        if isinstance(e, STRUCTURE) or e.func in OPS or isinstance(e, (sp.Add, sp.Mul, sp.Symbol)):
+        if e.func in BINARY and len(e.args) != 2:
+            raise CellError(f"{where}: {e.func.__name__.lower()} takes two arguments, got "
+                            f"{_show(e)}; for more, nest them through equations of their own")
+        if e.func in OPS and e.func not in BINARY and len(e.args) != 1:
+            raise CellError(f"{where}: {e.func.__name__} takes one argument, got {_show(e)}")
+        if isinstance(e, STRUCTURE) or e.func in OPS or e.func in CELL_REDUCTIONS \
+                or isinstance(e, (sp.Add, sp.Mul, sp.Symbol)):
             continue
+        if e.func in REDUCTIONS:
+            raise CellError(f"{where} applies {e.func.__name__}, a reduction for the losses of "
+                            f"output heads; a cell may reduce with "
+                            f"{' and '.join(f.__name__ for f in CELL_REDUCTIONS)}")
         if isinstance(e, sp.Pow):
             if not e.exp.is_Integer:
-                raise CellError(f"{where}: the power {_show(e)} needs an integer exponent")
+                hint = " (for a square root write sqrt(a), symlstm.ops.sqrt)" \
+                    if e.exp in (sp.S.Half, -sp.S.Half) else ""
+                raise CellError(f"{where}: the power {_show(e)} needs an integer exponent{hint}")
             continue
         if e.is_Number or e.is_NumberSymbol or e in (sp.zoo, sp.nan):
             if not (e.is_finite and e.is_real):
                 raise CellError(f"{where}: {e} is not a finite real number")
             continue
-        hint = ("; for max(0, a) write relu(a)" if isinstance(e, (sp.Max, sp.Min)) else "")
+        hint = ""
         if isinstance(e, sp.Function) or isinstance(e, sp.Expr) and e.args:
             raise CellError(f"{where} applies {e.func.__name__}, which has no derivative rule "
                             f"(known: {_KNOWN}; add an entry to symlstm.ops.OPS){hint}")
@@ -433,22 +479,47 @@ def _dim_of(cell: Cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str |
         p = naming.parse(e)
         if p is not None:
             return dims[p.base]
+        if e.name in cell.constants:
+            return None
         param = cell.param(e.name)
         if param.is_matrix:
             raise CellError(f"equation {eq.label!r} uses the matrix {e} element-wise; "
                             f"write matvec({e}, v) for the product with a vector v")
-        return param.shape[0]
+        return param.shape[0] if param.shape else "1"
+    if e.func in REDUCTIONS:
+        return "1" if _dim_of(cell, eq, e.args[0], dims) is not None else None
     if isinstance(e, MatVec):
         return _matvec_dim(cell, eq, e, dims)
     if isinstance(e, Concat):
         if not all(isinstance(v, sp.Symbol) and naming.parse(v) is not None for v in e.args):
             raise CellError(f"equation {eq.label!r}: concat takes named vectors, got {_show(e)}")
         return add_sizes(dims[naming.parse(v).base] for v in e.args)
-    sizes = {d for d in (_dim_of(cell, eq, a, dims) for a in e.args) if d is not None}
+    found = {d for d in (_dim_of(cell, eq, a, dims) for a in e.args) if d is not None}
+    sizes = found - {"1"}   # one number per sample (a reduction, a scalar) goes with any size
     if len(sizes) > 1:
         raise CellError(f"equation {eq.label!r}: {_show(e)} combines vectors of sizes {sorted(sizes)} "
                         "element-wise; they must have the same size")
-    return sizes.pop() if sizes else None
+    return sizes.pop() if sizes else found.pop() if found else None
+
+
+def _check_reductions(cell: Cell, eq: Equation, dims, dim) -> None:
+    """A reduction gives one number per sample, which the sweep differentiates entry by entry
+    only where nothing outside it is a vector: so an equation that reduces yields one number
+    per sample, and no reduction holds another."""
+    reductions = [e for e in sp.preorder_traversal(eq.rhs) if e.func in CELL_REDUCTIONS]
+    for r in reductions:
+        if _dim_of(cell, eq, r.args[0], dims) is None:
+            raise CellError(f"equation {eq.label!r}: {_show(r)} reduces a number, not a vector")
+        if any(e.func in CELL_REDUCTIONS for e in sp.preorder_traversal(r.args[0])):
+            raise CellError(f"equation {eq.label!r}: {_show(r)} has a reduction inside a "
+                            "reduction; give the inner one an equation of its own")
+        if r.args[0].atoms(MatVec):
+            raise CellError(f"equation {eq.label!r}: in {_show(r)} a matrix product is reduced; "
+                            "give the product an equation of its own")
+    if reductions and dim != "1":
+        raise CellError(f"equation {eq.label!r}: {_show(reductions[0])} is one number per sample, "
+                        f"but the right side is a vector of size {dim}; give the reduction an "
+                        f"equation of its own (mu = mean(v)) and use that in the vector equation")
 
 
 def _matvec_dim(cell: Cell, eq: Equation, e: MatVec, dims) -> str:

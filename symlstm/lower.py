@@ -18,14 +18,16 @@ lowering decides:
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import sympy as sp
 
 from . import naming
 from .bptt import Derivation
+from .sweep import Sweep
 from .cell import add_sizes, size_expr
-from .ops import OPS, Concat, MatTVec, MatVec, Outer, Transposed, matrix_param
+from .ops import OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Transposed, matrix_param
 
 
 class Proj(sp.Function):
@@ -114,6 +116,7 @@ class Plan(NamedTuple):
 
 def lower(d: Derivation) -> Plan:
     """Turn the derivation of one cell into the statements of its generated step."""
+    d = with_values(d)
     cell, plain = d.cell, _groups(d)
     back_terms = {v: _fuse(v, ts, plain) for v, ts in d.sweep.terms.items()}
     hoisted = _hoist([*(e for es in back_terms.values() for e in es),
@@ -137,6 +140,27 @@ def lower(d: Derivation) -> Plan:
                    for s in cell.new_states})
     forward = _forward_blocks(cell, hoisted, _rewrite(cell, groups), places)
     return Plan(d, groups, forward, cached, backward, carries, vector_grads, input_grads, summed)
+
+
+def with_values(d: Derivation) -> Derivation:
+    """``d`` with every named constant replaced by its value: code writes ε as 1e-05."""
+    values = {sp.Symbol(n): sp.Float(v) for n, v in d.cell.constants.items()}
+    if not values:
+        return d
+
+    def term(t):
+        return t._replace(local=t.local.xreplace(values), expr=t.expr.xreplace(values),
+                          raw=None if t.raw is None else t.raw.xreplace(values))
+
+    def grads(gs):
+        return tuple(g._replace(terms=tuple(map(term, g.terms))) for g in gs)
+    cell = dataclasses.replace(d.cell, constants={}, equations=tuple(
+        eq._replace(rhs=eq.rhs.xreplace(values)) for eq in d.cell.equations))
+    return dataclasses.replace(
+        d, cell=cell, forward=grads(d.forward), step=grads(d.step),
+        through_time=grads(d.through_time), inputs=grads(d.inputs), initial=grads(d.initial),
+        params=grads(d.params),
+        sweep=Sweep({v: tuple(map(term, ts)) for v, ts in d.sweep.terms.items()}))
 
 
 def _vector_grads(d, hoisted, summed_params) -> tuple[Stmt, ...]:
@@ -300,7 +324,8 @@ def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
             continue    # a constant such as σ(0): computed where it is used, never cached
         arg = f.args[0]
         p = naming.parse(arg) if isinstance(arg, sp.Symbol) else None
-        name = f"{f.func.__name__}_{p.base}" if p and p.shift == 0 else f"{f.func.__name__}_{len(out)}"
+        op = f.func.__name__.lower()
+        name = f"{op}_{p.base}" if p and p.shift == 0 else f"{op}_{len(out)}"
         out[f] = naming.timed(name)
     rest = set().union(*(e.xreplace(out).atoms(MatVec) for e in exprs)) if exprs else set()
     for m in sorted(rest, key=sp.default_sort_key):
@@ -394,15 +419,21 @@ def _carry(d: Derivation, prev: sp.Symbol, back_terms, hoisted) -> Block:
                   [(carry, _sum(back_terms.get(prev, ()), hoisted))])
 
 
-def _dim(cell, e: sp.Expr) -> str:
-    """The size of an element-wise expression: that of any vector in it."""
+def _dim(cell, e: sp.Expr) -> str | None:
+    """The size of an element-wise expression: that of any vector in it ("1" for a reduction
+    or a scalar; a vector of another size in it wins, as it broadcasts them)."""
     if isinstance(e, MatVec):
         return cell.matrix_shape(e.args[0])[0]
     if isinstance(e, Concat):
         return add_sizes(cell.dim(v) for v in e.args)
-    if isinstance(e, sp.Symbol) and (naming.parse(e) or not cell.param(e.name).is_matrix):
-        return cell.dim(e)
-    return next(d for d in (_dim(cell, a) for a in e.args if not a.is_number) if d)
+    if e.func in REDUCTIONS:
+        return "1"
+    if isinstance(e, sp.Symbol):
+        if naming.parse(e) or any(p.name == e.name and not p.is_matrix for p in cell.params):
+            return cell.dim(e)
+        return None   # a size, D or H
+    found = {d for d in (_dim(cell, a) for a in e.args if not a.is_number) if d}
+    return next(iter(found - {"1"}), "1" if found else None)
 
 
 def _sum(exprs, hoisted) -> sp.Expr:

@@ -23,7 +23,7 @@ class EvaluationError(ValueError):
 
 class _NumPyFunctions:
     """What the operations' definitions need, element-wise in NumPy."""
-    exp, log, tanh = np.exp, np.log, np.tanh
+    exp, log, tanh, sqrt = np.exp, np.log, np.tanh, np.sqrt
 
     @staticmethod
     def Piecewise(*pairs):
@@ -36,6 +36,7 @@ class _NumPyFunctions:
 _ELEMENTARY = {sp.sech: lambda a: 1 / np.cosh(a), sp.cosh: np.cosh, sp.sinh: np.sinh,
                sp.exp: np.exp, sp.log: np.log, sp.tanh: np.tanh}
 _REDUCE = {"total": lambda a: np.sum(a, axis=-1, keepdims=True),
+           "mean": lambda a: np.mean(a, axis=-1, keepdims=True),
            "lse": lambda a: np.max(a, -1, keepdims=True) + np.log(
                np.sum(np.exp(a - np.max(a, -1, keepdims=True)), -1, keepdims=True))}
 
@@ -44,7 +45,7 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
     """The value of ``e``: each symbol's from ``lookup``, sizes (D, H in a ``Part``'s bounds)
     from ``sizes``."""
     if isinstance(e, sp.Symbol):
-        return lookup(e)
+        return sizes[e.name] if e.name in sizes else lookup(e)
     if e.is_Number or e.is_NumberSymbol:
         return float(e)
     if isinstance(e, Transposed):
@@ -72,7 +73,7 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
     if isinstance(e, Outer):
         return np.outer(args[0], args[1])
     if e.func in OPS:
-        return OPS[e.func].definition(args[0], _NumPyFunctions)
+        return OPS[e.func].definition(*args, _NumPyFunctions)
     if e.func in REDUCTIONS:
         return _REDUCE[e.func.__name__](args[0])
     if e.func in _ELEMENTARY:

@@ -44,9 +44,10 @@ class _TablePrinter:
         if key not in memo:
             func = getattr(expr, "func", None)
             op = OPS.get(func) or REDUCTIONS.get(func)
-            memo[key] = (getattr(op, self._spelling).format(a=self._print(expr.args[0]))
-                         if op is not None and isinstance(expr, sp.Expr) and expr.args
-                         else super()._print(expr))
+            memo[key] = (getattr(op, self._spelling).format(
+                **dict(zip("ab", (self._print(a) for a in expr.args))))
+                if op is not None and isinstance(expr, sp.Expr) and expr.args
+                else super()._print(expr))
         return memo[key]
 
     def _memo_key(self):
@@ -243,6 +244,9 @@ class CellNumPyPrinter(_TablePrinter, NumPyPrinter):
 
     def _print_Rational(self, expr):
         return f"{expr.p}/{expr.q}"
+
+    def _print_Float(self, expr):   # a constant's value as Python writes the float: 1e-05
+        return repr(float(expr))
 
     def _print_Proj(self, expr):
         buf, a, b, timed = expr.args

@@ -13,7 +13,8 @@ import sympy as sp
 
 from . import naming
 from .cell import Cell, Equation, size_expr
-from .ops import Concat, MatTVec, MatVec, Outer, Part, Transposed, diff, matrix_param
+from .ops import (Concat, MatTVec, MatVec, Outer, Part, Transposed, diff, expand_means,
+                  matrix_param, total)
 
 LOSS = "loss"     # the path from the loss straight to the output h_t
 CARRY = "carry"   # the path to a state s_t through step t+1
@@ -53,8 +54,10 @@ def sweep(cell: Cell) -> Sweep:
         carried = naming.timed(naming.parse(s).base, 0, naming.CARRY)
         terms[s].append(Term(CARRY, sp.S.One, carried))
     outputs = _named_outputs(cell)
+    outputs.update({expand_means(rhs, lambda a: size_expr(_size_of(cell, a))): y
+                    for rhs, y in outputs.items()})
     for eq in reversed(cell.equations):
-        paths = _split(eq, cell) if isinstance(eq.rhs, Concat) else _paths(eq, outputs)
+        paths = _split(eq, cell) if isinstance(eq.rhs, Concat) else _paths(eq, outputs, cell)
         for v, term in paths:
             terms[v].append(term)
     return Sweep({v: tuple(ts) for v, ts in terms.items()})
@@ -66,15 +69,22 @@ def _named_outputs(cell: Cell) -> dict[sp.Expr, sp.Symbol]:
             and not isinstance(eq.rhs, (MatVec, Concat))}
 
 
-def _paths(eq: Equation, outputs) -> list[tuple[sp.Symbol, Term]]:
-    """The terms one equation ``y = rhs`` sends back to each variable it uses."""
+def _paths(eq: Equation, outputs, cell: Cell) -> list[tuple[sp.Symbol, Term]]:
+    """The terms one equation ``y = rhs`` sends back to each variable it uses.  A variable
+    that is one number per sample (a reduction's result, a scalar parameter) used in a vector
+    equation gets the sum of the entries' terms."""
     delta = naming.adjoint(eq.lhs)
     products = {m: sp.Dummy(f"m{k}") for k, m in enumerate(sorted(eq.rhs.atoms(MatVec), key=str))}
-    body = eq.rhs.xreplace(products)
+    body = expand_means(eq.rhs.xreplace(products), lambda a: size_expr(_size_of(cell, a)))
+    vector = cell.dim(eq.lhs) != "1"
     paths = []
     for v in sorted(body.free_symbols - set(products.values()), key=sp.default_sort_key):
+        if not _is_variable(cell, v):
+            continue   # a size (D, H) or a named constant: nothing to differentiate
         raw, local = local_derivative(body, v, products, outputs)
-        paths.append((v, Term(eq.label, local, delta * local, raw)))
+        term = delta * local
+        paths.append((v, Term(eq.label, local,
+                              total(term) if vector and cell.dim(v) == "1" else term, raw)))
     for m, dummy in products.items():
         W, u = m.args
         dm = delta * local_derivative(body, dummy, products, outputs)[1]
@@ -83,6 +93,21 @@ def _paths(eq: Equation, outputs) -> list[tuple[sp.Symbol, Term]]:
         grad = Outer(u, dm) if isinstance(W, Transposed) else Outer(dm, u)
         paths.append((matrix_param(W), Term(eq.label, u, grad)))
     return paths
+
+
+def _is_variable(cell: Cell, v: sp.Symbol) -> bool:
+    return naming.parse(v) is not None or any(p.name == v.name for p in cell.params)
+
+
+def _size_of(cell: Cell, e: sp.Expr) -> str:
+    """The size of the vector an element-wise expression (a reduction's argument) makes."""
+    found = set()
+    for s in e.free_symbols:
+        if _is_variable(cell, s):
+            found.add(cell.dim(s))
+    for m in e.atoms(MatVec):
+        found.add(cell.matrix_shape(m.args[0])[0])
+    return next(iter(found - {"1"}), "1")
 
 
 def _split(eq: Equation, cell: Cell) -> list[tuple[sp.Symbol, Term]]:
