@@ -28,7 +28,7 @@ import sympy as sp
 
 from . import naming
 from .cell import Cell, size_value
-from .ops import REDUCTIONS, Concat, MatVec, Transposed, elementary
+from .ops import REDUCTIONS, Concat, MatVec, Part, Transposed, elementary
 
 #: Significant digits of the reference arithmetic: 50, and 350 more to carry e^a beside 1
 #: down to a = -800, past which float64 holds nothing.
@@ -290,6 +290,8 @@ def _leaf(e, env, j: int, numbers: dict, tape: _Tape):
         for k in range(n):
             total = total + elementary(arg, tape, lambda u, k=k: _leaf(u, env, k, numbers, tape))
         return total / n if e.func.__name__ == "mean" else total
+    if isinstance(e, Part):   # rows start:stop of a vector, the sizes already numbers
+        return _leaf(e.args[0], env, j + int(e.args[1]), numbers, tape)
     if e.is_number:
         if e not in numbers:
             numbers[e] = mpmath.mpf(str(sp.N(e, mpmath.mp.dps + 10)))

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import sympy as sp
 
 from . import naming
-from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, MatVec,
+from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, MatVec, Part,
                   Transposed, matrix_param)
 
 DIMS = {"D": "input size", "H": "hidden size"}
@@ -415,8 +415,13 @@ def _check_code_names(cell: Cell) -> None:
                             f"grads[{key!r}]; rename one of them")
 
 
+def read_symbols(rhs: sp.Expr) -> set[sp.Symbol]:
+    """The symbols a right side reads: its free symbols, less the sizes in a part's bounds."""
+    return rhs.xreplace({r: r.args[0] for r in rhs.atoms(Part)}).free_symbols
+
+
 def _check_symbols(eq: Equation, defined, params, later) -> None:
-    for s in sorted(eq.rhs.free_symbols, key=str):
+    for s in sorted(read_symbols(eq.rhs), key=str):
         if s in defined or s in params:
             continue
         if s in later:
@@ -447,7 +452,7 @@ def _check_functions(eq: Equation) -> None:
                             f"{_show(e)}; for more, nest them through equations of their own")
         if e.func in OPS and e.func not in BINARY and len(e.args) != 1:
             raise CellError(f"{where}: {e.func.__name__} takes one argument, got {_show(e)}")
-        if isinstance(e, STRUCTURE) or e.func in OPS or e.func in CELL_REDUCTIONS \
+        if isinstance(e, STRUCTURE + (Part,)) or e.func in OPS or e.func in CELL_REDUCTIONS \
                 or isinstance(e, (sp.Add, sp.Mul, sp.Symbol)):
             continue
         if e.func in REDUCTIONS:
@@ -490,6 +495,8 @@ def _dim_of(cell: Cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str |
         return "1" if _dim_of(cell, eq, e.args[0], dims) is not None else None
     if isinstance(e, MatVec):
         return _matvec_dim(cell, eq, e, dims)
+    if isinstance(e, Part):
+        return _part_dim(cell, eq, e, dims)
     if isinstance(e, Concat):
         if not all(isinstance(v, sp.Symbol) and naming.parse(v) is not None for v in e.args):
             raise CellError(f"equation {eq.label!r}: concat takes named vectors, got {_show(e)}")
@@ -540,11 +547,41 @@ def _matvec_dim(cell: Cell, eq: Equation, e: MatVec, dims) -> str:
     return rows
 
 
+def _part_dim(cell: Cell, eq: Equation, e, dims) -> str:
+    """The size of ``part(v, start, stop)``, checking that the rows are within v."""
+    v, start, stop = e.args
+    where = f"equation {eq.label!r}: in part({v}, {start}, {stop})"
+    vector = isinstance(v, sp.Symbol) and (
+        naming.parse(v) is not None or any(p.name == v.name and len(p.shape) == 1
+                                           for p in cell.params))
+    if not vector:
+        raise CellError(f"{where} the first argument must be a named vector or a vector "
+                        "parameter; give the expression its own equation first")
+    n = size_counts(dims[naming.parse(v).base] if naming.parse(v) else cell.param(v.name).shape[0])
+    a, b = (_bound(x, where) for x in (start, stop))
+    if a == b or any(y < x for x, y in zip((*a, *b), (*b, *n))):
+        raise CellError(f"{where} the rows {start}:{stop} are not within {v}, which has size "
+                        f"{spell_size(n)}: use 0 <= start < stop <= size, in D and H")
+    return spell_size(tuple(y - x for x, y in zip(a, b)))
+
+
+def _bound(x, where: str) -> tuple[int, int, int]:
+    """A part's bound as counts of D, H and a constant (0, H, 2*H, D + H)."""
+    D, H = sp.Symbol("D"), sp.Symbol("H")
+    x = sp.expand(x)
+    if not x.free_symbols <= {D, H} or not all(
+            c.is_Integer and c >= 0 for c in sp.Poly(x, D, H).coeffs()) \
+            or sp.Poly(x, D, H).total_degree() > 1:
+        raise CellError(f"{where} the bound {x} is not a size: write 0, an integer, or an "
+                        "integer times D or H (symlstm.ops.D, H), e.g. part(v, H, 2*H)")
+    return int(x.coeff(D)), int(x.coeff(H)), int(x.subs({D: 0, H: 0}))
+
+
 def _check_coverage(cell: Cell, defined, params) -> None:
     for s in cell.new_states:
         if s not in defined:
             raise CellError(f"state {naming.parse(s).base!r} has no equation giving its new value")
-    used = set().union(*(eq.rhs.free_symbols for eq in cell.equations))
+    used = set().union(*(read_symbols(eq.rhs) for eq in cell.equations))
     for eq in cell.equations:
         if eq.lhs not in used and eq.lhs not in cell.new_states:
             raise CellError(f"equation {eq.label!r}: {eq.lhs} is computed but nothing reads it "

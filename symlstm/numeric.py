@@ -14,7 +14,7 @@ import numpy as np
 import sympy as sp
 
 from . import naming
-from .ops import OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Transposed
+from .ops import OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Place, Transposed
 
 
 class EvaluationError(ValueError):
@@ -54,6 +54,11 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
         start, stop = (int(b.subs({sp.Symbol(n): v for n, v in sizes.items()}))
                        for b in e.args[1:])
         return evaluate(e.args[0], lookup, sizes)[..., start:stop]
+    if isinstance(e, Place):   # zeros around rows start:stop
+        start, stop, n = (int(b.subs({sp.Symbol(k): v for k, v in sizes.items()}))
+                          for b in e.args[1:])
+        inner = np.asarray(evaluate(e.args[0], lookup, sizes), float)
+        return np.pad(inner, [(0, 0)] * (inner.ndim - 1) + [(start, n - stop)])
     args = [evaluate(a, lookup, sizes) for a in e.args]
     if isinstance(e, Concat):
         return np.concatenate([np.atleast_1d(a) for a in args], axis=-1)

@@ -271,6 +271,29 @@ class Part(sp.Function):
             return sp.S.Zero
 
 
+class Place(sp.Function):
+    """A vector of ``size`` entries, zero but for rows ``start:stop``, which hold ``e``: how
+    ``part(v, start, stop)`` sends its adjoint back to v."""
+
+    nargs = 4   # e, start, stop, size
+
+    @classmethod
+    def eval(cls, e, start, stop, size):
+        if e.is_zero:
+            return sp.S.Zero
+
+
+#: The sizes, for the bounds of ``part``: the input size D and the hidden size H.
+D, H = sp.Symbol("D"), sp.Symbol("H")
+
+
+def part(v: sp.Symbol, start, stop) -> sp.Expr:
+    """Entries ``start:stop`` of the vector ``v`` (a named vector or a vector parameter),
+    the bounds counted from 0 in the sizes ``D`` and ``H`` of this module: the second of
+    four H-blocks of a 4H vector is ``part(v, H, 2*H)``."""
+    return Part(v, sp.sympify(start), sp.sympify(stop))
+
+
 #: The reductions a cell's equations may use (lse belongs to the heads' losses).
 CELL_REDUCTIONS = (total, mean)
 
@@ -334,7 +357,7 @@ def elementary(e: sp.Expr, m, leaf: Callable) -> object:
     every table function by its ``definition``, every symbol, number and matrix product by
     ``leaf``, and so is every reduction (it reads more than the current entry).  The
     brute-force check uses this with its 50-digit tape as ``m``."""
-    if e.is_Number or e.is_NumberSymbol or isinstance(e, (sp.Symbol, MatVec, Concat)) \
+    if e.is_Number or e.is_NumberSymbol or isinstance(e, (sp.Symbol, MatVec, Concat, Part)) \
             or e.func in REDUCTIONS:
         return leaf(e)
     args = [elementary(a, m, leaf) for a in e.args]

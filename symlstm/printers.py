@@ -197,6 +197,18 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
             return self._indexed(e, shifted)
         return rf"\left[{self._print(e)}\right]_{{{self._print(a + 1)}:{self._print(b)}}}"
 
+    def _print_Place(self, expr):
+        e, a, b, n = expr.args
+        if self._settings["index"]:   # entry k: e's entry k - a where a <= k < b, else 0
+            k = self._settings["index"][-1]
+            shifted = k if a == 0 else f"{k}-{self._print(a)}"
+            return (rf"\mathbf{{1}}\left[{self._print(a + 1)} \le {k} \le {self._print(b)}\right] "
+                    + self._indexed(e, shifted))
+        rows = [rf"0_{{{self._print(a)}}}"] if a != 0 else []
+        rows.append(self._print(e))
+        rows += [rf"0_{{{self._print(n - b)}}}"] if sp.expand(n - b) != 0 else []
+        return r"\begin{bmatrix} " + r" \\ ".join(rows) + r" \end{bmatrix}"
+
     def _print_Outer(self, expr):
         u, v = expr.args
         if self._settings["index"]:
@@ -262,7 +274,12 @@ class CellNumPyPrinter(_TablePrinter, NumPyPrinter):
     def _print_Part(self, expr):
         e, a, b = expr.args
         rows = f"{'' if a == 0 else self._print(a)}:{self._print(b)}"
-        return f"{self.parenthesize(e, PRECEDENCE['Atom'])}[:, {rows}]"
+        axis = "..." if isinstance(e, sp.Symbol) and naming.parse(e) is None else ":"  # a parameter
+        return f"{self.parenthesize(e, PRECEDENCE['Atom'])}[{axis}, {rows}]"
+
+    def _print_Place(self, expr):   # zeros around e's columns, in e's dtype
+        e, a, b, n = expr.args
+        return f"np.pad({self._print(e)}, ((0, 0), ({self._print(a)}, {self._print(n - b)})))"
 
     def _print_Broadcast(self, expr):
         value, n = expr.args
@@ -343,6 +360,10 @@ class CommentPrinter(_TablePrinter, StrPrinter):
     def _print_Part(self, expr):
         e, a, b = expr.args
         return f"{self.parenthesize(e, PRECEDENCE['Atom'])}[{self._print(a)}:{self._print(b)}]"
+
+    def _print_Place(self, expr):
+        e, a, b, n = expr.args
+        return f"({self._print(e)} in rows {self._print(a)}:{self._print(b)} of {self._print(n)})"
 
     def _print_Outer(self, expr):
         u, v = expr.args

@@ -13,7 +13,7 @@ import sympy as sp
 
 from . import naming
 from .cell import Cell, Equation, size_expr
-from .ops import (Concat, MatTVec, MatVec, Outer, Part, Transposed, diff, expand_means,
+from .ops import (Concat, MatTVec, MatVec, Outer, Part, Place, Transposed, diff, expand_means,
                   matrix_param, total)
 
 LOSS = "loss"     # the path from the loss straight to the output h_t
@@ -75,10 +75,18 @@ def _paths(eq: Equation, outputs, cell: Cell) -> list[tuple[sp.Symbol, Term]]:
     equation gets the sum of the entries' terms."""
     delta = naming.adjoint(eq.lhs)
     products = {m: sp.Dummy(f"m{k}") for k, m in enumerate(sorted(eq.rhs.atoms(MatVec), key=str))}
-    body = expand_means(eq.rhs.xreplace(products), lambda a: size_expr(_size_of(cell, a)))
+    parts = {r: sp.Dummy(f"r{k}") for k, r in enumerate(sorted(eq.rhs.atoms(Part), key=str))}
+    body = expand_means(eq.rhs.xreplace({**products, **parts}),
+                        lambda a: size_expr(_size_of(cell, a)))
     vector = cell.dim(eq.lhs) != "1"
     paths = []
-    for v in sorted(body.free_symbols - set(products.values()), key=sp.default_sort_key):
+    for r, dummy in parts.items():   # rows start:stop of v: δv is zero but for those rows
+        v, start, stop = r.args
+        raw, local = local_derivative(body, dummy, products, outputs)
+        paths.append((v, Term(eq.label, local, Place(delta * local, start, stop,
+                                                      size_expr(cell.dim(v))), raw)))
+    for v in sorted(body.free_symbols - set(products.values()) - set(parts.values()),
+                    key=sp.default_sort_key):
         if not _is_variable(cell, v):
             continue   # a size (D, H) or a named constant: nothing to differentiate
         raw, local = local_derivative(body, v, products, outputs)

@@ -20,7 +20,7 @@ from .. import naming
 from ..bptt import Derivation
 from ..cell import size_expr
 from ..lower import Broadcast, GroupAdjoint, Plan, Proj, lower
-from ..ops import (OPS, REDUCTIONS, Abs, Concat, Max, Min, Part, exp, halfstep, log, logsigmoid,
+from ..ops import (OPS, REDUCTIONS, Abs, Concat, Max, Min, Part, Place, exp, halfstep, log, logsigmoid,
                    relu, sigma, sign, softplus, sqrt, step, tanh)
 from ..printers import CellNumPyPrinter
 from ..render import NUMPY, code_context, environment
@@ -153,6 +153,12 @@ class ElementPrinter(CellNumPyPrinter):
     def _print_Part(self, expr):
         e, a, _ = expr.args
         return self._shifted(e, a)
+
+    def _print_Place(self, expr):   # e's entry j - a in rows a:b, else 0
+        e, a, b, _ = expr.args
+        j = self.index()
+        return (f"({self._shifted(e, -a)} if {_size_code(a)} <= {j} < {_size_code(b)} "
+                "else F(0))")
 
     def _print_Slot(self, expr):
         raise NotImplementedError(f"an array slot read inside an element-wise loop: {expr}")
@@ -298,6 +304,8 @@ class _Step:
             return sp.S.One
         if isinstance(e, (Proj, Part)):
             return sp.expand(e.args[2] - e.args[1])
+        if isinstance(e, Place):
+            return e.args[3]
         if isinstance(e, Broadcast):
             return e.args[1]
         if isinstance(e, Concat):

@@ -63,6 +63,10 @@ class TorchPrinter(CellNumPyPrinter):
     def _print_Concat(self, expr):
         return f"torch.cat([{', '.join(self._print(v) for v in expr.args)}], dim=-1)"
 
+    def _print_Place(self, expr):
+        e, a, b, n = expr.args
+        return f"torch.nn.functional.pad({self._print(e)}, ({self._print(a)}, {self._print(n - b)}))"
+
     def _print_Broadcast(self, expr):
         value, n = expr.args
         return f"({self._print(value)}).expand(B, {self._print(n)})"
