@@ -243,6 +243,13 @@ def spell_size(counts) -> str:
     return " + ".join(parts)
 
 
+def spell_size_expr(e: sp.Expr) -> str:
+    """A size written as a SymPy expression in D and H (4*H) as the string a cell writes."""
+    e = sp.expand(e)
+    D, H = sp.Symbol("D"), sp.Symbol("H")
+    return spell_size((int(e.coeff(D)), int(e.coeff(H)), int(e.subs({D: 0, H: 0}))))
+
+
 def size_expr(dim: str) -> sp.Expr:
     """A size as a SymPy expression in the symbols D and H (for offsets into stacked rows)."""
     d, h, k = size_counts(dim)

@@ -26,7 +26,7 @@ import sympy as sp
 from . import naming
 from .bptt import Derivation
 from .sweep import Sweep
-from .cell import add_sizes, size_expr, spell_size
+from .cell import add_sizes, size_expr, spell_size_expr
 from .ops import (OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Place, Transposed,
                   matrix_param)
 
@@ -430,20 +430,13 @@ def _dim(cell, e: sp.Expr) -> str | None:
     if e.func in REDUCTIONS:
         return "1"
     if isinstance(e, (Part, Place)):
-        return _size_string(e.args[3] if isinstance(e, Place) else e.args[2] - e.args[1])
+        return spell_size_expr(e.args[3] if isinstance(e, Place) else e.args[2] - e.args[1])
     if isinstance(e, sp.Symbol):
         if naming.parse(e) or any(p.name == e.name and not p.is_matrix for p in cell.params):
             return cell.dim(e)
         return None   # a size, D or H
     found = {d for d in (_dim(cell, a) for a in e.args if not a.is_number) if d}
     return next(iter(found - {"1"}), "1" if found else None)
-
-
-def _size_string(e: sp.Expr) -> str:
-    """A size such as 4*H as the string the cell writes: "4*H"."""
-    e = sp.expand(e)
-    D, H = sp.Symbol("D"), sp.Symbol("H")
-    return spell_size((int(e.coeff(D)), int(e.coeff(H)), int(e.subs({D: 0, H: 0}))))
 
 
 def _sum(exprs, hoisted) -> sp.Expr:

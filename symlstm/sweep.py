@@ -12,7 +12,7 @@ from typing import NamedTuple
 import sympy as sp
 
 from . import naming
-from .cell import Cell, Equation, size_expr
+from .cell import Cell, Equation, size_expr, spell_size_expr
 from .ops import (Concat, MatTVec, MatVec, Outer, Part, Place, Transposed, diff, expand_means,
                   matrix_param, total)
 
@@ -69,33 +69,42 @@ def _named_outputs(cell: Cell) -> dict[sp.Expr, sp.Symbol]:
             and not isinstance(eq.rhs, (MatVec, Concat))}
 
 
-def _paths(eq: Equation, outputs, cell: Cell) -> list[tuple[sp.Symbol, Term]]:
-    """The terms one equation ``y = rhs`` sends back to each variable it uses.  A variable
-    that is one number per sample (a reduction's result, a scalar parameter) used in a vector
-    equation gets the sum of the entries' terms."""
+def _paths(eq: Equation, outputs, cell: Cell | None = None) -> list[tuple[sp.Symbol, Term]]:
+    """The terms one equation ``y = rhs`` sends back to each variable it uses.  In a cell, a
+    variable that is one number per sample (a reduction's result, a scalar parameter) used in
+    a vector equation gets the sum of the entries' terms.  (A head's equations, without
+    ``cell``, reduce only in their loss, which is one number.)"""
+    if cell is None:
+        return _head_paths(eq, outputs)
     delta = naming.adjoint(eq.lhs)
     products = {m: sp.Dummy(f"m{k}") for k, m in enumerate(sorted(eq.rhs.atoms(MatVec), key=str))}
     parts = {r: sp.Dummy(f"r{k}") for k, r in enumerate(sorted(eq.rhs.atoms(Part), key=str))}
     body = expand_means(eq.rhs.xreplace({**products, **parts}),
                         lambda a: size_expr(_size_of(cell, a)))
-    vector = cell.dim(eq.lhs) != "1"
-    paths = []
+    atoms, paths = {**products, **parts}, []
     for r, dummy in parts.items():   # rows start:stop of v: δv is zero but for those rows
         v, start, stop = r.args
-        raw, local = local_derivative(body, dummy, products, outputs)
+        raw, local = local_derivative(body, dummy, atoms, outputs)
         paths.append((v, Term(eq.label, local, Place(delta * local, start, stop,
                                                       size_expr(cell.dim(v))), raw)))
     for v in sorted(body.free_symbols - set(products.values()) - set(parts.values()),
                     key=sp.default_sort_key):
         if not _is_variable(cell, v):
             continue   # a size (D, H) or a named constant: nothing to differentiate
-        raw, local = local_derivative(body, v, products, outputs)
+        raw, local = local_derivative(body, v, atoms, outputs)
         term = delta * local
-        paths.append((v, Term(eq.label, local,
-                              total(term) if vector and cell.dim(v) == "1" else term, raw)))
+        if cell.dim(v) == "1" and _size_of(cell, term) != "1":   # the sum over v's uses
+            term = total(term)
+        paths.append((v, Term(eq.label, local, term, raw)))
+    return paths + _product_paths(eq, body, products, outputs, delta, atoms)
+
+
+def _product_paths(eq, body, products, outputs, delta, atoms=None) -> list[tuple[sp.Symbol, Term]]:
+    """What each matrix product ``W u`` sends back: Wᵀ δ(W u) to u, an outer product to W."""
+    paths = []
     for m, dummy in products.items():
         W, u = m.args
-        dm = delta * local_derivative(body, dummy, products, outputs)[1]
+        dm = delta * local_derivative(body, dummy, atoms or products, outputs)[1]
         paths.append((u, Term(eq.label, W, MatTVec(W, dm))))
         # the gradient of W v is δ vᵀ; of Wᵀ v, stored as W, it is v δᵀ
         grad = Outer(u, dm) if isinstance(W, Transposed) else Outer(dm, u)
@@ -103,13 +112,27 @@ def _paths(eq: Equation, outputs, cell: Cell) -> list[tuple[sp.Symbol, Term]]:
     return paths
 
 
+def _head_paths(eq: Equation, outputs) -> list[tuple[sp.Symbol, Term]]:
+    delta = naming.adjoint(eq.lhs)
+    products = {m: sp.Dummy(f"m{k}") for k, m in enumerate(sorted(eq.rhs.atoms(MatVec), key=str))}
+    body = eq.rhs.xreplace(products)
+    paths = []
+    for v in sorted(body.free_symbols - set(products.values()), key=sp.default_sort_key):
+        raw, local = local_derivative(body, v, products, outputs)
+        paths.append((v, Term(eq.label, local, delta * local, raw)))
+    return paths + _product_paths(eq, body, products, outputs, delta)
+
+
 def _is_variable(cell: Cell, v: sp.Symbol) -> bool:
     return naming.parse(v) is not None or any(p.name == v.name for p in cell.params)
 
 
 def _size_of(cell: Cell, e: sp.Expr) -> str:
-    """The size of the vector an element-wise expression (a reduction's argument) makes."""
-    found = set()
+    """The size of the vector an element-wise expression makes (a reduction in it is one
+    number per sample)."""
+    e = e.xreplace({r: sp.S.One for r in e.atoms(total, Place)})
+    found = {spell_size_expr(r.args[2] - r.args[1]) for r in e.atoms(Part)}
+    e = e.xreplace({r: sp.S.One for r in e.atoms(Part)})
     for s in e.free_symbols:
         if _is_variable(cell, s):
             found.add(cell.dim(s))
