@@ -125,8 +125,8 @@ def lower(d: Derivation) -> Plan:
     groups = _fusions(cell, plain, hoisted)
     buffers = tuple({g.adjoint_buffer: g for g in groups}.values())
     slots = _adjoint_slots(buffers)
-    backward = tuple(_block(g.kind, g.name, g.eq,
-                            [(g.lhs, _sum(back_terms[naming.adjoint_of(g.lhs)], hoisted))], slots)
+    backward = tuple(_block(g.kind, g.name, g.eq, [(g.lhs, _spread(
+        cell, g.lhs, back_terms[naming.adjoint_of(g.lhs)], hoisted))], slots)
                      for g in d.step)
     backward = _place_stores(backward, _stores(buffers, hoisted, slots))
     summed = tuple((p.name, *slot.args[:3]) for p in cell.params if not p.is_matrix
@@ -173,7 +173,7 @@ def _vector_grads(d, hoisted, summed_params) -> tuple[Stmt, ...]:
 
 def _input_grads(cell, back_terms, hoisted) -> tuple[Stmt, ...]:
     """Per-step element-wise contributions to the inputs (matrix paths go through a GEMM)."""
-    return tuple(Stmt(naming.adjoint(x), _sum(back_terms[x], hoisted))
+    return tuple(Stmt(naming.adjoint(x), _spread(cell, x, back_terms[x], hoisted))
                  for x in cell.input_symbols
                  if any(not isinstance(e, GroupAdjoint) for e in back_terms[x]))
 
@@ -417,7 +417,7 @@ def _carry(d: Derivation, prev: sp.Symbol, back_terms, hoisted) -> Block:
     source = sp.Eq(naming.adjoint(prev), d.sweep.adjoint(prev), evaluate=False)
     carry = naming.timed(base, 0, naming.CARRY)
     return _block(naming.RECURRENCE, base, source,
-                  [(carry, _sum(back_terms.get(prev, ()), hoisted))])
+                  [(carry, _spread(d.cell, carry, back_terms.get(prev, ()), hoisted))])
 
 
 def _dim(cell, e: sp.Expr) -> str | None:
@@ -437,6 +437,15 @@ def _dim(cell, e: sp.Expr) -> str | None:
         return None   # a size, D or H
     found = {d for d in (_dim(cell, a) for a in e.args if not a.is_number) if d}
     return next(iter(found - {"1"}), "1" if found else None)
+
+
+def _spread(cell, v: sp.Symbol, exprs, hoisted) -> sp.Expr:
+    """The sum of a vector's adjoint terms; where every term is one number per sample (the
+    vector reached the loss only through a mean or a sum), spread over its entries."""
+    rhs, dim = sp.Add(*exprs), cell.dim(v)
+    if dim != "1" and _dim(cell, rhs) == "1":
+        rhs = Broadcast(rhs, size_expr(dim))
+    return rhs.xreplace(hoisted)
 
 
 def _sum(exprs, hoisted) -> sp.Expr:
