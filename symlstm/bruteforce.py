@@ -285,7 +285,10 @@ def _leaf(e, env, j: int, numbers: dict, tape: _Tape):
     as its sum written out; a number to the working digits."""
     if e.func in REDUCTIONS:
         arg = e.args[0]
-        n = max(len(env[s]) for s in arg.free_symbols if np.ndim(env[s]))
+        parts = arg.atoms(Part)   # a part's rows count, not its vector's
+        n = max([int(r.args[2] - r.args[1]) for r in parts] + [
+            len(env[s]) for s in arg.xreplace({r: sp.S.Zero for r in parts}).free_symbols
+            if np.ndim(env[s])])
         total = 0
         for k in range(n):
             total = total + elementary(arg, tape, lambda u, k=k: _leaf(u, env, k, numbers, tape))

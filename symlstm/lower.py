@@ -117,7 +117,7 @@ class Plan(NamedTuple):
 
 def lower(d: Derivation) -> Plan:
     """Turn the derivation of one cell into the statements of its generated step."""
-    d = with_values(d)
+    d = _spread_places(with_values(d))
     cell, plain = d.cell, _groups(d)
     back_terms = {v: _fuse(v, ts, plain) for v, ts in d.sweep.terms.items()}
     hoisted = _hoist([*(e for es in back_terms.values() for e in es),
@@ -162,6 +162,19 @@ def with_values(d: Derivation) -> Derivation:
         through_time=grads(d.through_time), inputs=grads(d.inputs), initial=grads(d.initial),
         params=grads(d.params),
         sweep=Sweep({v: tuple(map(term, ts)) for v, ts in d.sweep.terms.items()}))
+
+
+def _spread_places(d: Derivation) -> Derivation:
+    """A part's adjoint that is one number per sample, spread over the part's rows before it
+    is placed among the vector's."""
+    def spread(e):
+        return e.replace(
+            lambda u: isinstance(u, Place) and _dim(d.cell, u.args[0]) == "1"
+            and sp.expand(u.args[2] - u.args[1]) != 1,
+            lambda u: Place(Broadcast(u.args[0], u.args[2] - u.args[1]), *u.args[1:]))
+    terms = {v: tuple(t._replace(expr=spread(t.expr)) for t in ts)
+             for v, ts in d.sweep.terms.items()}
+    return dataclasses.replace(d, sweep=Sweep(terms))
 
 
 def _vector_grads(d, hoisted, summed_params) -> tuple[Stmt, ...]:
