@@ -29,8 +29,9 @@ from . import naming
 from .bptt import Derivation, describe_path
 from .cell import size_value
 from .numeric import EvaluationError, Run, evaluate, unroll
-from .ops import (OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, TimeSum, Transposed,
-                  lse, relu, sigma, softplus, total)
+from .ops import (OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Place, TimeSum,
+                  Transposed, lse, mean, relu, sigma, softplus, total)
+from .lower import with_values
 from .sweep import Term
 
 #: Names a claim may call besides the cell's own: the printed notation's functions.
@@ -38,7 +39,7 @@ FUNCTIONS = {"sigma": sigma, "σ": sigma, "tanh": sp.tanh, "exp": sp.exp, "log":
              "relu": relu, "softplus": softplus, "sech": sp.sech, "cosh": sp.cosh,
              "sinh": sp.sinh, "sqrt": sp.sqrt, "erf": sp.erf, "diff": sp.diff, "MatVec": MatVec,
              "MatTVec": MatTVec, "Outer": Outer, "TimeSum": TimeSum, "Transposed": Transposed,
-             "Concat": Concat, "Part": Part, "lse": lse, "total": total,
+             "Concat": Concat, "Part": Part, "Place": Place, "lse": lse, "total": total,
              "softmax": lambda a: sp.exp(a - lse(a)),
              **{f.__name__: f for f in (*OPS, *REDUCTIONS)}}
 #: Constants a claim may name (SymPy prints e as E).
@@ -161,6 +162,7 @@ def _subject(derivation) -> _Subject:
     head = derivation.head if isinstance(derivation, Network) else None
     d = derivation.cell if head else derivation if isinstance(derivation, Derivation) \
         else derive(derivation)
+    d = with_values(d)   # named constants (ε) as the numbers they stand for
     cell = d.cell
     everything = derivation.all() if head else d.all()
     forward = [(eq.lhs, eq.rhs) for eq in cell.equations]
@@ -465,7 +467,8 @@ class _Parser:
             e = f(*(a.expr for a in args))
         except (TypeError, ValueError) as err:
             self.fail(f"as many arguments as {name.text} takes ({err})", name, str(len(args)))
-        shape = {MatVec: "v", MatTVec: "v", Part: "v", Concat: "v", lse: "v", total: "v",
+        shape = {MatVec: "v", MatTVec: "v", Part: "v", Place: "v", Concat: "v", lse: "v",
+                 total: "v", mean: "v",
                  Outer: "m", Transposed: "m"}.get(f, args[0].shape)
         return _Value(e ** 2 if square else e, shape)
 
