@@ -28,9 +28,10 @@ from hypothesis import HealthCheck, note, seed, settings
 from hypothesis import strategies as st
 
 from symlstm import CellBuilder, concat, matvec, naming, transpose
-from symlstm.cell import add_sizes, size_counts, size_expr
-from symlstm.ops import (Abs, Max, Min, exp, log, logsigmoid, mean, part, relu, sigma, softplus,
-                         sqrt, tanh, total)
+from symlstm.cell.ops import (Abs, Max, Min, exp, log, logsigmoid, mean, part, relu, sigma,
+                              softplus, sqrt, tanh, total)
+from symlstm.cell.parts import add_sizes, size_counts, size_expr
+
 
 STATE_NAMES = ("h", "s", "u")
 

@@ -11,11 +11,13 @@ import sympy as sp
 from sympy import tanh
 
 import symlstm
-from symlstm.bruteforce import loss_gradients
-from symlstm.cell import CellBuilder, CellError
-from symlstm.ops import H, Abs, Max, Min, concat, lse, matvec, mean, part, sigma, sqrt, total
-from symlstm.render import numpy_module
-from symlstm.verification import load_module, problem
+from symlstm.backends.code import numpy_module
+from symlstm.cell.model import CellBuilder
+from symlstm.cell.ops import (H, Abs, Max, Min, concat, lse, matvec, mean, part, sigma, sqrt,
+                              total)
+from symlstm.cell.parts import CellError
+from symlstm.checks.bruteforce import loss_gradients
+from symlstm.checks.verification import load_module, problem
 
 torch = pytest.importorskip("torch", reason="torch is installed by the README's test command")
 
@@ -152,7 +154,7 @@ def test_a_constant_is_its_name_in_documents_and_its_value_in_code():
     d = symlstm.derive(every_construct())
     code = numpy_module(d)
     assert "0.001" in code and "eps" not in code.replace("every_construct", "")
-    from symlstm.printers import latex
+    from symlstm.documents.latex import latex
     assert r"\varepsilon" in latex(d["fwd:s"].rhs)
 
 
@@ -265,7 +267,7 @@ def test_a_constant_must_be_a_finite_number_and_declared_once():
 
 
 def test_the_tie_rule_is_documented_in_the_table():
-    from symlstm.ops import OPS
+    from symlstm.cell.ops import OPS
     assert "half" in OPS[Max].about and "half" in OPS[Min].about
     assert "0 at a = 0" in OPS[Abs].about
     assert sigma in OPS and sqrt in OPS

@@ -10,11 +10,13 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import naming
-from ..bptt import Derivation
-from ..ops import (OPS, Abs, Max, Min, exp, halfstep, log, logsigmoid, mean, relu, sigma, sign,
-                   softplus, sqrt, step, tanh, total)
-from ..printers import CellNumPyPrinter
-from ..render import Spelling, code_context, environment
+from ..cell.ops import (OPS, Abs, Max, Min, exp, halfstep, log, logsigmoid, mean, relu, sigma,
+                        sign, softplus, sqrt, step, tanh, total)
+from ..derivation.bptt import Derivation
+from ..printers.templates import environment
+from .code import Spelling, code_context
+from .numpy import CellNumPyPrinter
+
 
 TEMPLATE = "torch/cell.py.jinja"
 
