@@ -17,6 +17,7 @@ CELLS = (
     "lstm_nobias",
     "lstm_concat",
     "lstm_rowmajor",
+    "layernorm_lstm",
 )
 NETWORKS = (
     "lstm_regression",
