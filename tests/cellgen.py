@@ -282,9 +282,9 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
         if state is None and draw(st.integers(0, 4)) == 0:   # one number per sample
             size = draw(st.sampled_from(sorted({v.size for v in avail} - {"1"})))
             e = _expr(draw, size, draw(st.integers(0, max_depth)), avail, params)
-            if e.expr.atoms(sp.Function) & {m for m in e.expr.atoms(sp.Function)
-                                             if m.func.__name__ == "MatVec"}:
-                # a product is reduced only through an equation of its own
+            if not e.expr.free_symbols or any(m.func.__name__ == "MatVec"
+                                              for m in e.expr.atoms(sp.Function)):
+                # a product is reduced only through an equation of its own, a number never
                 e = draw(st.sampled_from([v for v in avail if v.size == size]))
                 e = e._replace(expr=e.expr ** 2)
             reduce = draw(st.sampled_from([mean, total]))
