@@ -296,3 +296,11 @@ def test_a_sum_over_a_part_counts_the_parts_rows_and_spreads_its_adjoint_over_th
     b.let("h", part(k, 0, H) * b1)
     b.let("s", dev + x + matvec(W2, k))
     symlstm.verify(b.build())
+
+
+def test_every_construct_in_numba_matches_numpy(tmp_path):
+    """One compile: max, min, abs, sqrt, a mean and a sum, a scalar parameter and parts in the
+    loops over entries (a reduction is a loop of its own, one number per sample read at 0)."""
+    pytest.importorskip("numba")
+    from test_numba_backend import _compare_random
+    _compare_random(every_construct(), tmp_path)
