@@ -67,7 +67,8 @@ class TorchPrinter(CellNumPyPrinter):
 
     def _print_Place(self, expr):
         e, a, b, n = expr.args
-        return f"torch.nn.functional.pad({self._print(e)}, ({self._print(a)}, {self._print(n - b)}))"
+        pad = f"({self._print(a)}, {self._print(n - b)})"
+        return f"torch.nn.functional.pad({self._print(e)}, {pad})"
 
     def _print_Broadcast(self, expr):
         value, n = expr.args

@@ -199,7 +199,8 @@ def _check_functions(eq: Equation) -> None:
                             "matvec(transpose(W), v), not for use element-wise")
         if e.func in BINARY and len(e.args) != 2:
             raise CellError(f"{where}: {e.func.__name__.lower()} takes two arguments, got "
-                            f"{display.text(e)}; for more, nest them through equations of their own")
+                            f"{display.text(e)}; for more, nest them through equations of "
+                            "their own")
         if e.func in OPS and e.func not in BINARY and len(e.args) != 1:
             raise CellError(f"{where}: {e.func.__name__} takes one argument, got {display.text(e)}")
         if isinstance(e, STRUCTURE + (Part,)) or e.func in OPS or e.func in CELL_REDUCTIONS \

@@ -72,7 +72,8 @@ def _hadamard(printer, expr: sp.Mul, sep: str, coeff_sep: str = " ") -> str:
     coeff, factors = expr.as_coeff_mul()
     sizes = [f for f in factors if f.free_symbols and f.free_symbols <= _SIZES]   # 4 H: numbers
     vectors = [f for f in factors if f not in sizes]
-    parts = [printer.parenthesize(f, PRECEDENCE["Mul"]) for f in sorted(vectors, key=_adjoint_first)]
+    parts = [printer.parenthesize(f, PRECEDENCE["Mul"])
+             for f in sorted(vectors, key=_adjoint_first)]
     body = sep.join(parts)
     if sizes:
         size = coeff_sep.join(printer.parenthesize(f, PRECEDENCE["Mul"]) for f in sizes)
