@@ -17,9 +17,7 @@ CELLS = (
     "lstm_nobias",
     "lstm_concat",
     "lstm_rowmajor",
-    "gru_cho",
-    "mingru",
-    "minlstm",
+    "layernorm_lstm",
 )
 NETWORKS = (
     "lstm_regression",

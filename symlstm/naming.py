@@ -202,6 +202,8 @@ def latex_base(base: str) -> str:
         head = rf"\tilde{{{latex_base(head[:-5])}}}"
     elif head.endswith("hat") and len(head) > 3:
         head = rf"\hat{{{latex_base(head[:-3])}}}"
+    elif head == "eps":
+        head = r"\varepsilon"
     elif head in _GREEK:
         head = "\\" + head
     elif len(head) > 1:

@@ -2,12 +2,14 @@
 
 ``cells()`` is a hypothesis strategy.  A drawn cell has one input (of size D, or H), one to
 three states (the output h of size H, the others H or D), a few intermediate equations and
-one equation per state, in any order; its right sides nest every operation of ``ops.OPS``,
-division, integer powers, constants, element-wise parameter products and matrix products
+one equation per state, in any order; its right sides nest every operation of ``ops.OPS``
+(sqrt, abs, max and min among them), division, integer powers, numbers and named constants,
+element-wise parameter products, learnable scalars, parts of vectors and matrix products
 (plain or transposed, with weights shared between equations) applied to the input, to the
-states at t-1, to states already computed at t and to intermediate values, and
-concatenations.  Values stay finite by construction: exp is applied to bounded arguments,
-log and division only to positive ones.
+states at t-1, to states already computed at t and to intermediate values; concatenations,
+and reductions (sum, mean) whose one number per sample later equations use with vectors of
+any size.  Values stay finite by construction: exp is applied to bounded arguments, log,
+sqrt and division only to positive ones.
 
 Names are drawn as well: the input, the states other than h, the intermediate values and
 the parameters may take a name from ``POOL``, which holds every generated module's own
@@ -26,8 +28,9 @@ from hypothesis import HealthCheck, note, seed, settings
 from hypothesis import strategies as st
 
 from symlstm import CellBuilder, concat, matvec, naming, transpose
-from symlstm.cell.ops import exp, log, logsigmoid, relu, sigma, softplus, tanh
-from symlstm.cell.parts import add_sizes
+from symlstm.cell.ops import (Abs, Max, Min, exp, log, logsigmoid, mean, part, relu, sigma,
+                              softplus, sqrt, tanh, total)
+from symlstm.cell.parts import add_sizes, size_counts, size_expr
 
 
 STATE_NAMES = ("h", "s", "u")
@@ -101,6 +104,7 @@ class _Params:
         self.vectors: dict[str, list[sp.Symbol]] = {}
         self.count = 0
         self.shapes: dict[str, tuple[str, ...]] = {}
+        self.constants: dict[str, float] = {}
 
     def _new(self, prefix, *shape):
         """A parameter symbol; only those the final equations read are declared."""
@@ -111,9 +115,23 @@ class _Params:
 
     def declare(self, equations):
         read = set().union(*(rhs.free_symbols for _, rhs, _ in equations))
+        for name, value in self.constants.items():
+            if sp.Symbol(name) in read:
+                self.b.constant(name, value)
         for name, shape in self.shapes.items():
             if sp.Symbol(name) in read:
                 self.b.param(name, *shape)
+
+    def constant(self):
+        """A named constant (ε, a shift): printed by name, its value in code."""
+        self.count += 1
+        name = self.names.pick(f"c{self.count}", _PARAM_NAMES)
+        self.constants[name] = self.draw(st.sampled_from([1e-3, 0.5, 2.5]))
+        return sp.Symbol(name)
+
+    def scalar(self):
+        """A learnable scalar, shape ()."""
+        return self._new("alpha")
 
     def matrix(self, rows: str, cols: str):
         """W or transpose(W) mapping a vector of size cols to one of size rows."""
@@ -147,10 +165,20 @@ def _expr(draw, size: str, depth: int, avail: list[Vec], params: _Params) -> Vec
     if not same:
         kinds.remove("vector")
     if depth > 0:
-        kinds += ["op"] * 4 + ["binary"] * 3 + ["divide", "power", "scale", "gate"]
+        kinds += ["op"] * 4 + ["binary"] * 3 + ["divide", "power", "scale", "gate", "learnable"]
+        if any(v.size == "1" for v in avail) and size != "1":
+            kinds.append("broadcast")
+    wider = [v for v in avail if v.size != size and all(
+        a >= b for a, b in zip(size_counts(v.size), size_counts(size)))]
+    if wider:
+        kinds.append("part")
     kind = draw(st.sampled_from(kinds))
     if kind == "vector":
         return draw(st.sampled_from(same))
+    if kind == "part":   # the first or the last entries of a longer vector
+        v = draw(st.sampled_from(wider))
+        start = draw(st.sampled_from([sp.S.Zero, size_expr(v.size) - size_expr(size)]))
+        return Vec(part(v.expr, start, start + size_expr(size)), size, v.bounded)
     if kind == "param":
         return Vec(params.vector(size), size)
     if kind == "matvec":
@@ -160,7 +188,14 @@ def _expr(draw, size: str, depth: int, avail: list[Vec], params: _Params) -> Vec
     if kind == "op":
         a = sub()
         op = draw(st.sampled_from(["sigma", "tanh", "exp", "log", "relu", "softplus",
-                                     "logsigmoid"]))
+                                     "logsigmoid", "sqrt", "abs"]))
+        if op == "sqrt":
+            return Vec(sqrt(a.expr if a.positive else 1 + a.expr**2), size, a.bounded, True)
+        if op == "abs":
+            e = Abs(a.expr)
+            if e.atoms(sp.re, sp.im, sp.sign, sp.arg):   # SymPy's |e^a| = e^re(a)
+                e = Abs(tanh(a.expr))
+            return Vec(e, size, a.bounded)
         if op == "sigma":
             return Vec(sigma(a.expr), size, True, True)
         if op == "tanh":
@@ -178,9 +213,26 @@ def _expr(draw, size: str, depth: int, avail: list[Vec], params: _Params) -> Vec
         if op == "logsigmoid":   # between min(a, 0) - log 2 and min(a, 0): bounded if a is
             return Vec(logsigmoid(a.expr), size, a.bounded)
         return Vec(softplus(a.expr), size, a.bounded, True)
+    if kind == "broadcast":   # one number per sample with every entry
+        s = draw(st.sampled_from([v for v in avail if v.size == "1"]))
+        a = sub()
+        return Vec(s.expr * a.expr, size, s.bounded and a.bounded)
+    if kind == "learnable":
+        a = sub()
+        if draw(st.booleans()):
+            return Vec(params.scalar() * a.expr, size, a.bounded)
+        return Vec(a.expr + params.constant(), size, a.bounded)
     if kind == "binary":
         a, b = sub(), sub()
-        how = draw(st.sampled_from(["+", "-", "*"]))
+        how = draw(st.sampled_from(["+", "-", "*", "max", "min"]))
+        if how in ("max", "min"):
+            e = (Max if how == "max" else Min)(a.expr, b.expr)
+            if e.func in (Max, Min) and len(e.args) == 2 and all(
+                    len(m.args) == 2 for m in e.atoms(Max, Min)):
+                return Vec(e, size, a.bounded and b.bounded,
+                           a.positive and b.positive if how == "min" else
+                           a.positive or b.positive)
+            how = "+"   # SymPy merged it with a max or min inside
         e = a.expr + b.expr if how == "+" else a.expr - b.expr if how == "-" else a.expr * b.expr
         # a product of bounded values may still be large: only sums stay bounded
         return Vec(e, size, how != "*" and a.bounded and b.bounded,
@@ -227,7 +279,17 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
     for k, state in enumerate(order):
         name = state or names.pick("X" if k == 0 else f"a{k}")   # X beside x: case only
         size = sizes[state] if state else draw(st.sampled_from(sorted({v.size for v in avail})))
-        if state is None and len(avail) >= 2 and draw(st.integers(0, 5)) == 0:
+        if state is None and draw(st.integers(0, 4)) == 0:   # one number per sample
+            size = draw(st.sampled_from(sorted({v.size for v in avail} - {"1"})))
+            e = _expr(draw, size, draw(st.integers(0, max_depth)), avail, params)
+            if not e.expr.free_symbols or any(m.func.__name__ == "MatVec"
+                                              for m in e.expr.atoms(sp.Function)):
+                # a product is reduced only through an equation of its own, a number never
+                e = draw(st.sampled_from([v for v in avail if v.size == size]))
+                e = e._replace(expr=e.expr ** 2)
+            reduce = draw(st.sampled_from([mean, total]))
+            rhs, size, bounded = reduce(e.expr), "1", e.bounded and reduce is mean
+        elif state is None and len(avail) >= 2 and draw(st.integers(0, 5)) == 0:
             u, v = draw(st.lists(st.sampled_from(avail), min_size=2, max_size=2, unique_by=str))
             rhs, size = concat(u.expr, v.expr), add_sizes([u.size, v.size])
             bounded = u.bounded and v.bounded
@@ -256,7 +318,8 @@ def _read_everything(equations, given, params, sizes):
         Vec(sp.Symbol(f"{n}[t]"), size) for n, _, size in equations[:-1]
         if sp.Symbol(f"{n}[t]") not in read and n not in sizes]
     for v in unread:
-        term = v.expr if v.size == final[2] else matvec(params.matrix(final[2], v.size), v.expr)
+        term = v.expr if v.size in (final[2], "1") else \
+            matvec(params.matrix(final[2], v.size), v.expr)
         final[1] = final[1] + term
     read = set().union(*(rhs.free_symbols for _, rhs, _ in equations))
     if not any("H" in d for name, shape in params.shapes.items() if sp.Symbol(name) in read

@@ -12,6 +12,7 @@ import symlstm
 from symlstm.documents import notation
 from symlstm.documents.document import latex_document
 from symlstm.documents.latex import latex
+from symlstm.documents.layout import graph
 from symlstm.documents.overview import overview_document
 from symlstm.documents.tex import anchor, eqref, tex_label
 

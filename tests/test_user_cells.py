@@ -88,7 +88,7 @@ def _cell(build):
     (lambda b, x, h, W, R: b.param("tanh_0", "H"),
      r"starts like one of the generated module's own arrays or cached values"),
     (lambda b, x, h, W, R: b.param("V", "H", "H", "H"),
-     r"give one size for a vector or two for a matrix"),
+     r"give no size for a scalar, one for a vector or two for a matrix"),
 ])
 def test_bad_cells_are_refused_with_the_equation_named(build, message):
     with pytest.raises(CellError, match=message):

@@ -80,6 +80,8 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
                       for p in plan.vector_grads
                       for name in [naming.grad_key(naming.adjoint_of(p.lhs))]],
         input_grads=[spell.code(s.rhs, cell.inputs) for s in plan.input_grads],
+        scalar_params={p.name for p in cell.params if not p.shape},
+        scalar_locals=[naming.code(p.symbol) for p in cell.params if not p.shape],
         matrix_grads=_matrix_grads(plan),
         summed_grads=[(name, str(buf), f"{'' if a == 0 else pycode(a)}:{pycode(b)}")
                       for name, buf, a, b in plan.summed_grads],

@@ -17,7 +17,8 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
 from .. import naming
-from ..cell.ops import OPS, Concat, Part, exp, log, logsigmoid, relu, sigma, softplus, step, tanh
+from ..cell.ops import (OPS, REDUCTIONS, Abs, Concat, Max, Min, Part, Place, exp, halfstep,
+                        log, logsigmoid, relu, sigma, sign, softplus, sqrt, step, tanh)
 from ..cell.parts import size_expr
 from ..derivation.bptt import Derivation
 from ..lower.plan import Broadcast, GroupAdjoint, Plan, Proj, lower
@@ -39,6 +40,12 @@ SPELLINGS = {
     log: "np.log({a})",
     relu: "max({a}, F(0))",
     step: "F({a} > F(0))",
+    sqrt: "np.sqrt({a})",
+    Abs: "abs({a})",
+    sign: "np.sign({a})",
+    halfstep: "(F(0.5) * (F(1) + np.sign({a})))",
+    Max: "max({a}, {b})",
+    Min: "min({a}, {b})",
 }
 
 
@@ -51,15 +58,19 @@ class Loc(NamedTuple):
 
 
 J = sp.Symbol("j", integer=True)   # the loop's index, never a cell's symbol (a parameter j)
+K = sp.Symbol("k", integer=True)   # a reduction's index, inside the loop over j
 
 
 class ElementPrinter(CellNumPyPrinter):
     """Entry ``index`` (j plus an offset) of an element-wise expression, for the loop over
     j: ``where`` maps each vector to its ``Loc`` or to a local name, ``rows`` collects the
-    rows read, ``params`` names the vector parameters, ``sizes`` gives a vector's size."""
+    rows read, ``params`` names the vector parameters (``scalars`` the scalar ones), ``sizes``
+    gives a vector's size, and ``before`` collects the lines a reduction's sum needs (a
+    loop over its entries, run before the statement that reads it)."""
 
     _default_settings = {**CellNumPyPrinter._default_settings, "index": J, "where": None,
-                         "rows": None, "params": (), "sizes": None, "adds": {}}
+                         "rows": None, "params": (), "scalars": (), "sizes": None, "adds": {},
+                         "before": None}
 
     def _memo_key(self):
         return self._settings["index"]
@@ -68,8 +79,24 @@ class ElementPrinter(CellNumPyPrinter):
         func = getattr(expr, "func", None)
         if not kwargs and func in OPS and isinstance(expr, sp.Expr) and expr.args:
             spelling = SPELLINGS.get(func, OPS[func].numpy)
-            return spelling.format(a=self._print(expr.args[0]))
+            return spelling.format(**dict(zip("ab", map(self._print, expr.args))))
+        if not kwargs and func in REDUCTIONS and func.__name__ in ("total", "mean"):
+            return self._reduce(expr)
         return super()._print(expr, **kwargs)
+
+    def _reduce(self, expr) -> str:
+        """A sum over a vector's entries, as a loop over k before the statement: its local."""
+        before = self._settings["before"]
+        name = f"red{len(before)}"
+        n = self._settings["sizes"](expr.args[0])
+        old = self._settings["index"]
+        self._settings["index"] = K
+        try:
+            term = self._print(expr.args[0])
+        finally:
+            self._settings["index"] = old
+        before += [f"{name} = F(0)", f"for k in range({_size_code(n)}):", f"    {name} += {term}"]
+        return name if expr.func.__name__ == "total" else f"({name} / F({_size_code(n)}))"
 
     def index(self, offset=sp.S.Zero) -> str:
         """The current entry's index, ``offset`` further on, as code."""
@@ -91,9 +118,14 @@ class ElementPrinter(CellNumPyPrinter):
     def _print_Symbol(self, expr):
         w = self._settings["where"].get(expr)
         if isinstance(w, Loc):
+            if self._settings["sizes"](expr) == 1:   # one number per sample, for every entry
+                return self._shifted(expr, -self._settings["index"]) if \
+                    self._settings["index"] != 0 else self._at(w)
             return self._at(w)
         if w is not None:
             return w
+        if expr.name in self._settings["scalars"]:   # a scalar parameter, a 0-d array
+            return f"{naming.code(expr)}[()]"
         if expr.name in self._settings["params"]:   # a vector parameter
             return f"{naming.code(expr)}[{self.index()}]"
         return naming.code(expr)   # D or H
@@ -122,6 +154,12 @@ class ElementPrinter(CellNumPyPrinter):
     def _print_Part(self, expr):
         e, a, _ = expr.args
         return self._shifted(e, a)
+
+    def _print_Place(self, expr):   # e's entry j - a in rows a:b, else 0
+        e, a, b, _ = expr.args
+        j = self.index()
+        return (f"({self._shifted(e, -a)} if {_size_code(a)} <= {j} < {_size_code(b)} "
+                "else F(0))")
 
     def _print_Slot(self, expr):
         raise NotImplementedError(f"an array slot read inside an element-wise loop: {expr}")
@@ -158,7 +196,7 @@ class _SizePrinter(CellNumPyPrinter):
     """An index or a size: ``j + H``."""
 
     def _print_Symbol(self, expr):
-        return "j" if expr == J else super()._print_Symbol(expr)
+        return {J: "j", K: "k"}.get(expr) or super()._print_Symbol(expr)
 
 
 def _size_code(e) -> str:
@@ -251,6 +289,7 @@ class _Step:
         self.sizes: dict[sp.Symbol, sp.Expr] = {v: size_expr(dim) for v, dim in plan.cached}
         self.workspace: dict[str, sp.Expr] = {}
         self.params = tuple(p.name for p in self.cell.params if not p.is_matrix)
+        self.scalars = tuple(p.name for p in self.cell.params if not p.shape)
         self.adds: dict[str, str] = {}   # a state group's buffer -> the input projection
 
     def place(self, sym, array: str, offset=sp.S.Zero) -> Loc:
@@ -262,8 +301,12 @@ class _Step:
         """The number of entries of an element-wise expression (None for a number)."""
         if e in self.sizes:
             return self.sizes[e]
+        if e.func in REDUCTIONS:
+            return sp.S.One
         if isinstance(e, (Proj, Part)):
             return sp.expand(e.args[2] - e.args[1])
+        if isinstance(e, Place):
+            return e.args[3]
         if isinstance(e, Broadcast):
             return e.args[1]
         if isinstance(e, Concat):
@@ -275,7 +318,8 @@ class _Step:
             if naming.parse(e) is not None or e.name in self.params:
                 return size_expr(self.cell.dim(e))
             return None
-        return next((s for s in map(self.size, e.args) if s is not None), None)
+        found = [s for s in map(self.size, e.args) if s is not None]
+        return next((s for s in found if s != 1), found[0] if found else None)
 
     def gemm(self, g) -> Gemm:
         """The forward GEMM of group ``g``: its matrices times this step's operand."""
@@ -317,7 +361,7 @@ def _backward_kernel(plan: Plan) -> dict:
         items += _elems(step, b, k)
     for s in plan.vector_grads:
         name = naming.code(s.lhs)
-        size = size_expr(cell.param(naming.grad_key(naming.adjoint_of(s.lhs))).shape[0])
+        size = size_expr(cell.dim(sp.Symbol(naming.grad_key(naming.adjoint_of(s.lhs)))))
         label = naming.label(naming.GRADIENT, naming.grad_key(naming.adjoint_of(s.lhs)))
         items += _split(step, Elem(Loc(name, name), s.rhs, size, f"({label})", add=True))
     for s in plan.input_grads:
@@ -426,11 +470,14 @@ def _kernel(step: _Step, items) -> dict:
         rows, body = {}, []
         where = {**{s: naming.code(s) for s in home}, **step.where}
         for it in r:
+            before = []
             p = ElementPrinter({"where": where, "rows": rows, "params": step.params,
-                                "sizes": step.size, "adds": step.adds})
+                                "scalars": step.scalars, "sizes": step.size, "adds": step.adds,
+                                "before": before})
             if it.comment:
                 body.append(f"# {it.comment}")
             rhs, t = p.doprint(it.rhs), where.get(it.target, it.target)
+            body += before
             if isinstance(t, str):
                 body.append(f"{t} = {rhs}")
             elif it.add:

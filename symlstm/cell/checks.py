@@ -9,8 +9,9 @@ import sympy as sp
 
 from .. import naming
 from . import display
-from .ops import OPS, STRUCTURE, Concat, MatVec, Transposed, matrix_param
-from .parts import CellError, Equation, add_sizes, size, size_counts
+from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, MatVec, Part,
+                  Transposed, matrix_param)
+from .parts import CellError, Equation, add_sizes, size, size_counts, spell_size
 
 
 def _named(rule, *args) -> None:
@@ -26,6 +27,7 @@ def check(cell) -> None:
     _named(_check_names, cell)
     defined = set(cell.input_symbols) | set(cell.prev_states)
     params = {p.symbol: p for p in cell.params}
+    params.update({sp.Symbol(n): v for n, v in cell.constants.items()})
     later = {eq.lhs: eq.label for eq in cell.equations}
     dims = {**cell.inputs, **cell.states}
     labels, computed = set(), set()
@@ -39,6 +41,7 @@ def check(cell) -> None:
         _check_symbols(eq, defined, params, later)
         _check_functions(eq)
         dim = _dim_of(cell, eq, eq.rhs, dims)
+        _check_reductions(cell, eq, dims, dim)
         base = naming.parse(eq.lhs).base
         if dim is None:
             raise CellError(f"equation {eq.label!r}: the right side is a constant, not a vector")
@@ -90,9 +93,14 @@ def _check_names(cell) -> None:
         naming.check_vector_name(n, "input" if n in cell.inputs else "state")
     for p in cell.params:
         naming.check_param_name(p.name)
-        if not isinstance(p.shape, tuple) or len(p.shape) not in (1, 2):
-            raise CellError(f"parameter {p.name!r} has shape {p.shape}; expected (rows,) or "
-                            "(rows, cols)")
+        if not isinstance(p.shape, tuple) or len(p.shape) not in (0, 1, 2):
+            raise CellError(f"parameter {p.name!r} has shape {p.shape}; expected () for a "
+                            "scalar, (rows,) or (rows, cols)")
+    for n, v in cell.constants.items():
+        naming.check_param_name(n)
+        if any(p.name == n for p in cell.params):
+            raise CellError(f"{n!r} is both a constant and a parameter")
+        constant_value(n, v)
     for d in (*cell.inputs.values(), *cell.states.values(), *(d for p in cell.params
                                                                 for d in p.shape)):
         if size(d) != d:
@@ -133,6 +141,8 @@ def _check_code_names(cell) -> None:
         claim(naming.code(s), str(s))
         if naming.parse(s).kind != naming.CARRY:
             claim(naming.code(naming.adjoint(s)), str(naming.adjoint(s)))
+    for n in cell.constants:
+        claim(n, f"constant {n}")
     for p in cell.params:
         claim(p.name, f"parameter {p.name}")
         claim(naming.code(naming.adjoint(p.symbol)), f"the gradient of parameter {p.name}")
@@ -145,8 +155,23 @@ def _check_code_names(cell) -> None:
                             f"grads[{key!r}]; rename one of them")
 
 
+def constant_value(name: str, value) -> float:
+    """A constant's value as a float, refusing what is not a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, sp.Number)) \
+            or not (isinstance(value, sp.Number) and value.is_finite and value.is_real
+                    or not isinstance(value, sp.Number) and abs(float(value)) < float("inf")):
+        raise CellError(f"constant {name!r} must be a finite real number such as 1e-5, "
+                        f"got {value!r}")
+    return float(value)
+
+
+def read_symbols(rhs: sp.Expr) -> set[sp.Symbol]:
+    """The symbols a right side reads: its free symbols, less the sizes in a part's bounds."""
+    return rhs.xreplace({r: r.args[0] for r in rhs.atoms(Part)}).free_symbols
+
+
 def _check_symbols(eq: Equation, defined, params, later) -> None:
-    for s in sorted(eq.rhs.free_symbols, key=str):
+    for s in sorted(read_symbols(eq.rhs), key=str):
         if s in defined or s in params:
             continue
         if s in later:
@@ -156,7 +181,8 @@ def _check_symbols(eq: Equation, defined, params, later) -> None:
                         "a parameter or an earlier equation's result")
 
 
-_KNOWN = ", ".join(sorted(f.__name__ for f in OPS if f.__name__ != "step"))
+_KNOWN = ", ".join(sorted(f.__name__ for f in (*OPS, *CELL_REDUCTIONS)
+                          if f.__name__ not in ("step", "sign", "halfstep")))
 
 
 def _check_functions(eq: Equation) -> None:
@@ -171,17 +197,31 @@ def _check_functions(eq: Equation) -> None:
                                                  for m in eq.rhs.atoms(MatVec)):
             raise CellError(f"{where}: transpose(...) is for the matrix of "
                             "matvec(transpose(W), v), not for use element-wise")
-        if isinstance(e, STRUCTURE) or e.func in OPS or isinstance(e, (sp.Add, sp.Mul, sp.Symbol)):
+        if e.func in BINARY and len(e.args) != 2:
+            raise CellError(f"{where}: {e.func.__name__.lower()} takes two arguments, got "
+                            f"{display.text(e)}; for more, nest them through equations of "
+                            "their own")
+        if e.func in OPS and e.func not in BINARY and len(e.args) != 1:
+            raise CellError(f"{where}: {e.func.__name__} takes one argument, got {display.text(e)}")
+        if isinstance(e, STRUCTURE + (Part,)) or e.func in OPS or e.func in CELL_REDUCTIONS \
+                or isinstance(e, (sp.Add, sp.Mul, sp.Symbol)):
             continue
+        if e.func in REDUCTIONS:
+            raise CellError(f"{where} applies {e.func.__name__}, a reduction for the losses of "
+                            f"output heads; a cell may reduce with "
+                            f"{' and '.join(f.__name__ for f in CELL_REDUCTIONS)}")
         if isinstance(e, sp.Pow):
             if not e.exp.is_Integer:
-                raise CellError(f"{where}: the power {display.text(e)} needs an integer exponent")
+                hint = " (for a square root write sqrt(a), symlstm.cell.ops.sqrt)" \
+                    if e.exp in (sp.S.Half, -sp.S.Half) else ""
+                raise CellError(f"{where}: the power {display.text(e)} needs an integer "
+                                f"exponent{hint}")
             continue
         if e.is_Number or e.is_NumberSymbol or e in (sp.zoo, sp.nan):
             if not (e.is_finite and e.is_real):
                 raise CellError(f"{where}: {e} is not a finite real number")
             continue
-        hint = ("; for max(0, a) write relu(a)" if isinstance(e, (sp.Max, sp.Min)) else "")
+        hint = ""
         if isinstance(e, sp.Function) or isinstance(e, sp.Expr) and e.args:
             raise CellError(f"{where} applies {e.func.__name__}, which has no derivative rule "
                             f"(known: {_KNOWN}; add an entry to symlstm.cell.ops.OPS){hint}")
@@ -196,22 +236,80 @@ def _dim_of(cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str | None:
         p = naming.parse(e)
         if p is not None:
             return dims[p.base]
+        if e.name in cell.constants:
+            return None
         param = cell.param(e.name)
         if param.is_matrix:
             raise CellError(f"equation {eq.label!r} uses the matrix {e} element-wise; "
                             f"write matvec({e}, v) for the product with a vector v")
-        return param.shape[0]
+        return param.shape[0] if param.shape else "1"
+    if e.func in REDUCTIONS:
+        return "1" if _dim_of(cell, eq, e.args[0], dims) is not None else None
     if isinstance(e, MatVec):
         return _matvec_dim(cell, eq, e, dims)
+    if isinstance(e, Part):
+        return _part_dim(cell, eq, e, dims)
     if isinstance(e, Concat):
         if not all(isinstance(v, sp.Symbol) and naming.parse(v) is not None for v in e.args):
             raise CellError(f"equation {eq.label!r}: concat takes named vectors, got {display.text(e)}")
         return add_sizes(dims[naming.parse(v).base] for v in e.args)
-    sizes = {d for d in (_dim_of(cell, eq, a, dims) for a in e.args) if d is not None}
+    found = {d for d in (_dim_of(cell, eq, a, dims) for a in e.args) if d is not None}
+    sizes = found - {"1"}   # one number per sample (a reduction, a scalar) goes with any size
     if len(sizes) > 1:
         raise CellError(f"equation {eq.label!r}: {display.text(e)} combines vectors of sizes {sorted(sizes)} "
                         "element-wise; they must have the same size")
-    return sizes.pop() if sizes else None
+    return sizes.pop() if sizes else found.pop() if found else None
+
+
+def _check_reductions(cell, eq: Equation, dims, dim) -> None:
+    """A reduction gives one number per sample, which the sweep differentiates entry by entry
+    only where nothing outside it is a vector: so an equation that reduces yields one number
+    per sample, and no reduction holds another."""
+    reductions = [e for e in sp.preorder_traversal(eq.rhs) if e.func in CELL_REDUCTIONS]
+    for r in reductions:
+        if _dim_of(cell, eq, r.args[0], dims) is None:
+            raise CellError(f"equation {eq.label!r}: {display.text(r)} reduces a number, not a "
+                            "vector")
+        if any(e.func in CELL_REDUCTIONS for e in sp.preorder_traversal(r.args[0])):
+            raise CellError(f"equation {eq.label!r}: {display.text(r)} has a reduction inside a "
+                            "reduction; give the inner one an equation of its own")
+        if r.args[0].atoms(MatVec):
+            raise CellError(f"equation {eq.label!r}: in {display.text(r)} a matrix product is "
+                            "reduced; give the product an equation of its own")
+    if reductions and dim != "1":
+        raise CellError(f"equation {eq.label!r}: {display.text(reductions[0])} is one number per "
+                        f"sample, but the right side is a vector of size {dim}; give the reduction "
+                        "an equation of its own (mu = mean(v)) and use that in the vector equation")
+
+
+def _part_dim(cell, eq: Equation, e, dims) -> str:
+    """The size of ``part(v, start, stop)``, checking that the rows are within v."""
+    v, start, stop = e.args
+    where = f"equation {eq.label!r}: in part({v}, {start}, {stop})"
+    vector = isinstance(v, sp.Symbol) and (
+        naming.parse(v) is not None or any(p.name == v.name and len(p.shape) == 1
+                                           for p in cell.params))
+    if not vector:
+        raise CellError(f"{where} the first argument must be a named vector or a vector "
+                        "parameter; give the expression its own equation first")
+    n = size_counts(dims[naming.parse(v).base] if naming.parse(v) else cell.param(v.name).shape[0])
+    a, b = (_bound(x, where) for x in (start, stop))
+    if a == b or any(y < x for x, y in zip((*a, *b), (*b, *n))):
+        raise CellError(f"{where} the rows {start}:{stop} are not within {v}, which has size "
+                        f"{spell_size(n)}: use 0 <= start < stop <= size, in D and H")
+    return spell_size(tuple(y - x for x, y in zip(a, b)))
+
+
+def _bound(x, where: str) -> tuple[int, int, int]:
+    """A part's bound as counts of D, H and a constant (0, H, 2*H, D + H)."""
+    D, H = sp.Symbol("D"), sp.Symbol("H")
+    x = sp.expand(x)
+    if not x.free_symbols <= {D, H} or not all(
+            c.is_Integer and c >= 0 for c in sp.Poly(x, D, H).coeffs()) \
+            or sp.Poly(x, D, H).total_degree() > 1:
+        raise CellError(f"{where} the bound {x} is not a size: write 0, an integer, or an "
+                        "integer times D or H (symlstm.cell.ops.D, H), e.g. part(v, H, 2*H)")
+    return int(x.coeff(D)), int(x.coeff(H)), int(x.subs({D: 0, H: 0}))
 
 
 def _matvec_dim(cell, eq: Equation, e: MatVec, dims) -> str:
@@ -236,7 +334,7 @@ def _check_coverage(cell, defined, params) -> None:
     for s in cell.new_states:
         if s not in defined:
             raise CellError(f"state {naming.parse(s).base!r} has no equation giving its new value")
-    used = set().union(*(eq.rhs.free_symbols for eq in cell.equations))
+    used = set().union(*(read_symbols(eq.rhs) for eq in cell.equations))
     for eq in cell.equations:
         if eq.lhs not in used and eq.lhs not in cell.new_states:
             raise CellError(f"equation {eq.label!r}: {eq.lhs} is computed but nothing reads it "

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .. import naming
-from .checks import _check_about, _check_title, _dim_of, _named, check, check_cell_name, check_label
+from .checks import (_check_about, _check_title, _dim_of, _named, check, check_cell_name,
+                     check_label, constant_value)
 from .ops import Transposed, matrix_param
 from .parts import DIMS, CellError, Equation, Param, size
 
@@ -46,6 +47,7 @@ class Cell:
     output: str = "h"
     about: str = ""
     dims: dict[str, str] = field(default_factory=lambda: dict(DIMS))
+    constants: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         check(self)
@@ -62,7 +64,8 @@ class Cell:
         """The dimension of a vector symbol at any time and of its adjoint."""
         p = naming.parse(symbol)
         if p is None:
-            return self.param(symbol.name).shape[0]
+            shape = self.param(symbol.name).shape
+            return shape[0] if shape else "1"   # a scalar: one number, as for each sample
         return self._vector_dims[p.base]
 
     @functools.cached_property
@@ -97,6 +100,7 @@ class CellBuilder:
         self.inputs: dict[str, str] = {}
         self.states: dict[str, str] = {}
         self.params: list[Param] = []
+        self.constants: dict[str, float] = {}
         self.equations: list[Equation] = []
 
     def input(self, name: str, dim: str = "D") -> sp.Symbol:
@@ -112,14 +116,24 @@ class CellBuilder:
         return naming.timed(name, -1)
 
     def param(self, name: str, *shape: str) -> sp.Symbol:
-        """Declare a parameter: ``param("W_z", "H", "D")`` is a matrix, ``param("b_z", "H")`` a vector."""
+        """Declare a parameter: ``param("W_z", "H", "D")`` is a matrix, ``param("b_z", "H")`` a
+        vector, ``param("alpha")`` a learnable scalar (shape (), used with every entry)."""
         _named(naming.check_param_name, name)
-        if any(p.name == name for p in self.params):
+        if any(p.name == name for p in self.params) or name in self.constants:
             raise CellError(f"parameter {name!r} is declared twice")
-        if len(shape) not in (1, 2):
-            raise CellError(f"parameter {name!r}: give one size for a vector or two for a "
-                            f"matrix, e.g. param({name!r}, 'H', 'D'); got {shape}")
+        if len(shape) not in (0, 1, 2):
+            raise CellError(f"parameter {name!r}: give no size for a scalar, one for a vector "
+                            f"or two for a matrix, e.g. param({name!r}, 'H', 'D'); got {shape}")
         self.params.append(Param(name, tuple(size(d) for d in shape)))
+        return sp.Symbol(name)
+
+    def constant(self, name: str, value: float) -> sp.Symbol:
+        """Declare a fixed number with a name: ``constant("eps", 1e-5)``.  Documents print the
+        name; generated code writes the value."""
+        _named(naming.check_param_name, name)
+        if name in self.constants or any(p.name == name for p in self.params):
+            raise CellError(f"constant {name!r} is declared twice (as a constant or a parameter)")
+        self.constants[name] = constant_value(name, value)
         return sp.Symbol(name)
 
     def let(self, name: str, rhs, label: str | None = None) -> sp.Symbol:
@@ -144,4 +158,4 @@ class CellBuilder:
 
     def build(self, output: str = "h") -> Cell:
         return Cell(self.name, self.title, dict(self.inputs), dict(self.states), tuple(self.params),
-                    tuple(self.equations), output, self.about)
+                    tuple(self.equations), output, self.about, constants=dict(self.constants))

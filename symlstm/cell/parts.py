@@ -31,7 +31,7 @@ class Equation(NamedTuple):
 
 class Param(NamedTuple):
     name: str
-    shape: tuple[str, ...]   # ("H", "D") for a matrix, ("H",) for a vector
+    shape: tuple[str, ...]   # ("H", "D") for a matrix, ("H",) for a vector, () for a scalar
 
     @property
     def symbol(self) -> sp.Symbol:
@@ -79,6 +79,13 @@ def spell_size(counts) -> str:
     parts = [p for n, name in ((d, "D"), (h, "H")) if n
              for p in [name if n == 1 else f"{n}*{name}"]] + ([str(k)] if k else [])
     return " + ".join(parts)
+
+
+def spell_size_expr(e: sp.Expr) -> str:
+    """A size written as a SymPy expression in D and H (4*H) as the string a cell writes."""
+    e = sp.expand(e)
+    D, H = sp.Symbol("D"), sp.Symbol("H")
+    return spell_size((int(e.coeff(D)), int(e.coeff(H)), int(e.subs({D: 0, H: 0}))))
 
 
 def size_expr(dim: str) -> sp.Expr:

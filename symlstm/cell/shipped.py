@@ -4,7 +4,7 @@ from __future__ import annotations
 from sympy import tanh
 
 from .model import Cell, CellBuilder
-from .ops import concat, matvec, sigma, transpose
+from .ops import H, concat, matvec, mean, part, sigma, sqrt, transpose
 from .parts import Latex
 
 
@@ -240,10 +240,56 @@ def lstm_rowmajor() -> Cell:
     return b.build()
 
 
+def layer_norm(b: CellBuilder, v, gamma, beta, eps, name: str):
+    """LN(v; γ, β) = γ ⊙ (v - mean(v)) / √(var(v) + ε) + β, the mean and the variance over
+    v's entries: the mean m, the centred vector e and the deviation s get equations named
+    after ``name`` (m{name}, e{name}, s{name})."""
+    m = b.let(f"m{name}", mean(v))
+    e = b.let(f"e{name}", v - m)
+    s = b.let(f"s{name}", sqrt(mean(e**2) + eps))
+    return gamma * e / s + beta
+
+
+def layernorm_lstm() -> Cell:
+    """The layer-normalised LSTM of Ba, Kiros & Hinton (2016), as haste's LayerNormLSTM."""
+    b = CellBuilder("layernorm_lstm", "Layer-normalised LSTM", Latex(
+        "The LSTM with layer normalisation of Ba, Kiros \\& Hinton (2016), as haste's "
+        "LayerNormLSTM: $\\mathrm{LN}(v; \\gamma, \\beta) = \\gamma \\odot (v - "
+        "\\mathrm{mean}(v)) / \\sqrt{\\mathrm{var}(v) + \\varepsilon} + \\beta$ "
+        "over the entries of v, with $\\varepsilon = 10^{-5}$. The input products "
+        "$a = [W_z x_t; W_i x_t; W_f x_t; W_o x_t]$ and the recurrent products "
+        "$r = [R_z h_{t-1}; \\dots; R_o h_{t-1}]$ are each normalised as one $4H$ vector "
+        "(gains gamma\\_x, gamma\\_h, no shift), the biases added after; the new cell "
+        "state is normalised (gamma\\_c, beta\\_c) before the tanh of the output."))
+    x, h, c = b.input("x"), b.state("h"), b.state("c")
+    eps = b.constant("eps", 1e-5)
+    gates = "zifo"
+    W = {g: b.param(f"W_{g}", "H", "D") for g in gates}
+    R = {g: b.param(f"R_{g}", "H", "H") for g in gates}
+    bias = {g: b.param(f"b_{g}", "H") for g in gates}
+    gamma_x, gamma_h = b.param("gamma_x", "4*H"), b.param("gamma_h", "4*H")
+    gamma_c, beta_c = b.param("gamma_c", "H"), b.param("beta_c", "H")
+    a = b.let("a", concat(*(b.let(f"a{g}", matvec(W[g], x)) for g in gates)))
+    r = b.let("r", concat(*(b.let(f"r{g}", matvec(R[g], h)) for g in gates)))
+    la = b.let("la", layer_norm(b, a, gamma_x, 0, eps, "a"))
+    lr = b.let("lr", layer_norm(b, r, gamma_h, 0, eps, "r"))
+    pre = {g: part(la, k * H, (k + 1) * H) + part(lr, k * H, (k + 1) * H) + bias[g]
+           for k, g in enumerate(gates)}
+    z = b.let("z", tanh(b.let("zbar", pre["z"])))
+    i = b.let("i", sigma(b.let("ibar", pre["i"])))
+    f = b.let("f", sigma(b.let("fbar", pre["f"])))
+    o = b.let("o", sigma(b.let("obar", pre["o"])))
+    c_t = b.let("c", f * c + i * z)
+    lc = b.let("lc", layer_norm(b, c_t, gamma_c, beta_c, eps, "c"))
+    b.let("h", o * tanh(lc))
+    return b.build()
+
+
 #: Every cell symlstm ships, by name.
 CELLS = {f.__name__: f for f in (
     lstm, peephole_lstm, lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_cifg,
-    lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor, gru_cho, mingru, minlstm)}
+    lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor, gru_cho, mingru, minlstm,
+    layernorm_lstm)}
 
 
 def get_cell(cell):

@@ -28,7 +28,7 @@ import sympy as sp
 
 from .. import naming
 from ..cell.model import Cell
-from ..cell.ops import Concat, MatVec, Transposed, elementary
+from ..cell.ops import REDUCTIONS, Concat, MatVec, Part, Transposed, elementary
 from ..cell.parts import size_value
 
 
@@ -233,6 +233,9 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int
     xs = leaf(input_name, x)
     states = {s: leaf(f"{s}0", state0[s]) for s in cell.states}
     numbers: dict[sp.Expr, mpmath.mpf] = {}
+    # sizes (in a mean's 1/n) and named constants are numbers: a constant as the float it is
+    values = {sp.Symbol("D"): sp.Integer(D), sp.Symbol("H"): sp.Integer(H),
+              **{sp.Symbol(n): sp.Float(v) for n, v in cell.constants.items()}}
     loss, outputs = 0, []
     for t in range(xs.shape[0]):
         env = dict(weights)
@@ -240,7 +243,7 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int
         env.update({naming.timed(s, -1): v for s, v in states.items()})
         for eq in cell.equations:
             n = size_value(cell.dim(eq.lhs), D, H)
-            env[eq.lhs] = _vector(eq.rhs, env, n, tape, numbers)
+            env[eq.lhs] = _vector(eq.rhs.xreplace(values), env, n, tape, numbers)
         states = {s: env[naming.timed(s)] for s in cell.states}
         outputs.append(states[cell.output])
         loss = loss + _dot(dhs[t], states[cell.output])
@@ -275,12 +278,25 @@ def _vector(rhs, env, n: int, tape: _Tape, numbers: dict) -> np.ndarray:
         return np.concatenate([env[v] for v in rhs.args])
     out = np.empty(n, dtype=object)
     for j in range(n):
-        out[j] = elementary(rhs, tape, lambda e, j=j: _leaf(e, env, j, numbers))
+        out[j] = elementary(rhs, tape, lambda e, j=j: _leaf(e, env, j, numbers, tape))
     return out
 
 
-def _leaf(e, env, j: int, numbers: dict):
-    """Entry j of a symbol or matrix product; a number to the working digits."""
+def _leaf(e, env, j: int, numbers: dict, tape: _Tape):
+    """Entry j of a symbol or matrix product; a reduction, which is the same for every entry,
+    as its sum written out; a number to the working digits."""
+    if e.func in REDUCTIONS:
+        arg = e.args[0]
+        parts = arg.atoms(Part)   # a part's rows count, not its vector's
+        n = max([int(r.args[2] - r.args[1]) for r in parts] + [
+            len(env[s]) for s in arg.xreplace({r: sp.S.Zero for r in parts}).free_symbols
+            if np.ndim(env[s])])
+        total = 0
+        for k in range(n):
+            total = total + elementary(arg, tape, lambda u, k=k: _leaf(u, env, k, numbers, tape))
+        return total / n if e.func.__name__ == "mean" else total
+    if isinstance(e, Part):   # rows start:stop of a vector, the sizes already numbers
+        return _leaf(e.args[0], env, j + int(e.args[1]), numbers, tape)
     if e.is_number:
         if e not in numbers:
             numbers[e] = mpmath.mpf(str(sp.N(e, mpmath.mp.dps + 10)))
@@ -292,4 +308,7 @@ def _leaf(e, env, j: int, numbers: dict):
         for k in range(M.shape[1]):
             total = total + M[j, k] * env[v][k]
         return total
-    return env[e][j]
+    value = env[e]
+    if np.ndim(value) == 0:   # a scalar parameter
+        return value[()]
+    return value[j] if len(value) > 1 else value[0]   # one number per sample goes with any entry

@@ -10,8 +10,8 @@ from typing import NamedTuple
 import sympy as sp
 
 from .. import naming
-from ..cell.ops import (OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, TimeSum, Transposed,
-                        lse, relu, sigma, softplus, total)
+from ..cell.ops import (OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Place, TimeSum,
+                        Transposed, lse, mean, relu, sigma, softplus, total)
 
 
 #: Names a claim may call besides the cell's own: the printed notation's functions.
@@ -19,7 +19,7 @@ FUNCTIONS = {"sigma": sigma, "σ": sigma, "tanh": sp.tanh, "exp": sp.exp, "log":
              "relu": relu, "softplus": softplus, "sech": sp.sech, "cosh": sp.cosh,
              "sinh": sp.sinh, "sqrt": sp.sqrt, "erf": sp.erf, "diff": sp.diff, "MatVec": MatVec,
              "MatTVec": MatTVec, "Outer": Outer, "TimeSum": TimeSum, "Transposed": Transposed,
-             "Concat": Concat, "Part": Part, "lse": lse, "total": total,
+             "Concat": Concat, "Part": Part, "Place": Place, "lse": lse, "total": total,
              "softmax": lambda a: sp.exp(a - lse(a)),
              **{f.__name__: f for f in (*OPS, *REDUCTIONS)}}
 #: Constants a claim may name (SymPy prints e as E).
@@ -307,8 +307,8 @@ class _Parser:
             e = f(*(a.expr for a in args))
         except (TypeError, ValueError) as err:
             self.fail(f"as many arguments as {name.text} takes ({err})", name, str(len(args)))
-        shape = {MatVec: "v", MatTVec: "v", Part: "v", Concat: "v", lse: "v", total: "v",
-                 Outer: "m", Transposed: "m"}.get(f, args[0].shape)
+        shape = {MatVec: "v", MatTVec: "v", Part: "v", Place: "v", Concat: "v", lse: "v",
+                 total: "v", mean: "v", Outer: "m", Transposed: "m"}.get(f, args[0].shape)
         return _Value(e ** 2 if square else e, shape)
 
     def vector(self, t: _Token) -> _Value:

@@ -29,6 +29,7 @@ from ..cell.ops import MatTVec, MatVec, Outer
 from ..cell.parts import size_value
 from ..derivation.bptt import Derivation, describe_path
 from ..derivation.sweep import Term
+from ..lower.values import with_values
 from .claim_parser import SIZES, ClaimError, _check_names, _unsummed, read
 from .numeric import EvaluationError, Run, evaluate, unroll
 
@@ -155,6 +156,7 @@ def _subject(derivation) -> _Subject:
     head = derivation.head if isinstance(derivation, Network) else None
     d = derivation.cell if head else derivation if isinstance(derivation, Derivation) \
         else derive(derivation)
+    d = with_values(d)   # named constants (ε) as the numbers they stand for
     cell = d.cell
     everything = derivation.all() if head else d.all()
     forward = [(eq.lhs, eq.rhs) for eq in cell.equations]

@@ -14,7 +14,7 @@ import numpy as np
 import sympy as sp
 
 from .. import naming
-from ..cell.ops import OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Transposed
+from ..cell.ops import OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Place, Transposed
 
 
 class EvaluationError(ValueError):
@@ -23,7 +23,7 @@ class EvaluationError(ValueError):
 
 class _NumPyFunctions:
     """What the operations' definitions need, element-wise in NumPy."""
-    exp, log, tanh = np.exp, np.log, np.tanh
+    exp, log, tanh, sqrt = np.exp, np.log, np.tanh, np.sqrt
 
     @staticmethod
     def Piecewise(*pairs):
@@ -36,6 +36,7 @@ class _NumPyFunctions:
 _ELEMENTARY = {sp.sech: lambda a: 1 / np.cosh(a), sp.cosh: np.cosh, sp.sinh: np.sinh,
                sp.exp: np.exp, sp.log: np.log, sp.tanh: np.tanh}
 _REDUCE = {"total": lambda a: np.sum(a, axis=-1, keepdims=True),
+           "mean": lambda a: np.mean(a, axis=-1, keepdims=True),
            "lse": lambda a: np.max(a, -1, keepdims=True) + np.log(
                np.sum(np.exp(a - np.max(a, -1, keepdims=True)), -1, keepdims=True))}
 
@@ -44,7 +45,7 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
     """The value of ``e``: each symbol's from ``lookup``, sizes (D, H in a ``Part``'s bounds)
     from ``sizes``."""
     if isinstance(e, sp.Symbol):
-        return lookup(e)
+        return sizes[e.name] if e.name in sizes else lookup(e)
     if e.is_Number or e.is_NumberSymbol:
         return float(e)
     if isinstance(e, Transposed):
@@ -53,6 +54,11 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
         start, stop = (int(b.subs({sp.Symbol(n): v for n, v in sizes.items()}))
                        for b in e.args[1:])
         return evaluate(e.args[0], lookup, sizes)[..., start:stop]
+    if isinstance(e, Place):   # zeros around rows start:stop
+        start, stop, n = (int(b.subs({sp.Symbol(k): v for k, v in sizes.items()}))
+                          for b in e.args[1:])
+        inner = np.asarray(evaluate(e.args[0], lookup, sizes), float)
+        return np.pad(inner, [(0, 0)] * (inner.ndim - 1) + [(start, n - stop)])
     args = [evaluate(a, lookup, sizes) for a in e.args]
     if isinstance(e, Concat):
         return np.concatenate([np.atleast_1d(a) for a in args], axis=-1)
@@ -72,7 +78,7 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
     if isinstance(e, Outer):
         return np.outer(args[0], args[1])
     if e.func in OPS:
-        return OPS[e.func].definition(args[0], _NumPyFunctions)
+        return OPS[e.func].definition(*args, _NumPyFunctions)
     if e.func in REDUCTIONS:
         return _REDUCE[e.func.__name__](args[0])
     if e.func in _ELEMENTARY:

@@ -106,7 +106,7 @@ def problem(mod, *, T, B, D, H, seed=0, dtype=np.float64, scale=2.0, input_scale
     parameters at ``scale`` times ``init_params``' draw (2 by default: livelier gates than
     the usual initialisation), the input at ``input_scale`` times a standard normal."""
     rng = np.random.default_rng(seed)
-    params = {k: (scale * v).astype(dtype)
+    params = {k: np.asarray(scale * v, dtype)
               for k, v in mod.init_params(D, H, rng=rng, dtype=dtype).items()}
     n = size_value(mod.INPUT_SIZE, D, H)
     x = (input_scale * rng.standard_normal((T, B, n))).astype(dtype)

@@ -112,7 +112,8 @@ def _carried(d) -> list[dict]:
         rec = next((g for g in d.through_time if naming.adjoint_of(g.lhs) == s), None)
         term = next((t for t in (rec.terms if rec else ()) if (t.via, t.later) == (label, 1)),
                     None)
-        if term is None or any(naming.parse(v) is None and d.cell.param(v.name).is_matrix
+        matrices = {p.name for p in d.cell.params if p.is_matrix}   # not a size in a part's bounds
+        if term is None or any(naming.parse(v) is None and v.name in matrices
                                for v in term.local.free_symbols):
             continue
         out.append(dict(state=latex(s), rec=eqref(rec.label), term=latex(term.expr),

@@ -19,15 +19,19 @@ lowering decides:
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import sympy as sp
 
 from .. import naming
-from ..cell.ops import OPS, Concat, MatTVec, MatVec, Outer, Transposed, matrix_param
-from ..cell.parts import add_sizes, size_expr
+from ..cell.ops import (OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Place, Transposed,
+                        matrix_param)
+from ..cell.parts import add_sizes, size_expr, spell_size_expr
 from ..derivation.bptt import Derivation
+from ..derivation.sweep import Sweep
 from .division import quotients
+from .values import with_values
 
 
 class Proj(sp.Function):
@@ -116,6 +120,7 @@ class Plan(NamedTuple):
 
 def lower(d: Derivation) -> Plan:
     """Turn the derivation of one cell into the statements of its generated step."""
+    d = _spread_places(with_values(d))
     cell, plain = d.cell, _groups(d)
     back_terms = {v: _fuse(v, ts, plain) for v, ts in d.sweep.terms.items()}
     hoisted = _hoist([*(e for es in back_terms.values() for e in es),
@@ -123,8 +128,8 @@ def lower(d: Derivation) -> Plan:
     groups = _fusions(cell, plain, hoisted)
     buffers = tuple({g.adjoint_buffer: g for g in groups}.values())
     slots = _adjoint_slots(buffers)
-    backward = tuple(_block(g.kind, g.name, g.eq,
-                            [(g.lhs, _sum(back_terms[naming.adjoint_of(g.lhs)], hoisted))], slots)
+    backward = tuple(_block(g.kind, g.name, g.eq, [(g.lhs, _spread(
+        cell, g.lhs, back_terms[naming.adjoint_of(g.lhs)], hoisted))], slots)
                      for g in d.step)
     backward = _place_stores(backward, _stores(buffers, hoisted, slots))
     summed = tuple((p.name, *slot.args[:3]) for p in cell.params if not p.is_matrix
@@ -141,6 +146,19 @@ def lower(d: Derivation) -> Plan:
     return Plan(d, groups, forward, cached, backward, carries, vector_grads, input_grads, summed)
 
 
+def _spread_places(d: Derivation) -> Derivation:
+    """A part's adjoint that is one number per sample, spread over the part's rows before it
+    is placed among the vector's."""
+    def spread(e):
+        return e.replace(
+            lambda u: isinstance(u, Place) and _dim(d.cell, u.args[0]) == "1"
+            and sp.expand(u.args[2] - u.args[1]) != 1,
+            lambda u: Place(Broadcast(u.args[0], u.args[2] - u.args[1]), *u.args[1:]))
+    terms = {v: tuple(t._replace(expr=spread(t.expr)) for t in ts)
+             for v, ts in d.sweep.terms.items()}
+    return dataclasses.replace(d, sweep=Sweep(terms))
+
+
 def _vector_grads(d, hoisted, summed_params) -> tuple[Stmt, ...]:
     """Per-step contributions to the vector parameters not summed from a buffer."""
     return tuple(Stmt(naming.adjoint(p.symbol),
@@ -150,7 +168,7 @@ def _vector_grads(d, hoisted, summed_params) -> tuple[Stmt, ...]:
 
 def _input_grads(cell, back_terms, hoisted) -> tuple[Stmt, ...]:
     """Per-step element-wise contributions to the inputs (matrix paths go through a GEMM)."""
-    return tuple(Stmt(naming.adjoint(x), _sum(back_terms[x], hoisted))
+    return tuple(Stmt(naming.adjoint(x), _spread(cell, x, back_terms[x], hoisted))
                  for x in cell.input_symbols
                  if any(not isinstance(e, GroupAdjoint) for e in back_terms[x]))
 
@@ -302,7 +320,8 @@ def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
             continue    # a constant such as σ(0): computed where it is used, never cached
         arg = f.args[0]
         p = naming.parse(arg) if isinstance(arg, sp.Symbol) else None
-        name = f"{f.func.__name__}_{p.base}" if p and p.shift == 0 else f"{f.func.__name__}_{len(out)}"
+        op = f.func.__name__.lower()
+        name = f"{op}_{p.base}" if p and p.shift == 0 else f"{op}_{len(out)}"
         out[f] = naming.timed(name)
     rest = set().union(*(e.xreplace(out).atoms(MatVec) for e in exprs)) if exprs else set()
     for m in sorted(rest, key=sp.default_sort_key):
@@ -393,18 +412,35 @@ def _carry(d: Derivation, prev: sp.Symbol, back_terms, hoisted) -> Block:
     source = sp.Eq(naming.adjoint(prev), d.sweep.adjoint(prev), evaluate=False)
     carry = naming.timed(base, 0, naming.CARRY)
     return _block(naming.RECURRENCE, base, source,
-                  [(carry, _sum(back_terms.get(prev, ()), hoisted))])
+                  [(carry, _spread(d.cell, carry, back_terms.get(prev, ()), hoisted))])
 
 
-def _dim(cell, e: sp.Expr) -> str:
-    """The size of an element-wise expression: that of any vector in it."""
+def _dim(cell, e: sp.Expr) -> str | None:
+    """The size of an element-wise expression: that of any vector in it ("1" for a reduction
+    or a scalar; a vector of another size in it wins, as it broadcasts them)."""
     if isinstance(e, MatVec):
         return cell.matrix_shape(e.args[0])[0]
     if isinstance(e, Concat):
         return add_sizes(cell.dim(v) for v in e.args)
-    if isinstance(e, sp.Symbol) and (naming.parse(e) or not cell.param(e.name).is_matrix):
-        return cell.dim(e)
-    return next(d for d in (_dim(cell, a) for a in e.args if not a.is_number) if d)
+    if e.func in REDUCTIONS:
+        return "1"
+    if isinstance(e, (Part, Place)):
+        return spell_size_expr(e.args[3] if isinstance(e, Place) else e.args[2] - e.args[1])
+    if isinstance(e, sp.Symbol):
+        if naming.parse(e) or any(p.name == e.name and not p.is_matrix for p in cell.params):
+            return cell.dim(e)
+        return None   # a size, D or H
+    found = {d for d in (_dim(cell, a) for a in e.args if not a.is_number) if d}
+    return next(iter(found - {"1"}), "1" if found else None)
+
+
+def _spread(cell, v: sp.Symbol, exprs, hoisted) -> sp.Expr:
+    """The sum of a vector's adjoint terms; where every term is one number per sample (the
+    vector reached the loss only through a mean or a sum), spread over its entries."""
+    rhs, dim = sp.Add(*exprs), cell.dim(v)
+    if dim != "1" and _dim(cell, rhs) == "1":
+        rhs = Broadcast(rhs, size_expr(dim))
+    return rhs.xreplace(hoisted)
 
 
 def _sum(exprs, hoisted) -> sp.Expr:
