@@ -338,10 +338,9 @@ def backward(params, cache, dhs, dstate=None):
         # (adj:lc) δlc[t] = δh[t] ⊙ o[t] ⊙ (1 - tanh(lc[t])**2)
         dlc = dh*o*(1 - tanh_lc**2)
         # (adj:sc) δsc[t] = Σ_k -ec[t]*gamma_c*δlc[t]/sc[t]**2
-        dsc = np.sum(-ec*gamma_c*dlc/sc**2, axis=-1, keepdims=True)
+        dsc = np.sum(-(dlc*ec*gamma_c/sc/sc), axis=-1, keepdims=True)
         # (adj:ec) δec[t] = gamma_c*δlc[t]/sc[t] + ec[t]*δsc[t]/(H*sc[t])
-        _tmp0 = 1/sc
-        dec = dlc*_tmp0*gamma_c + _tmp0*ec*dsc/H
+        dec = dlc*gamma_c/sc + dsc*ec/H/sc
         # (adj:mc) δmc[t] = Σ_k -δec[t]
         dmc = np.sum(-dec, axis=-1, keepdims=True)
         # (adj:c) δc[t] = δec[t] + δ⁺c[t] + δmc[t]/H
@@ -365,23 +364,21 @@ def backward(params, cache, dhs, dstate=None):
         # (adj:lr) δlr[t] = (δfbar[t] in rows 2 H:3 H of 4 H) + (δibar[t] in rows H:2 H of 4 H) + (δobar[t] in rows 3 H:4 H of 4 H) + (δzbar[t] in rows 0:H of 4 H)
         dlr = np.pad(dfbar, ((0, 0), (2*H, H))) + np.pad(dibar, ((0, 0), (H, 2*H))) + np.pad(dobar, ((0, 0), (3*H, 0))) + np.pad(dzbar, ((0, 0), (0, 3*H)))
         # (adj:sr) δsr[t] = Σ_k -er[t]*gamma_h*δlr[t]/sr[t]**2
-        dsr = np.sum(-er*gamma_h*dlr/sr**2, axis=-1, keepdims=True)
+        dsr = np.sum(-(dlr*er*gamma_h/sr/sr), axis=-1, keepdims=True)
         # (adj:er) δer[t] = gamma_h*δlr[t]/sr[t] + er[t]*δsr[t]/(4*H*sr[t])
-        _tmp0 = 1/sr
-        der = dlr*_tmp0*gamma_h + (1/4)*_tmp0*er*dsr/H
+        der = dlr*gamma_h/sr + 1/4*(dsr*er/H/sr)
         # (adj:mr) δmr[t] = Σ_k -δer[t]
         dmr = np.sum(-der, axis=-1, keepdims=True)
         # (adj:la) δla[t] = (δfbar[t] in rows 2 H:3 H of 4 H) + (δibar[t] in rows H:2 H of 4 H) + (δobar[t] in rows 3 H:4 H of 4 H) + (δzbar[t] in rows 0:H of 4 H)
         dla = np.pad(dfbar, ((0, 0), (2*H, H))) + np.pad(dibar, ((0, 0), (H, 2*H))) + np.pad(dobar, ((0, 0), (3*H, 0))) + np.pad(dzbar, ((0, 0), (0, 3*H)))
         # (adj:sa) δsa[t] = Σ_k -ea[t]*gamma_x*δla[t]/sa[t]**2
-        dsa = np.sum(-ea*gamma_x*dla/sa**2, axis=-1, keepdims=True)
+        dsa = np.sum(-(dla*ea*gamma_x/sa/sa), axis=-1, keepdims=True)
         # (adj:ea) δea[t] = gamma_x*δla[t]/sa[t] + ea[t]*δsa[t]/(4*H*sa[t])
-        _tmp0 = 1/sa
-        dea = dla*_tmp0*gamma_x + (1/4)*_tmp0*ea*dsa/H
+        dea = dla*gamma_x/sa + 1/4*(dsa*ea/H/sa)
         # (adj:ma) δma[t] = Σ_k -δea[t]
         dma = np.sum(-dea, axis=-1, keepdims=True)
         # (adj:r) δr[t] = δer[t] + δmr[t]/(4*H)
-        dr = der + (1/4)*dmr/H
+        dr = der + 1/4*(dmr/H)
         # (adj:ro) δro[t] = (δr[t])[3 H:4 H]
         dro = dproj_h_prev[t, :, 3*H:4*H]
         dro[...] = (dr)[:, 3*H:4*H]
@@ -395,7 +392,7 @@ def backward(params, cache, dhs, dstate=None):
         drz = dproj_h_prev[t, :, :H]
         drz[...] = (dr)[:, :H]
         # (adj:a) δa[t] = δea[t] + δma[t]/(4*H)
-        da = dea + (1/4)*dma/H
+        da = dea + 1/4*(dma/H)
         # (adj:ao) δao[t] = (δa[t])[3 H:4 H]
         dao = dproj_x[t, :, 3*H:4*H]
         dao[...] = (da)[:, 3*H:4*H]
@@ -416,9 +413,9 @@ def backward(params, cache, dhs, dstate=None):
         db_i += (dibar).sum(axis=0)  # (grad:b_i)
         db_f += (dfbar).sum(axis=0)  # (grad:b_f)
         db_o += (dobar).sum(axis=0)  # (grad:b_o)
-        dgamma_x += (ea*dla/sa).sum(axis=0)  # (grad:gamma_x)
-        dgamma_h += (er*dlr/sr).sum(axis=0)  # (grad:gamma_h)
-        dgamma_c += (ec*dlc/sc).sum(axis=0)  # (grad:gamma_c)
+        dgamma_x += (dla*ea/sa).sum(axis=0)  # (grad:gamma_x)
+        dgamma_h += (dlr*er/sr).sum(axis=0)  # (grad:gamma_h)
+        dgamma_c += (dlc*ec/sc).sum(axis=0)  # (grad:gamma_c)
         dbeta_c += (dlc).sum(axis=0)  # (grad:beta_c)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows

@@ -533,7 +533,6 @@ def _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, gamma_x, gamma_h, gamma_c,
     F = x.dtype.type
     T, B = x.shape[0], x.shape[1]
     dlc = np.empty((B, H), F)
-    _tmp0_3 = np.empty((B, 1), F)
     dsc = np.empty((B, 1), F)
     dec = np.empty((B, H), F)
     dh = np.empty((B, H), F)
@@ -543,11 +542,9 @@ def _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, gamma_x, gamma_h, gamma_c,
     dobar = np.empty((B, H), F)
     dzbar = np.empty((B, H), F)
     dlr = np.empty((B, 4*H), F)
-    _tmp0_16 = np.empty((B, 1), F)
     dsr = np.empty((B, 1), F)
     der = np.empty((B, 4*H), F)
     dla = np.empty((B, 4*H), F)
-    _tmp0_20 = np.empty((B, 1), F)
     dsa = np.empty((B, 1), F)
     dea = np.empty((B, 4*H), F)
     dmr = np.empty((B, 1), F)
@@ -569,27 +566,25 @@ def _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, gamma_x, gamma_h, gamma_c,
                 # (adj:lc) δlc[t] = δh[t] ⊙ o[t] ⊙ (1 - tanh(lc[t])**2)
                 dlc__b[j] = dh__b[j]*o__b[j]*(F(1) - (tanh_lc__b[j]*tanh_lc__b[j]))
         for b in range(B):
-            ec__b = cache_ec[t][b]
             dlc__b = dlc[b]
+            ec__b = cache_ec[t][b]
             sc__b = cache_sc[t][b]
             dsc__b = dsc[b]
-            _tmp0_3__b = _tmp0_3[b]
             for j in range(1):
                 # (adj:sc) δsc[t] = Σ_k -ec[t]*gamma_c*δlc[t]/sc[t]**2
                 red0 = F(0)
                 for k in range(H):
-                    red0 += -ec__b[k]*gamma_c[k]*dlc__b[k]/(sc__b[0]*sc__b[0])
+                    red0 += -(dlc__b[k]*ec__b[k]*gamma_c[k]/sc__b[0]/sc__b[0])
                 dsc__b[j] = red0
-                # (adj:ec) δec[t] = gamma_c*δlc[t]/sc[t] + ec[t]*δsc[t]/(H*sc[t])
-                _tmp0_3__b[j] = (F(1)/(sc__b[0]))
         for b in range(B):
             dlc__b = dlc[b]
-            _tmp0_3__b = _tmp0_3[b]
-            ec__b = cache_ec[t][b]
+            sc__b = cache_sc[t][b]
             dsc__b = dsc[b]
+            ec__b = cache_ec[t][b]
             dec__b = dec[b]
             for j in range(H):
-                dec__b[j] = dlc__b[j]*_tmp0_3__b[0]*gamma_c[j] + _tmp0_3__b[0]*ec__b[j]*dsc__b[0]/H
+                # (adj:ec) δec[t] = gamma_c*δlc[t]/sc[t] + ec[t]*δsc[t]/(H*sc[t])
+                dec__b[j] = dlc__b[j]*gamma_c[j]/sc__b[0] + dsc__b[0]*ec__b[j]/H/sc__b[0]
         for b in range(B):
             dec__b = dec[b]
             dmc__b = dmc[b]
@@ -644,27 +639,25 @@ def _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, gamma_x, gamma_h, gamma_c,
                 # (adj:lr) δlr[t] = (δfbar[t] in rows 2 H:3 H of 4 H) + (δibar[t] in rows H:2 H of 4 H) + (δobar[t] in rows 3 H:4 H of 4 H) + (δzbar[t] in rows 0:H of 4 H)
                 dlr__b[j] = (dfbar__b[-2*H + j] if 2*H <= j < 3*H else F(0)) + (dibar__b[-H + j] if H <= j < 2*H else F(0)) + (dobar__b[-3*H + j] if 3*H <= j < 4*H else F(0)) + (dzbar__b[j] if 0 <= j < H else F(0))
         for b in range(B):
-            er__b = cache_er[t][b]
             dlr__b = dlr[b]
+            er__b = cache_er[t][b]
             sr__b = cache_sr[t][b]
             dsr__b = dsr[b]
-            _tmp0_16__b = _tmp0_16[b]
             for j in range(1):
                 # (adj:sr) δsr[t] = Σ_k -er[t]*gamma_h*δlr[t]/sr[t]**2
                 red0 = F(0)
                 for k in range(4*H):
-                    red0 += -er__b[k]*gamma_h[k]*dlr__b[k]/(sr__b[0]*sr__b[0])
+                    red0 += -(dlr__b[k]*er__b[k]*gamma_h[k]/sr__b[0]/sr__b[0])
                 dsr__b[j] = red0
-                # (adj:er) δer[t] = gamma_h*δlr[t]/sr[t] + er[t]*δsr[t]/(4*H*sr[t])
-                _tmp0_16__b[j] = (F(1)/(sr__b[0]))
         for b in range(B):
             dlr__b = dlr[b]
-            _tmp0_16__b = _tmp0_16[b]
-            er__b = cache_er[t][b]
+            sr__b = cache_sr[t][b]
             dsr__b = dsr[b]
+            er__b = cache_er[t][b]
             der__b = der[b]
             for j in range(4*H):
-                der__b[j] = dlr__b[j]*_tmp0_16__b[0]*gamma_h[j] + ((F(1) / F(4)))*_tmp0_16__b[0]*er__b[j]*dsr__b[0]/H
+                # (adj:er) δer[t] = gamma_h*δlr[t]/sr[t] + er[t]*δsr[t]/(4*H*sr[t])
+                der__b[j] = dlr__b[j]*gamma_h[j]/sr__b[0] + (F(1) / F(4))*(dsr__b[0]*er__b[j]/H/sr__b[0])
         for b in range(B):
             der__b = der[b]
             dmr__b = dmr[b]
@@ -684,27 +677,25 @@ def _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, gamma_x, gamma_h, gamma_c,
                 # (adj:la) δla[t] = (δfbar[t] in rows 2 H:3 H of 4 H) + (δibar[t] in rows H:2 H of 4 H) + (δobar[t] in rows 3 H:4 H of 4 H) + (δzbar[t] in rows 0:H of 4 H)
                 dla__b[j] = (dfbar__b[-2*H + j] if 2*H <= j < 3*H else F(0)) + (dibar__b[-H + j] if H <= j < 2*H else F(0)) + (dobar__b[-3*H + j] if 3*H <= j < 4*H else F(0)) + (dzbar__b[j] if 0 <= j < H else F(0))
         for b in range(B):
-            ea__b = cache_ea[t][b]
             dla__b = dla[b]
+            ea__b = cache_ea[t][b]
             sa__b = cache_sa[t][b]
             dsa__b = dsa[b]
-            _tmp0_20__b = _tmp0_20[b]
             for j in range(1):
                 # (adj:sa) δsa[t] = Σ_k -ea[t]*gamma_x*δla[t]/sa[t]**2
                 red0 = F(0)
                 for k in range(4*H):
-                    red0 += -ea__b[k]*gamma_x[k]*dla__b[k]/(sa__b[0]*sa__b[0])
+                    red0 += -(dla__b[k]*ea__b[k]*gamma_x[k]/sa__b[0]/sa__b[0])
                 dsa__b[j] = red0
-                # (adj:ea) δea[t] = gamma_x*δla[t]/sa[t] + ea[t]*δsa[t]/(4*H*sa[t])
-                _tmp0_20__b[j] = (F(1)/(sa__b[0]))
         for b in range(B):
             dla__b = dla[b]
-            _tmp0_20__b = _tmp0_20[b]
-            ea__b = cache_ea[t][b]
+            sa__b = cache_sa[t][b]
             dsa__b = dsa[b]
+            ea__b = cache_ea[t][b]
             dea__b = dea[b]
             for j in range(4*H):
-                dea__b[j] = dla__b[j]*_tmp0_20__b[0]*gamma_x[j] + ((F(1) / F(4)))*_tmp0_20__b[0]*ea__b[j]*dsa__b[0]/H
+                # (adj:ea) δea[t] = gamma_x*δla[t]/sa[t] + ea[t]*δsa[t]/(4*H*sa[t])
+                dea__b[j] = dla__b[j]*gamma_x[j]/sa__b[0] + (F(1) / F(4))*(dsa__b[0]*ea__b[j]/H/sa__b[0])
         for b in range(B):
             dea__b = dea[b]
             dma__b = dma[b]
@@ -720,7 +711,7 @@ def _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, gamma_x, gamma_h, gamma_c,
             dr__b = dr[b]
             for j in range(4*H):
                 # (adj:r) δr[t] = δer[t] + δmr[t]/(4*H)
-                dr__b[j] = der__b[j] + ((F(1) / F(4)))*dmr__b[0]/H
+                dr__b[j] = der__b[j] + (F(1) / F(4))*(dmr__b[0]/H)
         for b in range(B):
             dr__b = dr[b]
             dproj_h_prev__b = dproj_h_prev[t][b]
@@ -739,7 +730,7 @@ def _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, gamma_x, gamma_h, gamma_c,
             da__b = da[b]
             for j in range(4*H):
                 # (adj:a) δa[t] = δea[t] + δma[t]/(4*H)
-                da__b[j] = dea__b[j] + ((F(1) / F(4)))*dma__b[0]/H
+                da__b[j] = dea__b[j] + (F(1) / F(4))*(dma__b[0]/H)
         for b in range(B):
             da__b = da[b]
             dproj_x__b = dproj_x[t][b]
@@ -770,24 +761,24 @@ def _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, gamma_x, gamma_h, gamma_c,
                 # (grad:b_o)
                 db_o[j] += dobar__b[j]
         for b in range(B):
-            ea__b = cache_ea[t][b]
             dla__b = dla[b]
+            ea__b = cache_ea[t][b]
             sa__b = cache_sa[t][b]
-            er__b = cache_er[t][b]
             dlr__b = dlr[b]
+            er__b = cache_er[t][b]
             sr__b = cache_sr[t][b]
             for j in range(4*H):
                 # (grad:gamma_x)
-                dgamma_x[j] += ea__b[j]*dla__b[j]/sa__b[0]
+                dgamma_x[j] += dla__b[j]*ea__b[j]/sa__b[0]
                 # (grad:gamma_h)
-                dgamma_h[j] += er__b[j]*dlr__b[j]/sr__b[0]
+                dgamma_h[j] += dlr__b[j]*er__b[j]/sr__b[0]
         for b in range(B):
-            ec__b = cache_ec[t][b]
             dlc__b = dlc[b]
+            ec__b = cache_ec[t][b]
             sc__b = cache_sc[t][b]
             for j in range(H):
                 # (grad:gamma_c)
-                dgamma_c[j] += ec__b[j]*dlc__b[j]/sc__b[0]
+                dgamma_c[j] += dlc__b[j]*ec__b[j]/sc__b[0]
                 # (grad:beta_c)
                 dbeta_c[j] += dlc__b[j]
         # (rec:h) step t's share of δh[t-1], sent back to step t-1: δh[t-1] = R_fᵀ δrf[t] + R_iᵀ δri[t] + R_oᵀ δro[t] + R_zᵀ δrz[t]

@@ -246,10 +246,9 @@ def _backward(params, cache, dhs, dnext):
         # (adj:lc) δlc[t] = δh[t] ⊙ o[t] ⊙ (1 - tanh(lc[t])**2)
         dlc = dh*o*(1 - tanh_lc**2)
         # (adj:sc) δsc[t] = Σ_k -ec[t]*gamma_c*δlc[t]/sc[t]**2
-        dsc = torch.sum(-ec*gamma_c*dlc/sc**2, dim=-1, keepdim=True)
+        dsc = torch.sum(-(dlc*ec*gamma_c/sc/sc), dim=-1, keepdim=True)
         # (adj:ec) δec[t] = gamma_c*δlc[t]/sc[t] + ec[t]*δsc[t]/(H*sc[t])
-        _tmp0 = 1/sc
-        dec = dlc*_tmp0*gamma_c + _tmp0*ec*dsc/H
+        dec = dlc*gamma_c/sc + dsc*ec/H/sc
         # (adj:mc) δmc[t] = Σ_k -δec[t]
         dmc = torch.sum(-dec, dim=-1, keepdim=True)
         # (adj:c) δc[t] = δec[t] + δ⁺c[t] + δmc[t]/H
@@ -273,23 +272,21 @@ def _backward(params, cache, dhs, dnext):
         # (adj:lr) δlr[t] = (δfbar[t] in rows 2 H:3 H of 4 H) + (δibar[t] in rows H:2 H of 4 H) + (δobar[t] in rows 3 H:4 H of 4 H) + (δzbar[t] in rows 0:H of 4 H)
         dlr = torch.nn.functional.pad(dfbar, (2*H, H)) + torch.nn.functional.pad(dibar, (H, 2*H)) + torch.nn.functional.pad(dobar, (3*H, 0)) + torch.nn.functional.pad(dzbar, (0, 3*H))
         # (adj:sr) δsr[t] = Σ_k -er[t]*gamma_h*δlr[t]/sr[t]**2
-        dsr = torch.sum(-er*gamma_h*dlr/sr**2, dim=-1, keepdim=True)
+        dsr = torch.sum(-(dlr*er*gamma_h/sr/sr), dim=-1, keepdim=True)
         # (adj:er) δer[t] = gamma_h*δlr[t]/sr[t] + er[t]*δsr[t]/(4*H*sr[t])
-        _tmp0 = 1/sr
-        der = dlr*_tmp0*gamma_h + (1/4)*_tmp0*er*dsr/H
+        der = dlr*gamma_h/sr + 1/4*(dsr*er/H/sr)
         # (adj:mr) δmr[t] = Σ_k -δer[t]
         dmr = torch.sum(-der, dim=-1, keepdim=True)
         # (adj:la) δla[t] = (δfbar[t] in rows 2 H:3 H of 4 H) + (δibar[t] in rows H:2 H of 4 H) + (δobar[t] in rows 3 H:4 H of 4 H) + (δzbar[t] in rows 0:H of 4 H)
         dla = torch.nn.functional.pad(dfbar, (2*H, H)) + torch.nn.functional.pad(dibar, (H, 2*H)) + torch.nn.functional.pad(dobar, (3*H, 0)) + torch.nn.functional.pad(dzbar, (0, 3*H))
         # (adj:sa) δsa[t] = Σ_k -ea[t]*gamma_x*δla[t]/sa[t]**2
-        dsa = torch.sum(-ea*gamma_x*dla/sa**2, dim=-1, keepdim=True)
+        dsa = torch.sum(-(dla*ea*gamma_x/sa/sa), dim=-1, keepdim=True)
         # (adj:ea) δea[t] = gamma_x*δla[t]/sa[t] + ea[t]*δsa[t]/(4*H*sa[t])
-        _tmp0 = 1/sa
-        dea = dla*_tmp0*gamma_x + (1/4)*_tmp0*ea*dsa/H
+        dea = dla*gamma_x/sa + 1/4*(dsa*ea/H/sa)
         # (adj:ma) δma[t] = Σ_k -δea[t]
         dma = torch.sum(-dea, dim=-1, keepdim=True)
         # (adj:r) δr[t] = δer[t] + δmr[t]/(4*H)
-        dr = der + (1/4)*dmr/H
+        dr = der + 1/4*(dmr/H)
         # (adj:ro) δro[t] = (δr[t])[3 H:4 H]
         dro = dproj_h_prev[t, :, 3*H:4*H]
         dro[...] = (dr)[:, 3*H:4*H]
@@ -303,7 +300,7 @@ def _backward(params, cache, dhs, dnext):
         drz = dproj_h_prev[t, :, :H]
         drz[...] = (dr)[:, :H]
         # (adj:a) δa[t] = δea[t] + δma[t]/(4*H)
-        da = dea + (1/4)*dma/H
+        da = dea + 1/4*(dma/H)
         # (adj:ao) δao[t] = (δa[t])[3 H:4 H]
         dao = dproj_x[t, :, 3*H:4*H]
         dao[...] = (da)[:, 3*H:4*H]
@@ -324,9 +321,9 @@ def _backward(params, cache, dhs, dnext):
         db_i += (dibar).sum(axis=0)  # (grad:b_i)
         db_f += (dfbar).sum(axis=0)  # (grad:b_f)
         db_o += (dobar).sum(axis=0)  # (grad:b_o)
-        dgamma_x += (ea*dla/sa).sum(axis=0)  # (grad:gamma_x)
-        dgamma_h += (er*dlr/sr).sum(axis=0)  # (grad:gamma_h)
-        dgamma_c += (ec*dlc/sc).sum(axis=0)  # (grad:gamma_c)
+        dgamma_x += (dla*ea/sa).sum(axis=0)  # (grad:gamma_x)
+        dgamma_h += (dlr*er/sr).sum(axis=0)  # (grad:gamma_h)
+        dgamma_c += (dlc*ec/sc).sum(axis=0)  # (grad:gamma_c)
         dbeta_c += (dlc).sum(axis=0)  # (grad:beta_c)
     grads = {}
     # weight gradients: one GEMM per fused group over all T*B rows
