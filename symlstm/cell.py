@@ -67,9 +67,12 @@ class Param(NamedTuple):
 class Cell:
     """One step of a recurrent cell.
 
-    ``inputs`` and ``states`` map names to their dimension ("D" or "H"); ``output`` is the
-    state whose values over time the cell returns; ``equations`` compute, in order, every
-    intermediate and each state's new value from ``x[t]``, the ``s[t-1]`` and the parameters.
+    ``inputs`` and ``states`` map names to their dimension ("D" or "H"); the first input is
+    the sequence generated code takes as its argument (it gives D), the others are extra
+    per-step inputs passed by keyword.  ``output`` is the vector whose values over time the
+    cell returns: a state, or the result of an equation that is not carried to the next step
+    (SRU's h).  ``equations`` compute, in order, every intermediate, each state's new value
+    and the output from the inputs at t, the ``s[t-1]`` and the parameters.
     """
     name: str
     title: str
@@ -108,6 +111,15 @@ class Cell:
         return dims
 
     @property
+    def output_is_state(self) -> bool:
+        """Whether the output is carried to the next step, or only computed and returned."""
+        return self.output in self.states
+
+    @property
+    def output_dim(self) -> str:
+        return self.dim(naming.timed(self.output))
+
+    @property
     def input_symbols(self) -> tuple[sp.Symbol, ...]:
         return tuple(naming.timed(n) for n in self.inputs)
 
@@ -134,7 +146,11 @@ class CellBuilder:
         self.equations: list[Equation] = []
 
     def input(self, name: str, dim: str = "D") -> sp.Symbol:
-        """Declare an input vector of size "D" (the input size) or "H"; returns x_t."""
+        """Declare an input vector of size "D" (the input size) or "H"; returns x_t.
+
+        The first input is the sequence generated code takes as its argument; any further
+        one (a zoneout mask) is an extra per-step input, passed to ``forward`` by keyword as
+        an array (T, B, size) and given a gradient by ``backward`` like the first."""
         self._declare(name, "input")
         self.inputs[name] = size(dim)
         return naming.timed(name)
@@ -177,6 +193,7 @@ class CellBuilder:
             raise CellError(f"{name!r} is declared twice (as an input or a state)")
 
     def build(self, output: str = "h") -> Cell:
+        """The checked cell; ``output`` names the state or equation result it returns."""
         return Cell(self.name, self.title, dict(self.inputs), dict(self.states), tuple(self.params),
                     tuple(self.equations), output, self.about)
 
@@ -339,8 +356,10 @@ def _check_names(cell: Cell) -> None:
         if d not in ("D", "H"):
             raise CellError(f"input {n!r} has size {d!r}; an input has the input size 'D' or "
                             "the hidden size 'H'")
-    if cell.inputs and "D" not in cell.inputs.values():
-        uses_d = [n for n, d in cell.states.items() if size_counts(d)[0]] + \
+    if cell.inputs and next(iter(cell.inputs.values())) != "D":
+        # generated code reads D off the first input: without it there is no D
+        uses_d = [n for n, d in list(cell.inputs.items())[1:] if d == "D"] + \
+            [n for n, d in cell.states.items() if size_counts(d)[0]] + \
             [p.name for p in cell.params if any(size_counts(x)[0] for x in p.shape)]
         if uses_d:
             raise CellError(f"the input has the hidden size H, so there is no input size D, but "
@@ -349,8 +368,11 @@ def _check_names(cell: Cell) -> None:
     for eq in cell.equations:
         check_label(eq.label)
         naming.check_vector_name(naming.parse(eq.lhs).base, f"equation {eq.label!r}: variable")
-    if cell.output not in cell.states:
-        raise CellError(f"output {cell.output!r} is not one of the states {sorted(cell.states)}")
+    results = [naming.parse(eq.lhs).base for eq in cell.equations]
+    if cell.output in cell.inputs or cell.output not in (*cell.states, *results):
+        raise CellError(f"output {cell.output!r} is neither a state {sorted(cell.states)} nor "
+                        "the result of an equation: the output is what the module returns "
+                        "at every step")
     _check_code_names(cell)
 
 
@@ -475,9 +497,10 @@ def _check_coverage(cell: Cell, defined, params) -> None:
             raise CellError(f"state {naming.parse(s).base!r} has no equation giving its new value")
     used = set().union(*(eq.rhs.free_symbols for eq in cell.equations))
     for eq in cell.equations:
-        if eq.lhs not in used and eq.lhs not in cell.new_states:
+        if eq.lhs not in used and eq.lhs not in cell.new_states \
+                and eq.lhs != naming.timed(cell.output):
             raise CellError(f"equation {eq.label!r}: {eq.lhs} is computed but nothing reads it "
-                            "(only states leave the step)")
+                            "(only the states and the output leave the step)")
     if not cell.params:
         raise CellError("the cell has no parameters: there would be nothing to train")
     if not any("H" in d for p in cell.params for d in p.shape):

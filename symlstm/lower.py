@@ -166,11 +166,13 @@ def _adjoint_slots(buffers) -> dict[sp.Symbol, "Proj"]:
 
 def _cached(cell, groups, hoisted, blocks, grads) -> tuple[tuple[sp.Symbol, str], ...]:
     """The forward values, with their sizes, that the backward pass reads (states aside:
-    they are kept as whole sequences)."""
+    they are kept as whole sequences), and the output where it is not a state."""
     needed = set().union(*(s.rhs.free_symbols for s in grads))
     for b in blocks:   # less each block's own temporaries
         needed |= set().union(*(s.rhs.free_symbols for s in b.stmts)) - {s.lhs for s in b.stmts}
     needed |= {g.operand for g in groups if g.kind == "step"}
+    if not cell.output_is_state:   # an output that is no state is returned from its cache
+        needed.add(naming.timed(cell.output))
     dims = {sym: _dim(cell, f) for f, sym in hoisted.items()}
     return tuple((v, dims.get(v) or cell.dim(v)) for v in
                  [*hoisted.values(), *(eq.lhs for eq in cell.equations)]

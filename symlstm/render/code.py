@@ -12,7 +12,7 @@ import sympy as sp
 
 from .. import naming
 from ..bptt import Derivation
-from ..cell import CellError, size_counts
+from ..cell import size_counts, size_expr
 from ..lower import Plan, lower
 from ..ops import Outer, Transposed, matrix_param
 from ..printers import comment, head_pycode, pycode, pycode_into, python_string
@@ -50,15 +50,18 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
     plan (``lower(d)`` unless given) for every backend."""
     plan = plan or lower(d)
     cell = plan.cell
-    if len(cell.inputs) != 1:
-        raise CellError(f"cell {cell.name!r}: generated code takes exactly one input sequence, "
-                        f"not {len(cell.inputs)}")
+    inputs = [dict(name=n, size=dim, local=naming.code(x), dlocal=naming.code(naming.adjoint(x)),
+                   width="D" if k == 0 else pycode(size_expr(dim)))   # D: the first's width
+              for k, ((n, dim), x) in enumerate(zip(cell.inputs.items(), cell.input_symbols))]
+    output = naming.timed(cell.output)
     return dict(
         cell=cell, docstring=_docstring(cell, backend),
-        input_size=cell.inputs[next(iter(cell.inputs))],
-        input_name=next(iter(cell.inputs)),
-        input=naming.code(cell.input_symbols[0]),
-        dinput=naming.code(naming.adjoint(cell.input_symbols[0])),
+        input_size=inputs[0]["size"], input_name=inputs[0]["name"],
+        input=inputs[0]["local"], dinput=inputs[0]["dlocal"],
+        inputs=inputs, extras=inputs[1:],
+        hs=(f"{naming.sequence(cell.output)}[1:]" if cell.output_is_state
+            else naming.cached(naming.code(output))),
+        output_size="STATE_SIZES[OUTPUT]" if cell.output_is_state else f'"{cell.output_dim}"',
         params=[(p.name, _shape(p.shape)) for p in cell.params],
         param_locals=[naming.code(p.symbol) for p in cell.params],
         size_counts=[(dim, size_counts(dim)) for dim in dict.fromkeys(
@@ -77,7 +80,9 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
                        spell.code(p.rhs, cell.inputs))
                       for p in plan.vector_grads
                       for name in [naming.grad_key(naming.adjoint_of(p.lhs))]],
-        input_grads=[spell.code(s.rhs, cell.inputs) for s in plan.input_grads],
+        input_grads=[dict(name=naming.grad_key(x), local=naming.code(x), dlocal=naming.code(s.lhs),
+                          expr=spell.code(s.rhs, cell.inputs))
+                     for s in plan.input_grads for x in [naming.adjoint_of(s.lhs)]],
         matrix_grads=_matrix_grads(plan),
         summed_grads=[(name, str(buf), f"{'' if a == 0 else pycode(a)}:{pycode(b)}")
                       for name, buf, a, b in plan.summed_grads],
@@ -170,7 +175,10 @@ def _group(g, plan: Plan) -> dict:
                 "step": f"{naming.sequence(base)}[1:]" if g.operand in plan.cell.new_states
                 else naming.cached(naming.code(g.operand))}[g.kind]
     width = pycode(g.offsets()[-1])
-    return dict(name=g.name, kind=g.kind, matrices=", ".join(map(pycode, g.matrices)), width=width,
+    cell = plan.cell
+    # D is read off the first input, so its width is D whatever its size; others have theirs
+    width_in = "D" if g.operand == cell.input_symbols[0] else pycode(size_expr(cell.dim(g.operand)))
+    return dict(name=g.name, kind=g.kind, width_in=width_in, matrices=", ".join(map(pycode, g.matrices)), width=width,
                 adds=g.adds, biases=", ".join(naming.code(sp.Symbol(b)) for b in g.biases),
                 buffer=g.adjoint_buffer, sequence=sequence, after=computed_in(plan, g.operand))
 
