@@ -395,6 +395,11 @@ def _check_code_names(cell: Cell) -> None:
     for p in cell.params:
         claim(p.name, f"parameter {p.name}")
         claim(naming.code(naming.adjoint(p.symbol)), f"the gradient of parameter {p.name}")
+    for n in list(cell.inputs)[1:]:
+        if naming.identifier(n) != n:
+            raise CellError(f"input {n!r} is an extra per-step input, which forward takes as a "
+                            "keyword argument of its name, but that name is a Python keyword, a "
+                            "built-in or one of the generated module's own; rename it")
     keys: dict[str, str] = {}
     for what, key in [*((f"parameter {p.name}", p.name) for p in cell.params),
                       *((f"input {n}", n) for n in cell.inputs),

@@ -61,7 +61,7 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
         inputs=inputs, extras=inputs[1:],
         hs=(f"{naming.sequence(cell.output)}[1:]" if cell.output_is_state
             else naming.cached(naming.code(output))),
-        output_size="STATE_SIZES[OUTPUT]" if cell.output_is_state else f'"{cell.output_dim}"',
+        output_size="STATE_SIZES[OUTPUT]" if cell.output_is_state else "OUTPUT_SIZE",
         params=[(p.name, _shape(p.shape)) for p in cell.params],
         param_locals=[naming.code(p.symbol) for p in cell.params],
         size_counts=[(dim, size_counts(dim)) for dim in dict.fromkeys(
