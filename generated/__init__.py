@@ -17,6 +17,8 @@ CELLS = (
     "lstm_nobias",
     "lstm_concat",
     "lstm_rowmajor",
+    "sru",
+    "lstm_zoneout",
 )
 NETWORKS = (
     "lstm_regression",
