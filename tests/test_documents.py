@@ -33,7 +33,10 @@ def test_the_step_is_drawn_once_and_used_per_gradient(document):
     body = tex[tex.index(r"\begin{document}"):]
     uses = re.findall(r"\\stepgraph(\[[^\]]*\])?", body)
     assert len(uses) >= 2 and uses[0] == ""   # the figure, then highlighted copies
-    assert all("sl-path" in u for u in uses[1:])
+    # every variable has a path to frame, but an output that is no state only the loss's
+    without_path = [u for u in uses[1:] if "sl-path" not in u]
+    assert all("sl-focus" in u for u in uses[1:])
+    assert len(without_path) == (0 if d.cell.output_is_state else 1)
 
 
 def test_every_section_opens_with_prose(document):

@@ -183,3 +183,12 @@ def test_extra_inputs_are_checked():
     b.let("s", tanh(matvec(W, x)) * s * m)
     with pytest.raises(CellError, match="there is no input size D, but m has a size with D"):
         b.build()
+
+
+def test_the_documents_say_what_is_carried_and_what_is_passed():
+    from symlstm.render import latex_document
+    sru = latex_document(symlstm.derive("sru"))
+    assert "The recurrent states are $c_t$.\nThe output $h_t$ is not one of them" in sru
+    zoneout = latex_document(symlstm.derive("lstm_zoneout"))
+    assert r"extra per-step inputs $\mathit{mc}_t$, $\mathit{mh}_t$" in zoneout
+    assert "is not one of them" not in zoneout
