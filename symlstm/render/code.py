@@ -143,7 +143,7 @@ def network_module(n, cell_import: str | None = None, rebuild: str = REBUILD) ->
     return environment().get_template(NETWORK_TEMPLATE).render(
         template=NETWORK_TEMPLATE, rebuild=rebuild, name=n.name, docstring=python_string(text),
         cell_import=cell_import or f"symlstm.generated.{cell.name}", head=head.head.name,
-        targets=head.head.targets,
+        targets=head.head.targets, extras=[naming.code(x) for x in cell.input_symbols[1:]],
         head_params=[(p.name, _shape(p.shape)) for p in head.head.params],
         forward=forward, backward=backward,
         output=dict(label=dh.label, source=comment(dh.eq),
