@@ -212,7 +212,7 @@ def _fusions(cell, groups, hoisted) -> tuple[Group, ...]:
     """Fold each input group's biases into its projection, and let a state group whose
     products meet the input group's, slice by slice, in the same sums add that projection in:
     then ``W_z x_t + R_z h_{t-1} + b_z`` is one slice of one per-step buffer."""
-    out = list(groups)
+    out, folded = list(groups), set()
     for k, gx in enumerate(out):
         if gx.kind != "input" or any(_uses(cell, MatVec(W, gx.operand)) != 1
                                      or MatVec(W, gx.operand) in hoisted for W in gx.matrices):
@@ -220,7 +220,9 @@ def _fusions(cell, groups, hoisted) -> tuple[Group, ...]:
         sums = [_container(cell, MatVec(W, gx.operand)) for W in gx.matrices]
         biases = [next((a for a in (s.args if s is not None else ()) if _is_bias(cell, a)), None)
                   for s in sums]
-        if all(biases) and len(set(biases)) == len(biases):
+        # a bias is folded into one projection only: two inputs' products may share its sum
+        if all(biases) and len(set(biases)) == len(biases) and not folded & set(biases):
+            folded |= set(biases)
             out[k] = gx = gx._replace(biases=tuple(b.name for b in biases))
         for j, gs in enumerate(out):
             if gs.kind == "state" and not gs.adds and gs.rows == gx.rows and all(

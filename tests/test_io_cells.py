@@ -192,3 +192,18 @@ def test_the_documents_say_what_is_carried_and_what_is_passed():
     zoneout = latex_document(symlstm.derive("lstm_zoneout"))
     assert r"extra per-step inputs $\mathit{mc}_t$, $\mathit{mh}_t$" in zoneout
     assert "is not one of them" not in zoneout
+
+
+def test_two_inputs_whose_products_share_a_sum_fold_its_bias_once():
+    """A random cell: W3 on the input and on an extra input in one sum with the bias b2,
+    which only one of the two input projections may take; the output h reads a parameter
+    only, and is no state."""
+    from sympy import Symbol
+    from test_random_cells import check_cell
+    b = CellBuilder("random_cell", "Random cell")
+    first, extra, prev = b.input("logsigmoid"), b.input("cell"), b.state("self")
+    n, b2, W3 = b.param("n", "H"), b.param("b2", "H"), b.param("W3", "H", "D")
+    b.let("tanh", 2 * prev)
+    b.let("h", n)
+    b.let("self", b2 + Symbol("tanh[t]") + matvec(W3, extra) + matvec(W3, first))
+    check_cell(b.build())
