@@ -186,7 +186,7 @@ def test_extra_inputs_are_checked():
 
 
 def test_the_documents_say_what_is_carried_and_what_is_passed():
-    from symlstm.render import latex_document
+    from symlstm.documents.document import latex_document
     sru = latex_document(symlstm.derive("sru"))
     assert "The recurrent states are $c_t$.\nThe output $h_t$ is not one of them" in sru
     zoneout = latex_document(symlstm.derive("lstm_zoneout"))
