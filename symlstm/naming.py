@@ -45,6 +45,7 @@ MODULE_NAMES = frozenset({
     # imports, constants and functions
     "np", "numpy", "functools", "math", "torch", "numba", "intrinsic", "overload",
     "CELL", "PARAMS", "STATES", "SHAPES", "STATE_SIZES", "OUTPUT", "INPUT", "INPUT_SIZE",
+    "OUTPUT_SIZE", "EXTRA_INPUTS",
     "sigmoid", "logsigmoid", "init_params", "forward", "backward", "BPTT", "Cell",
     # arguments and locals
     "params", "state0", "cache", "state", "dhs", "dstate", "dstates", "dnext", "grads", "hs",

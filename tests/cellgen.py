@@ -1,10 +1,13 @@
 """Random cells from the whole grammar, for property tests.
 
-``cells()`` is a hypothesis strategy.  A drawn cell has one input (of size D, or H), one to
-three states (the output h of size H, the others H or D), a few intermediate equations and
-one equation per state, in any order; its right sides nest every operation of ``ops.OPS``
-(sqrt, abs, max and min among them), division, integer powers, numbers and named constants,
-element-wise parameter products, learnable scalars, parts of vectors and matrix products
+``cells()`` is a hypothesis strategy.  A drawn cell has one input (of size D, or H), up to
+two extra per-step inputs (of size H, or D beside an input of size D), one to three states
+(H or D) and an output h of size H, which is one of the states or, in one cell of four, an
+equation's result that is not carried to the next step (then some state has size H), a few
+intermediate equations and one equation per state, in any order; its right sides nest every
+operation of ``ops.OPS`` (sqrt, abs, max and min among them), division, integer powers,
+numbers and named constants, element-wise parameter products, learnable scalars, parts of
+vectors and matrix products
 (plain or transposed, with weights shared between equations) applied to the input, to the
 states at t-1, to states already computed at t and to intermediate values; concatenations,
 and reductions (sum, mean) whose one number per sample later equations use with vectors of
@@ -66,6 +69,9 @@ _NAMES = (naming.MODULE_NAMES - naming.SIZES) | {"lambda", "in", "max", "input",
                                                  "prev", "seq", "proj", "cache", "cell", "tanh"}
 _NAMES = {n for n in _NAMES if not (n.startswith("d") and n[1:] in _NAMES or n[-1].isdigit())}
 POOL = tuple(sorted(n for n in _NAMES if naming.VECTOR_NAME.match(n)))
+#: Names an extra input may take: one passed to forward by keyword under its own name, so
+#: none that generated code would have to rename (a keyword, a built-in, a module's name).
+EXTRA_POOL = tuple(n for n in POOL if naming.identifier(n) == n)
 #: Names only a parameter may take: x (when the input has another name), and names with an
 #: underscore (the gradient of out_h is dout_h, as the code calls what reaches h from outside).
 #: A parameter is never called like an attribute of torch.nn.Module (forward).
@@ -265,20 +271,30 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
     x = Vec(b.input(names.pick("x"), input_size), input_size)
     if x.expr != sp.Symbol("x[t]"):   # a parameter may be called x
         names.used.discard("x")
-    n_states = draw(st.integers(1, 3))
-    sizes = {"h": "H", **{names.pick(s): draw(st.sampled_from(["H", "D"]))
-                          if input_size == "D" else "H" for s in STATE_NAMES[1:n_states]}}
+    # extra inputs are drawn uniformly from [0, 1] by the checks: bounded
+    extras = [Vec(b.input(name, dim), dim) for k in range(draw(st.sampled_from([0, 0, 1, 2])))
+              for name, dim in [(names.pick(f"m{k}", EXTRA_POOL),
+                                 draw(st.sampled_from(["H", "D"])) if input_size == "D" else "H")]]
+    carried = draw(st.integers(0, 3)) > 0    # else h is an output that is not a state
+    n_states = draw(st.integers(1, 3 if carried else 2))
+    others = STATE_NAMES[1:n_states] if carried else STATE_NAMES[1:n_states + 1]
+    sizes = {**({"h": "H"} if carried else {}),
+             **{names.pick(s): draw(st.sampled_from(["H", "D"])) if input_size == "D" else "H"
+                for s in others}}
+    if not carried:   # some state has size H: the sizes of the states are then not all D
+        sizes[next(iter(sizes))] = "H"
     # a state at t-1 may have grown over the steps before: not bounded
     prev = {s: Vec(b.state(s, dim), dim, False) for s, dim in sizes.items()}
     n_inter = draw(st.integers(0, max_intermediates))
-    order = draw(st.permutations([*[None] * n_inter, *sizes]))
+    results = {**sizes, **({} if carried else {"h": "H"})}   # the states' and the output's
+    order = draw(st.permutations([*[None] * n_inter, *results]))
     last = draw(st.sampled_from(list(sizes)))      # the final equation gives a state
     order = [e for e in order if e != last] + [last]
-    avail = [x, *prev.values()]
+    avail = [x, *extras, *prev.values()]
     equations = []     # [name, rhs, size], completed below so that everything is read
     for k, state in enumerate(order):
         name = state or names.pick("X" if k == 0 else f"a{k}")   # X beside x: case only
-        size = sizes[state] if state else draw(st.sampled_from(sorted({v.size for v in avail})))
+        size = results[state] if state else draw(st.sampled_from(sorted({v.size for v in avail})))
         if state is None and draw(st.integers(0, 4)) == 0:   # one number per sample
             size = draw(st.sampled_from(sorted({v.size for v in avail} - {"1"})))
             e = _expr(draw, size, draw(st.integers(0, max_depth)), avail, params)
@@ -302,21 +318,23 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
             rhs = rhs + params.vector(size)
         equations.append([name, rhs, size])
         avail.append(Vec(sp.Symbol(f"{name}[t]"), size, bounded))
-    _read_everything(equations, [x, *prev.values()], params, sizes)
+    _read_everything(equations, [x, *extras, *prev.values()], params, results,
+                     next(s for s, dim in sizes.items() if dim == "H"))
     params.declare(equations)
     for name, rhs, _ in equations:
         b.let(name, rhs)
     return b.build()
 
 
-def _read_everything(equations, given, params, sizes):
-    """Add each vector that nothing reads to the final equation (through a matrix when the
-    sizes differ), and make sure some parameter has the hidden size."""
+def _read_everything(equations, given, params, results, state_h):
+    """Add each vector that nothing reads, but for the states and the output (``results``),
+    to the final equation (through a matrix when the sizes differ), and make sure some
+    parameter has the hidden size (a matrix on the state ``state_h`` of size H)."""
     final = equations[-1]
     read = set().union(*(rhs.free_symbols for _, rhs, _ in equations))
     unread = [v for v in given if v.expr not in read] + [
         Vec(sp.Symbol(f"{n}[t]"), size) for n, _, size in equations[:-1]
-        if sp.Symbol(f"{n}[t]") not in read and n not in sizes]
+        if sp.Symbol(f"{n}[t]") not in read and n not in results]
     for v in unread:
         term = v.expr if v.size in (final[2], "1") else \
             matvec(params.matrix(final[2], v.size), v.expr)
@@ -324,4 +342,4 @@ def _read_everything(equations, given, params, sizes):
     read = set().union(*(rhs.free_symbols for _, rhs, _ in equations))
     if not any("H" in d for name, shape in params.shapes.items() if sp.Symbol(name) in read
                for d in shape):
-        final[1] = final[1] + matvec(params.matrix(final[2], "H"), sp.Symbol("h[t-1]"))
+        final[1] = final[1] + matvec(params.matrix(final[2], "H"), sp.Symbol(f"{state_h}[t-1]"))

@@ -15,8 +15,13 @@ def generated(name):
 
 
 def problem(mod, *, seed=0, dtype=np.float64, **sizes):
-    """Random parameters, inputs, initial states and loss weights for ``mod``."""
+    """Random parameters, inputs, initial states and loss weights for ``mod``.  The input is
+    an array, or for a module with extra per-step inputs a dict of every input's (the extra
+    ones uniform in [0, 1]); :func:`split` takes it apart.  A module whose input has the
+    hidden size gets D = H."""
     s = {**SIZES, **sizes}
+    if mod.INPUT_SIZE == "H":
+        s["D"] = s["H"]
     rng = np.random.default_rng(seed)
     params = mod.init_params(s["D"], s["H"], rng=rng, dtype=dtype)
     params = {k: (v * 2.0).astype(dtype) for k, v in params.items()}   # livelier gates
@@ -24,7 +29,19 @@ def problem(mod, *, seed=0, dtype=np.float64, **sizes):
     state0 = {k: rng.standard_normal((s["B"], s["H"])).astype(dtype) for k in mod.STATES}
     dhs = rng.standard_normal((s["T"], s["B"], s["H"])).astype(dtype)
     dstate = {k: rng.standard_normal((s["B"], s["H"])).astype(dtype) for k in mod.STATES}
+    extras = getattr(mod, "EXTRA_INPUTS", {})
+    if extras:
+        x = {mod.INPUT: x, **{n: rng.uniform(0, 1, (s["T"], s["B"], s[dim])).astype(dtype)
+                              for n, dim in extras.items()}}
     return params, x, state0, dhs, dstate
+
+
+def split(mod, x):
+    """The first input's array and the extra per-step inputs by name (none for most cells)."""
+    if not isinstance(x, dict):
+        return x, {}
+    extra = dict(x)
+    return extra.pop(mod.INPUT), extra
 
 
 @pytest.fixture(params=list(symlstm.CELLS))

@@ -65,7 +65,7 @@ def random_point(cell, rng, T):
     for name, dim in cell.states.items():
         val[name + "0"] = np.array([r() for _ in range(n(dim))], dtype=object)
         val["final:" + name] = np.array([r() for _ in range(n(dim))], dtype=object)
-    out_dim = n(cell.states[cell.output])
+    out_dim = n(cell.output_dim)
     val["loss"] = [np.array([r() for _ in range(out_dim)], dtype=object) for _ in range(T)]
     return val
 
@@ -99,7 +99,8 @@ def brute_force_gradients(cell, val, T):
             env[eq.lhs] = np.array([scalar(rhs, j, env) for j in range(len_of(cell, eq, env))],
                                    dtype=object)
         states = {n: env[naming.timed(n)] for n in cell.states}
-        loss += sum(se_rat(g) * h for g, h in zip(val["loss"][t], states[cell.output]))
+        out = env[naming.timed(cell.output)]   # a state, or an equation's result
+        loss += sum(se_rat(g) * h for g, h in zip(val["loss"][t], out))
     for n in cell.states:
         loss += sum(se_rat(g) * s for g, s in zip(val["final:" + n], states[n]))
     grads = {}

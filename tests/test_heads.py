@@ -143,6 +143,7 @@ def test_to_torch_checks_its_parameters():
 from cellgen import cells, note_replay, slow  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 
+from conftest import split  # noqa: E402
 from symlstm.backends.code import network_module, numpy_module  # noqa: E402
 from symlstm.checks.verification import problem  # noqa: E402
 
@@ -193,10 +194,11 @@ def _check_network(tmp_path_factory, cell):
         rng = np.random.default_rng(3)
         params = {**params, "V": rng.standard_normal((2, 3)), "b_y": rng.standard_normal(2)}
         y = rng.integers(0, 2, (3, 2)) if head == "classifier" else rng.standard_normal((3, 2, 2))
-        loss, grads = mod.loss_and_grads(params, x, y, state0)
+        x0, extra = split(cell_mod, x)
+        loss, grads = mod.loss_and_grads(params, x0, y, state0, **extra)
 
         cell_params = {k: params[k] for k in cell_mod.PARAMS}
-        hs, _, _ = cell_mod.forward(cell_params, x, state0)
+        hs, _, _ = cell_mod.forward(cell_params, x0, state0, **extra)
         want, dhs, head_grads = _torch_head(hs, params["V"], params["b_y"], y, head)
         zeros = {s: np.zeros_like(v) for s, v in state0.items()}
         reference = {**head_grads, **loss_gradients(cell, cell_params, x, state0, dhs, zeros,

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 import symlstm
 from symlstm.backends.code import numpy_module
 from symlstm.backends.numba import numba_module
-from symlstm.checks.verification import load_module, problem
+from symlstm.checks.verification import load_module, problem, run
 
 
 numba = pytest.importorskip("numba", reason="numba is installed by the README's test command")
@@ -23,10 +23,10 @@ numba = pytest.importorskip("numba", reason="numba is installed by the README's 
 
 def _compare(ref, mod, *, D=3, H=4, tol=1e-12, dtype=np.float64):
     params, x, state0, dhs, dstate = problem(ref, T=4, B=3, D=D, H=H, dtype=dtype)
-    want_hs, want_state, cache = ref.forward(params, x, state0)
+    want_hs, want_state, cache = run(ref, params, x, state0)
     want = ref.backward(params, cache, dhs, dstate)
     kept = {s: v.copy() for s, v in dstate.items()}
-    hs, state, cache = mod.forward(params, x, state0)
+    hs, state, cache = run(mod, params, x, state0)
     got = mod.backward(params, cache, dhs, dstate)
     assert all(np.array_equal(dstate[s], kept[s]) for s in dstate), "backward wrote into dstate"
     for name, a, b in [("hs", hs, want_hs), *((s, state[s], want_state[s]) for s in state),

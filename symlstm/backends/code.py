@@ -12,7 +12,7 @@ import sympy as sp
 
 from .. import naming
 from ..cell.ops import Outer, Transposed, matrix_param
-from ..cell.parts import CellError, size_counts
+from ..cell.parts import size_counts, size_expr
 from ..derivation.bptt import Derivation
 from ..lower.plan import Plan, lower
 from ..printers.comment import comment
@@ -52,15 +52,18 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
     plan (``lower(d)`` unless given) for every backend."""
     plan = plan or lower(d)
     cell = plan.cell
-    if len(cell.inputs) != 1:
-        raise CellError(f"cell {cell.name!r}: generated code takes exactly one input sequence, "
-                        f"not {len(cell.inputs)}")
+    inputs = [dict(name=n, size=dim, local=naming.code(x), dlocal=naming.code(naming.adjoint(x)),
+                   width="D" if k == 0 else pycode(size_expr(dim)))   # D: the first's width
+              for k, ((n, dim), x) in enumerate(zip(cell.inputs.items(), cell.input_symbols))]
+    output = naming.timed(cell.output)
     return dict(
         cell=cell, docstring=_docstring(cell, backend),
-        input_size=cell.inputs[next(iter(cell.inputs))],
-        input_name=next(iter(cell.inputs)),
-        input=naming.code(cell.input_symbols[0]),
-        dinput=naming.code(naming.adjoint(cell.input_symbols[0])),
+        input_size=inputs[0]["size"], input_name=inputs[0]["name"],
+        input=inputs[0]["local"], dinput=inputs[0]["dlocal"],
+        inputs=inputs, extras=inputs[1:],
+        hs=(f"{naming.sequence(cell.output)}[1:]" if cell.output_is_state
+            else naming.cached(naming.code(output))),
+        output_size="STATE_SIZES[OUTPUT]" if cell.output_is_state else "OUTPUT_SIZE",
         params=[(p.name, _shape(p.shape)) for p in cell.params],
         param_locals=[naming.code(p.symbol) for p in cell.params],
         size_counts=[(dim, size_counts(dim)) for dim in dict.fromkeys(
@@ -79,7 +82,9 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
                        spell.code(p.rhs, cell.inputs))
                       for p in plan.vector_grads
                       for name in [naming.grad_key(naming.adjoint_of(p.lhs))]],
-        input_grads=[spell.code(s.rhs, cell.inputs) for s in plan.input_grads],
+        input_grads=[dict(name=naming.grad_key(x), local=naming.code(x), dlocal=naming.code(s.lhs),
+                          expr=spell.code(s.rhs, cell.inputs))
+                     for s in plan.input_grads for x in [naming.adjoint_of(s.lhs)]],
         scalar_params={p.name for p in cell.params if not p.shape},
         scalar_locals=[naming.code(p.symbol) for p in cell.params if not p.shape],
         matrix_grads=_matrix_grads(plan),
@@ -142,7 +147,7 @@ def network_module(n, cell_import: str | None = None, rebuild: str = REBUILD) ->
     return environment().get_template(NETWORK_TEMPLATE).render(
         template=NETWORK_TEMPLATE, rebuild=rebuild, name=n.name, docstring=python_string(text),
         cell_import=cell_import or f"symlstm.generated.{cell.name}", head=head.head.name,
-        targets=head.head.targets,
+        targets=head.head.targets, extras=[naming.code(x) for x in cell.input_symbols[1:]],
         head_params=[(p.name, _shape(p.shape)) for p in head.head.params],
         forward=forward, backward=backward,
         output=dict(label=dh.label, source=comment(dh.eq),
@@ -174,7 +179,10 @@ def _group(g, plan: Plan) -> dict:
                 "step": f"{naming.sequence(base)}[1:]" if g.operand in plan.cell.new_states
                 else naming.cached(naming.code(g.operand))}[g.kind]
     width = pycode(g.offsets()[-1])
-    return dict(name=g.name, kind=g.kind, matrices=", ".join(map(pycode, g.matrices)), width=width,
+    cell = plan.cell
+    # D is read off the first input, so its width is D whatever its size; others have theirs
+    width_in = "D" if g.operand == cell.input_symbols[0] else pycode(size_expr(cell.dim(g.operand)))
+    return dict(name=g.name, kind=g.kind, width_in=width_in, matrices=", ".join(map(pycode, g.matrices)), width=width,
                 adds=g.adds, biases=", ".join(naming.code(sp.Symbol(b)) for b in g.biases),
                 buffer=g.adjoint_buffer, sequence=sequence, after=computed_in(plan, g.operand))
 

@@ -258,7 +258,7 @@ def numba_module(d: Derivation, rebuild: str | None = None) -> str:
 def _arguments(plan: Plan) -> tuple[list[str], list[str]]:
     """What each compiled loop is passed: the arrays the Python wrapper made, by name."""
     cell = plan.cell
-    first = [naming.code(cell.input_symbols[0]), "D", "H"]
+    first = [*map(naming.code, cell.input_symbols), "D", "H"]
     vectors = [naming.code(p.symbol) for p in cell.params if not p.is_matrix]
     stacks = [f"stack_{g.name}" for g in plan.groups]
     states = [naming.sequence(s) for s in cell.states]
@@ -266,7 +266,7 @@ def _arguments(plan: Plan) -> tuple[list[str], list[str]]:
     fwd = first + vectors + stacks + [f"proj_{g.name}" for g in plan.groups] + states + cached
     buffers = list(dict.fromkeys(g.adjoint_buffer for g in plan.groups))
     grads = [naming.code(s.lhs) for s in plan.vector_grads]
-    grads += [naming.code(naming.adjoint(cell.input_symbols[0]))] if plan.input_grads else []
+    grads += [naming.code(s.lhs) for s in plan.input_grads]
     carries = [naming.code(c) for c in _carries(cell)]
     bwd = first + ["dhs"] + vectors + stacks + states + cached + buffers + grads + carries
     return fwd, bwd

@@ -110,8 +110,10 @@ def _check_names(cell) -> None:
         if d not in ("D", "H"):
             raise CellError(f"input {n!r} has size {d!r}; an input has the input size 'D' or "
                             "the hidden size 'H'")
-    if cell.inputs and "D" not in cell.inputs.values():
-        uses_d = [n for n, d in cell.states.items() if size_counts(d)[0]] + \
+    if cell.inputs and next(iter(cell.inputs.values())) != "D":
+        # generated code reads D off the first input: without it there is no D
+        uses_d = [n for n, d in list(cell.inputs.items())[1:] if d == "D"] + \
+            [n for n, d in cell.states.items() if size_counts(d)[0]] + \
             [p.name for p in cell.params if any(size_counts(x)[0] for x in p.shape)]
         if uses_d:
             raise CellError(f"the input has the hidden size H, so there is no input size D, but "
@@ -120,8 +122,11 @@ def _check_names(cell) -> None:
     for eq in cell.equations:
         check_label(eq.label)
         naming.check_vector_name(naming.parse(eq.lhs).base, f"equation {eq.label!r}: variable")
-    if cell.output not in cell.states:
-        raise CellError(f"output {cell.output!r} is not one of the states {sorted(cell.states)}")
+    results = [naming.parse(eq.lhs).base for eq in cell.equations]
+    if cell.output in cell.inputs or cell.output not in (*cell.states, *results):
+        raise CellError(f"output {cell.output!r} is neither a state {sorted(cell.states)} nor "
+                        "the result of an equation: the output is what the module returns "
+                        "at every step")
     _check_code_names(cell)
 
 
@@ -146,6 +151,11 @@ def _check_code_names(cell) -> None:
     for p in cell.params:
         claim(p.name, f"parameter {p.name}")
         claim(naming.code(naming.adjoint(p.symbol)), f"the gradient of parameter {p.name}")
+    for n in list(cell.inputs)[1:]:
+        if naming.identifier(n) != n:
+            raise CellError(f"input {n!r} is an extra per-step input, which forward takes as a "
+                            "keyword argument of its name, but that name is a Python keyword, a "
+                            "built-in or one of the generated module's own; rename it")
     keys: dict[str, str] = {}
     for what, key in [*((f"parameter {p.name}", p.name) for p in cell.params),
                       *((f"input {n}", n) for n in cell.inputs),
@@ -336,9 +346,10 @@ def _check_coverage(cell, defined, params) -> None:
             raise CellError(f"state {naming.parse(s).base!r} has no equation giving its new value")
     used = set().union(*(read_symbols(eq.rhs) for eq in cell.equations))
     for eq in cell.equations:
-        if eq.lhs not in used and eq.lhs not in cell.new_states:
+        if eq.lhs not in used and eq.lhs not in cell.new_states \
+                and eq.lhs != naming.timed(cell.output):
             raise CellError(f"equation {eq.label!r}: {eq.lhs} is computed but nothing reads it "
-                            "(only states leave the step)")
+                            "(only the states and the output leave the step)")
     if not cell.params:
         raise CellError("the cell has no parameters: there would be nothing to train")
     if not any("H" in d for p in cell.params for d in p.shape):

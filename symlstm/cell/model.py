@@ -34,9 +34,12 @@ from .parts import DIMS, CellError, Equation, Param, size
 class Cell:
     """One step of a recurrent cell.
 
-    ``inputs`` and ``states`` map names to their dimension ("D" or "H"); ``output`` is the
-    state whose values over time the cell returns; ``equations`` compute, in order, every
-    intermediate and each state's new value from ``x[t]``, the ``s[t-1]`` and the parameters.
+    ``inputs`` and ``states`` map names to their dimension ("D" or "H"); the first input is
+    the sequence generated code takes as its argument (it gives D), the others are extra
+    per-step inputs passed by keyword.  ``output`` is the vector whose values over time the
+    cell returns: a state, or the result of an equation that is not carried to the next step
+    (SRU's h).  ``equations`` compute, in order, every intermediate, each state's new value
+    and the output from the inputs at t, the ``s[t-1]`` and the parameters.
     """
     name: str
     title: str
@@ -77,6 +80,15 @@ class Cell:
         return dims
 
     @property
+    def output_is_state(self) -> bool:
+        """Whether the output is carried to the next step, or only computed and returned."""
+        return self.output in self.states
+
+    @property
+    def output_dim(self) -> str:
+        return self.dim(naming.timed(self.output))
+
+    @property
     def input_symbols(self) -> tuple[sp.Symbol, ...]:
         return tuple(naming.timed(n) for n in self.inputs)
 
@@ -104,7 +116,11 @@ class CellBuilder:
         self.equations: list[Equation] = []
 
     def input(self, name: str, dim: str = "D") -> sp.Symbol:
-        """Declare an input vector of size "D" (the input size) or "H"; returns x_t."""
+        """Declare an input vector of size "D" (the input size) or "H"; returns x_t.
+
+        The first input is the sequence generated code takes as its argument; any further
+        one (a zoneout mask) is an extra per-step input, passed to ``forward`` by keyword as
+        an array (T, B, size) and given a gradient by ``backward`` like the first."""
         self._declare(name, "input")
         self.inputs[name] = size(dim)
         return naming.timed(name)
@@ -157,5 +173,6 @@ class CellBuilder:
             raise CellError(f"{name!r} is declared twice (as an input or a state)")
 
     def build(self, output: str = "h") -> Cell:
+        """The checked cell; ``output`` names the state or equation result it returns."""
         return Cell(self.name, self.title, dict(self.inputs), dict(self.states), tuple(self.params),
                     tuple(self.equations), output, self.about, constants=dict(self.constants))

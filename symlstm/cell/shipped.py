@@ -282,6 +282,57 @@ def layernorm_lstm() -> Cell:
     c_t = b.let("c", f * c + i * z)
     lc = b.let("lc", layer_norm(b, c_t, gamma_c, beta_c, eps, "c"))
     b.let("h", o * tanh(lc))
+
+
+def sru() -> Cell:
+    """The simple recurrent unit of Lei et al. (2018): the state c is carried, the output h is not."""
+    b = CellBuilder("sru", "Simple recurrent unit", Latex(
+        "The simple recurrent unit (SRU) of Lei et al., \\emph{Simple Recurrent Units for "
+        "Highly Parallelizable Recurrence} (2018). Its input has the hidden size. Only the "
+        "cell state $c_t$ is carried to the next step; the output $h_t = r_t \\odot c_t + "
+        "(1 - r_t) \\odot x_t$, a highway connection to the input, is returned at every step "
+        "but is not a state: no equation reads $h_{t-1}$, and the gradient $\\Delta h_t$ from "
+        "the loss enters through this output equation alone."))
+    x, c = b.input("x", "H"), b.state("c")
+    W, W_f, W_r = (b.param(n, "H", "H") for n in ("W", "W_f", "W_r"))
+    v_f, v_r, b_f, b_r = (b.param(n, "H") for n in ("v_f", "v_r", "b_f", "b_r"))
+    xtilde = b.let("xtilde", matvec(W, x))
+    f = b.let("f", sigma(b.let("fbar", matvec(W_f, x) + v_f * c + b_f)))
+    r = b.let("r", sigma(b.let("rbar", matvec(W_r, x) + v_r * c + b_r)))
+    c_t = b.let("c", f * c + (1 - f) * xtilde)
+    b.let("h", r * c_t + (1 - r) * x)
+    return b.build(output="h")
+
+
+def lstm_zoneout() -> Cell:
+    """The LSTM with zoneout (Krueger et al. 2016): per-step masks mc, mh as extra inputs."""
+    b = CellBuilder("lstm_zoneout", "LSTM with zoneout", Latex(
+        "The LSTM of PyTorch with zoneout (Krueger et al., \\emph{Zoneout: Regularizing RNNs "
+        "by Randomly Preserving Hidden Activations}, 2016), as in Tacotron 2's decoder. Each "
+        "unit keeps its previous value where its mask is 1: $c_t = \\mathit{mc}_t \\odot c_{t-1} "
+        "+ (1 - \\mathit{mc}_t) \\odot \\tilde{c}_t$ and $h_t = \\mathit{mh}_t \\odot h_{t-1} "
+        "+ (1 - \\mathit{mh}_t) "
+        "\\odot \\tilde{h}_t$, where $\\tilde{c}_t$ and $\\tilde{h}_t$ are the LSTM's new "
+        "values. The masks $\\mathit{mc}$ and $\\mathit{mh}$ are extra per-step inputs of the hidden "
+        "size: drawn from a Bernoulli distribution in training, set to the keep probability "
+        "at test time; their gradients are returned like the input's."))
+    x, mc, mh = b.input("x"), b.input("mc", "H"), b.input("mh", "H")
+    h, c = b.state("h"), b.state("c")
+    gates = ("z", "i", "f", "o")
+    W = {g: b.param(f"W_{g}", "H", "D") for g in gates}
+    R = {g: b.param(f"R_{g}", "H", "H") for g in gates}
+    bias = {g: b.param(f"b_{g}", "H") for g in gates}
+
+    def pre(g):
+        return b.let(f"{g}bar", matvec(W[g], x) + matvec(R[g], h) + bias[g])
+    z = b.let("z", tanh(pre("z")))
+    i = b.let("i", sigma(pre("i")))
+    f = b.let("f", sigma(pre("f")))
+    o = b.let("o", sigma(pre("o")))
+    ctilde = b.let("ctilde", f * c + i * z)
+    htilde = b.let("htilde", o * tanh(ctilde))
+    b.let("c", mc * c + (1 - mc) * ctilde)
+    b.let("h", mh * h + (1 - mh) * htilde)
     return b.build()
 
 
@@ -289,7 +340,7 @@ def layernorm_lstm() -> Cell:
 CELLS = {f.__name__: f for f in (
     lstm, peephole_lstm, lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_cifg,
     lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor, gru_cho, mingru, minlstm,
-    layernorm_lstm)}
+    layernorm_lstm, sru, lstm_zoneout)}
 
 
 def get_cell(cell):

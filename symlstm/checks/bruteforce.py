@@ -39,7 +39,7 @@ DIGITS = 400
 
 class Reference(NamedTuple):
     """What brute force computed: ``grads`` keyed as ``backward`` keys its gradients (the
-    input's gradient by the input's name), ``outputs`` the output state at every step
+    input's gradient by the input's name), ``outputs`` the output at every step
     (T, B, n) and ``final`` each state at step T, (B, n); all float64, rounded from ``DIGITS``
     digits."""
     grads: dict[str, np.ndarray]
@@ -53,9 +53,10 @@ def loss_gradients(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict,
     loss.
 
     The arrays are as the generated modules take them: ``params`` each parameter by name,
-    ``x`` the input sequence (T, B, n), ``state0`` and ``dstate`` dicts of (B, size) arrays
+    ``x`` the input sequence (T, B, n) (for a cell with extra per-step inputs, a dict of
+    every input's sequence by name), ``state0`` and ``dstate`` dicts of (B, size) arrays
     and ``dhs`` (T, B, size of the output).  Returns arrays keyed as ``backward`` keys its
-    gradients: the input's under the input's name."""
+    gradients: each input's under its name."""
     return unroll(cell, params, x, state0, dhs, dstate, D, H).grads
 
 
@@ -63,20 +64,20 @@ def unroll(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int,
            digits: int = DIGITS) -> Reference:
     """The unrolled cell's outputs and the loss's gradients (see :func:`loss_gradients`),
     computed at ``digits`` significant digits, one sample at a time."""
-    (input_name,) = cell.inputs
-    x, dhs = np.asarray(x), np.asarray(dhs)
+    xs = {n: np.asarray(a) for n, a in _inputs(cell, x).items()}
+    dhs = np.asarray(dhs)
     samples = []
     with mpmath.workdps(digits):
-        for b in range(x.shape[1]):
-            samples.append(_sample(cell, params, x[:, b], {s: np.asarray(v)[b] for s, v in
+        for b in range(dhs.shape[1]):
+            samples.append(_sample(cell, params, {n: a[:, b] for n, a in xs.items()}, {s: np.asarray(v)[b] for s, v in
                                                           state0.items()},
                                    dhs[:, b], {s: np.asarray(v)[b] for s, v in dstate.items()},
                                    D, H))
-    per_sample = {input_name, *(f"{s}0" for s in cell.states)}
+    per_sample = {*(f"{s}0" for s in cell.states)}
     grads = {}
     for key in samples[0][0]:
         parts = [g[key] for g, _, _ in samples]
-        if key == input_name:
+        if key in cell.inputs:
             grads[key] = np.stack(parts, axis=1)
         elif key in per_sample:
             grads[key] = np.stack(parts)
@@ -229,24 +230,24 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int
         return nodes
 
     weights = {p.symbol: leaf(p.name, params[p.name]) for p in cell.params}
-    (input_name,) = cell.inputs
-    xs = leaf(input_name, x)
+    xs = {n: leaf(n, x[n]) for n in cell.inputs}
     states = {s: leaf(f"{s}0", state0[s]) for s in cell.states}
     numbers: dict[sp.Expr, mpmath.mpf] = {}
     # sizes (in a mean's 1/n) and named constants are numbers: a constant as the float it is
     values = {sp.Symbol("D"): sp.Integer(D), sp.Symbol("H"): sp.Integer(H),
               **{sp.Symbol(n): sp.Float(v) for n, v in cell.constants.items()}}
     loss, outputs = 0, []
-    for t in range(xs.shape[0]):
+    for t in range(len(dhs)):
         env = dict(weights)
-        env[naming.timed(input_name)] = xs[t]
+        env.update({naming.timed(n): a[t] for n, a in xs.items()})
         env.update({naming.timed(s, -1): v for s, v in states.items()})
         for eq in cell.equations:
             n = size_value(cell.dim(eq.lhs), D, H)
             env[eq.lhs] = _vector(eq.rhs.xreplace(values), env, n, tape, numbers)
         states = {s: env[naming.timed(s)] for s in cell.states}
-        outputs.append(states[cell.output])
-        loss = loss + _dot(dhs[t], states[cell.output])
+        out = env[naming.timed(cell.output)]   # a state, or an equation's result
+        outputs.append(out)
+        loss = loss + _dot(dhs[t], out)
     for s in cell.states:
         loss = loss + _dot(dstate[s], states[s])
     grads = {}
@@ -258,6 +259,20 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int
         grads = {key: np.zeros(nodes.shape) for key, nodes in leaves.items()}
     return grads, _floats(np.array(outputs, dtype=object)), \
         {s: _floats(v) for s, v in states.items()}
+
+
+def _inputs(cell: Cell, x) -> dict:
+    """The input sequences by name: ``x`` is the first input's array, or a dict of every
+    input's (a cell with extra per-step inputs)."""
+    if isinstance(x, dict):
+        if set(x) != set(cell.inputs):
+            raise KeyError(f"the inputs must be given for exactly {sorted(cell.inputs)}, got "
+                           f"{sorted(x)}")
+        return x
+    if len(cell.inputs) != 1:
+        raise TypeError(f"cell {cell.name!r} has the inputs {sorted(cell.inputs)}: give them as "
+                        "a dict of arrays by name")
+    return {next(iter(cell.inputs)): x}
 
 
 def _floats(nodes: np.ndarray) -> np.ndarray:

@@ -104,7 +104,10 @@ def load_module(source: str, name: str) -> types.ModuleType:
 def problem(mod, *, T, B, D, H, seed=0, dtype=np.float64, scale=2.0, input_scale=1.0):
     """Random parameters, input, initial states and loss weights for a generated module:
     parameters at ``scale`` times ``init_params``' draw (2 by default: livelier gates than
-    the usual initialisation), the input at ``input_scale`` times a standard normal."""
+    the usual initialisation), the input at ``input_scale`` times a standard normal.  For a
+    module with extra per-step inputs (``EXTRA_INPUTS``) the input is a dict of every input's
+    sequence by name (see :func:`run`); the extra ones are drawn uniformly from [0, 1], as
+    masks and mixing weights are."""
     rng = np.random.default_rng(seed)
     params = {k: np.asarray(scale * v, dtype)
               for k, v in mod.init_params(D, H, rng=rng, dtype=dtype).items()}
@@ -112,18 +115,39 @@ def problem(mod, *, T, B, D, H, seed=0, dtype=np.float64, scale=2.0, input_scale
     x = (input_scale * rng.standard_normal((T, B, n))).astype(dtype)
     widths = {s: size_value(dim, D, H) for s, dim in mod.STATE_SIZES.items()}
     state0 = {s: (0.5 * rng.standard_normal((B, w))).astype(dtype) for s, w in widths.items()}
-    dhs = rng.standard_normal((T, B, widths[mod.OUTPUT])).astype(dtype)
+    out = size_value(getattr(mod, "OUTPUT_SIZE", None) or mod.STATE_SIZES[mod.OUTPUT], D, H)
+    dhs = rng.standard_normal((T, B, out)).astype(dtype)
     dstate = {s: rng.standard_normal((B, w)).astype(dtype) for s, w in widths.items()}
+    extras = getattr(mod, "EXTRA_INPUTS", {})
+    if extras:
+        x = {mod.INPUT: x, **{n: rng.uniform(0, 1, (T, B, size_value(dim, D, H))).astype(dtype)
+                              for n, dim in extras.items()}}
     return params, x, state0, dhs, dstate
 
 
+def run(mod, params, x, state0=None):
+    """``mod.forward`` on the input of :func:`problem`: an array, or a dict of every input."""
+    if isinstance(x, dict):
+        return mod.forward(params, x[mod.INPUT], state0,
+                           **{n: a for n, a in x.items() if n != mod.INPUT})
+    return mod.forward(params, x, state0)
+
+
+def inputs(mod, x) -> dict:
+    """The inputs of :func:`problem` by name, as ``backward`` keys their gradients."""
+    return dict(x) if isinstance(x, dict) else {mod.INPUT: x}
+
+
 def total_loss(mod, dhs, dstate):
-    """L(args) = Σ ⟨dhs, hs⟩ + Σ_s ⟨dstate_s, s_T⟩, args holding params, the input under its
+    """L(args) = Σ ⟨dhs, hs⟩ + Σ_s ⟨dstate_s, s_T⟩, args holding params, each input under its
     name and each s0."""
+    names = [mod.INPUT, *getattr(mod, "EXTRA_INPUTS", {})]
+
     def loss(args):
         params = {k: args[k] for k in mod.PARAMS}
-        hs, state, _ = mod.forward(params, args[mod.INPUT],
-                                   {s: args[f"{s}0"] for s in mod.STATES})
+        xs = {n: args[n] for n in names}
+        hs, state, _ = run(mod, params, xs if len(xs) > 1 else xs[mod.INPUT],
+                           {s: args[f"{s}0"] for s in mod.STATES})
         return float(np.sum(hs * dhs) + sum(np.sum(state[s] * dstate[s]) for s in mod.STATES))
     return loss
 
@@ -154,7 +178,7 @@ def verify(cell, *, seed: int = 0, central_rtol: float = 1e-6, brute_force_rtol:
         raise ValueError(f"verify() sizes must be positive integers, got {bad}")
     if not isinstance(seed, int):
         raise TypeError(f"seed must be an integer, got {seed!r}")
-    if "H" in d.cell.inputs.values():
+    if next(iter(d.cell.inputs.values())) == "H":   # D is the first input's size
         s["D"] = s["H"]
     mod = load_module(numpy_module(d), d.cell.name)
     moderate = _against_brute_force(d.cell, mod, s, seed)
@@ -163,7 +187,7 @@ def verify(cell, *, seed: int = 0, central_rtol: float = 1e-6, brute_force_rtol:
                          "initialisation) its exact values overflow float64, so no float64 "
                          "code can compute them; check the cell's equations")
     params, x, state0, dhs, dstate, grads, errors = moderate
-    args = {**params, mod.INPUT: x, **{f"{k}0": v for k, v in state0.items()}}
+    args = {**params, **inputs(mod, x), **{f"{k}0": v for k, v in state0.items()}}
     present = {k: g for k, g in grads.items() if k in args}
     central = directional_errors(total_loss(mod, dhs, dstate), args, present,
                                  rng=np.random.default_rng(seed), directions=3)
@@ -193,7 +217,7 @@ def _against_brute_force(cell, mod, sizes, seed, scale=2.0, input_scale=1.0):
         return None
     if not _finite(ref):
         return None
-    hs, state, cache = mod.forward(params, x, state0)
+    hs, state, cache = run(mod, params, x, state0)
     grads = mod.backward(params, cache, dhs, dstate)
     inf = float("inf")
     # a gradient the module leaves out, or one it adds, is as wrong as a wrong value

@@ -186,11 +186,13 @@ def _adjoint_slots(buffers) -> dict[sp.Symbol, "Proj"]:
 
 def _cached(cell, groups, hoisted, blocks, grads) -> tuple[tuple[sp.Symbol, str], ...]:
     """The forward values, with their sizes, that the backward pass reads (states aside:
-    they are kept as whole sequences)."""
+    they are kept as whole sequences), and the output where it is not a state."""
     needed = set().union(*(s.rhs.free_symbols for s in grads))
     for b in blocks:   # less each block's own temporaries
         needed |= set().union(*(s.rhs.free_symbols for s in b.stmts)) - {s.lhs for s in b.stmts}
     needed |= {g.operand for g in groups if g.kind == "step"}
+    if not cell.output_is_state:   # an output that is no state is returned from its cache
+        needed.add(naming.timed(cell.output))
     dims = {sym: _dim(cell, f) for f, sym in hoisted.items()}
     return tuple((v, dims.get(v) or cell.dim(v)) for v in
                  [*hoisted.values(), *(eq.lhs for eq in cell.equations)]
@@ -230,7 +232,7 @@ def _fusions(cell, groups, hoisted) -> tuple[Group, ...]:
     """Fold each input group's biases into its projection, and let a state group whose
     products meet the input group's, slice by slice, in the same sums add that projection in:
     then ``W_z x_t + R_z h_{t-1} + b_z`` is one slice of one per-step buffer."""
-    out = list(groups)
+    out, folded = list(groups), set()
     for k, gx in enumerate(out):
         if gx.kind != "input" or any(_uses(cell, MatVec(W, gx.operand)) != 1
                                      or MatVec(W, gx.operand) in hoisted for W in gx.matrices):
@@ -238,7 +240,9 @@ def _fusions(cell, groups, hoisted) -> tuple[Group, ...]:
         sums = [_container(cell, MatVec(W, gx.operand)) for W in gx.matrices]
         biases = [next((a for a in (s.args if s is not None else ()) if _is_bias(cell, a)), None)
                   for s in sums]
-        if all(biases) and len(set(biases)) == len(biases):
+        # a bias is folded into one projection only: two inputs' products may share its sum
+        if all(biases) and len(set(biases)) == len(biases) and not folded & set(biases):
+            folded |= set(biases)
             out[k] = gx = gx._replace(biases=tuple(b.name for b in biases))
         for j, gs in enumerate(out):
             if gs.kind == "state" and not gs.adds and gs.rows == gx.rows and all(
