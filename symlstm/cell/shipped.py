@@ -282,6 +282,7 @@ def layernorm_lstm() -> Cell:
     c_t = b.let("c", f * c + i * z)
     lc = b.let("lc", layer_norm(b, c_t, gamma_c, beta_c, eps, "c"))
     b.let("h", o * tanh(lc))
+    return b.build()
 
 
 def sru() -> Cell:
