@@ -188,10 +188,10 @@ def test_extra_inputs_are_checked():
 def test_the_documents_say_what_is_carried_and_what_is_passed():
     from symlstm.documents.document import latex_document
     sru = latex_document(symlstm.derive("sru"))
-    assert "The recurrent states are $c_t$.\nThe output $h_t$ is not one of them" in sru
+    assert "the size of\n$c_t$." in sru and "The output $h_t$ is not a state" in sru
     zoneout = latex_document(symlstm.derive("lstm_zoneout"))
     assert r"extra per-step inputs $\mathit{mc}_t$, $\mathit{mh}_t$" in zoneout
-    assert "is not one of them" not in zoneout
+    assert "is not a state" not in zoneout
 
 
 def test_two_inputs_whose_products_share_a_sum_fold_its_bias_once():
