@@ -49,7 +49,8 @@ def _comparison(base: Derivation, derivations) -> dict:
     changes or drops, and which it adds: a term is matched by the role of the equation it
     comes through (the same gate, the same state), not by its variable's letter."""
     states = set(base.cell.states)
-    family = [d for d in derivations if set(d.cell.states) >= states]
+    family = [d for d in derivations if set(d.cell.states) >= states
+              and (d.cell.name in SPELLED or len(_new_roles(base, d)) <= MAX_NEW)]
     columns = []
     for state in ("c", "h"):
         for d in [base, *(d for d in family if d.cell.name not in SPELLED)]:
@@ -79,6 +80,17 @@ def _comparison(base: Derivation, derivations) -> dict:
                   equations=[_tex(x, anchored=False) for x in d.through_time])
              for d in derivations if d not in family]
     return dict(heads=heads, rows=rows, more=more, apart=apart)
+
+
+#: A cell with more terms of its own than this is shown apart, its recurrences in full, so
+#: that the table keeps to the page.
+MAX_NEW = 2
+
+
+def _new_roles(base, d) -> list:
+    """The terms of ``d``'s δc_t and δh_t through equations whose role the base lacks."""
+    return [role for state in ("c", "h") for role in _terms(d, state)
+            if role not in _terms(base, state)]
 
 
 def _terms(d, state) -> dict:
