@@ -46,19 +46,20 @@ class Reference(NamedTuple):
 
 
 def loss_gradients(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict,
-                   D: int, H: int) -> dict[str, np.ndarray]:
+                   D: int, H: int, **extra: int) -> dict[str, np.ndarray]:
     """dL/d(every parameter, the input, every initial state) by differentiating the unrolled
     loss.
 
     The arrays are as the generated modules take them: ``params`` each parameter by name,
     ``x`` the input sequence (T, B, n), ``state0`` and ``dstate`` dicts of (B, size) arrays
     and ``dhs`` (T, B, size of the output).  Returns arrays keyed as ``backward`` keys its
-    gradients: the input's under the input's name."""
-    return unroll(cell, params, x, state0, dhs, dstate, D, H).grads
+    gradients: the input's under the input's name.  ``extra`` holds the sizes the cell
+    declares beyond D and H (``P=``, ``NH=``)."""
+    return unroll(cell, params, x, state0, dhs, dstate, D, H, **extra).grads
 
 
 def unroll(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int, H: int,
-           digits: int = DIGITS) -> Reference:
+           digits: int = DIGITS, **extra: int) -> Reference:
     """The unrolled cell's outputs and the loss's gradients (see :func:`loss_gradients`),
     computed at ``digits`` significant digits, one sample at a time."""
     (input_name,) = cell.inputs
@@ -69,7 +70,7 @@ def unroll(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int,
             samples.append(_sample(cell, params, x[:, b], {s: np.asarray(v)[b] for s, v in
                                                           state0.items()},
                                    dhs[:, b], {s: np.asarray(v)[b] for s, v in dstate.items()},
-                                   D, H))
+                                   dict(D=D, H=H, **extra)))
     per_sample = {input_name, *(f"{s}0" for s in cell.states)}
     grads = {}
     for key in samples[0][0]:
@@ -213,7 +214,7 @@ class _Node:
         return self.value <= self._value(other)
 
 
-def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int, H: int):
+def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, sizes: dict):
     """Gradients, outputs and final states of one sample (the arrays without a batch axis)."""
     tape = _Tape()
     leaves: dict[str, np.ndarray] = {}
@@ -237,7 +238,7 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int
         env[naming.timed(input_name)] = xs[t]
         env.update({naming.timed(s, -1): v for s, v in states.items()})
         for eq in cell.equations:
-            n = size_value(cell.dim(eq.lhs), D, H)
+            n = size_value(cell.dim(eq.lhs), **sizes)
             env[eq.lhs] = _vector(eq.rhs, env, n, tape, numbers)
         states = {s: env[naming.timed(s)] for s in cell.states}
         outputs.append(states[cell.output])
@@ -287,6 +288,11 @@ def _leaf(e, env, j: int, numbers: dict):
         W, v = e.args
         M = env[W.args[0]].T if isinstance(W, Transposed) else env[W]
         total = 0
+        if M.ndim == 3:   # per-head blocks: entry j is in head j // S, and reads that head only
+            S = M.shape[1]
+            for k in range(S):
+                total = total + M[j // S, j % S, k] * env[v][(j // S) * S + k]
+            return total
         for k in range(M.shape[1]):
             total = total + M[j, k] * env[v][k]
         return total

@@ -29,7 +29,10 @@ import sympy as sp
 from . import naming
 from .ops import OPS, STRUCTURE, Concat, MatVec, Transposed, matrix_param
 
+#: The sizes every cell has; ``CellBuilder.size`` declares more (``EXTRA_SIZES``).
 DIMS = {"D": "input size", "H": "hidden size"}
+#: The shape of a block-diagonal (per-head) matrix: one H/NH × H/NH block for each head.
+HEADS_SHAPE = ("NH", "H/NH", "H/NH")
 
 
 class CellError(ValueError):
@@ -52,7 +55,7 @@ class Equation(NamedTuple):
 
 class Param(NamedTuple):
     name: str
-    shape: tuple[str, ...]   # ("H", "D") for a matrix, ("H",) for a vector
+    shape: tuple[str, ...]   # ("H", "D") a matrix, ("H",) a vector, HEADS_SHAPE per-head blocks
 
     @property
     def symbol(self) -> sp.Symbol:
@@ -60,7 +63,13 @@ class Param(NamedTuple):
 
     @property
     def is_matrix(self) -> bool:
-        return len(self.shape) == 2
+        """A matrix for ``matvec``: dense, or block-diagonal with one block per head."""
+        return len(self.shape) >= 2
+
+    @property
+    def is_heads(self) -> bool:
+        """Block-diagonal: NH blocks of H/NH × H/NH, applied to an H-vector head by head."""
+        return len(self.shape) == 3
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,7 @@ class Cell:
     ``inputs`` and ``states`` map names to their dimension ("D" or "H"); ``output`` is the
     state whose values over time the cell returns; ``equations`` compute, in order, every
     intermediate and each state's new value from ``x[t]``, the ``s[t-1]`` and the parameters.
+    ``dims`` names the sizes the cell declares: D and H, and any of ``EXTRA_SIZES``.
     """
     name: str
     title: str
@@ -88,9 +98,18 @@ class Cell:
         return next(p for p in self.params if p.name == name)
 
     def matrix_shape(self, W: sp.Expr) -> tuple[str, str]:
-        """(rows, cols) of a matrix parameter W or of its transpose."""
+        """(rows, cols) of a matrix parameter W or of its transpose (H × H for per-head
+        blocks: the block-diagonal matrix they stand for)."""
         shape = self.param(matrix_param(W).name).shape
+        if len(shape) == 3:
+            return ("H", "H")
         return shape[::-1] if isinstance(W, Transposed) else shape
+
+    @property
+    def sizes(self) -> tuple[str, ...]:
+        """The sizes declared beyond D and H (of ``EXTRA_SIZES``, in its order): what
+        ``init_params`` takes as keywords besides input_size and hidden_size."""
+        return tuple(n for n in EXTRA_SIZES if n in self.dims)
 
     def dim(self, symbol: sp.Symbol) -> str:
         """The dimension of a vector symbol at any time and of its adjoint."""
@@ -132,6 +151,19 @@ class CellBuilder:
         self.states: dict[str, str] = {}
         self.params: list[Param] = []
         self.equations: list[Equation] = []
+        self.dims: dict[str, str] = dict(DIMS)
+
+    def size(self, name: str) -> str:
+        """Declare a size beyond D and H: "P" (a projection size) or "NH" (a number of heads,
+        which brings the head size "H/NH"; H must then be a multiple of NH).  Returns the
+        size's name, for use in shapes."""
+        if name not in EXTRA_SIZES:
+            raise CellError(f"size {name!r} cannot be declared: the sizes a cell may declare "
+                            f"are {', '.join(map(repr, EXTRA_SIZES))} (D and H are always there)")
+        if name in self.dims:
+            raise CellError(f"size {name!r} is declared twice")
+        self.dims[name] = SIZES[name][1]
+        return name
 
     def input(self, name: str, dim: str = "D") -> sp.Symbol:
         """Declare an input vector of size "D" (the input size) or "H"; returns x_t."""
@@ -146,13 +178,17 @@ class CellBuilder:
         return naming.timed(name, -1)
 
     def param(self, name: str, *shape: str) -> sp.Symbol:
-        """Declare a parameter: ``param("W_z", "H", "D")`` is a matrix, ``param("b_z", "H")`` a vector."""
+        """Declare a parameter: ``param("W_z", "H", "D")`` is a matrix, ``param("b_z", "H")`` a
+        vector, ``param("R_z", "NH", "H/NH", "H/NH")`` block-diagonal: one H/NH × H/NH block
+        per head, which ``matvec(R_z, h)`` applies to the H-vector h head by head (declare
+        NH first with ``size("NH")``)."""
         _named(naming.check_param_name, name)
         if any(p.name == name for p in self.params):
             raise CellError(f"parameter {name!r} is declared twice")
-        if len(shape) not in (1, 2):
-            raise CellError(f"parameter {name!r}: give one size for a vector or two for a "
-                            f"matrix, e.g. param({name!r}, 'H', 'D'); got {shape}")
+        if len(shape) not in (1, 2, 3):
+            raise CellError(f"parameter {name!r}: give one size for a vector, two for a matrix "
+                            f"or {HEADS_SHAPE} for per-head blocks, e.g. param({name!r}, 'H', "
+                            f"'D'); got {shape}")
         self.params.append(Param(name, tuple(size(d) for d in shape)))
         return sp.Symbol(name)
 
@@ -178,62 +214,88 @@ class CellBuilder:
 
     def build(self, output: str = "h") -> Cell:
         return Cell(self.name, self.title, dict(self.inputs), dict(self.states), tuple(self.params),
-                    tuple(self.equations), output, self.about)
+                    tuple(self.equations), output, self.about, dict(self.dims))
 
 
-_SIZE_TERM = re.compile(r"\s*(?:(\d+)\s*\*\s*)?([DH])\s*(?:\*\s*(\d+)\s*)?\Z|\s*(\d+)\s*\Z")
+#: The sizes a cell's shapes are written in, each with its name in generated code and what it
+#: stands for: D and H always; P and NH where the cell declares them (``CellBuilder.size``);
+#: the head size H/NH wherever NH is declared.
+SIZES = {"D": ("D", "input size"), "H": ("H", "hidden size"), "P": ("P", "projection size"),
+         "NH": ("NH", "number of heads"), "H/NH": ("HS", "head size")}
+#: The sizes a cell may declare beyond D and H, with the keyword that generated code takes.
+EXTRA_SIZES = {"P": "proj_size", "NH": "num_heads"}
+
+_NAMES = "|".join(re.escape(n) for n in sorted(SIZES, key=len, reverse=True))
+_SIZE_TERM = re.compile(rf"\s*(?:(\d+)\s*\*\s*)?({_NAMES})\s*(?:\*\s*(\d+)\s*)?\Z|\s*(\d+)\s*\Z")
 
 
-def size_counts(dim) -> tuple[int, int, int]:
-    """A size string as (count of D, count of H, constant): "D + 2*H" is (1, 2, 0).
+def size_counts(dim) -> tuple[int, ...]:
+    """A size string as its count of each of ``SIZES`` and its constant: "D + 2*H" is
+    (1, 2, 0, 0, 0, 0).
 
-    The grammar is symlstm's own: D, H, positive integers, ``+`` and ``*`` (an integer
-    times D or H); nothing is evaluated."""
+    The grammar is symlstm's own: D, H, P, NH, H/NH, positive integers, ``+`` and ``*`` (an
+    integer times a size); nothing is evaluated."""
     if not isinstance(dim, str) or not dim.strip() or len(dim) > 100:
-        raise CellError(f"size {dim!r} is not allowed: use D, H, positive integers, + and *, "
-                        "e.g. 'H', 'D + H' or '2*H'")
-    counts = [0, 0, 0]
+        raise CellError(f"size {dim!r} is not allowed: use D, H, P, NH, H/NH, positive integers, "
+                        "+ and *, e.g. 'H', 'D + H' or '2*H'")
+    counts = [0] * (len(SIZES) + 1)
     for term in dim.split("+"):
         m = _SIZE_TERM.match(term)
         if m is None or (m[1] and m[3]):
-            raise CellError(f"size {dim!r} is not allowed: {term.strip()!r} is not D, H, a "
-                            "positive integer or an integer times D or H (e.g. 'D + 2*H')")
+            raise CellError(f"size {dim!r} is not allowed: {term.strip()!r} is not one of "
+                            f"{', '.join(SIZES)}, a positive integer or an integer times a size "
+                            "(e.g. 'D + 2*H')")
         if m[4] is not None:
-            counts[2] += int(m[4])
+            counts[-1] += int(m[4])
         else:
-            counts["DH".index(m[2])] += int(m[1] or m[3] or 1)
-    if counts[0] == counts[1] == 0 and counts[2] == 0:
+            counts[list(SIZES).index(m[2])] += int(m[1] or m[3] or 1)
+    if not any(counts):
         raise CellError(f"size {dim!r} is zero; sizes must be positive")
     return tuple(counts)
 
 
 def size(dim) -> str:
-    """A size in canonical spelling: "H", "D", "D + H", "2*H + 1"."""
+    """A size in canonical spelling: "H", "D", "D + H", "2*H + 1", "H/NH"."""
     return spell_size(size_counts(dim))
 
 
 def spell_size(counts) -> str:
-    d, h, k = counts
-    parts = [p for n, name in ((d, "D"), (h, "H")) if n
-             for p in [name if n == 1 else f"{n}*{name}"]] + ([str(k)] if k else [])
-    return " + ".join(parts)
+    *ns, k = counts
+    parts = [p for n, name in zip(ns, SIZES) if n for p in [name if n == 1 else f"{n}*{name}"]]
+    return " + ".join(parts + ([str(k)] if k else []))
 
 
 def size_expr(dim: str) -> sp.Expr:
-    """A size as a SymPy expression in the symbols D and H (for offsets into stacked rows)."""
-    d, h, k = size_counts(dim)
-    return d * sp.Symbol("D") + h * sp.Symbol("H") + k
+    """A size as a SymPy expression in the sizes' code names (for offsets into stacked rows)."""
+    *ns, k = size_counts(dim)
+    return sp.Add(*(n * sp.Symbol(code) for n, (code, _) in zip(ns, SIZES.values())), k)
 
 
-def size_value(dim: str, D: int, H: int) -> int:
-    """The number a size stands for at input size D and hidden size H."""
-    d, h, k = size_counts(dim)
-    return d * D + h * H + k
+def sizes_used(dims) -> tuple[str, ...]:
+    """The sizes of ``SIZES`` that the size strings ``dims`` mention, in table order (NH when
+    the head size is)."""
+    counts = [size_counts(d) for d in dims]
+    used = {name for k, name in enumerate(SIZES) if any(c[k] for c in counts)}
+    used |= {"NH"} if "H/NH" in used else set()
+    return tuple(n for n in SIZES if n in used)
+
+
+def size_value(dim: str, D: int, H: int, **extra: int) -> int:
+    """The number a size stands for at input size D, hidden size H and the sizes ``extra``
+    (P, NH) where the size mentions them."""
+    values = {"D": D, "H": H, **extra}
+    if "NH" in values:
+        values["H/NH"] = H // values["NH"]
+    *ns, k = size_counts(dim)
+    missing = [name for n, name in zip(ns, SIZES) if n and name not in values]
+    if missing:
+        raise ValueError(f"size {dim!r} needs {', '.join(missing)}")
+    return sum(n * values[name] for n, name in zip(ns, SIZES) if n) + k
 
 
 def add_sizes(dims) -> str:
     """The size of vectors stacked: the sum of theirs."""
-    total = [0, 0, 0]
+    total = [0] * (len(SIZES) + 1)
     for dim in dims:
         total = [a + b for a, b in zip(total, size_counts(dim))]
     return spell_size(total)
@@ -327,14 +389,15 @@ def _check_names(cell: Cell) -> None:
         naming.check_vector_name(n, "input" if n in cell.inputs else "state")
     for p in cell.params:
         naming.check_param_name(p.name)
-        if not isinstance(p.shape, tuple) or len(p.shape) not in (1, 2):
-            raise CellError(f"parameter {p.name!r} has shape {p.shape}; expected (rows,) or "
-                            "(rows, cols)")
+        if not isinstance(p.shape, tuple) or len(p.shape) not in (1, 2, 3):
+            raise CellError(f"parameter {p.name!r} has shape {p.shape}; expected (rows,), "
+                            f"(rows, cols) or {HEADS_SHAPE}")
     for d in (*cell.inputs.values(), *cell.states.values(), *(d for p in cell.params
                                                                 for d in p.shape)):
         if size(d) != d:
             raise CellError(f"size {d!r} is not in canonical spelling ({size(d)!r}); declare "
                             "sizes through CellBuilder")
+    _check_sizes(cell)
     for n, d in cell.inputs.items():
         if d not in ("D", "H"):
             raise CellError(f"input {n!r} has size {d!r}; an input has the input size 'D' or "
@@ -352,6 +415,35 @@ def _check_names(cell: Cell) -> None:
     if cell.output not in cell.states:
         raise CellError(f"output {cell.output!r} is not one of the states {sorted(cell.states)}")
     _check_code_names(cell)
+
+
+def _check_sizes(cell: Cell) -> None:
+    """Every size a shape uses is declared; per-head blocks have the shape HEADS_SHAPE, and
+    nothing else uses NH or H/NH; each declared size is some parameter's whole dimension, so
+    that generated code reads it off the parameters."""
+    if set(cell.dims) - set(DIMS) - set(EXTRA_SIZES):
+        raise CellError(f"the cell declares the sizes {sorted(cell.dims)}; only D, H and "
+                        f"{', '.join(EXTRA_SIZES)} exist")
+    owners = [*((f"input {n}", (d,)) for n, d in cell.inputs.items()),
+              *((f"state {n}", (d,)) for n, d in cell.states.items()),
+              *((f"parameter {p.name}", p.shape) for p in cell.params)]
+    for what, shape in owners:
+        undeclared = [n for n in sizes_used(shape) if n not in cell.dims]
+        if undeclared:
+            raise CellError(f"{what} has the shape {shape}, which uses the size "
+                            f"{undeclared[0]!r}: declare it first with size({undeclared[0]!r})")
+        heads = [d for d in shape if set(sizes_used((d,))) & {"NH", "H/NH"}]
+        if heads and tuple(shape) != HEADS_SHAPE:
+            raise CellError(f"{what} has the shape {shape}: NH and H/NH are for per-head blocks "
+                            f"of the shape {HEADS_SHAPE} only")
+        if len(shape) == 3 and tuple(shape) != HEADS_SHAPE:
+            raise CellError(f"{what} has the shape {shape}; a parameter with three sizes holds "
+                            f"per-head blocks, of the shape {HEADS_SHAPE}")
+    for n in cell.sizes:
+        if not any(n in p.shape for p in cell.params):
+            raise CellError(f"the size {n!r} is declared but no parameter has it as a whole "
+                            "dimension, so generated code could not tell it from the "
+                            f"parameters (e.g. param('W', {n!r}, 'H'))")
 
 
 def _check_code_names(cell: Cell) -> None:
@@ -461,6 +553,9 @@ def _matvec_dim(cell: Cell, eq: Equation, e: MatVec, dims) -> str:
     if not (isinstance(v, sp.Symbol) and naming.parse(v) is not None):
         raise CellError(f"equation {eq.label!r}: in {_show(e)} the vector must be a named variable; "
                         "give the expression its own equation first")
+    if isinstance(W, Transposed) and cell.param(P.name).is_heads:
+        raise CellError(f"equation {eq.label!r}: {_show(e)} transposes the per-head blocks "
+                        f"{P}; declare the blocks the other way round and write matvec({P}, v)")
     rows, cols = cell.matrix_shape(W)
     if dims[naming.parse(v).base] != cols:
         shape = "×".join(f"({d})" if "+" in d else d for d in (rows, cols))
@@ -480,7 +575,8 @@ def _check_coverage(cell: Cell, defined, params) -> None:
                             "(only states leave the step)")
     if not cell.params:
         raise CellError("the cell has no parameters: there would be nothing to train")
-    if not any("H" in d for p in cell.params for d in p.shape):
+    if not any(size_counts(d)[1] and not any(size_counts(d)[2:-1]) for p in cell.params
+               for d in p.shape):
         raise CellError("no parameter's shape mentions the hidden size H, so generated code "
                         "could not tell it from the parameters")
     for s in (*cell.input_symbols, *cell.prev_states):

@@ -48,6 +48,9 @@ CONSTANTS = {"pi": sp.pi, "π": sp.pi, "E": sp.E}
 ASCII_KINDS = (("delta_plus_", naming.CARRY), ("delta_", naming.ADJOINT),
                ("Delta_", naming.EXTERNAL))
 SIZES = {"D": 2, "H": 3}   # small and different, so that a transposed product shows
+#: The sizes a cell may declare beyond D and H (cell.EXTRA_SIZES), and the head size H/NH.
+EXTRA = {"P": 4, "NH": 3, "HS": 1}
+ALL_SIZES = {**SIZES, **EXTRA}
 OUTPUTS = 4                # K, a head's output size
 STEPS = 7                  # each run's length
 CHECKED = (3, 4, 5)        # the steps t at which the two sides are compared
@@ -446,7 +449,7 @@ class _Parser:
             return _Value(sp.Symbol(t.text), "svm"[min(len(shape), 2)])
         if t.text in FUNCTIONS:
             return self.call(t)
-        if t.text in SIZES:
+        if t.text in ALL_SIZES:
             return _Value(sp.Symbol(t.text), "s")
         if t.text in CONSTANTS and not (self.next.kind == "op" and self.next.text == "["):
             return _Value(CONSTANTS[t.text], "s")
@@ -509,7 +512,7 @@ def _check_names(d: _Subject, expr: sp.Expr) -> None:
     for s in expr.free_symbols:
         p = naming.parse(s)
         if p is None:
-            if s.name not in d.params and s.name not in SIZES:   # sizes bound a Part
+            if s.name not in d.params and s.name not in ALL_SIZES:   # sizes bound a Part
                 raise ClaimError(f"{s} is not a parameter of {d.name!r}")
         elif p.base not in d.vectors:
             raise ClaimError(f"{s}: {d.name!r} has no vector {p.base!r}; it has "
@@ -557,7 +560,7 @@ class _Runs:
     def shape(self, s: sp.Symbol) -> tuple[int, ...]:
         p = naming.parse(s)
         dims = self.d.params[s.name] if p is None else (self.d.vectors[p.base],)
-        return tuple(OUTPUTS if dim == "K" else size_value(dim, **SIZES) for dim in dims)
+        return tuple(OUTPUTS if dim == "K" else size_value(dim, **ALL_SIZES) for dim in dims)
 
     def _run(self, k: int) -> Run:
         def leaf(s: sp.Symbol, step):
@@ -576,14 +579,14 @@ class _Runs:
             return rng.standard_normal(shape)
         d = self.d
         try:
-            return unroll(STEPS, d.forward, d.backward, d.carries, leaf, SIZES)
+            return unroll(STEPS, d.forward, d.backward, d.carries, leaf, ALL_SIZES)
         except EvaluationError as e:
             raise ClaimError(f"{d.name!r} cannot be run: {e}") from None
 
     def value(self, e: sp.Expr, k: int, t: int):
         """e on run k with t at step ``t``, as a NumPy array (or a number)."""
         try:
-            return evaluate(e, self.runs[k].at(t), SIZES)
+            return evaluate(e, self.runs[k].at(t), ALL_SIZES)
         except KeyError as missing:
             raise ClaimError(f"{missing.args[0]} has no value in a run of {self.d.name!r}: "
                              "it is not a vector the cell computes") from None
@@ -658,7 +661,7 @@ def _counterexample(claimed, derived, runs: _Runs) -> dict:
     from .printers import comment
     k, t = next((p for p in runs.points() if not _same(claimed, derived, runs, [p])),
                 runs.points()[0])
-    used = sorted((claimed.free_symbols | derived.free_symbols) - set(map(sp.Symbol, SIZES)),
+    used = sorted((claimed.free_symbols | derived.free_symbols) - set(map(sp.Symbol, ALL_SIZES)),
                   key=sp.default_sort_key)   # D and H bound a Part: sizes, not quantities
     try:
         claim = runs.value(claimed, k, t)

@@ -367,7 +367,7 @@ def _block(kind: str, name: str, source: sp.Eq, pairs, places=None) -> Block:
     computed right before the first statement that reads it (which may follow statements
     that compute what the temporary reads).  A left side found in ``places`` is computed
     into that array slot."""
-    keep = [sp.Symbol(n) for n in ("t", "D", "H")]
+    keep = [sp.Symbol(n) for n in ("t", *naming.SIZES)]
     temps, reduced = sp.cse([r for _, r in pairs], symbols=sp.numbered_symbols("_tmp"),
                             ignore=keep)
     places, pending, stmts = places or {}, dict(temps), []

@@ -5,7 +5,8 @@ import pytest
 
 from symlstm.gradcheck import check_grads
 
-from conftest import generated, problem
+from conftest import generated, problem, size_keywords
+from symlstm.cell import size_value
 from reference_lstm import lstm_forward
 
 
@@ -79,14 +80,18 @@ def test_smallest_sizes(cell_name, sizes):
 
 def test_init_params_contract(cell_name):
     mod = generated(cell_name)
-    p = mod.init_params(5, 7, rng=np.random.default_rng(1), dtype=np.float32)
+    keywords, extra = size_keywords(mod, 7)
+    p = mod.init_params(5, 7, rng=np.random.default_rng(1), dtype=np.float32, **keywords)
     assert tuple(p) == mod.PARAMS
     for k, v in p.items():
-        assert v.shape == tuple(int(eval(d, {"D": 5, "H": 7})) for d in mod.SHAPES[k])
+        assert v.shape == tuple(size_value(d, 5, 7, **extra) for d in mod.SHAPES[k])
         assert v.dtype == np.float32
         assert np.all(np.abs(v) <= 1 / np.sqrt(7))
     with pytest.raises(ValueError, match="must be positive"):
-        mod.init_params(0, 3)
+        mod.init_params(0, 3, **keywords)
+    for keyword in keywords:
+        with pytest.raises(ValueError, match=f"{keyword} must be positive"):
+            mod.init_params(3, 4, **{**keywords, keyword: 0})
 
 
 def test_bad_input_is_refused_clearly(cell_name):
@@ -126,10 +131,12 @@ def test_more_bad_input(cell_name):
         mod.backward(params, (1, 2), dhs)
     with pytest.raises(ValueError, match="dhs must be a real array"):
         mod.backward(params, cache, dhs.astype(str))
+    keywords, _ = size_keywords(mod, 4)
     with pytest.raises(ValueError, match="floating type"):
-        mod.init_params(3, 4, dtype=int)
-    np.testing.assert_array_equal(mod.init_params(3, 4, rng=7)[mod.PARAMS[0]],
-                                  mod.init_params(3, 4, rng=np.random.default_rng(7))[mod.PARAMS[0]])
+        mod.init_params(3, 4, dtype=int, **keywords)
+    np.testing.assert_array_equal(
+        mod.init_params(3, 4, rng=7, **keywords)[mod.PARAMS[0]],
+        mod.init_params(3, 4, rng=np.random.default_rng(7), **keywords)[mod.PARAMS[0]])
 
 
 def test_a_wrong_shape_names_the_wrong_parameter():

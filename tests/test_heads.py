@@ -123,7 +123,7 @@ def test_torch_weights_round_trip(kind, cell):
 @pytest.mark.parametrize("make, message", [
     (lambda: torch.nn.LSTM(D, H, num_layers=2), "num_layers=2"),
     (lambda: torch.nn.LSTM(D, H, bidirectional=True), "bidirectional=True"),
-    (lambda: torch.nn.LSTM(D, H, proj_size=2), "proj_size=2"),
+    (lambda: torch.nn.LSTM(D, H, proj_size=2, num_layers=2), "num_layers=2"),
     (lambda: torch.nn.RNN(D, H), "takes a torch.nn.LSTM or torch.nn.GRU, got RNN"),
 ])
 def test_from_torch_refuses_what_it_cannot_convert(make, message):
@@ -133,7 +133,7 @@ def test_from_torch_refuses_what_it_cannot_convert(make, message):
 
 def test_to_torch_checks_its_parameters():
     params = lstm.init_params(D, H, rng=0)
-    with pytest.raises(ValueError, match="'lstm' and 'gru'"):
+    with pytest.raises(ValueError, match="'lstm', 'lstmp' and 'gru'"):
         symlstm.to_torch("rnn", params)
     with pytest.raises(ValueError, match=r"params\['R_f'\] must have shape \(6, 6\)"):
         symlstm.to_torch("lstm", {**params, "R_f": params["R_f"][:2]})

@@ -219,7 +219,7 @@ def numba_module(d: Derivation, rebuild: str | None = None) -> str:
 def _arguments(plan: Plan) -> tuple[list[str], list[str]]:
     """What each compiled loop is passed: the arrays the Python wrapper made, by name."""
     cell = plan.cell
-    first = [naming.code(cell.input_symbols[0]), "D", "H"]
+    first = [naming.code(cell.input_symbols[0]), "D", "H", *cell.sizes]
     vectors = [naming.code(p.symbol) for p in cell.params if not p.is_matrix]
     stacks = [f"stack_{g.name}" for g in plan.groups]
     states = [naming.sequence(s) for s in cell.states]

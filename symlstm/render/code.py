@@ -12,7 +12,7 @@ import sympy as sp
 
 from .. import naming
 from ..bptt import Derivation
-from ..cell import CellError, size_counts
+from ..cell import EXTRA_SIZES, SIZES, CellError, size_counts
 from ..lower import Plan, lower
 from ..ops import Outer, Transposed, matrix_param
 from ..printers import comment, head_pycode, pycode, pycode_into, python_string
@@ -61,9 +61,7 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
         dinput=naming.code(naming.adjoint(cell.input_symbols[0])),
         params=[(p.name, _shape(p.shape)) for p in cell.params],
         param_locals=[naming.code(p.symbol) for p in cell.params],
-        size_counts=[(dim, size_counts(dim)) for dim in dict.fromkeys(
-            [d for p in cell.params for d in p.shape] + [*cell.states.values()]
-            + [*cell.inputs.values()])],
+        **_sizes_context(cell),
         states=[(n, dim) for n, dim in cell.states.items()],
         state_locals=[dict(name=n, prev=naming.code(naming.timed(n, -1)),
                            carry=naming.code(naming.timed(n, 0, naming.CARRY)))
@@ -86,6 +84,26 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
         labels=_grad_labels(cell),
         lib=spell.lib,
     )
+
+
+def _sizes_context(cell) -> dict:
+    """The sizes as the module's code handles them: ``dims``, the sizes its functions take
+    ("D, H", or "D, H, P" for a cell that declares P); each size string's counts of the sizes
+    the cell has (``count_names``) and its constant; where the sizes beyond D and H are read."""
+    extra = cell.sizes
+    counted = [n for n in SIZES if n in ("D", "H", *extra) or n == "H/NH" and "NH" in extra]
+    columns = [list(SIZES).index(n) for n in counted] + [len(SIZES)]
+    dims = dict.fromkeys([d for p in cell.params for d in p.shape] + [*cell.states.values()]
+                         + [*cell.inputs.values()])
+    code = [SIZES[n][0] for n in counted]
+    return dict(
+        dims=", ".join(["D", "H", *extra]), inferred=", ".join(["H", *extra]),
+        extra_sizes=[(n, EXTRA_SIZES[n]) for n in extra], extra_names=list(extra),
+        count_names=code,
+        count_values=", ".join("H // NH" if c == "HS" else c for c in code),
+        size_counts=[(dim, tuple(size_counts(dim)[k] for k in columns)) for dim in dims],
+        extra_at=[(n, next((p.name, p.shape.index(n)) for p in cell.params if n in p.shape))
+                  for n in extra])
 
 
 def _grad_labels(cell) -> dict[str, str]:
