@@ -17,6 +17,7 @@ CELLS = (
     "lstm_nobias",
     "lstm_concat",
     "lstm_rowmajor",
+    "lstmp",
 )
 NETWORKS = (
     "lstm_regression",
