@@ -428,7 +428,7 @@ def _check_sizes(cell: Cell) -> None:
               *((f"state {n}", (d,)) for n, d in cell.states.items()),
               *((f"parameter {p.name}", p.shape) for p in cell.params)]
     for what, shape in owners:
-        undeclared = [n for n in sizes_used(shape) if n not in cell.dims]
+        undeclared = [n for n in sizes_used(shape) if n not in cell.dims and n != "H/NH"]
         if undeclared:
             raise CellError(f"{what} has the shape {shape}, which uses the size "
                             f"{undeclared[0]!r}: declare it first with size({undeclared[0]!r})")

@@ -81,6 +81,7 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
                       for name, buf, a, b in plan.summed_grads],
         summed_buffers=sorted({str(buf) for _, buf, _, _ in plan.summed_grads}),
         loads=_loads(plan),
+        has_heads=any(g.heads for g in plan.groups),
         labels=_grad_labels(cell),
         lib=spell.lib,
     )
@@ -188,7 +189,8 @@ def _group(g, plan: Plan) -> dict:
                 "step": f"{naming.sequence(base)}[1:]" if g.operand in plan.cell.new_states
                 else naming.cached(naming.code(g.operand))}[g.kind]
     width = pycode(g.offsets()[-1])
-    return dict(name=g.name, kind=g.kind, matrices=", ".join(map(pycode, g.matrices)), width=width,
+    return dict(name=g.name, operand=naming.code(g.operand), heads=g.heads,
+                kind=g.kind, matrices=", ".join(map(pycode, g.matrices)), width=width,
                 adds=g.adds, biases=", ".join(naming.code(sp.Symbol(b)) for b in g.biases),
                 buffer=g.adjoint_buffer, sequence=sequence, after=computed_in(plan, g.operand))
 
@@ -225,7 +227,9 @@ def _matrix_grads(plan: Plan) -> list[tuple[str, str]]:
     """Each weight gradient as slices of the fused groups' gradient GEMMs."""
     parts = {}
     for g in plan.groups:
-        for W, a, b in zip(g.matrices, g.offsets(), g.offsets()[1:]):
+        for k, (W, a, b) in enumerate(zip(g.matrices, g.offsets(), g.offsets()[1:])):
+            if g.heads:   # blocks, NH per matrix
+                a, b = k * sp.Symbol("NH"), (k + 1) * sp.Symbol("NH")
             rows = f"{'' if a == 0 else pycode(a)}:{pycode(b)}"
             flip = ".T" if isinstance(W, Transposed) else ""
             parts.setdefault(matrix_param(W).name, []).append(f"dstack_{g.name}[{rows}]{flip}")
