@@ -1,10 +1,12 @@
 """Random cells from the whole grammar, for property tests.
 
 ``cells()`` is a hypothesis strategy.  A drawn cell has one input (of size D, or H), one to
-three states (the output h of size H, the others H or D), a few intermediate equations and
+three states (the output h of size H, the others H, D or a declared projection size P), a
+few intermediate equations and
 one equation per state, in any order; its right sides nest every operation of ``ops.OPS``,
 division, integer powers, constants, element-wise parameter products and matrix products
-(plain or transposed, with weights shared between equations) applied to the input, to the
+(plain, transposed or per-head blocks of a declared number of heads NH, with weights shared
+between equations) applied to the input, to the
 states at t-1, to states already computed at t and to intermediate values, and
 concatenations.  Values stay finite by construction: exp is applied to bounded arguments,
 log and division only to positive ones.
@@ -26,7 +28,7 @@ from hypothesis import HealthCheck, note, seed, settings
 from hypothesis import strategies as st
 
 from symlstm import CellBuilder, concat, matvec, naming, transpose
-from symlstm.cell import add_sizes
+from symlstm.cell import add_sizes, size_counts
 from symlstm.ops import exp, log, logsigmoid, relu, sigma, softplus, tanh
 
 STATE_NAMES = ("h", "s", "u")
@@ -100,6 +102,7 @@ class _Params:
         self.vectors: dict[str, list[sp.Symbol]] = {}
         self.count = 0
         self.shapes: dict[str, tuple[str, ...]] = {}
+        self.heads: list[sp.Symbol] | None = None   # a list once the cell declares NH
 
     def _new(self, prefix, *shape):
         """A parameter symbol; only those the final equations read are declared."""
@@ -110,12 +113,21 @@ class _Params:
 
     def declare(self, equations):
         read = set().union(*(rhs.free_symbols for _, rhs, _ in equations))
+        if set(self.heads or ()) & read:   # NH, where some per-head blocks are read
+            self.b.size("NH")
         for name, shape in self.shapes.items():
             if sp.Symbol(name) in read:
                 self.b.param(name, *shape)
 
     def matrix(self, rows: str, cols: str):
-        """W or transpose(W) mapping a vector of size cols to one of size rows."""
+        """W, transpose(W) or per-head blocks R mapping a vector of size cols to one of size
+        rows."""
+        if self.heads is not None and rows == cols == "H" and self.draw(st.integers(0, 2)):
+            if self.heads and self.draw(st.integers(0, 2)) == 0:
+                return self.draw(st.sampled_from(self.heads))
+            R = self._new("R", "NH", "H/NH", "H/NH")
+            self.heads.append(R)
+            return R
         if self.draw(st.booleans()):   # stored the other way round: W is cols × rows
             shared = self.matrices.get((cols, rows), [])
             if shared and self.draw(st.integers(0, 2)) == 0:
@@ -126,6 +138,12 @@ class _Params:
         shared = self.matrices.get((rows, cols), [])
         if shared and self.draw(st.integers(0, 2)) == 0:
             return self.draw(st.sampled_from(shared))
+        W = self._new("W", rows, cols)
+        self.matrices.setdefault((rows, cols), []).append(W)
+        return W
+
+    def dense(self, rows: str, cols: str):
+        """A new matrix W, rows × cols."""
         W = self._new("W", rows, cols)
         self.matrices.setdefault((rows, cols), []).append(W)
         return W
@@ -208,13 +226,18 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
     names = _Names(draw)
     names.used.update(["h", "x", "X", *STATE_NAMES])
     params = _Params(b, draw, names)
+    if draw(st.integers(0, 2)) == 0:   # per-head blocks for most H × H products
+        params.heads = []
     input_size = draw(st.sampled_from(["D", "D", "D", "H"]))
     x = Vec(b.input(names.pick("x"), input_size), input_size)
     if x.expr != sp.Symbol("x[t]"):   # a parameter may be called x
         names.used.discard("x")
     n_states = draw(st.integers(1, 3))
-    sizes = {"h": "H", **{names.pick(s): draw(st.sampled_from(["H", "D"]))
-                          if input_size == "D" else "H" for s in STATE_NAMES[1:n_states]}}
+    state_sizes = ["H", "D", "P"] if input_size == "D" else ["H", "P"]
+    sizes = {"h": "H", **{names.pick(s): draw(st.sampled_from(state_sizes))
+                          for s in STATE_NAMES[1:n_states]}}
+    if "P" in sizes.values():   # a projection size: declared where a state has it
+        b.size("P")
     # a state at t-1 may have grown over the steps before: not bounded
     prev = {s: Vec(b.state(s, dim), dim, False) for s, dim in sizes.items()}
     n_inter = draw(st.integers(0, max_intermediates))
@@ -258,6 +281,12 @@ def _read_everything(equations, given, params, sizes):
         term = v.expr if v.size == final[2] else matvec(params.matrix(final[2], v.size), v.expr)
         final[1] = final[1] + term
     read = set().union(*(rhs.free_symbols for _, rhs, _ in equations))
-    if not any("H" in d for name, shape in params.shapes.items() if sp.Symbol(name) in read
+    if not any(size_counts(d)[1] and not any(size_counts(d)[2:-1])   # H, and no P or NH
+               for name, shape in params.shapes.items() if sp.Symbol(name) in read
                for d in shape):
-        final[1] = final[1] + matvec(params.matrix(final[2], "H"), sp.Symbol("h[t-1]"))
+        final[1] = final[1] + matvec(params.dense(final[2], "H"), sp.Symbol("h[t-1]"))
+    read = set().union(*(rhs.free_symbols for _, rhs, _ in equations))
+    projected = [v for v in given if v.size == "P"]
+    if projected and not any("P" in shape for name, shape in params.shapes.items()
+                             if sp.Symbol(name) in read):   # P is read off a parameter
+        final[1] = final[1] + matvec(params.dense(final[2], "P"), projected[0].expr)

@@ -21,7 +21,7 @@ def test_gradients_at_random_sizes(name, sizes, seed):
     mod = generated(name)
     params, x, state0, dhs, dstate = problem(mod, seed=seed, **sizes)
     hs, state, cache = mod.forward(params, x, state0)
-    assert hs.shape == (sizes["T"], sizes["B"], sizes["H"])
+    assert hs.shape == (sizes["T"], sizes["B"], state0[mod.OUTPUT].shape[1])
     grads = mod.backward(params, cache, dhs, dstate)
     args = {**params, "x": x, **{f"{s}0": v for s, v in state0.items()}}
     assert set(grads) == set(args)
