@@ -94,14 +94,14 @@ import numpy as np  # noqa: E402
 import threadpoolctl  # noqa: E402
 import torch  # noqa: E402
 
-from symlstm.generated import lstm as gen_lstm  # noqa: E402
-from symlstm.generated import peephole_lstm as gen_peephole  # noqa: E402
-from symlstm.generated.torch import lstm as torchgen_lstm  # noqa: E402
-from symlstm.generated.torch import peephole_lstm as torchgen_peephole  # noqa: E402
+from symlstm.generated import lstm as gen_lstm   # noqa: E402
+from symlstm.generated import peephole_lstm as gen_peephole   # noqa: E402
+from symlstm.generated.torch import lstm as torchgen_lstm   # noqa: E402
+from symlstm.generated.torch import peephole_lstm as torchgen_peephole   # noqa: E402
 
 try:
-    from symlstm.generated.numba import lstm as numba_lstm  # noqa: E402
-    from symlstm.generated.numba import peephole_lstm as numba_peephole  # noqa: E402
+    from symlstm.generated.numba import lstm as numba_lstm   # noqa: E402
+    from symlstm.generated.numba import peephole_lstm as numba_peephole   # noqa: E402
     NUMBA_MISSING = None
 except ImportError as e:       # numba is an optional extra
     numba_lstm = numba_peephole = None

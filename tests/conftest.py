@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import symlstm
-from symlstm.cell import size_value
-from symlstm.verification import extra_sizes
+from symlstm.cell.parts import size_value
+from symlstm.checks.verification import extra_sizes
+
 
 SIZES = dict(T=5, B=3, D=4, H=3)
 

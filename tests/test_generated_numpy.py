@@ -2,12 +2,11 @@
 central differences for every parameter, the input and every initial state."""
 import numpy as np
 import pytest
-
-from symlstm.gradcheck import check_grads
-
 from conftest import generated, problem, size_keywords
-from symlstm.cell import size_value
 from reference_lstm import lstm_forward
+
+from symlstm.cell.parts import size_value
+from symlstm.checks.gradcheck import check_grads
 
 
 def total_loss(mod, dhs, dstate):

@@ -6,6 +6,7 @@ import pytest
 import symlstm
 from symlstm.generated import gru, lstm, lstm_classifier, lstm_regression
 
+
 torch = pytest.importorskip("torch", reason="torch is installed by the README's test command")
 
 T, B, D, H, K = 5, 3, 4, 6, 7
@@ -139,11 +140,11 @@ def test_to_torch_checks_its_parameters():
         symlstm.to_torch("lstm", {**params, "R_f": params["R_f"][:2]})
 
 
+from cellgen import cells, note_replay, slow  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 
-from cellgen import cells, note_replay, slow  # noqa: E402
-from symlstm.render import network_module, numpy_module  # noqa: E402
-from symlstm.verification import problem  # noqa: E402
+from symlstm.backends.code import network_module, numpy_module  # noqa: E402
+from symlstm.checks.verification import problem  # noqa: E402
 
 
 def _network(cell, head, tmp_path):
@@ -183,8 +184,9 @@ def test_hundreds_of_random_networks(tmp_path_factory, cell):
 def _check_network(tmp_path_factory, cell):
     """The network module's loss and gradients against a reference that shares no code with
     it: torch autograd of the head on the cell's outputs, carried through the cell by brute
-    force (the unrolled cell differentiated at 50 digits, ``symlstm.bruteforce``)."""
-    from symlstm.bruteforce import loss_gradients
+    force (the unrolled cell differentiated at 50 digits, ``symlstm.checks.bruteforce``)."""
+    from symlstm.checks.bruteforce import loss_gradients
+    from symlstm.checks.verification import extra_sizes
     for head in ("regression", "classifier"):
         mod, cell_mod = _network(cell, head, tmp_path_factory.mktemp("net"))
         D = 3 if cell_mod.INPUT_SIZE == "H" else 2
@@ -199,7 +201,7 @@ def _check_network(tmp_path_factory, cell):
         want, dhs, head_grads = _torch_head(hs, params["V"], params["b_y"], y, head)
         zeros = {s: np.zeros_like(v) for s, v in state0.items()}
         reference = {**head_grads, **loss_gradients(cell, cell_params, x, state0, dhs, zeros,
-                                                        D, 3)}
+                                                        D, 3, **extra_sizes(cell_mod, 3))}
         assert abs(loss - want) <= 1e-10 * max(1.0, abs(want)), (head, loss, want)
         assert set(grads) == set(reference), (head, sorted(grads), sorted(reference))
         errors = {k: np.abs(grads[k] - ref).max() / max(1.0, np.abs(ref).max())

@@ -9,14 +9,14 @@ import textwrap
 
 import numpy as np
 import pytest
+from cellgen import cells, note_replay, slow
 from hypothesis import HealthCheck, given, settings
 
 import symlstm
+from symlstm.backends.code import numpy_module
 from symlstm.backends.numba import numba_module
-from symlstm.render import numpy_module
-from symlstm.verification import load_module, problem
+from symlstm.checks.verification import load_module, problem
 
-from cellgen import cells, note_replay, slow
 
 numba = pytest.importorskip("numba", reason="numba is installed by the README's test command")
 

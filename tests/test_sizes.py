@@ -8,8 +8,8 @@ import pytest
 
 import symlstm
 from symlstm import CellBuilder, CellError, matvec, sigma, tanh
-from symlstm.cell import size, size_value
-from symlstm.verification import problem
+from symlstm.cell.parts import size, size_value
+from symlstm.checks.verification import problem
 
 torch = pytest.importorskip("torch", reason="torch is installed by the README's test command")
 GATES = "ifzo"     # torch's chunk order is i, f, g (our z), o
