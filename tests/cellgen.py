@@ -2,17 +2,17 @@
 
 ``cells()`` is a hypothesis strategy.  A drawn cell has one input (of size D, or H), up to
 two extra per-step inputs (of size H, or D beside an input of size D), one to three states
-(H or D) and an output h of size H, which is one of the states or, in one cell of four, an
-equation's result that is not carried to the next step (then some state has size H), a few
-intermediate equations and one equation per state, in any order; its right sides nest every
-operation of ``ops.OPS`` (sqrt, abs, max and min among them), division, integer powers,
-numbers and named constants, element-wise parameter products, learnable scalars, parts of
-vectors and matrix products
-(plain or transposed, with weights shared between equations) applied to the input, to the
-states at t-1, to states already computed at t and to intermediate values; concatenations,
-and reductions (sum, mean) whose one number per sample later equations use with vectors of
-any size.  Values stay finite by construction: exp is applied to bounded arguments, log,
-sqrt and division only to positive ones.
+(H, D or a declared projection size P) and an output h of size H, which is one of the states
+or, in one cell of four, an equation's result that is not carried to the next step (then
+some state has size H), a few intermediate equations and one equation per state, in any
+order; its right sides nest every operation of ``ops.OPS`` (sqrt, abs, max and min among
+them), division, integer powers, numbers and named constants, element-wise parameter
+products, learnable scalars, parts of vectors and matrix products (plain, transposed or
+per-head blocks of a declared number of heads NH, with weights shared between equations)
+applied to the input, to the states at t-1, to states already computed at t and to
+intermediate values; concatenations, and reductions (sum, mean) whose one number per sample
+later equations use with vectors of any size.  Values stay finite by construction: exp is
+applied to bounded arguments, log, sqrt and division only to positive ones.
 
 Names are drawn as well: the input, the states other than h, the intermediate values and
 the parameters may take a name from ``POOL``, which holds every generated module's own
@@ -111,6 +111,7 @@ class _Params:
         self.count = 0
         self.shapes: dict[str, tuple[str, ...]] = {}
         self.constants: dict[str, float] = {}
+        self.heads: list[sp.Symbol] | None = None   # a list once the cell declares NH
 
     def _new(self, prefix, *shape):
         """A parameter symbol; only those the final equations read are declared."""
@@ -124,6 +125,8 @@ class _Params:
         for name, value in self.constants.items():
             if sp.Symbol(name) in read:
                 self.b.constant(name, value)
+        if set(self.heads or ()) & read:   # NH, where some per-head blocks are read
+            self.b.size("NH")
         for name, shape in self.shapes.items():
             if sp.Symbol(name) in read:
                 self.b.param(name, *shape)
@@ -140,7 +143,14 @@ class _Params:
         return self._new("alpha")
 
     def matrix(self, rows: str, cols: str):
-        """W or transpose(W) mapping a vector of size cols to one of size rows."""
+        """W, transpose(W) or per-head blocks R mapping a vector of size cols to one of size
+        rows."""
+        if self.heads is not None and rows == cols == "H" and self.draw(st.integers(0, 2)):
+            if self.heads and self.draw(st.integers(0, 2)) == 0:
+                return self.draw(st.sampled_from(self.heads))
+            R = self._new("R", "NH", "H/NH", "H/NH")
+            self.heads.append(R)
+            return R
         if self.draw(st.booleans()):   # stored the other way round: W is cols × rows
             shared = self.matrices.get((cols, rows), [])
             if shared and self.draw(st.integers(0, 2)) == 0:
@@ -151,6 +161,12 @@ class _Params:
         shared = self.matrices.get((rows, cols), [])
         if shared and self.draw(st.integers(0, 2)) == 0:
             return self.draw(st.sampled_from(shared))
+        W = self._new("W", rows, cols)
+        self.matrices.setdefault((rows, cols), []).append(W)
+        return W
+
+    def dense(self, rows: str, cols: str):
+        """A new matrix W, rows × cols."""
         W = self._new("W", rows, cols)
         self.matrices.setdefault((rows, cols), []).append(W)
         return W
@@ -267,6 +283,8 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
     names = _Names(draw)
     names.used.update(["h", "x", "X", *STATE_NAMES])
     params = _Params(b, draw, names)
+    if draw(st.integers(0, 2)) == 0:   # per-head blocks for most H × H products
+        params.heads = []
     input_size = draw(st.sampled_from(["D", "D", "D", "H"]))
     x = Vec(b.input(names.pick("x"), input_size), input_size)
     if x.expr != sp.Symbol("x[t]"):   # a parameter may be called x
@@ -278,11 +296,13 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
     carried = draw(st.integers(0, 3)) > 0    # else h is an output that is not a state
     n_states = draw(st.integers(1, 3 if carried else 2))
     others = STATE_NAMES[1:n_states] if carried else STATE_NAMES[1:n_states + 1]
+    state_sizes = ["H", "D", "P"] if input_size == "D" else ["H", "P"]
     sizes = {**({"h": "H"} if carried else {}),
-             **{names.pick(s): draw(st.sampled_from(["H", "D"])) if input_size == "D" else "H"
-                for s in others}}
+             **{names.pick(s): draw(st.sampled_from(state_sizes)) for s in others}}
     if not carried:   # some state has size H: the sizes of the states are then not all D
         sizes[next(iter(sizes))] = "H"
+    if "P" in sizes.values():   # a projection size: declared where a state has it
+        b.size("P")
     # a state at t-1 may have grown over the steps before: not bounded
     prev = {s: Vec(b.state(s, dim), dim, False) for s, dim in sizes.items()}
     n_inter = draw(st.integers(0, max_intermediates))
@@ -340,6 +360,12 @@ def _read_everything(equations, given, params, results, state_h):
             matvec(params.matrix(final[2], v.size), v.expr)
         final[1] = final[1] + term
     read = set().union(*(rhs.free_symbols for _, rhs, _ in equations))
-    if not any("H" in d for name, shape in params.shapes.items() if sp.Symbol(name) in read
+    if not any(size_counts(d)[1] and not any(size_counts(d)[2:-1])   # H, and no P or NH
+               for name, shape in params.shapes.items() if sp.Symbol(name) in read
                for d in shape):
-        final[1] = final[1] + matvec(params.matrix(final[2], "H"), sp.Symbol(f"{state_h}[t-1]"))
+        final[1] = final[1] + matvec(params.dense(final[2], "H"), sp.Symbol(f"{state_h}[t-1]"))
+    read = set().union(*(rhs.free_symbols for _, rhs, _ in equations))
+    projected = [v for v in given if v.size == "P"]
+    if projected and not any("P" in shape for name, shape in params.shapes.items()
+                             if sp.Symbol(name) in read):   # P is read off a parameter
+        final[1] = final[1] + matvec(params.dense(final[2], "P"), projected[0].expr)

@@ -30,14 +30,15 @@ def _precision():
     """This module's mpmath precision, for its tests alone (other modules set their own)."""
     with mpmath.workprec(200):
         yield
-SIZES = {"D": 2, "H": 2}
+SIZES = {"D": 2, "H": 2, "P": 3, "NH": 1}
+CODE_SIZES = {**SIZES, "HS": SIZES["H"] // SIZES["NH"]}   # the head size, H/NH
 
 
 def n(dim):
     """The number a size such as "H" or "D + H" (or an offset D + H) stands for here."""
     if isinstance(dim, str):
-        return size_value(dim, SIZES["D"], SIZES["H"])
-    return int(sp.sympify(dim).subs(SIZES))
+        return size_value(dim, **SIZES)
+    return int(sp.sympify(dim).subs(CODE_SIZES))
 #: Three steps for the headline cells (the recurrence then feeds itself); two, which already
 #: exercise every term at t+1, for the rest, whose unrolled losses grow fast.
 STEPS = {name: 3 if name in ("lstm", "peephole_lstm", "gru") else 2 for name in symlstm.CELLS}

@@ -2,9 +2,10 @@
 central differences for every parameter, the input and every initial state."""
 import numpy as np
 import pytest
-from conftest import generated, problem, split
+from conftest import generated, problem, size_keywords, split
 from reference_lstm import lstm_forward
 
+from symlstm.cell.parts import size_value
 from symlstm.checks.gradcheck import check_grads
 
 
@@ -87,14 +88,18 @@ def test_smallest_sizes(cell_name, sizes):
 def test_init_params_contract(cell_name):
     mod = generated(cell_name)
     D = 7 if mod.INPUT_SIZE == "H" else 5
-    p = mod.init_params(D, 7, rng=np.random.default_rng(1), dtype=np.float32)
+    keywords, extra = size_keywords(mod, 7)
+    p = mod.init_params(D, 7, rng=np.random.default_rng(1), dtype=np.float32, **keywords)
     assert tuple(p) == mod.PARAMS
     for k, v in p.items():
-        assert v.shape == tuple(int(eval(d, {"D": D, "H": 7})) for d in mod.SHAPES[k])
+        assert v.shape == tuple(size_value(d, D, 7, **extra) for d in mod.SHAPES[k])
         assert v.dtype == np.float32
         assert np.all(np.abs(v) <= 1 / np.sqrt(7))
     with pytest.raises(ValueError, match="must be positive"):
-        mod.init_params(0, 3)
+        mod.init_params(0, 3, **keywords)
+    for keyword in keywords:
+        with pytest.raises(ValueError, match=f"{keyword} must be positive"):
+            mod.init_params(3, 4, **{**keywords, keyword: 0})
 
 
 def test_bad_input_is_refused_clearly(cell_name):
@@ -138,10 +143,12 @@ def test_more_bad_input(cell_name):
         mod.backward(params, (1, 2), dhs)
     with pytest.raises(ValueError, match="dhs must be a real array"):
         mod.backward(params, cache, dhs.astype(str))
+    keywords, _ = size_keywords(mod, 4)
     with pytest.raises(ValueError, match="floating type"):
-        mod.init_params(4, 4, dtype=int)
-    np.testing.assert_array_equal(mod.init_params(4, 4, rng=7)[mod.PARAMS[0]],
-                                  mod.init_params(4, 4, rng=np.random.default_rng(7))[mod.PARAMS[0]])
+        mod.init_params(4, 4, dtype=int, **keywords)
+    np.testing.assert_array_equal(
+        mod.init_params(4, 4, rng=7, **keywords)[mod.PARAMS[0]],
+        mod.init_params(4, 4, rng=np.random.default_rng(7), **keywords)[mod.PARAMS[0]])
 
 
 def test_a_wrong_shape_names_the_wrong_parameter():

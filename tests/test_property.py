@@ -24,7 +24,7 @@ def test_gradients_at_random_sizes(name, sizes, seed):
     params, x, state0, dhs, dstate = problem(mod, seed=seed, **sizes)
     x, extra = split(mod, x)
     hs, state, cache = mod.forward(params, x, state0, **extra)
-    assert hs.shape == (sizes["T"], sizes["B"], sizes["H"])
+    assert hs.shape == (sizes["T"], sizes["B"], dhs.shape[2])
     grads = mod.backward(params, cache, dhs, dstate)
     args = {**params, "x": x, **extra, **{f"{s}0": v for s, v in state0.items()}}
     assert set(grads) == set(args)

@@ -12,7 +12,7 @@ import sympy as sp
 
 from .. import naming
 from ..cell.ops import Outer, Transposed, matrix_param
-from ..cell.parts import size_counts, size_expr
+from ..cell.parts import EXTRA_SIZES, SIZES, size_counts, size_expr
 from ..derivation.bptt import Derivation
 from ..lower.plan import Plan, lower
 from ..printers.comment import comment
@@ -66,9 +66,7 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
         output_size="STATE_SIZES[OUTPUT]" if cell.output_is_state else "OUTPUT_SIZE",
         params=[(p.name, _shape(p.shape)) for p in cell.params],
         param_locals=[naming.code(p.symbol) for p in cell.params],
-        size_counts=[(dim, size_counts(dim)) for dim in dict.fromkeys(
-            [d for p in cell.params for d in p.shape] + [*cell.states.values()]
-            + [*cell.inputs.values()])],
+        **_sizes_context(cell),
         states=[(n, dim) for n, dim in cell.states.items()],
         state_locals=[dict(name=n, prev=naming.code(naming.timed(n, -1)),
                            carry=naming.code(naming.timed(n, 0, naming.CARRY)))
@@ -92,9 +90,30 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
                       for name, buf, a, b in plan.summed_grads],
         summed_buffers=sorted({str(buf) for _, buf, _, _ in plan.summed_grads}),
         loads=_loads(plan),
+        has_heads=any(g.heads for g in plan.groups),
         labels=_grad_labels(cell),
         lib=spell.lib,
     )
+
+
+def _sizes_context(cell) -> dict:
+    """The sizes as the module's code handles them: ``dims``, the sizes its functions take
+    ("D, H", or "D, H, P" for a cell that declares P); each size string's counts of the sizes
+    the cell has (``count_names``) and its constant; where the sizes beyond D and H are read."""
+    extra = cell.sizes
+    counted = [n for n in SIZES if n in ("D", "H", *extra) or n == "H/NH" and "NH" in extra]
+    columns = [list(SIZES).index(n) for n in counted] + [len(SIZES)]
+    dims = dict.fromkeys([d for p in cell.params for d in p.shape] + [*cell.states.values()]
+                         + [*cell.inputs.values()])
+    code = [SIZES[n][0] for n in counted]
+    return dict(
+        dims=", ".join(["D", "H", *extra]), inferred=", ".join(["H", *extra]),
+        extra_sizes=[(n, EXTRA_SIZES[n]) for n in extra], extra_names=list(extra),
+        count_names=code,
+        count_values=", ".join("H // NH" if c == "HS" else c for c in code),
+        size_counts=[(dim, tuple(size_counts(dim)[k] for k in columns)) for dim in dims],
+        extra_at=[(n, next((p.name, p.shape.index(n)) for p in cell.params if n in p.shape))
+                  for n in extra])
 
 
 def _grad_labels(cell) -> dict[str, str]:
@@ -182,7 +201,8 @@ def _group(g, plan: Plan) -> dict:
     cell = plan.cell
     # D is read off the first input, so its width is D whatever its size; others have theirs
     width_in = "D" if g.operand == cell.input_symbols[0] else pycode(size_expr(cell.dim(g.operand)))
-    return dict(name=g.name, kind=g.kind, width_in=width_in, matrices=", ".join(map(pycode, g.matrices)), width=width,
+    return dict(name=g.name, operand=naming.code(g.operand), heads=g.heads, kind=g.kind,
+                width_in=width_in, matrices=", ".join(map(pycode, g.matrices)), width=width,
                 adds=g.adds, biases=", ".join(naming.code(sp.Symbol(b)) for b in g.biases),
                 buffer=g.adjoint_buffer, sequence=sequence, after=computed_in(plan, g.operand))
 
@@ -219,7 +239,9 @@ def _matrix_grads(plan: Plan) -> list[tuple[str, str]]:
     """Each weight gradient as slices of the fused groups' gradient GEMMs."""
     parts = {}
     for g in plan.groups:
-        for W, a, b in zip(g.matrices, g.offsets(), g.offsets()[1:]):
+        for k, (W, a, b) in enumerate(zip(g.matrices, g.offsets(), g.offsets()[1:])):
+            if g.heads:   # blocks, NH per matrix
+                a, b = k * sp.Symbol("NH"), (k + 1) * sp.Symbol("NH")
             rows = f"{'' if a == 0 else pycode(a)}:{pycode(b)}"
             flip = ".T" if isinstance(W, Transposed) else ""
             parts.setdefault(matrix_param(W).name, []).append(f"dstack_{g.name}[{rows}]{flip}")

@@ -21,7 +21,7 @@ from ..cell.ops import (OPS, REDUCTIONS, Abs, Concat, Max, Min, Part, Place, exp
                         log, logsigmoid, relu, sigma, sign, softplus, sqrt, step, tanh)
 from ..cell.parts import size_expr
 from ..derivation.bptt import Derivation
-from ..lower.plan import Broadcast, GroupAdjoint, Plan, Proj, lower
+from ..lower.plan import Broadcast, GroupAdjoint, HeadsAdjoint, Plan, Proj, lower
 from ..printers.templates import environment
 from .code import NUMPY, block_comment, code_context, computed_in, step_arrays
 from .numpy import CellNumPyPrinter
@@ -235,8 +235,10 @@ class Gemm(NamedTuple):
     writes: str = ""
 
 
-def _gemm(a: str, b: str, out: str, comment: str) -> Gemm:
-    return Gemm(f"np.dot({a}, {b}, {out})", comment, frozenset({_base(a), _base(b)}), _base(out))
+def _gemm(a: str, b: str, out: str, comment: str, call: str = "np.dot") -> Gemm:
+    """``call(a, b, out)``: a BLAS GEMM, or the loops over heads of ``_heads_into`` and
+    ``_heads_T_into`` (per-head blocks, whose products are small and many)."""
+    return Gemm(f"{call}({a}, {b}, {out})", comment, frozenset({_base(a), _base(b)}), _base(out))
 
 
 def _base(array: str) -> str:
@@ -258,7 +260,7 @@ def numba_module(d: Derivation, rebuild: str | None = None) -> str:
 def _arguments(plan: Plan) -> tuple[list[str], list[str]]:
     """What each compiled loop is passed: the arrays the Python wrapper made, by name."""
     cell = plan.cell
-    first = [*map(naming.code, cell.input_symbols), "D", "H"]
+    first = [*map(naming.code, cell.input_symbols), "D", "H", *cell.sizes]
     vectors = [naming.code(p.symbol) for p in cell.params if not p.is_matrix]
     stacks = [f"stack_{g.name}" for g in plan.groups]
     states = [naming.sequence(s) for s in cell.states]
@@ -323,6 +325,11 @@ class _Step:
 
     def gemm(self, g) -> Gemm:
         """The forward GEMM of group ``g``: its matrices times this step's operand."""
+        if g.heads:
+            return _gemm(self.where[g.operand].array, f"stack_{g.name}", f"proj_{g.name}",
+                         f"[{'; '.join(map(str, g.matrices))}] {g.name}: the per-head products "
+                         + (f"on {g.name}, plus this step's slice of proj_{g.adds}"
+                            if g.adds else f"on {g.name}"), "_heads_into")
         return _gemm(self.where[g.operand].array, f"stack_{g.name}.T", f"proj_{g.name}",
                      f"[{'; '.join(map(str, g.matrices))}] {g.name}: the products on {g.name}, "
                      "one GEMM" + (f", plus this step's slice of proj_{g.adds}" if g.adds else ""))
@@ -404,15 +411,18 @@ def _split(step: _Step, e: Elem) -> list:
     items, subs = [], {}
     for ga in sorted(e.rhs.atoms(GroupAdjoint), key=sp.default_sort_key):
         buf, name = ga.args
+        call = "_heads_T_into" if isinstance(ga, HeadsAdjoint) else "np.dot"
         if e.rhs == ga and isinstance(e.target, Loc) and e.target.offset == 0 and not e.add \
                 and "[" not in e.target.array:   # the GEMM writes the carry itself
-            return [_gemm(f"{buf}[t]", f"stack_{name}", e.target.array, e.comment)]
+            return [_gemm(f"{buf}[t]", f"stack_{name}", e.target.array, e.comment, call)]
         ws = sp.Symbol(f"gemm_{name}")
         step.workspace[ws.name] = step.sizes[ws] = step.size(ga)
         step.where[ws] = Loc(naming.row(ws.name), ws.name)
         subs[ga] = ws
         items.append(_gemm(f"{buf}[t]", f"stack_{name}", ws.name,
-                           f"Wᵀ δ(W {name}), summed over the products on {name}: one GEMM"))
+                           f"Wᵀ δ(W {name}), summed over the products on {name}: "
+                           + ("head by head" if isinstance(ga, HeadsAdjoint) else "one GEMM"),
+                           call))
     return items + [e._replace(rhs=e.rhs.xreplace(subs))]
 
 

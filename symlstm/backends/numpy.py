@@ -82,6 +82,10 @@ class CellNumPyPrinter(_TablePrinter, NumPyPrinter):
         buf, name = expr.args
         return f"{self._print(buf)}[t] @ stack_{self._print(name)}"
 
+    def _print_HeadsAdjoint(self, expr):
+        buf, name = expr.args
+        return f"_heads_T({self._print(buf)}[t], stack_{self._print(name)}, H)"
+
     def _print_Mul(self, expr):
         if any(f.is_Pow and f.exp.is_negative for f in expr.args):
             return super()._print_Mul(expr)

@@ -11,7 +11,8 @@ from .. import naming
 from . import display
 from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, MatVec, Part,
                   Transposed, matrix_param)
-from .parts import CellError, Equation, add_sizes, size, size_counts, spell_size
+from .parts import (DIMS, EXTRA_SIZES, HEADS_SHAPE, CellError, Equation, add_sizes, size,
+                    size_counts, sizes_used, spell_size)
 
 
 def _named(rule, *args) -> None:
@@ -93,9 +94,9 @@ def _check_names(cell) -> None:
         naming.check_vector_name(n, "input" if n in cell.inputs else "state")
     for p in cell.params:
         naming.check_param_name(p.name)
-        if not isinstance(p.shape, tuple) or len(p.shape) not in (0, 1, 2):
+        if not isinstance(p.shape, tuple) or len(p.shape) not in (0, 1, 2, 3):
             raise CellError(f"parameter {p.name!r} has shape {p.shape}; expected () for a "
-                            "scalar, (rows,) or (rows, cols)")
+                            f"scalar, (rows,), (rows, cols) or {HEADS_SHAPE}")
     for n, v in cell.constants.items():
         naming.check_param_name(n)
         if any(p.name == n for p in cell.params):
@@ -106,6 +107,7 @@ def _check_names(cell) -> None:
         if size(d) != d:
             raise CellError(f"size {d!r} is not in canonical spelling ({size(d)!r}); declare "
                             "sizes through CellBuilder")
+    _check_sizes(cell)
     for n, d in cell.inputs.items():
         if d not in ("D", "H"):
             raise CellError(f"input {n!r} has size {d!r}; an input has the input size 'D' or "
@@ -128,6 +130,35 @@ def _check_names(cell) -> None:
                         "the result of an equation: the output is what the module returns "
                         "at every step")
     _check_code_names(cell)
+
+
+def _check_sizes(cell) -> None:
+    """Every size a shape uses is declared; per-head blocks have the shape HEADS_SHAPE, and
+    nothing else uses NH or H/NH; each declared size is some parameter's whole dimension, so
+    that generated code reads it off the parameters."""
+    if set(cell.dims) - set(DIMS) - set(EXTRA_SIZES):
+        raise CellError(f"the cell declares the sizes {sorted(cell.dims)}; only D, H and "
+                        f"{', '.join(EXTRA_SIZES)} exist")
+    owners = [*((f"input {n}", (d,)) for n, d in cell.inputs.items()),
+              *((f"state {n}", (d,)) for n, d in cell.states.items()),
+              *((f"parameter {p.name}", p.shape) for p in cell.params)]
+    for what, shape in owners:
+        undeclared = [n for n in sizes_used(shape) if n not in cell.dims and n != "H/NH"]
+        if undeclared:
+            raise CellError(f"{what} has the shape {shape}, which uses the size "
+                            f"{undeclared[0]!r}: declare it first with size({undeclared[0]!r})")
+        heads = [d for d in shape if set(sizes_used((d,))) & {"NH", "H/NH"}]
+        if heads and tuple(shape) != HEADS_SHAPE:
+            raise CellError(f"{what} has the shape {shape}: NH and H/NH are for per-head blocks "
+                            f"of the shape {HEADS_SHAPE} only")
+        if len(shape) == 3 and tuple(shape) != HEADS_SHAPE:
+            raise CellError(f"{what} has the shape {shape}; a parameter with three sizes holds "
+                            f"per-head blocks, of the shape {HEADS_SHAPE}")
+    for n in cell.sizes:
+        if not any(n in p.shape for p in cell.params):
+            raise CellError(f"the size {n!r} is declared but no parameter has it as a whole "
+                            "dimension, so generated code could not tell it from the "
+                            f"parameters (e.g. param('W', {n!r}, 'H'))")
 
 
 def _check_code_names(cell) -> None:
@@ -332,6 +363,9 @@ def _matvec_dim(cell, eq: Equation, e: MatVec, dims) -> str:
     if not (isinstance(v, sp.Symbol) and naming.parse(v) is not None):
         raise CellError(f"equation {eq.label!r}: in {display.text(e)} the vector must be a named variable; "
                         "give the expression its own equation first")
+    if isinstance(W, Transposed) and cell.param(P.name).is_heads:
+        raise CellError(f"equation {eq.label!r}: {display.text(e)} transposes the per-head blocks "
+                        f"{P}; declare the blocks the other way round and write matvec({P}, v)")
     rows, cols = cell.matrix_shape(W)
     if dims[naming.parse(v).base] != cols:
         shape = "×".join(f"({d})" if "+" in d else d for d in (rows, cols))
@@ -352,7 +386,8 @@ def _check_coverage(cell, defined, params) -> None:
                             "(only the states and the output leave the step)")
     if not cell.params:
         raise CellError("the cell has no parameters: there would be nothing to train")
-    if not any("H" in d for p in cell.params for d in p.shape):
+    if not any(size_counts(d)[1] and not any(size_counts(d)[2:-1]) for p in cell.params
+               for d in p.shape):
         raise CellError("no parameter's shape mentions the hidden size H, so generated code "
                         "could not tell it from the parameters")
     for s in (*cell.input_symbols, *cell.prev_states):

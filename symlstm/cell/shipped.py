@@ -337,11 +337,39 @@ def lstm_zoneout() -> Cell:
     return b.build()
 
 
+def lstmp() -> Cell:
+    """The LSTM with a recurrent projection of ``torch.nn.LSTM(proj_size=P)``: h_t = W_hr m_t."""
+    b = CellBuilder("lstmp", "LSTM with a projection (LSTMP)",
+                    Latex("The LSTM with a recurrent projection layer of Sak, Senior and Beaufays "
+                    "(2014), the cell of PyTorch's LSTM with \\texttt{proj\\_size} $= P$: the "
+                    "cell output $m_t = o_t \\odot \\tanh(c_t)$ of size $H$ is projected to "
+                    "$h_t = W_{hr} m_t$ of size $P$, which the gates read at the next step "
+                    "through $R_g$ ($H \\times P$). The cell state $c_t$ is the LSTM's."))
+    P = b.size("P")
+    x, h, c = b.input("x"), b.state("h", P), b.state("c")
+    W = {g: b.param(f"W_{g}", "H", "D") for g in "zifo"}
+    R = {g: b.param(f"R_{g}", "H", P) for g in "zifo"}
+    bias = {g: b.param(f"b_{g}", "H") for g in "zifo"}
+    W_hr = b.param("W_hr", P, "H")
+
+    def pre(g):
+        return matvec(W[g], x) + matvec(R[g], h) + bias[g]
+
+    z = b.let("z", tanh(b.let("zbar", pre("z"))))
+    i = b.let("i", sigma(b.let("ibar", pre("i"))))
+    f = b.let("f", sigma(b.let("fbar", pre("f"))))
+    c_t = b.let("c", z * i + c * f)
+    o = b.let("o", sigma(b.let("obar", pre("o"))))
+    m = b.let("m", tanh(c_t) * o)
+    b.let("h", matvec(W_hr, m))
+    return b.build()
+
+
 #: Every cell symlstm ships, by name.
 CELLS = {f.__name__: f for f in (
     lstm, peephole_lstm, lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_cifg,
     lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor, gru_cho, mingru, minlstm,
-    layernorm_lstm, sru, lstm_zoneout)}
+    layernorm_lstm, sru, lstm_zoneout, lstmp)}
 
 
 def get_cell(cell):

@@ -48,7 +48,7 @@ class Reference(NamedTuple):
 
 
 def loss_gradients(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict,
-                   D: int, H: int) -> dict[str, np.ndarray]:
+                   D: int, H: int, **extra: int) -> dict[str, np.ndarray]:
     """dL/d(every parameter, the input, every initial state) by differentiating the unrolled
     loss.
 
@@ -56,12 +56,13 @@ def loss_gradients(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict,
     ``x`` the input sequence (T, B, n) (for a cell with extra per-step inputs, a dict of
     every input's sequence by name), ``state0`` and ``dstate`` dicts of (B, size) arrays
     and ``dhs`` (T, B, size of the output).  Returns arrays keyed as ``backward`` keys its
-    gradients: each input's under its name."""
-    return unroll(cell, params, x, state0, dhs, dstate, D, H).grads
+    gradients: each input's under its name.  ``extra`` holds the sizes the cell declares
+    beyond D and H (``P=``, ``NH=``)."""
+    return unroll(cell, params, x, state0, dhs, dstate, D, H, **extra).grads
 
 
 def unroll(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int, H: int,
-           digits: int = DIGITS) -> Reference:
+           digits: int = DIGITS, **extra: int) -> Reference:
     """The unrolled cell's outputs and the loss's gradients (see :func:`loss_gradients`),
     computed at ``digits`` significant digits, one sample at a time."""
     xs = {n: np.asarray(a) for n, a in _inputs(cell, x).items()}
@@ -72,7 +73,7 @@ def unroll(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int,
             samples.append(_sample(cell, params, {n: a[:, b] for n, a in xs.items()}, {s: np.asarray(v)[b] for s, v in
                                                           state0.items()},
                                    dhs[:, b], {s: np.asarray(v)[b] for s, v in dstate.items()},
-                                   D, H))
+                                   dict(D=D, H=H, **extra)))
     per_sample = {*(f"{s}0" for s in cell.states)}
     grads = {}
     for key in samples[0][0]:
@@ -216,7 +217,7 @@ class _Node:
         return self.value <= self._value(other)
 
 
-def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int, H: int):
+def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, sizes: dict):
     """Gradients, outputs and final states of one sample (the arrays without a batch axis)."""
     tape = _Tape()
     leaves: dict[str, np.ndarray] = {}
@@ -234,7 +235,7 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int
     states = {s: leaf(f"{s}0", state0[s]) for s in cell.states}
     numbers: dict[sp.Expr, mpmath.mpf] = {}
     # sizes (in a mean's 1/n) and named constants are numbers: a constant as the float it is
-    values = {sp.Symbol("D"): sp.Integer(D), sp.Symbol("H"): sp.Integer(H),
+    values = {**{sp.Symbol(n): sp.Integer(v) for n, v in sizes.items()},
               **{sp.Symbol(n): sp.Float(v) for n, v in cell.constants.items()}}
     loss, outputs = 0, []
     for t in range(len(dhs)):
@@ -242,7 +243,7 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int
         env.update({naming.timed(n): a[t] for n, a in xs.items()})
         env.update({naming.timed(s, -1): v for s, v in states.items()})
         for eq in cell.equations:
-            n = size_value(cell.dim(eq.lhs), D, H)
+            n = size_value(cell.dim(eq.lhs), **sizes)
             env[eq.lhs] = _vector(eq.rhs.xreplace(values), env, n, tape, numbers)
         states = {s: env[naming.timed(s)] for s in cell.states}
         out = env[naming.timed(cell.output)]   # a state, or an equation's result
@@ -320,6 +321,11 @@ def _leaf(e, env, j: int, numbers: dict, tape: _Tape):
         W, v = e.args
         M = env[W.args[0]].T if isinstance(W, Transposed) else env[W]
         total = 0
+        if M.ndim == 3:   # per-head blocks: entry j is in head j // S, and reads that head only
+            S = M.shape[1]
+            for k in range(S):
+                total = total + M[j // S, j % S, k] * env[v][(j // S) * S + k]
+            return total
         for k in range(M.shape[1]):
             total = total + M[j, k] * env[v][k]
         return total

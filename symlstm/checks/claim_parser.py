@@ -25,6 +25,9 @@ FUNCTIONS = {"sigma": sigma, "σ": sigma, "tanh": sp.tanh, "exp": sp.exp, "log":
 #: Constants a claim may name (SymPy prints e as E).
 CONSTANTS = {"pi": sp.pi, "π": sp.pi, "E": sp.E}
 SIZES = {"D": 2, "H": 3}   # small and different, so that a transposed product shows
+#: The sizes a cell may declare beyond D and H (cell.EXTRA_SIZES), and the head size H/NH.
+EXTRA = {"P": 4, "NH": 3, "HS": 1}
+ALL_SIZES = {**SIZES, **EXTRA}
 REACH = 2                  # a claim reads steps t-2 to t+2
 #: ASCII spellings of the adjoints' marks: delta_h[t] is δh[t], Delta_h[t] is Δh[t] and
 #: delta_plus_c[t] is δ⁺c[t] (longest first).
@@ -288,7 +291,7 @@ class _Parser:
         if t.text in self.d.params:
             shape = self.d.params[t.text]
             return _Value(sp.Symbol(t.text), "svm"[min(len(shape), 2)])
-        if t.text in SIZES:
+        if t.text in ALL_SIZES:
             return _Value(sp.Symbol(t.text), "s")
         if t.text in CONSTANTS and not (self.next.kind == "op" and self.next.text == "["):
             return _Value(CONSTANTS[t.text], "s")
@@ -351,7 +354,7 @@ def _check_names(d, expr: sp.Expr) -> None:
     for s in expr.free_symbols:
         p = naming.parse(s)
         if p is None:
-            if s.name not in d.params and s.name not in SIZES:   # sizes bound a Part
+            if s.name not in d.params and s.name not in ALL_SIZES:   # sizes bound a Part
                 raise ClaimError(f"{s} is not a parameter of {d.name!r}")
         elif p.base not in d.vectors:
             raise ClaimError(f"{s}: {d.name!r} has no vector {p.base!r}; it has "

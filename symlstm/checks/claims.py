@@ -30,7 +30,7 @@ from ..cell.parts import size_value
 from ..derivation.bptt import Derivation, describe_path
 from ..derivation.sweep import Term
 from ..lower.values import with_values
-from .claim_parser import SIZES, ClaimError, _check_names, _unsummed, read
+from .claim_parser import ALL_SIZES, SIZES, ClaimError, _check_names, _unsummed, read
 from .numeric import EvaluationError, Run, evaluate, unroll
 
 
@@ -207,7 +207,7 @@ class _Runs:
     def shape(self, s: sp.Symbol) -> tuple[int, ...]:
         p = naming.parse(s)
         dims = self.d.params[s.name] if p is None else (self.d.vectors[p.base],)
-        return tuple(OUTPUTS if dim == "K" else size_value(dim, **SIZES) for dim in dims)
+        return tuple(OUTPUTS if dim == "K" else size_value(dim, **ALL_SIZES) for dim in dims)
 
     def _run(self, k: int) -> Run:
         def leaf(s: sp.Symbol, step):
@@ -226,14 +226,14 @@ class _Runs:
             return rng.standard_normal(shape)
         d = self.d
         try:
-            return unroll(STEPS, d.forward, d.backward, d.carries, leaf, SIZES)
+            return unroll(STEPS, d.forward, d.backward, d.carries, leaf, ALL_SIZES)
         except EvaluationError as e:
             raise ClaimError(f"{d.name!r} cannot be run: {e}") from None
 
     def value(self, e: sp.Expr, k: int, t: int):
         """e on run k with t at step ``t``, as a NumPy array (or a number)."""
         try:
-            return evaluate(e, self.runs[k].at(t), SIZES)
+            return evaluate(e, self.runs[k].at(t), ALL_SIZES)
         except KeyError as missing:
             raise ClaimError(f"{missing.args[0]} has no value in a run of {self.d.name!r}: "
                              "it is not a vector the cell computes") from None
@@ -308,7 +308,7 @@ def _counterexample(claimed, derived, runs: _Runs) -> dict:
     from ..printers.comment import comment
     k, t = next((p for p in runs.points() if not _same(claimed, derived, runs, [p])),
                 runs.points()[0])
-    used = sorted((claimed.free_symbols | derived.free_symbols) - set(map(sp.Symbol, SIZES)),
+    used = sorted((claimed.free_symbols | derived.free_symbols) - set(map(sp.Symbol, ALL_SIZES)),
                   key=sp.default_sort_key)   # D and H bound a Part: sizes, not quantities
     try:
         claim = runs.value(claimed, k, t)

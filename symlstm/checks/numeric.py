@@ -71,6 +71,12 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
         return out
     if e.is_Pow:
         return args[0] ** args[1]
+    if isinstance(e, (MatVec, MatTVec)) and np.ndim(args[0]) == 3:   # per-head blocks
+        blocks, v = args
+        heads = np.reshape(v, (blocks.shape[0], -1))
+        if isinstance(e, MatTVec):
+            blocks = blocks.swapaxes(1, 2)
+        return np.einsum("njk,nk->nj", blocks, heads).reshape(-1)
     if isinstance(e, MatVec):
         return args[0] @ args[1]
     if isinstance(e, MatTVec):

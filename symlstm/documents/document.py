@@ -68,6 +68,7 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
         sizes=[(naming.latex_base(p.name), r" \times ".join(_tex_size(d, len(p.shape) > 1)
                                                             for d in p.shape))
                for p in cell.params],
+        heads=[f"${naming.latex_base(p.name)}$" for p in cell.params if p.is_heads],
         figures=FIGURE_DIR,
         batched=batched(d, head),
     )

@@ -14,7 +14,7 @@ from .lines import LINE_WIDTH, latex_lines
 
 def _tex_size(dim: str, product: bool) -> str:
     """A size in a document: ``2H + 1``, in parentheses inside a product (H × (D + H))."""
-    text = dim.replace("*", "")
+    text = dim.replace("*", "").replace("NH", "N_h")   # the number of heads
     return f"({text})" if product and "+" in text else text
 
 

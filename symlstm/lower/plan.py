@@ -46,6 +46,10 @@ class GroupAdjoint(sp.Function):
     nargs = 2   # adjoint buffer, group name
 
 
+class HeadsAdjoint(GroupAdjoint):
+    """``Wᵀ δ(W u)`` summed over a group of per-head (block-diagonal) products, head by head."""
+
+
 class Group(NamedTuple):
     """Matrix products sharing one vector ``operand``, fused into one stacked matrix."""
     operand: sp.Symbol
@@ -56,10 +60,16 @@ class Group(NamedTuple):
     adjoint_buffer: str             # shared by groups whose deltas are the same
     adds: str = ""                  # (state) an input group whose projection this one adds in
     biases: tuple[str, ...] = ()    # (input) bias vectors folded into the projection
+    heads: bool = False             # per-head blocks, applied head by head (not one GEMM)
 
     @property
     def name(self) -> str:
-        return naming.code(self.operand)
+        return naming.code(self.operand) + ("_heads" if self.heads else "")
+
+    def adjoint(self) -> GroupAdjoint:
+        """Wᵀ δ(W u) summed over the group's products, as the backward step reads it."""
+        return (HeadsAdjoint if self.heads else GroupAdjoint)(sp.Symbol(self.adjoint_buffer),
+                                                              sp.Symbol(self.name))
 
     def offsets(self) -> list[sp.Expr]:
         out = [sp.S.Zero]
@@ -207,10 +217,10 @@ def _single(terms):
 def _groups(d: Derivation) -> tuple[Group, ...]:
     """One group per vector that matrix products use, in the order the forward step meets them."""
     cell, found = d.cell, {}
-    for eq in cell.equations:
+    for eq in cell.equations:   # dense and per-head products on one vector: two groups
         for m in sorted(eq.rhs.atoms(MatVec), key=sp.default_sort_key):
             W, u = m.args
-            found.setdefault(u, {})[W] = None
+            found.setdefault((u, cell.param(matrix_param(W).name).is_heads), {})[W] = None
     deltas = {}   # (W, u) -> δ(W u), read off the sweep's MatTVec terms
     for v, terms in d.sweep.terms.items():
         for t in terms:
@@ -218,13 +228,14 @@ def _groups(d: Derivation) -> tuple[Group, ...]:
                 key = (t.expr.args[0], v)   # the same W u may be used twice: add up
                 deltas[key] = deltas.get(key, sp.S.Zero) + t.expr.args[1]
     groups, buffers = [], {}
-    for u, mats in found.items():
+    for (u, heads), mats in found.items():
         kind = ("input" if u in cell.input_symbols else
                 "state" if u in cell.prev_states else "step")
         ds = tuple(deltas[(W, u)] for W in mats)
-        buf = buffers.setdefault(ds, f"dproj_{naming.code(u)}")
-        groups.append(Group(u, kind, tuple(mats), tuple(cell.matrix_shape(W)[0] for W in mats),
-                            ds, buf))
+        group = Group(u, kind, tuple(mats), tuple(cell.matrix_shape(W)[0] for W in mats),
+                      ds, "", heads=heads)
+        groups.append(group._replace(adjoint_buffer=buffers.setdefault(
+            (ds, heads), f"dproj_{group.name}")))
     return tuple(groups)
 
 
@@ -232,7 +243,7 @@ def _fusions(cell, groups, hoisted) -> tuple[Group, ...]:
     """Fold each input group's biases into its projection, and let a state group whose
     products meet the input group's, slice by slice, in the same sums add that projection in:
     then ``W_z x_t + R_z h_{t-1} + b_z`` is one slice of one per-step buffer."""
-    out, folded = list(groups), set()
+    out, taken = list(groups), set()   # a bias folds into one projection only
     for k, gx in enumerate(out):
         if gx.kind != "input" or any(_uses(cell, MatVec(W, gx.operand)) != 1
                                      or MatVec(W, gx.operand) in hoisted for W in gx.matrices):
@@ -241,9 +252,9 @@ def _fusions(cell, groups, hoisted) -> tuple[Group, ...]:
         biases = [next((a for a in (s.args if s is not None else ()) if _is_bias(cell, a)), None)
                   for s in sums]
         # a bias is folded into one projection only: two inputs' products may share its sum
-        if all(biases) and len(set(biases)) == len(biases) and not folded & set(biases):
-            folded |= set(biases)
+        if all(biases) and len(set(biases)) == len(biases) and not taken & set(biases):
             out[k] = gx = gx._replace(biases=tuple(b.name for b in biases))
+            taken |= set(biases)
         for j, gs in enumerate(out):
             if gs.kind == "state" and not gs.adds and gs.rows == gx.rows and all(
                     MatVec(Ws, gs.operand) not in hoisted and s is not None
@@ -305,8 +316,7 @@ def _fuse(v, terms, groups) -> tuple[sp.Expr, ...]:
     """v's terms, its matrix-product terms replaced by one fused GroupAdjoint."""
     out = [t.expr for t in terms if not isinstance(t.expr, (MatTVec, Outer))]
     if any(isinstance(t.expr, MatTVec) for t in terms):
-        g = next(g for g in groups if g.operand == v)
-        out.append(GroupAdjoint(sp.Symbol(g.adjoint_buffer), sp.Symbol(g.name)))
+        out += [g.adjoint() for g in groups if g.operand == v]
     return tuple(out)
 
 
@@ -392,7 +402,7 @@ def _block(kind: str, name: str, source: sp.Eq, pairs, places=None) -> Block:
     computed right before the first statement that reads it (which may follow statements
     that compute what the temporary reads).  A left side found in ``places`` is computed
     into that array slot."""
-    keep = [sp.Symbol(n) for n in ("t", "D", "H")]
+    keep = [sp.Symbol(n) for n in ("t", *naming.SIZES)]
     temps, reduced = sp.cse([quotients(r) for _, r in pairs], symbols=sp.numbered_symbols("_tmp"),
                             ignore=keep)
     places, pending, stmts = places or {}, dict(temps), []
