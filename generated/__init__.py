@@ -17,6 +17,12 @@ CELLS = (
     "lstm_nobias",
     "lstm_concat",
     "lstm_rowmajor",
+    "gru_cho",
+    "mingru",
+    "minlstm",
+    "layernorm_lstm",
+    "sru",
+    "lstm_zoneout",
     "lstmp",
 )
 NETWORKS = (
