@@ -118,12 +118,13 @@ def problem(mod, *, T, B, D, H, seed=0, dtype=np.float64, scale=2.0, input_scale
     x = (input_scale * rng.standard_normal((T, B, n))).astype(dtype)
     widths = {s: size_value(dim, D, H, **extra) for s, dim in mod.STATE_SIZES.items()}
     state0 = {s: (0.5 * rng.standard_normal((B, w))).astype(dtype) for s, w in widths.items()}
-    out = size_value(getattr(mod, "OUTPUT_SIZE", None) or mod.STATE_SIZES[mod.OUTPUT], D, H)
+    out = size_value(getattr(mod, "OUTPUT_SIZE", None) or mod.STATE_SIZES[mod.OUTPUT], D, H,
+                     **extra)
     dhs = rng.standard_normal((T, B, out)).astype(dtype)
     dstate = {s: rng.standard_normal((B, w)).astype(dtype) for s, w in widths.items()}
     extras = getattr(mod, "EXTRA_INPUTS", {})
     if extras:
-        x = {mod.INPUT: x, **{n: rng.uniform(0, 1, (T, B, size_value(dim, D, H))).astype(dtype)
+        x = {mod.INPUT: x, **{n: rng.uniform(0, 1, (T, B, size_value(dim, D, H, **extra))).astype(dtype)
                               for n, dim in extras.items()}}
     return params, x, state0, dhs, dstate
 

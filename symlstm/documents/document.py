@@ -63,6 +63,8 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
         flow=_flow(d),
         rnn_jacobians=_rnn_jacobians() if cell.name != "rnn" else [],
         states=", ".join(f"${naming.latex_base(n)}_t$" for n in cell.states),
+        hidden_states=", ".join(f"${naming.latex_base(n)}_t$" for n, dim in cell.states.items()
+                                if dim == "H"),
         output=naming.latex_base(cell.output), output_is_state=cell.output_is_state,
         extra_inputs=", ".join(f"${naming.latex_base(n)}_t$" for n in list(cell.inputs)[1:]),
         sizes=[(naming.latex_base(p.name), r" \times ".join(_tex_size(d, len(p.shape) > 1)
