@@ -328,3 +328,20 @@ def test_misused_heads_are_refused_clearly():
     b.let("h", tanh(matvec(symlstm.transpose(R), h) + b.param("b", "H")) * u)
     with pytest.raises(CellError, match="transposes the per-head blocks R"):
         b.build()
+
+
+def test_a_part_of_a_vector_with_a_declared_size():
+    """[x; s] with s of the size P: the backward pass slices δ[x; s] at D and D + P, and
+    those bounds are spelled back as a size with P in it (a random cell found them read as
+    counts of D and H only)."""
+    from symlstm.cell.parts import size_expr, spell_size_expr
+    for dim in ("D + P", "4*H", "H/NH", "D + 2*H + 3", "P + 1"):
+        assert spell_size_expr(size_expr(dim)) == dim
+    b = CellBuilder("sliced", "A concatenation with a state of size P")
+    P = b.size("P")
+    x, h, s = b.input("x"), b.state("h"), b.state("s", P)
+    B, W = b.param("B", P), b.param("W", "H", "D + P")
+    b.let("s", tanh(B + s))
+    xs = b.let("xs", symlstm.concat(x, s))
+    b.let("h", tanh(matvec(W, xs)) + h)
+    assert symlstm.verify(b.build(), P=2).ok

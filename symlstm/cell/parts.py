@@ -101,10 +101,11 @@ def spell_size(counts) -> str:
 
 
 def spell_size_expr(e: sp.Expr) -> str:
-    """A size written as a SymPy expression in D and H (4*H) as the string a cell writes."""
+    """A size written as a SymPy expression in the sizes' code names (4*H, D + P) as the
+    string a cell writes."""
     e = sp.expand(e)
-    D, H = sp.Symbol("D"), sp.Symbol("H")
-    return spell_size((int(e.coeff(D)), int(e.coeff(H)), int(e.subs({D: 0, H: 0}))))
+    symbols = [sp.Symbol(code) for code, _ in SIZES.values()]
+    return spell_size((*(int(e.coeff(s)) for s in symbols), int(e.subs({s: 0 for s in symbols}))))
 
 
 def size_expr(dim: str) -> sp.Expr:
