@@ -43,6 +43,11 @@ fixed random array.  Contenders, per shape (T, B, D, H) and dtype:
                     BLAS (SciPy's OpenBLAS, as numba's np.dot calls it) in one compiled
                     function.  The fastest of the three floors is the machine's floor.
 
+* the newer cells' rows (cells.py): layernorm_lstm and slstm (NH = 4) at (256, 16, 128, 128),
+  each generated Numba module against a torch autograd loop of the same cell, and slstm against
+  the xlstm package's vanilla sLSTM; gradients checked against the generated NumPy module.
+  A cell not in generated/ gives a skipped row.  --cells-only runs these rows alone.
+
 Before timing, every contender's gradients are checked against an independent reference
 (torch.nn.LSTM for gen_lstm, torchgen_lstm and numba_lstm, the torch loop for gen_peephole,
 torchgen_peephole, numba_peephole and jax_scan); a contender whose gradients disagree is not timed and the script exits 1, --strict

@@ -251,12 +251,15 @@ def run_cell_case(cell, shape, dtype, repeats, min_sample, time_round_robin):
     wrong = sorted(n for n, e in errors.items() if not e <= TOLERANCE[dtype])
     steps = {n: step for n, (step, _) in built.items() if n not in wrong and n != "numpy"}
     times = time_round_robin(steps, repeats, min_sample)
+    flops = gemm_flops(floor_prob)
+    for t in times.values():   # the LSTM's GEMM flops at this shape over the whole step
+        t["gflops"] = flops / t["median_s"] / 1e9
     med = {n: t["median_s"] for n, t in times.items()}
     fastest = fastest_floor(times)
     r = lambda a, b: med[a] / med[b] if a in med and b in med else None   # noqa: E731
     return {**record, "skipped": None, "contenders_skipped": skipped, "max_rel_error": errors,
             "wrong": wrong, "first_call_s": first_call, "times": times,
-            "gemm_flops": gemm_flops(floor_prob),
+            "gemm_flops": flops,
             "ratios": {"numba/torch_loop": r("numba", "torch_loop"),
                        "numba/xlstm": r("numba", "xlstm"),
                        "xlstm/torch_loop": r("xlstm", "torch_loop"),

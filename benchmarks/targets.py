@@ -130,15 +130,15 @@ def cell_targets(cell_cases):
         value = c["ratios"]["numba/torch_loop"]
         status = "pass" if value is not None and value <= limit else "miss"
         goals.append({"what": what, "value": value, "limit": limit, "status": status,
-                      "bound": cell_bound(c) if status == "miss" else None})
+                      "bound": cell_bound(c, limit) if status == "miss" else None})
     return goals
 
 
-def cell_bound(c) -> str | None:
+def cell_bound(c, limit) -> str | None:
     """What bounds the Numba module in a cell row: the share of its step that the LSTM's GEMMs
     at this shape take on the fastest BLAS (slstm's block-diagonal R needs 1/NH of the
-    recurrent flops, so for it the share is an upper bound), its time per time step, and the
-    torch loop's whole step over those GEMMs."""
+    recurrent flops, so for it the share is an upper bound), the rest per time step, the
+    torch loop's whole step over those GEMMs, and what the limit leaves beside them."""
     times, T = c["times"], c["shape"][0]
     fast = fastest_floor(times)
     if "numba" not in times or fast is None:
@@ -149,6 +149,9 @@ def cell_bound(c) -> str | None:
             f"reductions and per-step calls")
     if "torch_loop" in times:
         loop = times["torch_loop"]["median_s"]
+        budget = limit * loop - floor
         text += (f"; the torch loop's whole step is {loop / floor:.2f}x those GEMMs, "
-                 f"{1e6 * loop / T:.1f} us per time step")
+                 f"{1e6 * loop / T:.1f} us per time step; {limit}x the torch loop leaves "
+                 + (f"{1e6 * budget / T:.1f} us per time step beside the GEMMs" if budget > 0
+                    else "less than the GEMMs alone: out of reach without a faster BLAS"))
     return text

@@ -135,3 +135,14 @@ def test_a_missed_target_says_what_bounds_it():
     (goal,) = targets.cell_targets([c])
     assert goal["status"] == "miss"
     assert "25% of the step" in goal["bound"] and "5.00x those GEMMs" in goal["bound"]
+    assert "117.2 us per time step beside the GEMMs" in goal["bound"]   # (0.5 * 0.1 - 0.02) / 256
+
+
+def test_a_limit_below_the_gemms_is_out_of_reach():
+    times = {n: {"median_s": s} for n, s in
+             (("numba", 0.08), ("torch_loop", 0.1), ("gemm_floor_torch", 0.06))}
+    c = {"cell": "layernorm_lstm", "shape": [256, 16, 128, 128], "dtype": "float64",
+         "skipped": None, "contenders_skipped": {}, "times": times,
+         "ratios": {"numba/torch_loop": 0.8}}
+    (goal,) = targets.cell_targets([c])
+    assert "out of reach without a faster BLAS" in goal["bound"]
