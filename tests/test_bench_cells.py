@@ -146,3 +146,15 @@ def test_a_limit_below_the_gemms_is_out_of_reach():
          "ratios": {"numba/torch_loop": 0.8}}
     (goal,) = targets.cell_targets([c])
     assert "out of reach without a faster BLAS" in goal["bound"]
+
+
+def test_the_report_prints_timed_and_skipped_rows(without_numba, capsys, monkeypatch):
+    import report
+    monkeypatch.setitem(cells.CELLS, "no_such_cell", cells.CELLS["slstm"])
+    timed = cells.run_cell_case("layernorm_lstm", TINY, "float64", 1, 0.0, once)
+    for t in timed["times"].values():
+        t["spread"] = 0.0
+    report.print_cells([timed, cells.run_cell_case("no_such_cell", TINY, "float64", 1, 0.0, once)])
+    out = capsys.readouterr().out
+    assert "numba skipped: left out by the test" in out
+    assert "no_such_cell" in out and "skipped: cell not shipped" in out
