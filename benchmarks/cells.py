@@ -214,20 +214,14 @@ def xlstm_missing():
     return None
 
 
-def run_cell_case(cell, shape, dtype, repeats, min_sample, time_round_robin):
-    """One row: every contender's gradients against the NumPy module's, then timing of those
-    that agree by ``time_round_robin(steps, repeats, min_sample)`` (timing.py's).  Returns the case's record, or a {"skipped": why} record."""
-    spec = CELLS[cell]
-    numpy_module, why = load(cell)
-    numba_module, why_numba = load(f"numba.{cell}")
-    record = {"cell": cell, "shape": list(shape), "dtype": dtype, "tolerance": TOLERANCE[dtype]}
-    if numpy_module is None:
-        return {**record, "skipped": f"cell not shipped ({why})"}
-    prob = cell_problem(numpy_module, shape, dtype, spec["sizes"])
-    built = {"numpy": build_module(numpy_module, prob), "torch_loop": spec["torch_loop"](prob)}
-    skipped = {}
+def contenders_of(cell, prob):
+    """{name: (step, to_grads)} of one row, the NumPy module (the reference) first, the LSTM's
+    GEMM floors at this shape last; and {name: why} for the contenders that cannot run."""
+    spec, skipped = CELLS[cell], {}
+    built = {"numpy": build_module(load(cell)[0], prob), "torch_loop": spec["torch_loop"](prob)}
+    numba_module, why = load(f"numba.{cell}")
     if NUMBA_MISSING or numba_module is None:
-        skipped["numba"] = NUMBA_MISSING or f"numba module missing ({why_numba})"
+        skipped["numba"] = NUMBA_MISSING or f"numba module missing ({why})"
     else:
         built["numba"] = build_module(numba_module, prob)
     if "xlstm" in spec:
@@ -235,11 +229,24 @@ def run_cell_case(cell, shape, dtype, repeats, min_sample, time_round_robin):
             skipped["xlstm"] = xlstm_missing()
         else:
             built["xlstm"] = spec["xlstm"](prob)
-    floor_prob = make_problem(shape, dtype)   # the LSTM's GEMMs at this shape: W, R dense, 4H
+    floor_prob = make_problem(prob["shape"], prob["dtype"])   # W, R dense: the LSTM's GEMMs
     built["gemm_floor"] = build_gemm_floor(floor_prob)
     built["gemm_floor_torch"] = build_gemm_floor_torch(floor_prob)
     if not NUMBA_MISSING:
         built["gemm_floor_numba"] = build_gemm_floor_numba(floor_prob)
+    return built, skipped, gemm_flops(floor_prob)
+
+
+def run_cell_case(cell, shape, dtype, repeats, min_sample, time_round_robin):
+    """One row: every contender's gradients against the NumPy module's, then timing of those
+    that agree by ``time_round_robin(steps, repeats, min_sample)`` (timing.py's).  A cell
+    whose module is not shipped gives a record whose "skipped" says so."""
+    numpy_module, why = load(cell)
+    record = {"cell": cell, "shape": list(shape), "dtype": dtype, "tolerance": TOLERANCE[dtype]}
+    if numpy_module is None:
+        return {**record, "skipped": f"cell not shipped ({why})"}
+    prob = cell_problem(numpy_module, shape, dtype, CELLS[cell]["sizes"])
+    built, skipped, flops = contenders_of(cell, prob)
     grads, first_call = {}, {}
     for n, (step, to_grads) in built.items():
         if to_grads:
@@ -251,7 +258,6 @@ def run_cell_case(cell, shape, dtype, repeats, min_sample, time_round_robin):
     wrong = sorted(n for n, e in errors.items() if not e <= TOLERANCE[dtype])
     steps = {n: step for n, (step, _) in built.items() if n not in wrong and n != "numpy"}
     times = time_round_robin(steps, repeats, min_sample)
-    flops = gemm_flops(floor_prob)
     for t in times.values():   # the LSTM's GEMM flops at this shape over the whole step
         t["gflops"] = flops / t["median_s"] / 1e9
     med = {n: t["median_s"] for n, t in times.items()}
