@@ -10,26 +10,26 @@ e^{\\log\\sigma(\\bar{f}_t)}$, and the normaliser $n_t$ sums the input gates as 
 their contributions, so that $h_t = o_t \\odot c_t / n_t$. Both are kept divided by
 $e^{m_t}$, where $m_t = \\max(\\log\\sigma(\\bar{f}_t) + m_{t-1}, \\bar{\\imath}_t)$ is the
 stabiliser, so that no exponential overflows. All four states are zero at $t = 0$ unless
-given; $n_t \\ge e^{\\bar{\\imath}_t - m_t} > 0$ from the first step
-on.\\par\\medskip\\noindent\\textbf{The gradient through the stabiliser.} In exact arithmetic
-$h$ does not depend on $m$: $c_t = e^{-m_t} \\tilde{c}_t$ and $n_t = e^{-m_t} \\tilde{n}_t$,
-where $\\tilde{c}_t$ and $\\tilde{n}_t$ are the unstabilised sums, so $m_t$ cancels from $c_t
-/ n_t$. The derivation shows it term by term in \\texttt{(adj:m)} and \\texttt{(rec:m)}. Step
-$t$ reads $m_t$ in $i_t$ and $f_t$: with $\\delta i_t = z_t \\odot \\delta c_t + \\delta n_t$
-and $\\delta f_t = c_{t-1} \\odot \\delta c_t + n_{t-1} \\odot \\delta n_t$, its share $-i_t
-\\odot \\delta i_t - f_t \\odot \\delta f_t$ is $-c_t \\odot \\delta c_t - n_t \\odot \\delta n_t$.
-The parts of $\\delta c_t$ and $\\delta n_t$ that come from $h_t$, $o_t \\odot \\delta h_t /
-n_t$ and $-o_t \\odot c_t \\odot \\delta h_t / n_t^2$, cancel in it, leaving $-c_t \\odot
-\\delta^{+} c_t - n_t \\odot \\delta^{+} n_t$; step $t+1$ sends back $f_{t+1} \\odot \\delta
-f_{t+1} = c_t \\odot \\delta^{+} c_t + n_t \\odot \\delta^{+} n_t$, which cancels that, and
-$\\delta m_{t+1}$ through the max. So $\\delta m_t$ is $\\delta m_{t+1}$ passed back through
-the max, and at the last step it is $\\delta^{+} m_T - c_T \\odot \\delta^{+} c_T - n_T \\odot
-\\delta^{+} n_T$ with the gradients of the final states: it vanishes at every step when the
-loss reads $h$ alone. The generated code computes $\\delta m_t$ as derived and does not drop
-it, so that it stays exact for a loss that reads the final $c$, $n$ or $m$. For a loss of
-$h$ alone it is a difference of equal terms, at the level of rounding, and so is its share
-of the gradients of the parameters; the tests check both against autograd with $m$ held
-constant.
+given; $n_t \\ge e^{\\bar{\\imath}_t - m_t} > 0$ from the first step on.
+
+\\textbf{The gradient through the stabiliser.} In exact arithmetic $h$ does not depend on
+$m$: $c_t = e^{-m_t} \\tilde{c}_t$ and $n_t = e^{-m_t} \\tilde{n}_t$, where $\\tilde{c}_t$ and
+$\\tilde{n}_t$ are the unstabilised sums, so $m_t$ cancels from $c_t / n_t$. The derivation
+shows it term by term in \\eqref{eq:adj:m} and \\eqref{eq:rec:m}. Step $t$ reads $m_t$ in
+$i_t$ and $f_t$: with $\\delta i_t = z_t \\odot \\delta c_t + \\delta n_t$ and $\\delta f_t =
+c_{t-1} \\odot \\delta c_t + n_{t-1} \\odot \\delta n_t$, its share $-i_t \\odot \\delta i_t - f_t
+\\odot \\delta f_t$ is $-c_t \\odot \\delta c_t - n_t \\odot \\delta n_t$. The parts of $\\delta
+c_t$ and $\\delta n_t$ that come from $h_t$, $o_t \\odot \\delta h_t / n_t$ and $-o_t \\odot c_t
+\\odot \\delta h_t / n_t^2$, cancel in it, leaving $-c_t \\odot \\delta^{+} c_t - n_t \\odot
+\\delta^{+} n_t$; step $t+1$ sends back $f_{t+1} \\odot \\delta f_{t+1} = c_t \\odot \\delta^{+}
+c_t + n_t \\odot \\delta^{+} n_t$, which cancels that, and $\\delta m_{t+1}$ through the max.
+So $\\delta m_t$ is $\\delta m_{t+1}$ passed back through the max, and at the last step it is
+$\\delta^{+} m_T - c_T \\odot \\delta^{+} c_T - n_T \\odot \\delta^{+} n_T$ with the gradients of
+the final states: it vanishes at every step when the loss reads $h$ alone. The generated
+code computes $\\delta m_t$ as derived and does not drop it, so that it stays exact for a
+loss that reads the final $c$, $n$ or $m$. For a loss of $h$ alone it is a difference of
+equal terms, at the level of rounding, and so is its share of the gradients of the
+parameters; the tests check both against autograd with $m$ held constant.
 
 Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of the
 derivation document ``slstm.pdf``.  Shapes: x is (T, B, D), time-major; states are
