@@ -24,6 +24,7 @@ CELLS = (
     "sru",
     "lstm_zoneout",
     "lstmp",
+    "slstm",
 )
 NETWORKS = (
     "lstm_regression",

@@ -58,8 +58,8 @@ def random_point(cell, rng, T):
         if not p.shape:   # a learnable scalar
             val[p.name] = np.array(r(), dtype=object)
             continue
-        val[p.name] = np.array([[r() for _ in range(n(p.shape[-1]))]
-                                for _ in range(n(p.shape[0]))] if p.is_matrix
+        val[p.name] = np.array([[r() for _ in range(n(p.shape[-1]))]   # NH = 1: per-head
+                                for _ in range(n(p.shape[-2]))] if p.is_matrix   # is one block
                                else [r() for _ in range(n(p.shape[0]))], dtype=object)
     for name, dim in cell.inputs.items():
         val[name] = [np.array([r() for _ in range(n(dim))], dtype=object) for _ in range(T)]
@@ -97,7 +97,8 @@ def brute_force_gradients(cell, val, T):
         env.update({naming.timed(n): xs[n][t] for n in cell.inputs})
         for eq in cell.equations:
             rhs = eq.rhs.xreplace(constants(cell))
-            env[eq.lhs] = np.array([scalar(rhs, j, env) for j in range(len_of(cell, eq, env))],
+            env[eq.lhs] = np.array([scalar(rhs, j, env, _AtPoint(subs))
+                                    for j in range(len_of(cell, eq, env))],
                                    dtype=object)
         states = {n: env[naming.timed(n)] for n in cell.states}
         out = env[naming.timed(cell.output)]   # a state, or an equation's result
@@ -124,9 +125,31 @@ def se_rat(q):
     return se.Rational(int(q.p), int(q.q))
 
 
-def scalar(e, j, env):
+class _AtPoint:
+    """symengine, with a Piecewise (max, min, relu) that is the piece chosen at the point
+    ``subs``: where no two pieces tie, the derivative there is that piece's."""
+
+    def __init__(self, subs):
+        self.subs = subs
+
+    def __getattr__(self, name):
+        return getattr(se, name)
+
+    def Piecewise(self, *pieces):
+        for value, cond in pieces:
+            if cond is True or self._holds(cond):
+                return value
+        raise ValueError("no piece holds")
+
+    def _holds(self, cond):
+        lhs, rhs = cond.args   # StrictLessThan(a, b): a < b
+        gap = (lhs - rhs).subs(self.subs).n(200, real=True)
+        return gap < 0 if isinstance(cond, se.StrictLessThan) else gap <= 0
+
+
+def scalar(e, j, env, m=se):
     """Element j of the element-wise expression ``e`` as a symengine expression; every function
-    by its definition in ``ops.OPS``."""
+    by its definition in ``ops.OPS`` written with ``m``."""
     if isinstance(e, Concat):
         return np.concatenate([env[v] for v in e.args])[j]
 
@@ -136,10 +159,10 @@ def scalar(e, j, env):
             size = max([n(r.args[2] - r.args[1]) for r in parts] + [
                 len(env[s]) for s in a.args[0].xreplace({r: sp.S.Zero for r in parts}).free_symbols
                 if np.ndim(env[s])])
-            out = sum(scalar(a.args[0], k, env) for k in range(size))
+            out = sum(scalar(a.args[0], k, env, m) for k in range(size))
             return out / size if a.func.__name__ == "mean" else out
         if isinstance(a, Part):
-            return scalar(a.args[0], j + n(a.args[1]), env)
+            return scalar(a.args[0], j + n(a.args[1]), env, m)
         if a.is_Number:
             return se_rat(sp.Rational(a))
         if isinstance(a, MatVec):
@@ -150,7 +173,7 @@ def scalar(e, j, env):
         if np.ndim(value) == 0:
             return value[()]
         return value[j] if len(value) > 1 else value[0]   # one number per sample: any entry
-    return elementary(e, se, leaf)
+    return elementary(e, m, leaf)
 
 
 # -------------------------------------------- the derived equations (mpmath) -----
@@ -164,8 +187,10 @@ class _Elementwise:
 
     @staticmethod
     def Piecewise(*pieces):
-        (value, cond), (otherwise, _) = pieces
-        return np.where(np.asarray(cond, dtype=bool), value, otherwise)
+        *first, (out, _) = pieces   # the last piece holds where no other does
+        for value, cond in reversed(first):
+            out = np.where(np.asarray(cond, dtype=bool), value, out)
+        return out
 
 
 def evaluate(e, lookup):

@@ -128,8 +128,8 @@ def test_element_forms_sum_only_over_what_they_index(document):
 def test_gradients_carry_their_shape(document):
     d, tex = document
     for p in d.cell.params:
-        shape = r" \times ".join(dim.replace("*", "") if "+" not in dim else f"({dim})"
-                                 for dim in p.shape)
+        shape = r" \times ".join(dim.replace("*", "").replace("NH", "N_h") if "+" not in dim
+                                 else f"({dim})" for dim in p.shape)   # N_h: the heads
         assert re.search(r"\\delta " + re.escape(symlstm.naming.latex_base(p.name)) +
                          r" &?=[^&]*\\shape\{" + re.escape(shape) + r"\}", tex), p.name
 

@@ -6,6 +6,7 @@ from sympy import tanh
 from .model import Cell, CellBuilder
 from .ops import H, concat, matvec, mean, part, sigma, sqrt, transpose
 from .parts import Latex
+from .xlstm import slstm
 
 
 GREFF = 'Greff et al., "LSTM: A Search Space Odyssey"'
@@ -369,7 +370,7 @@ def lstmp() -> Cell:
 CELLS = {f.__name__: f for f in (
     lstm, peephole_lstm, lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_cifg,
     lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor, gru_cho, mingru, minlstm,
-    layernorm_lstm, sru, lstm_zoneout, lstmp)}
+    layernorm_lstm, sru, lstm_zoneout, lstmp, slstm)}
 
 
 def get_cell(cell):

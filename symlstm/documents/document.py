@@ -25,7 +25,8 @@ from .latex import latex
 from .layout import graph
 from .lines import LINE_WIDTH, latex_lines, latex_width
 from .summary import summary
-from .tex import FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about
+from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about,
+                  tex_remarks)
 
 
 TEX_TEMPLATE = "latex/derivation.tex.jinja"
@@ -45,7 +46,7 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
         template=TEX_TEMPLATE, rebuild=rebuild, cell=cell,
         title=latex_text(title + (f" with a {head.head.title}" if head else "")),
         head=_head(head) if head else None,
-        about=tex_about(cell.about), tex_name=_tt(cell.name),
+        about=tex_about(cell.about), remarks=tex_remarks(cell.about), tex_name=_tt(cell.name),
         notation=_notation(cell),
         graph=_tikz(g),
         forward=[_tex(x, cell) for x in d.forward],

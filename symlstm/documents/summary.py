@@ -72,7 +72,8 @@ def rows(d, gradients, shapes: bool = True) -> list[list[dict]]:
                    suffix=e["suffix"], shape=e["shape"] if shapes else "",
                    key=anchor(g.label), tag=tex_label(g.label))
         width = max(latex_width(f"{one['lhs']} = {t}") for t in e["terms"]) + \
-            (8 if one["shape"] else 0) + len(g.label) + 4   # shape, label in typewriter type
+            (max(8, 5 + latex_width(one["shape"])) if one["shape"] else 0) + len(g.label) + 4
+        # ∈ ℝ^shape (a per-head shape is long), and the label in typewriter type
         last = out[-1] if out else None
         if last and len(last) < 3 and not last[0]["more"] and not one["more"] and \
                 sum(e["width"] + BETWEEN for e in last) + width <= ROW_WIDTH:

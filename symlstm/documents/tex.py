@@ -28,9 +28,21 @@ def _tt(text: str) -> str:
 
 
 def tex_about(about: str) -> str:
-    """A cell's description: LaTeX as given when it is :class:`~symlstm.cell.Latex`, else
+    """A cell's description, its first paragraph (the paragraphs after a blank line are
+    :func:`tex_remarks`): LaTeX as given when it is :class:`~symlstm.cell.Latex`, else
     plain text, escaped; a quotation in straight double quotes opens with TeX's opening
     quotes (``...''), which a straight quote would not give."""
+    return _tex_text(type(about)(about.split("\n\n")[0]))
+
+
+def tex_remarks(about: str) -> str:
+    """The paragraphs of a cell's description after its first (empty when it has one): the
+    document prints them after the recurrences through time, the overview leaves them out."""
+    rest = about.split("\n\n")[1:]
+    return "\n\n".join(_tex_text(type(about)(r)) for r in rest)
+
+
+def _tex_text(about: str) -> str:
     if isinstance(about, Latex):
         return re.sub(r'"([^"$]*)"', r"``\1''", str(about))
     return re.sub(r"''(.*?)''", r"``\1''", latex_text(about))
