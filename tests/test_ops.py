@@ -304,3 +304,16 @@ def test_every_construct_in_numba_matches_numpy(tmp_path):
     pytest.importorskip("numba")
     from test_numba_backend import _compare_random
     _compare_random(every_construct(), tmp_path)
+
+
+def test_the_mean_of_a_part_divides_by_the_parts_size():
+    """mean(part([x; s], 0, D)) sends δ/D to each of x's entries (a random cell found the
+    1/D lost when the part had been set aside before the mean was written out)."""
+    from symlstm.cell.ops import D, mean, part
+    b = symlstm.CellBuilder("mean_of_part", "The mean of a part")
+    x, s = b.input("x"), b.state("s")
+    W = b.param("W", "H", "H")
+    a = b.let("a", mean(part(b.let("X", symlstm.concat(x, s)), 0, D)))
+    b.let("h", s)
+    b.let("s", a + s + symlstm.matvec(W, s))
+    assert symlstm.verify(b.build(output="h")).ok

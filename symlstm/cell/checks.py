@@ -11,7 +11,7 @@ from .. import naming
 from . import display
 from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, MatVec, Part,
                   Transposed, matrix_param)
-from .parts import (DIMS, EXTRA_SIZES, HEADS_SHAPE, CellError, Equation, add_sizes, size,
+from .parts import (DIMS, EXTRA_SIZES, HEADS_SHAPE, SIZES, CellError, Equation, add_sizes, size,
                     size_counts, sizes_used, spell_size)
 
 
@@ -341,16 +341,18 @@ def _part_dim(cell, eq: Equation, e, dims) -> str:
     return spell_size(tuple(y - x for x, y in zip(a, b)))
 
 
-def _bound(x, where: str) -> tuple[int, int, int]:
-    """A part's bound as counts of D, H and a constant (0, H, 2*H, D + H)."""
-    D, H = sp.Symbol("D"), sp.Symbol("H")
+def _bound(x, where: str) -> tuple[int, ...]:
+    """A part's bound as its counts of each size and a constant (0, H, 2*H, D + P), laid out
+    as :func:`~symlstm.cell.parts.size_counts` lays out a size."""
+    symbols = [sp.Symbol(code) for code, _ in SIZES.values()]
     x = sp.expand(x)
-    if not x.free_symbols <= {D, H} or not all(
-            c.is_Integer and c >= 0 for c in sp.Poly(x, D, H).coeffs()) \
-            or sp.Poly(x, D, H).total_degree() > 1:
+    if not x.free_symbols <= set(symbols) or not all(
+            c.is_Integer and c >= 0 for c in sp.Poly(x, *symbols).coeffs()) \
+            or sp.Poly(x, *symbols).total_degree() > 1:
         raise CellError(f"{where} the bound {x} is not a size: write 0, an integer, or an "
-                        "integer times D or H (symlstm.cell.ops.D, H), e.g. part(v, H, 2*H)")
-    return int(x.coeff(D)), int(x.coeff(H)), int(x.subs({D: 0, H: 0}))
+                        "integer times a size (symlstm.cell.ops.D, H, or one the cell declares), "
+                        "e.g. part(v, H, 2*H)")
+    return (*(int(x.coeff(s)) for s in symbols), int(x.subs({s: 0 for s in symbols})))
 
 
 def _matvec_dim(cell, eq: Equation, e: MatVec, dims) -> str:

@@ -286,7 +286,9 @@ class _Parser:
         self.take()
         # a cell may name a parameter or a vector like a function (tanh, exp): a call is the
         # name right before its bracket, which a product never is (that is printed W x[t])
-        if t.text in FUNCTIONS and self.next.kind == "op" and self.next.text in ("(", "²"):
+        if t.text in FUNCTIONS and (self.next.kind == "op" and self.next.text in ("(", "²")
+                                    or t.text not in self.d.params
+                                    and t.text not in self.d.vectors):
             return self.call(t)
         if t.text in self.d.params:
             shape = self.d.params[t.text]

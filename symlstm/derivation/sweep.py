@@ -81,8 +81,9 @@ def _paths(eq: Equation, outputs, cell: Cell | None = None) -> list[tuple[sp.Sym
     delta = naming.adjoint(eq.lhs)
     products = {m: sp.Dummy(f"m{k}") for k, m in enumerate(sorted(eq.rhs.atoms(MatVec), key=str))}
     parts = {r: sp.Dummy(f"r{k}") for k, r in enumerate(sorted(eq.rhs.atoms(Part), key=str))}
-    body = expand_means(eq.rhs.xreplace({**products, **parts}),
-                        lambda a: size_expr(_size_of(cell, a)))
+    # means are written out before parts and products become dummies, which have no size
+    body = expand_means(eq.rhs, lambda a: size_expr(_size_of(cell, a))).xreplace(
+        {**products, **parts})
     atoms, paths = {**products, **parts}, []
     for r, dummy in parts.items():   # rows start:stop of v: δv is zero but for those rows
         v, start, stop = r.args
