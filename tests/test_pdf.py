@@ -82,7 +82,7 @@ def test_text_layer_holds_the_equations(built):
         assert "g←gmin1," in flat           # the clipping formula
         return
     if name == build.MISTAKES:
-        assert "doesnothold" in flat and "missing,thepathvia" in flat
+        assert "Diagnosis:signflipped" in flat and "missingthepathvia" in flat
         return
     if name == build.WORKED:
         assert "Stept=3" in flat and "Stept=1" in flat and "δc3=" in flat

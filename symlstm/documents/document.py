@@ -374,8 +374,8 @@ def _columns(header, rows) -> str:
 def _cell(text: str) -> str:
     if text == "—":
         return "---"
-    if text.startswith("`"):
-        return _tt(text.strip("`"))
+    if text.startswith("`"):   # a PyTorch slice may break before its brackets and after "+"
+        return _tt(text.strip("`")).replace("[", r"\allowbreak[").replace("+ ", r"+ \allowbreak ")
     return ", ".join(f"${_math_name(n)}$" for n in re.split(r", (?![^\[]*\])", text))
 
 

@@ -16,18 +16,28 @@ def summary(d: Derivation) -> dict:
     """Everything the summary prints, as LaTeX strings: each equation of the derivation
     appears here once, labelled, and the sections after it refer to it."""
     cell = d.cell
+    groups = dict(forward=rows(d, d.forward, shapes=False), step=rows(d, d.step, shapes=False),
+                  through_time=rows(d, d.through_time, shapes=False), inputs=rows(d, d.inputs),
+                  params=rows(d, d.params))
     return dict(
+        **groups,
+        boxed=all(_lines(g) <= MAX_BOXED_LINES for g in groups.values()),
         params_by_shape=_params_by_shape(cell),
         shapes=_shapes(d),
         logistic=any(eq.rhs.atoms(sigma) for eq in cell.equations),
         tanh=any(eq.rhs.atoms(sp.tanh) for eq in cell.equations),
-        forward=rows(d, d.forward, shapes=False),
-        step=rows(d, d.step, shapes=False),
-        through_time=rows(d, d.through_time, shapes=False),
-        inputs=rows(d, d.inputs),
-        params=rows(d, d.params),
         unrolled=_unrolled(cell),
         loops=_loops(d))
+
+
+#: A box cannot break across pages: a group of equations longer than this (a cell whose
+#: equations run over many lines) is set unboxed, so that the page can break inside it.
+MAX_BOXED_LINES = 36
+
+
+def _lines(group) -> int:
+    """How many lines a group of rows takes: each row as tall as its tallest equation."""
+    return sum(max(1 + len(e["more"]) for e in row) for row in group)
 
 
 def packed(e: dict, width: float = LINE_WIDTH) -> dict:
