@@ -334,8 +334,8 @@ def cells(draw, max_intermediates: int = 4, max_depth: int = 3):
                 size = draw(st.sampled_from(sorted({v.size for v in avail})))
             e = _expr(draw, size, draw(st.integers(0, max_depth)), avail, params)
             rhs, bounded = e.expr, e.bounded
-        if not rhs.free_symbols:
-            rhs = rhs + params.vector(size)
+        if not any("[" in s.name or params.shapes.get(s.name) for s in rhs.free_symbols):
+            rhs = rhs + params.vector(size)   # numbers, sizes, constants, scalars: no vector
         equations.append([name, rhs, size])
         avail.append(Vec(sp.Symbol(f"{name}[t]"), size, bounded))
     _read_everything(equations, [x, *extras, *prev.values()], params, results,

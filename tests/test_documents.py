@@ -376,13 +376,13 @@ def test_the_clipping_figure_starts_on_a_cliff_wall():
     assert figures.cliff(rnn, figures.CLIFF_W + figures.LEARNING_RATE * figures.CLIP)[0] < loss
 
 
-@pytest.mark.skipif(not all(shutil.which(t) for t in ("latexmk", "pdftotext")),
-                    reason="TeX Live and poppler-utils are installed by the README's commands")
 #: A step of more equations than this has a summary longer than two pages at body size
 #: (layernorm_lstm's 32 equations and their gradients take four); its summary still comes first.
 TWO_PAGES = 16
 
 
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("latexmk", "pdftotext")),
+                    reason="TeX Live and poppler-utils are installed by the README's commands")
 @pytest.mark.parametrize("name", [n for n in NAMES
                                   if len(symlstm.CELLS[n]().equations) <= TWO_PAGES])
 def test_the_summary_fits_the_first_two_pages(name, tmp_path):

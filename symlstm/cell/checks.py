@@ -342,16 +342,14 @@ def _part_dim(cell, eq: Equation, e, dims) -> str:
 
 
 def _bound(x, where: str) -> tuple[int, ...]:
-    """A part's bound as its counts of each size and a constant (0, H, 2*H, D + P), laid out
-    as :func:`~symlstm.cell.parts.size_counts` lays out a size."""
+    """A part's bound (0, H, 2*H, D + P) as :func:`~.parts.size_counts` lays out a size."""
     symbols = [sp.Symbol(code) for code, _ in SIZES.values()]
     x = sp.expand(x)
     if not x.free_symbols <= set(symbols) or not all(
             c.is_Integer and c >= 0 for c in sp.Poly(x, *symbols).coeffs()) \
             or sp.Poly(x, *symbols).total_degree() > 1:
-        raise CellError(f"{where} the bound {x} is not a size: write 0, an integer, or an "
-                        "integer times a size (symlstm.cell.ops.D, H, or one the cell declares), "
-                        "e.g. part(v, H, 2*H)")
+        raise CellError(f"{where} the bound {x} is not a size: write 0, an integer, or an integer "
+                        "times a size (D, H or one the cell declares), e.g. part(v, H, 2*H)")
     return (*(int(x.coeff(s)) for s in symbols), int(x.subs({s: 0 for s in symbols})))
 
 
