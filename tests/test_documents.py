@@ -400,3 +400,16 @@ def test_the_summary_fits_the_first_two_pages(name, tmp_path):
     missing = [g.label for g in d.all()
                if g.kind != symlstm.naming.INITIAL and f"({g.label})" not in flat]
     assert not missing, f"{name}.pdf: {missing} not on pages 1-2"
+
+
+def test_a_row_major_looking_cell_with_a_product_in_a_sum_gets_its_document():
+    """A sum of a parameter product and a constant beside matrix products (a random cell's)
+    is read term by term, not taken for a name."""
+    from symlstm.cell.ops import H, part
+    b = symlstm.CellBuilder("mixed", "Mixed sums")
+    x, s = b.input("x", "H"), b.state("s")
+    v, V = b.param("v", "H"), b.param("V", "2*H", "H")
+    b.let("h", x * v + b.constant("c", 0.001))
+    xs = b.let("xs", symlstm.concat(x, s))
+    b.let("s", symlstm.matvec(symlstm.transpose(V), xs) + part(xs, 0, H))
+    assert r"\section{Summary}" in latex_document(symlstm.derive(b.build(output="h")))

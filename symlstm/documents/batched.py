@@ -176,7 +176,8 @@ def _ordered(e: sp.Add) -> list:
     input's first, then the bias); any other sum opening with a positive term."""
     terms = e.as_ordered_terms()
     if any(isinstance(a, sp.Symbol) and naming.parse(a) is None for a in terms) and \
-            all(isinstance(a, (MatVec, MatTVec)) or naming.parse(a) is None for a in terms):
+            all(isinstance(a, (MatVec, MatTVec))
+                or isinstance(a, sp.Symbol) and naming.parse(a) is None for a in terms):
         def key(a):
             if not isinstance(a, (MatVec, MatTVec)):
                 return (1, 0)
