@@ -12,7 +12,7 @@ import numpy as np
 import threadpoolctl
 import torch
 
-from contenders import numba, numba_gemm, numba_lstm
+from contenders import numba_gemm, numba_lstm
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -96,7 +96,7 @@ def peak_gflops(dtype, size=1536, repeats=5):
     runs = {"torch.matmul": lambda: torch.matmul(ta, tb, out=tout),
             "numpy.matmul": lambda: np.matmul(a, b, out=out)}
     if numba_lstm is not None:
-        gemm = _numba_gemm()
+        gemm = numba_gemm()
         runs["numba modules (openblas)"] = lambda: gemm(a, b, out)
     best = {}
     for name, run in runs.items():
@@ -109,7 +109,3 @@ def peak_gflops(dtype, size=1536, repeats=5):
         best[name] = 2 * size**3 / min(walls) / 1e9
     by = max(best, key=best.get)
     return {"gflops": best[by], "by": by, "size": size, "all": best}
-
-
-def _numba_gemm():
-    return numba_gemm()

@@ -11,8 +11,8 @@ from .. import naming
 from . import display
 from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, MatVec, Part,
                   Transposed, matrix_param)
-from .parts import (DIMS, EXTRA_SIZES, HEADS_SHAPE, SIZES, CellError, Equation, add_sizes, size,
-                    size_counts, sizes_used, spell_size)
+from .parts import (DIMS, EXTRA_SIZES, HEADS_SHAPE, SIZE_SYMBOLS, CellError, Equation, add_sizes,
+                    expr_counts, size, size_counts, sizes_used, spell_size)
 
 
 def _named(rule, *args) -> None:
@@ -343,14 +343,13 @@ def _part_dim(cell, eq: Equation, e, dims) -> str:
 
 def _bound(x, where: str) -> tuple[int, ...]:
     """A part's bound (0, H, 2*H, D + P) as :func:`~.parts.size_counts` lays out a size."""
-    symbols = [sp.Symbol(code) for code, _ in SIZES.values()]
     x = sp.expand(x)
-    if not x.free_symbols <= set(symbols) or not all(
-            c.is_Integer and c >= 0 for c in sp.Poly(x, *symbols).coeffs()) \
-            or sp.Poly(x, *symbols).total_degree() > 1:
+    if not x.free_symbols <= set(SIZE_SYMBOLS) or not all(
+            c.is_Integer and c >= 0 for c in sp.Poly(x, *SIZE_SYMBOLS).coeffs()) \
+            or sp.Poly(x, *SIZE_SYMBOLS).total_degree() > 1:
         raise CellError(f"{where} the bound {x} is not a size: write 0, an integer, or an integer "
                         "times a size (D, H or one the cell declares), e.g. part(v, H, 2*H)")
-    return (*(int(x.coeff(s)) for s in symbols), int(x.subs({s: 0 for s in symbols})))
+    return expr_counts(x)
 
 
 def _matvec_dim(cell, eq: Equation, e: MatVec, dims) -> str:

@@ -100,12 +100,20 @@ def spell_size(counts) -> str:
     return " + ".join(parts + ([str(k)] if k else []))
 
 
-def spell_size_expr(e: sp.Expr) -> str:
-    """A size written as a SymPy expression in the sizes' code names (4*H, D + P) as the
-    string a cell writes."""
+#: The sizes' code names as symbols, in the order of ``SIZES`` (how size_counts lays them out).
+SIZE_SYMBOLS = tuple(sp.Symbol(code) for code, _ in SIZES.values())
+
+
+def expr_counts(e: sp.Expr) -> tuple[int, ...]:
+    """A size written as a SymPy expression in the sizes' code names (4*H, D + P) as its
+    counts of each size and its constant, laid out as :func:`size_counts` lays them out."""
     e = sp.expand(e)
-    symbols = [sp.Symbol(code) for code, _ in SIZES.values()]
-    return spell_size((*(int(e.coeff(s)) for s in symbols), int(e.subs({s: 0 for s in symbols}))))
+    return (*(int(e.coeff(s)) for s in SIZE_SYMBOLS), int(e.subs({s: 0 for s in SIZE_SYMBOLS})))
+
+
+def spell_size_expr(e: sp.Expr) -> str:
+    """A size written as a SymPy expression (4*H, D + P) as the string a cell writes."""
+    return spell_size(expr_counts(e))
 
 
 def size_expr(dim: str) -> sp.Expr:
