@@ -341,6 +341,40 @@ def test_every_printed_right_side_of_random_cells_holds():
     check()
 
 
+def test_a_named_constant_reads_by_its_name_and_stands_for_its_value():
+    """A cell's constant (here c1 inside a gate) is printed by name in the backward pass; a
+    claim may write it so, and the judge reads it as the number it stands for."""
+    from symlstm import CellBuilder
+    from symlstm.cell.ops import matvec, sigma
+    b = CellBuilder("with_constant", "With a constant")
+    x, h = b.input("x"), b.state("h")
+    c1 = b.constant("c1", 0.25)
+    W = b.param("W", "H", "D")
+    b.let("h", matvec(W, x) + sigma(c1 + h))
+    d = symlstm.derive(b.build())
+    printed = str(d["rec:h"]).split(" = ", 1)[1]
+    assert "c1" in printed
+    assert check_claim(d, "rec:h", printed).holds
+    assert not check_claim(d, "rec:h", printed.replace("c1", "0.5")).holds
+
+
+def test_the_gradient_of_a_mean_is_spread_over_the_vector_it_averages():
+    """δX of a1 = mean(X) is printed as one number, δa1/(2D); a part of δX (the rows of u in
+    X = [u, x]) is a part of that number spread over X's 2D entries, not of one entry."""
+    from symlstm import CellBuilder
+    from symlstm.cell.ops import concat, matvec, mean
+    b = CellBuilder("mean_of_concat", "Mean of a concatenation")
+    x, h, u = b.input("x"), b.state("h"), b.state("u", "D")
+    W = b.param("W", "H", "H")
+    a1 = b.let("a1", mean(b.let("X", concat(u, x))))
+    b.let("u", x)
+    b.let("h", a1 + matvec(W, h))
+    d = symlstm.derive(b.build())
+    assert "Part" in str(d["rec:u"])
+    for label in ("rec:u", "init:u0", "adj:X"):
+        assert check_claim(d, label, str(d[label]).split(" = ", 1)[1]).holds, label
+
+
 def test_the_help_names_the_ascii_spellings_and_they_read(capsys):
     with pytest.raises(SystemExit):
         cli.main(["check-claim", "--help"])

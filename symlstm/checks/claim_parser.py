@@ -295,6 +295,8 @@ class _Parser:
             return _Value(sp.Symbol(t.text), "svm"[min(len(shape), 2)])
         if t.text in ALL_SIZES:
             return _Value(sp.Symbol(t.text), "s")
+        if t.text in self.d.constants:   # a cell's named constant, as print(d) shows it
+            return _Value(self.d.constants[t.text], "s")
         if t.text in CONSTANTS and not (self.next.kind == "op" and self.next.text == "["):
             return _Value(CONSTANTS[t.text], "s")
         return self.vector(t)

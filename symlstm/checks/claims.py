@@ -146,6 +146,7 @@ class _Subject(NamedTuple):
     params: dict               # name -> shape
     targets: str               # "" without a head, else the head's: "real" or "class"
     marked: dict               # δ⁺ and Δ -> the vectors that have them (states; h)
+    constants: dict            # the cell's named constants (ε) -> their values
 
 
 def _subject(derivation) -> _Subject:
@@ -156,6 +157,7 @@ def _subject(derivation) -> _Subject:
     head = derivation.head if isinstance(derivation, Network) else None
     d = derivation.cell if head else derivation if isinstance(derivation, Derivation) \
         else derive(derivation)
+    constants = {n: sp.Float(v) for n, v in d.cell.constants.items()}
     d = with_values(d)   # named constants (ε) as the numbers they stand for
     cell = d.cell
     everything = derivation.all() if head else d.all()
@@ -177,7 +179,7 @@ def _subject(derivation) -> _Subject:
         s for _, rhs in backward for s in rhs.free_symbols))) if p and p.kind == kind}
         for kind in (naming.CARRY, naming.EXTERNAL)}
     return _Subject(name, gradients, tuple(forward), tuple(backward), carries, vectors, params,
-                    head.head.targets if head else "", marked)
+                    head.head.targets if head else "", marked, constants)
 
 
 # --- runs of the cell ----------------------------------------------------------------------

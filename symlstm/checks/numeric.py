@@ -155,6 +155,15 @@ def unroll(T: int, forward, backward, carries: dict, leaf: Callable, sizes: dict
         for carry, rhs in carries.items():   # the state's shape, even where rhs is 0
             zero = np.zeros(np.shape(run.value(naming.timed(naming.parse(carry).base), t)))
             series(carry)[t] = zero + evaluate(rhs, run.at(t + 1), sizes) if t < T else zero
-        for lhs, rhs in backward:
-            series(lhs)[t] = evaluate(rhs, lookup(t), sizes)
+        for lhs, rhs in backward:   # the vector's shape: δX of X's mean is one number per X
+            series(lhs)[t] = _shaped(evaluate(rhs, lookup(t), sizes), run, lhs, t)
     return run
+
+
+def _shaped(value, run: Run, lhs: sp.Symbol, t: int):
+    """``value`` spread over the entries of the vector that ``lhs`` is the gradient of."""
+    try:
+        like = run.value(naming.timed(naming.parse(lhs).base), t)
+    except KeyError:
+        return value
+    return np.zeros(np.shape(like)) + value
