@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 import sympy as sp
-from cellgen import cells
+from cellgen import cells, note_replay, slow
 from hypothesis import HealthCheck, given, settings
 
 import symlstm
@@ -329,16 +329,28 @@ def test_a_parse_error_puts_a_caret_where_the_claim_stops_making_sense(claim, co
 def test_every_printed_right_side_of_random_cells_holds():
     """Cells drawn from the whole grammar (relu's step, log, division, constants such as π):
     each derived right side, as print(d) shows it, holds on the cell's runs."""
-    @settings(max_examples=20, deadline=None, database=None,
+    @settings(max_examples=20, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(cells())
     def check(cell):
-        d = symlstm.derive(cell)
-        for g in d.all():
-            if g.kind != naming.FORWARD:
-                claim = str(g).split(" = ", 1)[1]
-                assert check_claim(d, g.label, claim).holds, f"{g.label}: {claim}"
+        _printed_right_sides_hold(cell)
     check()
+
+
+@pytest.mark.slow
+@slow(400)
+@given(cells(max_intermediates=8, max_depth=5))
+def test_every_printed_right_side_of_hundreds_of_random_cells_holds(cell):
+    note_replay("test_every_printed_right_side_of_hundreds_of_random_cells_holds")
+    _printed_right_sides_hold(cell)
+
+
+def _printed_right_sides_hold(cell):
+    d = symlstm.derive(cell)
+    for g in d.all():
+        if g.kind != naming.FORWARD:
+            claim = str(g).split(" = ", 1)[1]
+            assert check_claim(d, g.label, claim).holds, f"{g.label}: {claim}"
 
 
 def test_a_named_constant_reads_by_its_name_and_stands_for_its_value():
