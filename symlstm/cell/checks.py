@@ -9,10 +9,12 @@ import sympy as sp
 
 from .. import naming
 from . import display
-from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, MatVec, Part,
-                  Transposed, matrix_param)
-from .parts import (DIMS, EXTRA_SIZES, HEADS_SHAPE, SIZE_SYMBOLS, CellError, Equation, add_sizes,
-                    expr_counts, size, size_counts, sizes_used, spell_size)
+from .matrices import (check_head_shapes, elementwise_dim, headsum_dim, matvec_dim,
+                       outer_dim)
+from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, HeadOuter, MatVec,
+                  Part, Transposed, headsum)
+from .parts import (DIMS, EXTRA_SIZES, HEAD_MATRIX, HEADS_SHAPE, SIZE_SYMBOLS, SIZES, CellError,
+                    Equation, add_sizes, expr_counts, size, size_counts, sizes_used, spell_size)
 
 
 def _named(rule, *args) -> None:
@@ -26,7 +28,7 @@ def _named(rule, *args) -> None:
 def check(cell) -> None:
     """Raise :class:`CellError` naming the first thing in ``cell`` the engine cannot derive."""
     _named(_check_names, cell)
-    defined = set(cell.input_symbols) | set(cell.prev_states)
+    defined = set(cell.input_symbols) | set(cell.prev_states) | set(size_symbols(cell))
     params = {p.symbol: p for p in cell.params}
     params.update({sp.Symbol(n): v for n, v in cell.constants.items()})
     later = {eq.lhs: eq.label for eq in cell.equations}
@@ -104,7 +106,7 @@ def _check_names(cell) -> None:
         constant_value(n, v)
     for d in (*cell.inputs.values(), *cell.states.values(), *(d for p in cell.params
                                                                 for d in p.shape)):
-        if size(d) != d:
+        if d != HEAD_MATRIX and size(d) != d:
             raise CellError(f"size {d!r} is not in canonical spelling ({size(d)!r}); declare "
                             "sizes through CellBuilder")
     _check_sizes(cell)
@@ -115,7 +117,7 @@ def _check_names(cell) -> None:
     if cell.inputs and next(iter(cell.inputs.values())) != "D":
         # generated code reads D off the first input: without it there is no D
         uses_d = [n for n, d in list(cell.inputs.items())[1:] if d == "D"] + \
-            [n for n, d in cell.states.items() if size_counts(d)[0]] + \
+            [n for n, d in cell.states.items() if d != HEAD_MATRIX and size_counts(d)[0]] + \
             [p.name for p in cell.params if any(size_counts(x)[0] for x in p.shape)]
         if uses_d:
             raise CellError(f"the input has the hidden size H, so there is no input size D, but "
@@ -125,6 +127,9 @@ def _check_names(cell) -> None:
         check_label(eq.label)
         naming.check_vector_name(naming.parse(eq.lhs).base, f"equation {eq.label!r}: variable")
     results = [naming.parse(eq.lhs).base for eq in cell.equations]
+    if cell.states.get(cell.output) == HEAD_MATRIX:
+        raise CellError(f"output {cell.output!r} is a matrix per head; the output is a vector "
+                        "(of size H, say C q)")
     if cell.output in cell.inputs or cell.output not in (*cell.states, *results):
         raise CellError(f"output {cell.output!r} is neither a state {sorted(cell.states)} nor "
                         "the result of an equation: the output is what the module returns "
@@ -147,13 +152,7 @@ def _check_sizes(cell) -> None:
         if undeclared:
             raise CellError(f"{what} has the shape {shape}, which uses the size "
                             f"{undeclared[0]!r}: declare it first with size({undeclared[0]!r})")
-        heads = [d for d in shape if set(sizes_used((d,))) & {"NH", "H/NH"}]
-        if heads and tuple(shape) != HEADS_SHAPE:
-            raise CellError(f"{what} has the shape {shape}: NH and H/NH are for per-head blocks "
-                            f"of the shape {HEADS_SHAPE} only")
-        if len(shape) == 3 and tuple(shape) != HEADS_SHAPE:
-            raise CellError(f"{what} has the shape {shape}; a parameter with three sizes holds "
-                            f"per-head blocks, of the shape {HEADS_SHAPE}")
+        check_head_shapes(what, shape, what.startswith("state"))
     for n in cell.sizes:
         if not any(n in p.shape for p in cell.params):
             raise CellError(f"the size {n!r} is declared but no parameter has it as a whole "
@@ -277,29 +276,32 @@ def _dim_of(cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str | None:
         p = naming.parse(e)
         if p is not None:
             return dims[p.base]
-        if e.name in cell.constants:
+        if e.name in cell.constants or e in size_symbols(cell):
             return None
         param = cell.param(e.name)
         if param.is_matrix:
             raise CellError(f"equation {eq.label!r} uses the matrix {e} element-wise; "
                             f"write matvec({e}, v) for the product with a vector v")
         return param.shape[0] if param.shape else "1"
+    if e.func is headsum:
+        return headsum_dim(eq, e, _dim_of(cell, eq, e.args[0], dims))
     if e.func in REDUCTIONS:
         return "1" if _dim_of(cell, eq, e.args[0], dims) is not None else None
     if isinstance(e, MatVec):
-        return _matvec_dim(cell, eq, e, dims)
+        return matvec_dim(cell, eq, e, dims)
+    if isinstance(e, HeadOuter):
+        return outer_dim(cell, eq, e, dims)
     if isinstance(e, Part):
         return _part_dim(cell, eq, e, dims)
     if isinstance(e, Concat):
         if not all(isinstance(v, sp.Symbol) and naming.parse(v) is not None for v in e.args):
             raise CellError(f"equation {eq.label!r}: concat takes named vectors, got {display.text(e)}")
+        if any(dims[naming.parse(v).base] == HEAD_MATRIX for v in e.args):
+            raise CellError(f"equation {eq.label!r}: concat takes vectors, not matrices per head")
         return add_sizes(dims[naming.parse(v).base] for v in e.args)
-    found = {d for d in (_dim_of(cell, eq, a, dims) for a in e.args) if d is not None}
-    sizes = found - {"1"}   # one number per sample (a reduction, a scalar) goes with any size
-    if len(sizes) > 1:
-        raise CellError(f"equation {eq.label!r}: {display.text(e)} combines vectors of sizes {sorted(sizes)} "
-                        "element-wise; they must have the same size")
-    return sizes.pop() if sizes else found.pop() if found else None
+    # one number per sample (a reduction, a scalar) goes with any size, one per head (NH)
+    # with an H-vector or a matrix per head
+    return elementwise_dim(eq, e, [_dim_of(cell, eq, a, dims) for a in e.args])
 
 
 def _check_reductions(cell, eq: Equation, dims, dim) -> None:
@@ -307,6 +309,11 @@ def _check_reductions(cell, eq: Equation, dims, dim) -> None:
     only where nothing outside it is a vector: so an equation that reduces yields one number
     per sample, and no reduction holds another."""
     reductions = [e for e in sp.preorder_traversal(eq.rhs) if e.func in CELL_REDUCTIONS]
+    per_head = [r for r in reductions if r.func is headsum]
+    if per_head and len(per_head) != len(reductions):
+        raise CellError(f"equation {eq.label!r}: {display.text(per_head[0])} sums within each "
+                        "head and may not share an equation with a sum over all entries; give "
+                        "one of them an equation of its own")
     for r in reductions:
         if _dim_of(cell, eq, r.args[0], dims) is None:
             raise CellError(f"equation {eq.label!r}: {display.text(r)} reduces a number, not a "
@@ -317,10 +324,11 @@ def _check_reductions(cell, eq: Equation, dims, dim) -> None:
         if r.args[0].atoms(MatVec):
             raise CellError(f"equation {eq.label!r}: in {display.text(r)} a matrix product is "
                             "reduced; give the product an equation of its own")
-    if reductions and dim != "1":
+    if reductions and dim != ("NH" if per_head else "1"):
         raise CellError(f"equation {eq.label!r}: {display.text(reductions[0])} is one number per "
-                        f"sample, but the right side is a vector of size {dim}; give the reduction "
-                        "an equation of its own (mu = mean(v)) and use that in the vector equation")
+                        f"{'head' if per_head else 'sample'}, but the right side has size {dim}; "
+                        "give the reduction an equation of its own (mu = mean(v)) and use that "
+                        "in the vector equation")
 
 
 def _part_dim(cell, eq: Equation, e, dims) -> str:
@@ -333,7 +341,10 @@ def _part_dim(cell, eq: Equation, e, dims) -> str:
     if not vector:
         raise CellError(f"{where} the first argument must be a named vector or a vector "
                         "parameter; give the expression its own equation first")
-    n = size_counts(dims[naming.parse(v).base] if naming.parse(v) else cell.param(v.name).shape[0])
+    n = dims[naming.parse(v).base] if naming.parse(v) else cell.param(v.name).shape[0]
+    if n == HEAD_MATRIX:
+        raise CellError(f"{where} {v} is a matrix per head; part takes rows of a vector")
+    n = size_counts(n)
     a, b = (_bound(x, where) for x in (start, stop))
     if a == b or any(y < x for x, y in zip((*a, *b), (*b, *n))):
         raise CellError(f"{where} the rows {start}:{stop} are not within {v}, which has size "
@@ -352,25 +363,11 @@ def _bound(x, where: str) -> tuple[int, ...]:
     return expr_counts(x)
 
 
-def _matvec_dim(cell, eq: Equation, e: MatVec, dims) -> str:
-    W, v = e.args
-    P = matrix_param(W)
-    if not (isinstance(P, sp.Symbol) and naming.parse(P) is None
-            and any(p.name == P.name and p.is_matrix for p in cell.params)):
-        raise CellError(f"equation {eq.label!r}: in {display.text(e)} the first factor must be a matrix "
-                        "parameter or its transpose")
-    if not (isinstance(v, sp.Symbol) and naming.parse(v) is not None):
-        raise CellError(f"equation {eq.label!r}: in {display.text(e)} the vector must be a named variable; "
-                        "give the expression its own equation first")
-    if isinstance(W, Transposed) and cell.param(P.name).is_heads:
-        raise CellError(f"equation {eq.label!r}: {display.text(e)} transposes the per-head blocks "
-                        f"{P}; declare the blocks the other way round and write matvec({P}, v)")
-    rows, cols = cell.matrix_shape(W)
-    if dims[naming.parse(v).base] != cols:
-        shape = "×".join(f"({d})" if "+" in d else d for d in (rows, cols))
-        raise CellError(f"equation {eq.label!r}: {display.text(W)} is {shape} but {v} has size "
-                        f"{dims[naming.parse(v).base]}: the matrix is applied to the wrong vector")
-    return rows
+def size_symbols(cell) -> tuple[sp.Symbol, ...]:
+    """The sizes an equation may use as numbers (k / √HS): D, H and those the cell declares,
+    with the head size HS = H/NH where it declares NH."""
+    declared = {*cell.dims, *(("H/NH",) if "NH" in cell.dims else ())}
+    return tuple(s for s, n in zip(SIZE_SYMBOLS, SIZES) if n in declared)
 
 
 def _check_coverage(cell, defined, params) -> None:

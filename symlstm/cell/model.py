@@ -27,7 +27,8 @@ from .. import naming
 from .checks import (_check_about, _check_title, _dim_of, _named, check, check_cell_name,
                      check_label, constant_value)
 from .ops import Transposed, matrix_param
-from .parts import DIMS, EXTRA_SIZES, HEADS_SHAPE, SIZES, CellError, Equation, Param, size
+from .parts import (DIMS, EXTRA_SIZES, HEAD_MATRIX, HEADS_SHAPE, SIZES, CellError, Equation,
+                    Param, size)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ class Cell:
 
     def matrix_shape(self, W: sp.Expr) -> tuple[str, str]:
         """(rows, cols) of a matrix parameter W or of its transpose (H × H for per-head
-        blocks: the block-diagonal matrix they stand for)."""
+        blocks and for a matrix per head: the block-diagonal matrix they stand for)."""
+        if naming.parse(matrix_param(W)) is not None:   # a matrix per head, C or Cᵀ
+            return ("H", "H")
         shape = self.param(matrix_param(W).name).shape
         if len(shape) == 3:
             return ("H", "H")
@@ -148,10 +151,21 @@ class CellBuilder:
         self.inputs[name] = size(dim)
         return naming.timed(name)
 
-    def state(self, name: str, dim: str = "H") -> sp.Symbol:
-        """Declare a recurrent state; returns s_{t-1} (an equation for ``name`` must give s_t)."""
+    def state(self, name: str, *shape: str) -> sp.Symbol:
+        """Declare a recurrent state; returns s_{t-1} (an equation for ``name`` must give s_t).
+
+        A state is a vector of size "H" (the default), "D", "P", or "NH" (one number per head);
+        ``state("C", "NH", "H/NH", "H/NH")`` is a matrix per head (one H/NH × H/NH matrix for
+        each of the NH heads, declare NH first with ``size("NH")``)."""
         self._declare(name, "state")
-        self.states[name] = size(dim)
+        if tuple(shape) == HEADS_SHAPE:
+            self.states[name] = HEAD_MATRIX
+        elif len(shape) > 1:
+            raise CellError(f"state {name!r}: give one size for a vector, or {HEADS_SHAPE} for a "
+                            f"matrix per head, e.g. state({name!r}, 'NH', 'H/NH', 'H/NH'); got "
+                            f"{shape}")
+        else:
+            self.states[name] = size(shape[0] if shape else "H")
         return naming.timed(name, -1)
 
     def param(self, name: str, *shape: str) -> sp.Symbol:

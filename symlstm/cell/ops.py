@@ -193,6 +193,16 @@ class mean(sp.Function):
     nargs = 1
 
 
+class headsum(sp.Function):
+    """Σ over each head's entries: an H-vector or a matrix per head summed to one number per
+    head (a vector of size NH).  ``headsum(n * q)`` is the dot product nᵀq of every head."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return REDUCTIONS[headsum].derivative(self, self.args[0])
+
+
 class lse(sp.Function):
     """log Σ_k exp(a_k), the log-normaliser of the softmax.  A reduction: heads only."""
 
@@ -214,6 +224,9 @@ REDUCTIONS = {op.func: op for op in (
     Op(mean, None, "np.mean({a}, axis=-1, keepdims=True)",
        r"\operatorname{{mean}}\left({a}\right)", "mean({a})", None, None,
        "the mean of a vector's n entries; ∂/∂a_k = 1/n"),
+    Op(headsum, lambda y, a: sp.S.One, "headsum({a})",
+       r"\mathbf{{1}}_{{h}}^{{\top}}\!\left({a}\right)", "Σ_head {a}", None, None,
+       "the sum of each head's entries (of an H-vector or a matrix per head); ∂/∂a_k = 1"),
     Op(lse, lambda y, a: sp.exp(a - y), "logsumexp({a})",
        r"\operatorname{{lse}}\left({a}\right)", "lse({a})", None, None,
        "log Σ_k exp(a_k), computed as max(a) + log Σ_k exp(a_k - max(a)); "
@@ -242,6 +255,19 @@ class Outer(sp.Function):
     """The outer product ``u vᵀ``: one step's contribution to a weight gradient."""
 
     nargs = 2
+
+
+class HeadOuter(sp.Function):
+    """``v kᵀ`` per head: for H-vectors v and k, the NH diagonal blocks of their outer product,
+    one H/NH × H/NH matrix per head (C[a, b] = v_a k_b within each head).  In a cell it makes
+    a matrix per head; in a derivation it is what a product ``C q`` sends back to C."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, u, v):
+        if u.is_zero or v.is_zero:
+            return sp.S.Zero
 
 
 class TimeSum(sp.Function):
@@ -285,6 +311,9 @@ class Place(sp.Function):
 
 #: The sizes, for the bounds of ``part``: the input size D and the hidden size H.
 D, H = sp.Symbol("D"), sp.Symbol("H")
+#: The head size H/NH as a number in a cell's equations (mLSTM's k = W_k x / √HS), where the
+#: cell declares the number of heads NH.
+HS = sp.Symbol("HS")
 
 
 def part(v: sp.Symbol, start, stop) -> sp.Expr:
@@ -295,7 +324,7 @@ def part(v: sp.Symbol, start, stop) -> sp.Expr:
 
 
 #: The reductions a cell's equations may use (lse belongs to the heads' losses).
-CELL_REDUCTIONS = (total, mean)
+CELL_REDUCTIONS = (total, mean, headsum)
 
 
 def expand_means(e: sp.Expr, size) -> sp.Expr:
@@ -305,12 +334,20 @@ def expand_means(e: sp.Expr, size) -> sp.Expr:
 
 
 #: The structural functions: not element-wise, handled by the sweep itself.
-STRUCTURE = (MatVec, Transposed, Concat)
+STRUCTURE = (MatVec, Transposed, Concat, HeadOuter)
 
 
 def matvec(W, v: sp.Symbol) -> sp.Expr:
-    """``W v`` for use in a cell's equations (W a matrix parameter or ``transpose(W)``)."""
+    """``W v`` for use in a cell's equations: W a matrix parameter, or a matrix per head (a
+    state at t-1 or an earlier result, such as mLSTM's C), or ``transpose(W)`` of either;
+    a matrix per head is applied to the H-vector v head by head."""
     return MatVec(W, v)
+
+
+def outer(v: sp.Symbol, k: sp.Symbol) -> sp.Expr:
+    """``v kᵀ`` per head, of two named H-vectors: a matrix per head (NH × H/NH × H/NH) with
+    entries v_a k_b within each head."""
+    return HeadOuter(v, k)
 
 
 def transpose(W: sp.Symbol) -> sp.Expr:
@@ -357,7 +394,7 @@ def elementary(e: sp.Expr, m, leaf: Callable) -> object:
     every table function by its ``definition``, every symbol, number and matrix product by
     ``leaf``, and so is every reduction (it reads more than the current entry).  The
     brute-force check uses this with its 50-digit tape as ``m``."""
-    if e.is_Number or e.is_NumberSymbol or isinstance(e, (sp.Symbol, MatVec, Concat, Part)) \
+    if e.is_Number or e.is_NumberSymbol or isinstance(e, (sp.Symbol, MatVec, Concat, Part, HeadOuter)) \
             or e.func in REDUCTIONS:
         return leaf(e)
     args = [elementary(a, m, leaf) for a in e.args]

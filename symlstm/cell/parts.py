@@ -12,6 +12,10 @@ import sympy as sp
 DIMS = {"D": "input size", "H": "hidden size"}
 #: The shape of a block-diagonal (per-head) matrix: one H/NH × H/NH block for each head.
 HEADS_SHAPE = ("NH", "H/NH", "H/NH")
+#: The size of a variable that is a matrix per head (mLSTM's C): one H/NH × H/NH matrix for
+#: each of the NH heads, stored (NH, H/NH, H/NH), a state declared with the shape HEADS_SHAPE.
+#: It is no size of the size grammar: only :func:`size_value` and :func:`broadcast` read it.
+HEAD_MATRIX = "NH×H/NH×H/NH"
 
 
 class CellError(ValueError):
@@ -125,6 +129,7 @@ def size_expr(dim: str) -> sp.Expr:
 def sizes_used(dims) -> tuple[str, ...]:
     """The sizes of ``SIZES`` that the size strings ``dims`` mention, in table order (NH when
     the head size is)."""
+    dims = [n for d in dims for n in (HEADS_SHAPE if d == HEAD_MATRIX else (d,))]
     counts = [size_counts(d) for d in dims]
     used = {name for k, name in enumerate(SIZES) if any(c[k] for c in counts)}
     used |= {"NH"} if "H/NH" in used else set()
@@ -137,6 +142,8 @@ def size_value(dim: str, D: int, H: int, **extra: int) -> int:
     values = {"D": D, "H": H, **extra}
     if "NH" in values:
         values["H/NH"] = H // values["NH"]
+    if dim == HEAD_MATRIX:
+        return H * values["H/NH"] if "NH" in values else size_value("NH", D, H)
     *ns, k = size_counts(dim)
     missing = [name for n, name in zip(ns, SIZES) if n and name not in values]
     if missing:
@@ -150,3 +157,26 @@ def add_sizes(dims) -> str:
     for dim in dims:
         total = [a + b for a, b in zip(total, size_counts(dim))]
     return spell_size(total)
+
+
+def combine(dims) -> tuple[str | None, tuple[str, ...]]:
+    """The size of an element-wise combination of operands of the sizes ``dims`` (None for a
+    number), and the sizes that cannot be combined (empty where all can).
+
+    One number per sample ("1") goes with anything; one number per head ("NH") goes with an
+    H-vector (each head's number with that head's H/NH entries) and with a matrix per head
+    (with all of its head's entries); otherwise the sizes must be equal."""
+    found = {d for d in dims if d is not None}
+    sizes = found - {"1"}
+    if "NH" in sizes and sizes & {"H", HEAD_MATRIX}:
+        sizes.discard("NH")
+    if len(sizes) > 1:
+        return None, tuple(sorted(sizes))
+    return (sizes.pop() if sizes else found.pop() if found else None), ()
+
+
+def reduces_to(small: str, big: str) -> bool:
+    """Whether a gradient of size ``big`` is summed to reach a variable of size ``small`` that
+    it was broadcast from: a number per sample from anything, a number per head from an
+    H-vector or a matrix per head."""
+    return small != big and (small == "1" or small == "NH" and big in ("H", HEAD_MATRIX))

@@ -13,9 +13,9 @@ import sympy as sp
 
 from .. import naming
 from ..cell.model import Cell
-from ..cell.ops import (Concat, MatTVec, MatVec, Outer, Part, Place, Transposed, diff,
-                        expand_means, matrix_param, total)
-from ..cell.parts import Equation, size_expr, spell_size_expr
+from ..cell.ops import (Concat, HeadOuter, MatTVec, MatVec, Outer, Part, Place, Transposed, diff,
+                        expand_means, headsum, matrix_param, total)
+from ..cell.parts import HEAD_MATRIX, Equation, combine, reduces_to, size_expr, spell_size_expr
 
 
 LOSS = "loss"     # the path from the loss straight to the output h_t
@@ -81,24 +81,29 @@ def _paths(eq: Equation, outputs, cell: Cell | None = None) -> list[tuple[sp.Sym
     delta = naming.adjoint(eq.lhs)
     products = {m: sp.Dummy(f"m{k}") for k, m in enumerate(sorted(eq.rhs.atoms(MatVec), key=str))}
     parts = {r: sp.Dummy(f"r{k}") for k, r in enumerate(sorted(eq.rhs.atoms(Part), key=str))}
+    outers = {o: sp.Dummy(f"o{k}") for k, o in enumerate(sorted(eq.rhs.atoms(HeadOuter), key=str))}
     # means are written out before parts and products become dummies, which have no size
     body = expand_means(eq.rhs, lambda a: size_expr(_size_of(cell, a))).xreplace(
-        {**products, **parts})
-    atoms, paths = {**products, **parts}, []
+        {**products, **parts, **outers})
+    atoms, paths = {**products, **parts, **outers}, []
     for r, dummy in parts.items():   # rows start:stop of v: δv is zero but for those rows
         v, start, stop = r.args
         raw, local = local_derivative(body, dummy, atoms, outputs)
         paths.append((v, Term(eq.label, local, Place(delta * local, start, stop,
                                                       size_expr(cell.dim(v))), raw)))
-    for v in sorted(body.free_symbols - set(products.values()) - set(parts.values()),
-                    key=sp.default_sort_key):
+    for v in sorted(body.free_symbols - set(atoms.values()), key=sp.default_sort_key):
         if not _is_variable(cell, v):
             continue   # a size (D, H) or a named constant: nothing to differentiate
         raw, local = local_derivative(body, v, atoms, outputs)
         term = delta * local
-        if cell.dim(v) == "1" and _size_of(cell, term) != "1":   # the sum over v's uses
-            term = total(term)
+        big = _size_of(cell, term)
+        if reduces_to(cell.dim(v), big):   # v was broadcast: the sum over its uses
+            term = total(term) if cell.dim(v) == "1" else headsum(term)
         paths.append((v, Term(eq.label, local, term, raw)))
+    for o, dummy in outers.items():   # v kᵀ sends (δ of it) k to v and (δ of it)ᵀ v to k
+        v, k = o.args
+        do = delta * local_derivative(body, dummy, atoms, outputs)[1]
+        paths += [(v, Term(eq.label, k, MatVec(do, k))), (k, Term(eq.label, v, MatTVec(do, v)))]
     return paths + _product_paths(eq, body, products, outputs, delta, atoms)
 
 
@@ -109,8 +114,10 @@ def _product_paths(eq, body, products, outputs, delta, atoms=None) -> list[tuple
         W, u = m.args
         dm = delta * local_derivative(body, dummy, atoms or products, outputs)[1]
         paths.append((u, Term(eq.label, W, MatTVec(W, dm))))
-        # the gradient of W v is δ vᵀ; of Wᵀ v, stored as W, it is v δᵀ
-        grad = Outer(u, dm) if isinstance(W, Transposed) else Outer(dm, u)
+        # the gradient of W v is δ vᵀ; of Wᵀ v, stored as W, it is v δᵀ; of a matrix per head
+        # C (a variable, not a parameter) the same, head by head
+        outer = HeadOuter if naming.parse(matrix_param(W)) is not None else Outer
+        grad = outer(u, dm) if isinstance(W, Transposed) else outer(dm, u)
         paths.append((matrix_param(W), Term(eq.label, u, grad)))
     return paths
 
@@ -133,15 +140,19 @@ def _is_variable(cell: Cell, v: sp.Symbol) -> bool:
 def _size_of(cell: Cell, e: sp.Expr) -> str:
     """The size of the vector an element-wise expression makes (a reduction in it is one
     number per sample)."""
-    e = e.xreplace({r: sp.S.One for r in e.atoms(total, Place)})
-    found = {spell_size_expr(r.args[2] - r.args[1]) for r in e.atoms(Part)}
+    found = {"NH" for _ in e.atoms(headsum)} | {HEAD_MATRIX for _ in e.atoms(HeadOuter)}
+    e = e.xreplace({r: sp.S.One for r in e.atoms(total, Place, headsum, HeadOuter)})
+    found |= {spell_size_expr(r.args[2] - r.args[1]) for r in e.atoms(Part)}
     e = e.xreplace({r: sp.S.One for r in e.atoms(Part)})
+    for m in e.atoms(MatVec, MatTVec):   # a matrix per head applied to an H-vector gives one
+        found.add("H" if not isinstance(m.args[0], sp.Symbol) else cell.matrix_shape(
+            m.args[0])[0] if isinstance(m, MatVec) else cell.matrix_shape(m.args[0])[1])
+    e = e.xreplace({m: sp.S.One for m in e.atoms(MatVec, MatTVec)})
     for s in e.free_symbols:
         if _is_variable(cell, s):
             found.add(cell.dim(s))
-    for m in e.atoms(MatVec):
-        found.add(cell.matrix_shape(m.args[0])[0])
-    return next(iter(found - {"1"}), "1")
+    size, clash = combine(found)
+    return size or next(iter(clash), "1")
 
 
 def _split(eq: Equation, cell: Cell) -> list[tuple[sp.Symbol, Term]]:

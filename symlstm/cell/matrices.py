@@ -1,0 +1,119 @@
+"""The sizes of heads, and the checks of what a cell does with matrices per head.
+
+A cell that declares the number of heads NH (``CellBuilder.size("NH")``) may hold, besides
+H-vectors (NH heads of H/NH entries, in order):
+
+- one number per head, a vector of size ``"NH"`` (mLSTM's gates ĩ, f̃ and stabiliser m;
+  parameters ``("NH", "D")`` and ``("NH",)``); element-wise it goes with an H-vector (each
+  head's number with that head's entries) and with a matrix per head;
+- a matrix per head, of size ``HEAD_MATRIX`` (one H/NH × H/NH matrix per head, a state
+  declared ``state("C", "NH", "H/NH", "H/NH")`` or an equation's result): made by
+  ``outer(v, k)``, scaled and added element-wise, applied to an H-vector by
+  ``matvec(C, q)`` or ``matvec(transpose(C), q)``, head by head;
+- ``headsum(a)``, an H-vector or a matrix per head summed within each head.
+
+Each check raises a :class:`CellError` that names the equation and says what was expected.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from .. import naming
+from . import display
+from .ops import Transposed, matrix_param
+from .parts import HEAD_MATRIX, HEADS_SHAPE, CellError, combine, sizes_used
+
+
+def check_head_shapes(what: str, shape, is_state: bool = False) -> None:
+    """NH and H/NH appear only as per-head blocks (HEADS_SHAPE), as a whole size NH (one
+    number per head, or the rows of a matrix parameter) or, for a state, as a matrix per
+    head (declared with HEADS_SHAPE)."""
+    shape = HEADS_SHAPE if tuple(shape) == (HEAD_MATRIX,) else tuple(shape)
+    if shape == HEADS_SHAPE:
+        return
+    if len(shape) == 3:
+        raise CellError(f"{what} has the shape {shape}; three sizes are per-head blocks or a "
+                        f"matrix per head, of the shape {HEADS_SHAPE}")
+    if all(d == "NH" for d in shape if set(sizes_used((d,))) & {"NH", "H/NH"}):
+        return
+    kind = "a state" if is_state else "a parameter"
+    raise CellError(f"{what} has the shape {shape}: NH and H/NH are for a matrix per head "
+                    f"{HEADS_SHAPE} ({kind}), one number per head ('NH',) or a matrix with "
+                    "NH rows ('NH', 'D'); the head size H/NH is never a size of its own")
+
+
+def is_matrix_variable(cell, W, dims) -> bool:
+    """Whether ``W`` (or the P of ``Wᵀ = transpose(P)``) is a named matrix per head."""
+    P = matrix_param(W)
+    p = naming.parse(P) if isinstance(P, sp.Symbol) else None
+    return p is not None and dims.get(p.base) == HEAD_MATRIX
+
+
+def matvec_dim(cell, eq, e, dims) -> str:
+    """The size of ``matvec(W, v)``: W a matrix parameter or a matrix per head, or the
+    transpose of either, and v a named vector of W's column size."""
+    W, v = e.args
+    P = matrix_param(W)
+    where = f"equation {eq.label!r}: in {display.text(e)}"
+    if not (isinstance(v, sp.Symbol) and naming.parse(v) is not None):
+        raise CellError(f"{where} the vector must be a named variable; give the expression its "
+                        "own equation first")
+    if is_matrix_variable(cell, W, dims):
+        if dims[naming.parse(v).base] != "H":
+            raise CellError(f"{where} {P} is a matrix per head, applied head by head to an "
+                            f"H-vector, but {v} has size {dims[naming.parse(v).base]}")
+        return "H"
+    if not (isinstance(P, sp.Symbol) and naming.parse(P) is None
+            and any(p.name == P.name and p.is_matrix for p in cell.params)):
+        raise CellError(f"{where} the first factor must be a matrix parameter, a matrix per "
+                        "head (a state or an earlier result) or the transpose of either")
+    if isinstance(W, Transposed) and cell.param(P.name).is_heads:
+        raise CellError(f"equation {eq.label!r}: {display.text(e)} transposes the per-head blocks "
+                        f"{P}; declare the blocks the other way round and write matvec({P}, v)")
+    rows, cols = cell.matrix_shape(W)
+    if dims[naming.parse(v).base] != cols:
+        shape = "×".join(f"({d})" if "+" in d else d for d in (rows, cols))
+        raise CellError(f"equation {eq.label!r}: {display.text(W)} is {shape} but {v} has size "
+                        f"{dims[naming.parse(v).base]}: the matrix is applied to the wrong vector")
+    return rows
+
+
+def outer_dim(cell, eq, e, dims) -> str:
+    """``outer(v, k)`` of two named H-vectors, in a cell with heads: a matrix per head."""
+    where = f"equation {eq.label!r}: in {display.text(e)}"
+    if "NH" not in cell.dims:
+        raise CellError(f"{where}: outer(v, k) makes a matrix per head; declare the number of "
+                        "heads first with size('NH') (NH = 1 for one matrix of H × H)")
+    for u in e.args:
+        if not (isinstance(u, sp.Symbol) and naming.parse(u) is not None):
+            raise CellError(f"{where} the factors must be named vectors; give {display.text(u)} "
+                            "its own equation first")
+        if dims[naming.parse(u).base] != "H":
+            raise CellError(f"{where} {u} has size {dims[naming.parse(u).base]}; outer(v, k) "
+                            "takes two H-vectors (NH heads of H/NH entries)")
+    return HEAD_MATRIX
+
+
+def headsum_dim(eq, e, inner: str | None) -> str:
+    """``headsum(a)``: a is an H-vector or a matrix per head; one number per head."""
+    if inner not in ("H", HEAD_MATRIX):
+        raise CellError(f"equation {eq.label!r}: {display.text(e)} sums within each head, so "
+                        f"it takes an H-vector or a matrix per head, not one of size {inner}")
+    return "NH"
+
+
+def elementwise_dim(eq, e, dims) -> str | None:
+    """The size of an element-wise combination of operands of the sizes ``dims``."""
+    size, clash = combine(dims)
+    if not clash:
+        return size
+    if HEAD_MATRIX in clash:
+        raise CellError(f"equation {eq.label!r}: {display.text(e)} combines a matrix per head "
+                        f"with a vector of size {[d for d in clash if d != HEAD_MATRIX][0]} "
+                        "element-wise; a matrix per head goes element-wise only with matrices "
+                        "per head and one number per head (NH) or per sample; for the product "
+                        "with a vector write matvec(C, v), for a matrix from two vectors "
+                        "outer(v, k)")
+    raise CellError(f"equation {eq.label!r}: {display.text(e)} combines vectors of sizes "
+                    f"{list(clash)} element-wise; they must have the same size (one number per "
+                    "head, size NH, goes with an H-vector)")
