@@ -28,7 +28,8 @@ import sympy as sp
 
 from .. import naming
 from ..cell.model import Cell
-from ..cell.ops import REDUCTIONS, Concat, MatVec, Part, Transposed, elementary
+from ..cell.ops import (REDUCTIONS, Concat, HeadOuter, MatVec, Part, Transposed, elementary,
+                        matrix_param)
 from ..cell.parts import size_value
 
 
@@ -232,10 +233,15 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, sizes:
 
     weights = {p.symbol: leaf(p.name, params[p.name]) for p in cell.params}
     xs = {n: leaf(n, x[n]) for n in cell.inputs}
-    states = {s: leaf(f"{s}0", state0[s]) for s in cell.states}
+    # every vector flat; a matrix per head (NH, S, S) too, head by head and row by row
+    states = {s: leaf(f"{s}0", state0[s]).ravel() for s in cell.states}
+    shapes = {s: np.shape(state0[s]) for s in cell.states}
+    heads = _Heads(sizes.get("NH"), sizes["H"] // sizes["NH"] if "NH" in sizes else None)
     numbers: dict[sp.Expr, mpmath.mpf] = {}
-    # sizes (in a mean's 1/n) and named constants are numbers: a constant as the float it is
+    # sizes (in a mean's 1/n, the head size in √HS) and named constants are numbers: a
+    # constant as the float it is
     values = {**{sp.Symbol(n): sp.Integer(v) for n, v in sizes.items()},
+              **({sp.Symbol("HS"): sp.Integer(heads.size)} if heads.count else {}),
               **{sp.Symbol(n): sp.Float(v) for n, v in cell.constants.items()}}
     loss, outputs = 0, []
     for t in range(len(dhs)):
@@ -244,13 +250,13 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, sizes:
         env.update({naming.timed(s, -1): v for s, v in states.items()})
         for eq in cell.equations:
             n = size_value(cell.dim(eq.lhs), **sizes)
-            env[eq.lhs] = _vector(eq.rhs.xreplace(values), env, n, tape, numbers)
+            env[eq.lhs] = _vector(eq.rhs.xreplace(values), env, n, tape, (numbers, heads))
         states = {s: env[naming.timed(s)] for s in cell.states}
         out = env[naming.timed(cell.output)]   # a state, or an equation's result
         outputs.append(out)
         loss = loss + _dot(dhs[t], out)
     for s in cell.states:
-        loss = loss + _dot(dstate[s], states[s])
+        loss = loss + _dot(np.ravel(dstate[s]), states[s])
     grads = {}
     if isinstance(loss, _Node):
         adj = tape.gradient(loss)
@@ -259,7 +265,7 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, sizes:
     else:   # the loss reads nothing: every gradient is zero
         grads = {key: np.zeros(nodes.shape) for key, nodes in leaves.items()}
     return grads, _floats(np.array(outputs, dtype=object)), \
-        {s: _floats(v) for s, v in states.items()}
+        {s: _floats(v).reshape(shapes[s]) for s, v in states.items()}
 
 
 def _inputs(cell: Cell, x) -> dict:
@@ -288,31 +294,49 @@ def _dot(weights, vector):
     return total
 
 
-def _vector(rhs, env, n: int, tape: _Tape, numbers: dict) -> np.ndarray:
-    """The right side ``rhs`` for every entry, as tape nodes (or numbers where constant)."""
+class _Heads(NamedTuple):
+    """The number of heads and the head size, where the cell declares heads (else None)."""
+    count: int | None
+    size: int | None
+
+
+def _vector(rhs, env, n: int, tape: _Tape, context) -> np.ndarray:
+    """The right side ``rhs`` for every entry, as tape nodes (or numbers where constant);
+    ``context`` is the numbers already converted and the heads."""
     if isinstance(rhs, Concat):
         return np.concatenate([env[v] for v in rhs.args])
     out = np.empty(n, dtype=object)
     for j in range(n):
-        out[j] = elementary(rhs, tape, lambda e, j=j: _leaf(e, env, j, numbers, tape))
+        out[j] = elementary(rhs, tape, lambda e, j=j: _leaf(e, env, j, n, context, tape))
     return out
 
 
-def _leaf(e, env, j: int, numbers: dict, tape: _Tape):
-    """Entry j of a symbol or matrix product; a reduction, which is the same for every entry,
-    as its sum written out; a number to the working digits."""
+def _leaf(e, env, j: int, n: int, context, tape: _Tape):
+    """Entry j (of n) of a symbol or matrix product; a reduction, which is the same for every
+    entry (of each head, for headsum), as its sum written out; a number to the working
+    digits.  A vector of fewer entries (one per head, one per sample) is spread over n."""
+    numbers, heads = context
     if e.func in REDUCTIONS:
         arg = e.args[0]
         parts = arg.atoms(Part)   # a part's rows count, not its vector's
-        n = max([int(r.args[2] - r.args[1]) for r in parts] + [
+        m = max([int(r.args[2] - r.args[1]) for r in parts] + [
             len(env[s]) for s in arg.xreplace({r: sp.S.Zero for r in parts}).free_symbols
-            if np.ndim(env[s])])
+            if np.ndim(env[s])] + [heads.count * heads.size ** 2 for _ in arg.atoms(HeadOuter)])
+        entries = range(m)
+        if e.func.__name__ == "headsum":   # entry j is head j: that head's entries of arg
+            entries = range(j * m // heads.count, (j + 1) * m // heads.count)
         total = 0
-        for k in range(n):
-            total = total + elementary(arg, tape, lambda u, k=k: _leaf(u, env, k, numbers, tape))
-        return total / n if e.func.__name__ == "mean" else total
+        for k in entries:
+            total = total + elementary(arg, tape,
+                                       lambda u, k=k: _leaf(u, env, k, m, context, tape))
+        return total / m if e.func.__name__ == "mean" else total
     if isinstance(e, Part):   # rows start:stop of a vector, the sizes already numbers
-        return _leaf(e.args[0], env, j + int(e.args[1]), numbers, tape)
+        inner = e.args[0]
+        return _leaf(inner, env, j + int(e.args[1]), len(env[inner]), context, tape)
+    if isinstance(e, HeadOuter):   # entry (head, a, b) of a matrix per head: v_a k_b
+        S = heads.size
+        head, a, b = j // (S * S), (j // S) % S, j % S
+        return env[e.args[0]][head * S + a] * env[e.args[1]][head * S + b]
     if e.is_number:
         if e not in numbers:
             numbers[e] = mpmath.mpf(str(sp.N(e, mpmath.mp.dps + 10)))
@@ -320,6 +344,9 @@ def _leaf(e, env, j: int, numbers: dict, tape: _Tape):
     if isinstance(e, MatVec):
         W, v = e.args
         M = env[W.args[0]].T if isinstance(W, Transposed) else env[W]
+        if naming.parse(matrix_param(W)) is not None:   # a matrix per head, kept flat
+            M = env[matrix_param(W)].reshape(heads.count, heads.size, heads.size)
+            M = M.swapaxes(1, 2) if isinstance(W, Transposed) else M
         total = 0
         if M.ndim == 3:   # per-head blocks: entry j is in head j // S, and reads that head only
             S = M.shape[1]
@@ -332,4 +359,5 @@ def _leaf(e, env, j: int, numbers: dict, tape: _Tape):
     value = env[e]
     if np.ndim(value) == 0:   # a scalar parameter
         return value[()]
-    return value[j] if len(value) > 1 else value[0]   # one number per sample goes with any entry
+    # one number per sample goes with any entry, one per head with each of its head's
+    return value[j * len(value) // n]

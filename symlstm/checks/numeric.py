@@ -14,7 +14,8 @@ import numpy as np
 import sympy as sp
 
 from .. import naming
-from ..cell.ops import OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Place, Transposed
+from ..cell.ops import (OPS, REDUCTIONS, Concat, HeadOuter, MatTVec, MatVec, Outer, Part, Place,
+                        Transposed)
 
 
 class EvaluationError(ValueError):
@@ -35,7 +36,8 @@ class _NumPyFunctions:
 
 _ELEMENTARY = {sp.sech: lambda a: 1 / np.cosh(a), sp.cosh: np.cosh, sp.sinh: np.sinh,
                sp.exp: np.exp, sp.log: np.log, sp.tanh: np.tanh}
-_REDUCE = {"total": lambda a: np.sum(a, axis=-1, keepdims=True),
+_REDUCE = {"total": lambda a: np.sum(a, axis=-1, keepdims=True) if np.ndim(a) < 3 else
+           np.sum(a).reshape(1),
            "mean": lambda a: np.mean(a, axis=-1, keepdims=True),
            "lse": lambda a: np.max(a, -1, keepdims=True) + np.log(
                np.sum(np.exp(a - np.max(a, -1, keepdims=True)), -1, keepdims=True))}
@@ -43,13 +45,14 @@ _REDUCE = {"total": lambda a: np.sum(a, axis=-1, keepdims=True),
 
 def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[str, int]):
     """The value of ``e``: each symbol's from ``lookup``, sizes (D, H in a ``Part``'s bounds)
-    from ``sizes``."""
+    from ``sizes``.  A matrix per head is an array (NH, H/NH, H/NH), one number per head an
+    array (NH,), which goes element-wise with an H-vector head by head."""
     if isinstance(e, sp.Symbol):
         return sizes[e.name] if e.name in sizes else lookup(e)
     if e.is_Number or e.is_NumberSymbol:
         return float(e)
     if isinstance(e, Transposed):
-        return evaluate(e.args[0], lookup, sizes).T
+        return np.swapaxes(evaluate(e.args[0], lookup, sizes), -1, -2)
     if isinstance(e, Part):   # rows start:stop, the bounds sizes such as D or D + H
         start, stop = (int(b.subs({sp.Symbol(n): v for n, v in sizes.items()}))
                        for b in e.args[1:])
@@ -62,6 +65,8 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
     args = [evaluate(a, lookup, sizes) for a in e.args]
     if isinstance(e, Concat):
         return np.concatenate([np.atleast_1d(a) for a in args], axis=-1)
+    if (e.is_Add or e.is_Mul) and len(args) > 1:
+        args = _per_head(args)
     if e.is_Add:
         return sum(args[1:], args[0])
     if e.is_Mul:
@@ -83,6 +88,11 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
         return args[0].T @ args[1]
     if isinstance(e, Outer):
         return np.outer(args[0], args[1])
+    if isinstance(e, HeadOuter):   # the diagonal blocks of u vᵀ
+        u, v = (np.reshape(a, (sizes["NH"], -1)) for a in args)
+        return np.einsum("na,nb->nab", u, v)
+    if e.func.__name__ == "headsum":
+        return np.sum(np.reshape(args[0], (sizes["NH"], -1)), axis=-1)
     if e.func in OPS:
         return OPS[e.func].definition(*args, _NumPyFunctions)
     if e.func in REDUCTIONS:
@@ -90,6 +100,20 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
     if e.func in _ELEMENTARY:
         return _ELEMENTARY[e.func](*args)
     raise EvaluationError(f"cannot evaluate {e.func.__name__}")
+
+
+def _per_head(args: list) -> list:
+    """Operands of + or ×, with one number per head (NH,) spread over each head's entries
+    where another operand is an H-vector (H,) or a matrix per head (NH, H/NH, H/NH)."""
+    big = max(args, key=np.size)
+    if np.ndim(big) not in (1, 3):   # a weight's gradient (2-D) is never spread over
+        return args
+    out = []
+    for a in args:
+        if np.ndim(a) == 1 and 1 < np.size(a) < np.size(big):
+            a = a.reshape(-1, 1, 1) if np.ndim(big) == 3 else np.repeat(a, np.size(big) // np.size(a))
+        out.append(a)
+    return out
 
 
 class Run:
@@ -118,14 +142,16 @@ class Run:
         return lambda s: self.value(s, t)
 
 
-def unroll(T: int, forward, backward, carries: dict, leaf: Callable, sizes: dict) -> Run:
+def unroll(T: int, forward, backward, carries: dict, leaf: Callable, sizes: dict,
+           final: dict | None = None) -> Run:
     """Run a cell forward over steps 1..T and its backward pass from T down to 1.
 
     ``forward`` and ``backward`` are ``(lhs, rhs)`` pairs at step t in the order they are
     computed; ``carries`` gives each state's δ⁺s[t] (the symbol at t) by what step t+1
     sends back, an expression read at t+1 (zero after the last step).  ``leaf(s, k)``
     draws what no equation gives: a parameter (k is None), an input, a target, a state at
-    step 0, the gradient Δh that the loss sends in where no head computes it.
+    step 0, the gradient Δh that the loss sends in where no head computes it.  ``final``
+    gives δ⁺s at step T by the state's name, where the loss reads the final state.
     """
     values: dict = {}
     params: dict = {}
@@ -154,7 +180,9 @@ def unroll(T: int, forward, backward, carries: dict, leaf: Callable, sizes: dict
     for t in range(T, 0, -1):
         for carry, rhs in carries.items():   # the state's shape, even where rhs is 0
             zero = np.zeros(np.shape(run.value(naming.timed(naming.parse(carry).base), t)))
-            series(carry)[t] = zero + evaluate(rhs, run.at(t + 1), sizes) if t < T else zero
+            last = (final or {}).get(naming.parse(carry).base, 0)
+            series(carry)[t] = zero + evaluate(rhs, run.at(t + 1), sizes) if t < T \
+                else zero + last
         for lhs, rhs in backward:   # the vector's shape: δX of X's mean is one number per X
             series(lhs)[t] = _shaped(evaluate(rhs, lookup(t), sizes), run, lhs, t)
     return run
