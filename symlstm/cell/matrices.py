@@ -20,7 +20,7 @@ import sympy as sp
 
 from .. import naming
 from . import display
-from .ops import Transposed, matrix_param
+from .ops import HS, HeadOuter, Transposed, headsum, matrix_param
 from .parts import HEAD_MATRIX, HEADS_SHAPE, CellError, combine, sizes_used
 
 
@@ -117,3 +117,27 @@ def elementwise_dim(eq, e, dims) -> str | None:
     raise CellError(f"equation {eq.label!r}: {display.text(e)} combines vectors of sizes "
                     f"{list(clash)} element-wise; they must have the same size (one number per "
                     "head, size NH, goes with an H-vector)")
+
+
+def per_head_parts(cell) -> list[str]:
+    """What in ``cell`` is a matrix per head, one number per head, a sum within each head or
+    the head size as a number, each named (empty for a cell of vectors only)."""
+    found = [f"{n} (size {d})" for n, d in {**cell.states, **cell._vector_dims}.items()
+             if d in (HEAD_MATRIX, "NH")]
+    found += [f"parameter {p.name} {p.shape}" for p in cell.params
+              if "NH" in p.shape and not p.is_heads]
+    for eq in cell.equations:
+        if eq.rhs.atoms(HeadOuter, headsum) or HS in eq.rhs.free_symbols:
+            found.append(f"equation {eq.label!r}")
+    return list(dict.fromkeys(found))
+
+
+def refuse_per_head(cell, stage: str) -> None:
+    """Refuse, naming what, a cell that ``stage`` cannot yet turn into code or a document."""
+    found = per_head_parts(cell)
+    if found:
+        raise CellError(
+            f"cell {cell.name!r} has matrices or numbers per head ({', '.join(found[:6])}); the "
+            f"{stage} does not handle them yet. symlstm.derive derives such a cell, and "
+            "symlstm.checks.evaluated.gradients computes its gradients from the derivation "
+            "(checked against symlstm.checks.bruteforce)")

@@ -1,10 +1,11 @@
-"""xLSTM's sLSTM (Beck et al. 2024): exponential gating, stabilised by a carried maximum m."""
+"""xLSTM's sLSTM and mLSTM (Beck et al. 2024): exponential gating, stabilised by a carried
+maximum m; the mLSTM's memory is a matrix per head."""
 from __future__ import annotations
 
 from sympy import tanh
 
 from .model import Cell, CellBuilder
-from .ops import Max, exp, logsigmoid, matvec, sigma
+from .ops import HS, Abs, Max, exp, headsum, logsigmoid, matvec, outer, sigma, sqrt
 from .parts import Latex
 
 
@@ -66,3 +67,42 @@ def slstm() -> Cell:
     n_t = b.let("n", f * n + i)
     b.let("h", o * c_t / n_t)
     return b.build()
+
+
+MLSTM_ABOUT = (
+    "The mLSTM of Beck et al., xLSTM: Extended Long Short-Term Memory (2024), as the "
+    "stabilised recurrent step of its reference code. Each of the NH heads keeps a matrix "
+    "memory C (d x d, d = H/NH), a normaliser n (d) and a stabiliser m (one number): "
+    "C_t = f C_{t-1} + i v k^T and n_t = f n_{t-1} + i k, with the exponential input gate "
+    "i = exp(ibar - m_t) and the forget gate f = exp(log sigma(fbar) + m_{t-1} - m_t), one "
+    "number per head each, and the output h = o * C_t q / (max(|n_t^T q|, exp(-m_t)) + 1e-6).")
+
+
+def mlstm() -> Cell:
+    """The mLSTM of xLSTM (Beck et al. 2024), the stabilised recurrent step: per head a
+    matrix memory C_t = f C_{t-1} + i v kᵀ, a normaliser n and a stabiliser m; the output
+    h = o ⊙ C_t q / (max(|n_tᵀ q|, exp(-m_t)) + 1e-6) is not a state."""
+    b = CellBuilder("mlstm", "mLSTM (xLSTM)", MLSTM_ABOUT)
+    NH = b.size("NH")
+    x = b.input("x")
+    C, n, m = b.state("C", NH, "H/NH", "H/NH"), b.state("n"), b.state("m", NH)
+    W = {g: b.param(f"W_{g}", "H", "D") for g in "qkvo"}
+    bias = {g: b.param(f"b_{g}", "H") for g in "qkvo"}
+    w_i, w_f = b.param("w_i", NH, "D"), b.param("w_f", NH, "D")
+    b_i, b_f = b.param("b_i", NH), b.param("b_f", NH)
+    eps = b.constant("eps", 1e-6)
+    q = b.let("q", matvec(W["q"], x) + bias["q"])
+    k = b.let("k", (matvec(W["k"], x) + bias["k"]) / sqrt(HS))
+    v = b.let("v", matvec(W["v"], x) + bias["v"])
+    o = b.let("o", sigma(matvec(W["o"], x) + bias["o"]))
+    ibar = b.let("ibar", matvec(w_i, x) + b_i)
+    fbar = b.let("fbar", matvec(w_f, x) + b_f)
+    m_t = b.let("m", Max(logsigmoid(fbar) + m, ibar))
+    i = b.let("i", exp(ibar - m_t))
+    f = b.let("f", exp(logsigmoid(fbar) + m - m_t))
+    C_t = b.let("C", f * C + i * outer(v, k))
+    n_t = b.let("n", f * n + i * k)
+    d = b.let("d", Max(Abs(headsum(n_t * q)), exp(-m_t)) + eps)
+    htilde = b.let("htilde", matvec(C_t, q) / d)
+    b.let("h", o * htilde)
+    return b.build(output="h")

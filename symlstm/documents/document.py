@@ -9,6 +9,7 @@ import numpy as np
 import sympy as sp
 
 from .. import naming
+from ..cell.matrices import refuse_per_head
 from ..cell.ops import sigma
 from ..cell.shipped import CELLS
 from ..derivation.bptt import Derivation
@@ -36,6 +37,7 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
     """The source of the derivation document for ``d.cell``; with ``head`` (a
     :class:`~symlstm.network.heads.HeadDerivation`), the document starts at the loss.  Its header
     names ``rebuild`` as the command that regenerates it, if given."""
+    refuse_per_head(d.cell, "derivation document")
     cell, g = d.cell, graph(d.cell)
     shipped = cell.name in CELLS and CELLS[cell.name]() == cell
     title = cell.title if cell.title.lower().endswith(" cell") or cell.title.lower() == "cell" \

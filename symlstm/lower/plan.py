@@ -25,6 +25,7 @@ from typing import NamedTuple
 import sympy as sp
 
 from .. import naming
+from ..cell.matrices import refuse_per_head
 from ..cell.ops import OPS, REDUCTIONS, Concat, MatVec, Part, Place, Transposed, matrix_param
 from ..cell.parts import add_sizes, size_expr, spell_size_expr
 from ..derivation.bptt import Derivation
@@ -84,6 +85,7 @@ class Plan(NamedTuple):
 
 def lower(d: Derivation) -> Plan:
     """Turn the derivation of one cell into the statements of its generated step."""
+    refuse_per_head(d.cell, "lowering to code (NumPy, Numba and PyTorch modules)")
     d = _spread_places(with_values(d))
     cell, plain = d.cell, _groups(d)
     back_terms = {v: _fuse(v, ts, plain) for v, ts in d.sweep.terms.items()}
