@@ -9,8 +9,8 @@ import sympy as sp
 
 from .. import naming
 from . import display
-from .matrices import (check_head_shapes, elementwise_dim, headsum_dim, matvec_dim,
-                       outer_dim)
+from .matrices import (check_head_shapes, elementwise_dim, matvec_dim, outer_dim,
+                       reduction_dim)
 from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, HeadOuter, MatVec,
                   Part, Transposed, headsum)
 from .parts import (DIMS, EXTRA_SIZES, HEAD_MATRIX, HEADS_SHAPE, SIZE_SYMBOLS, SIZES, CellError,
@@ -152,7 +152,7 @@ def _check_sizes(cell) -> None:
         if undeclared:
             raise CellError(f"{what} has the shape {shape}, which uses the size "
                             f"{undeclared[0]!r}: declare it first with size({undeclared[0]!r})")
-        check_head_shapes(what, shape, what.startswith("state"))
+        check_head_shapes(what, shape)
     for n in cell.sizes:
         if not any(n in p.shape for p in cell.params):
             raise CellError(f"the size {n!r} is declared but no parameter has it as a whole "
@@ -283,10 +283,8 @@ def _dim_of(cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str | None:
             raise CellError(f"equation {eq.label!r} uses the matrix {e} element-wise; "
                             f"write matvec({e}, v) for the product with a vector v")
         return param.shape[0] if param.shape else "1"
-    if e.func is headsum:
-        return headsum_dim(eq, e, _dim_of(cell, eq, e.args[0], dims))
     if e.func in REDUCTIONS:
-        return "1" if _dim_of(cell, eq, e.args[0], dims) is not None else None
+        return reduction_dim(eq, e, _dim_of(cell, eq, e.args[0], dims))
     if isinstance(e, MatVec):
         return matvec_dim(cell, eq, e, dims)
     if isinstance(e, HeadOuter):
@@ -327,8 +325,9 @@ def _check_reductions(cell, eq: Equation, dims, dim) -> None:
     if reductions and dim != ("NH" if per_head else "1"):
         raise CellError(f"equation {eq.label!r}: {display.text(reductions[0])} is one number per "
                         f"{'head' if per_head else 'sample'}, but the right side has size {dim}; "
-                        "give the reduction an equation of its own (mu = mean(v)) and use that "
-                        "in the vector equation")
+                        "give the reduction an equation of its own ("
+                        f"{'nq = sqrt(headsum(q**2))' if per_head else 'mu = mean(v)'}) and use "
+                        "that in the vector equation")
 
 
 def _part_dim(cell, eq: Equation, e, dims) -> str:

@@ -24,7 +24,7 @@ from .ops import HS, HeadOuter, Transposed, headsum, matrix_param
 from .parts import HEAD_MATRIX, HEADS_SHAPE, CellError, combine, sizes_used
 
 
-def check_head_shapes(what: str, shape, is_state: bool = False) -> None:
+def check_head_shapes(what: str, shape) -> None:
     """NH and H/NH appear only as per-head blocks (HEADS_SHAPE), as a whole size NH (one
     number per head, or the rows of a matrix parameter) or, for a state, as a matrix per
     head (declared with HEADS_SHAPE)."""
@@ -36,10 +36,10 @@ def check_head_shapes(what: str, shape, is_state: bool = False) -> None:
                         f"matrix per head, of the shape {HEADS_SHAPE}")
     if all(d == "NH" for d in shape if set(sizes_used((d,))) & {"NH", "H/NH"}):
         return
-    kind = "a state" if is_state else "a parameter"
-    raise CellError(f"{what} has the shape {shape}: NH and H/NH are for a matrix per head "
-                    f"{HEADS_SHAPE} ({kind}), one number per head ('NH',) or a matrix with "
-                    "NH rows ('NH', 'D'); the head size H/NH is never a size of its own")
+    raise CellError(f"{what} has the shape {shape}: NH and H/NH are for per-head blocks "
+                    f"{HEADS_SHAPE} (a parameter) or a matrix per head (a state), one number "
+                    "per head ('NH',) or a matrix with NH rows ('NH', 'D'); the head size H/NH "
+                    "is never a size of its own")
 
 
 def is_matrix_variable(cell, W, dims) -> bool:
@@ -94,12 +94,20 @@ def outer_dim(cell, eq, e, dims) -> str:
     return HEAD_MATRIX
 
 
-def headsum_dim(eq, e, inner: str | None) -> str:
-    """``headsum(a)``: a is an H-vector or a matrix per head; one number per head."""
-    if inner not in ("H", HEAD_MATRIX):
-        raise CellError(f"equation {eq.label!r}: {display.text(e)} sums within each head, so "
-                        f"it takes an H-vector or a matrix per head, not one of size {inner}")
-    return "NH"
+def reduction_dim(eq, e, inner: str | None) -> str | None:
+    """The size of a reduction of an operand of size ``inner``: one number per sample (None
+    for a number), one per head for ``headsum``, which takes an H-vector or a matrix per head;
+    a matrix per head has no mean (its size is no size of the grammar)."""
+    if e.func is headsum:
+        if inner not in ("H", HEAD_MATRIX):
+            raise CellError(f"equation {eq.label!r}: {display.text(e)} sums within each head, "
+                            "so it takes an H-vector or a matrix per head, not one of size "
+                            f"{inner}")
+        return "NH"
+    if inner == HEAD_MATRIX and e.func.__name__ == "mean":
+        raise CellError(f"equation {eq.label!r}: {display.text(e)} takes the mean of a matrix "
+                        "per head; sum it with total(...) or headsum(...)")
+    return "1" if inner is not None else None
 
 
 def elementwise_dim(eq, e, dims) -> str | None:

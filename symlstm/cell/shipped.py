@@ -6,6 +6,7 @@ from sympy import tanh
 from .model import Cell, CellBuilder
 from .ops import H, concat, matvec, mean, part, sigma, sqrt, transpose
 from .parts import Latex
+from .delta import gated_delta_net
 from .xlstm import mlstm, slstm
 
 
@@ -375,7 +376,7 @@ CELLS = {f.__name__: f for f in (
 
 #: Cells with matrices per head: derived and checked (brute force, central differences),
 #: not yet generated, so not in ``CELLS``; the backends and documents refuse them.
-MATRIX_CELLS = {"mlstm": mlstm}
+MATRIX_CELLS = {"mlstm": mlstm, "gated_delta_net": gated_delta_net}
 
 
 def get_cell(cell):
