@@ -32,8 +32,9 @@ def check_head_shapes(what: str, shape) -> None:
     if shape == HEADS_SHAPE:
         return
     if len(shape) == 3:
-        raise CellError(f"{what} has the shape {shape}; three sizes are per-head blocks or a "
-                        f"matrix per head, of the shape {HEADS_SHAPE}")
+        raise CellError(f"{what} has the shape {shape}; a parameter with three sizes holds "
+                        f"per-head blocks, of the shape {HEADS_SHAPE} (a state of that shape "
+                        "is a matrix per head)")
     if all(d == "NH" for d in shape if set(sizes_used((d,))) & {"NH", "H/NH"}):
         return
     raise CellError(f"{what} has the shape {shape}: NH and H/NH are for per-head blocks "

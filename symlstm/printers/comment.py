@@ -21,12 +21,16 @@ class CommentPrinter(_TablePrinter, StrPrinter):
             return super()._print_Mul(expr)
         return _hadamard(self, expr, " ⊙ ")
 
+    def _matrix(self, W) -> str:
+        """A matrix that is an expression (i ⊙ δC, what v kᵀ sends back to v) in parentheses."""
+        return self._print(W) if isinstance(W, (sp.Symbol, Transposed)) else f"({self._print(W)})"
+
     def _print_MatVec(self, expr):
-        return f"{self._print(expr.args[0])} {self._print(expr.args[1])}"
+        return f"{self._matrix(expr.args[0])} {self._print(expr.args[1])}"
 
     def _print_MatTVec(self, expr):
         W, u = expr.args
-        W = W.args[0] if isinstance(W, Transposed) else f"{self._print(W)}ᵀ"
+        W = W.args[0] if isinstance(W, Transposed) else f"{self._matrix(W)}ᵀ"
         return f"{W} {self.parenthesize(u, PRECEDENCE['Mul'])}"
 
     def _print_Transposed(self, expr):
@@ -47,6 +51,8 @@ class CommentPrinter(_TablePrinter, StrPrinter):
         u, v = expr.args
         right = self._print(v) if isinstance(v, sp.Symbol) else f"({self._print(v)})"
         return f"{self.parenthesize(u, PRECEDENCE['Mul'])} {right}ᵀ"
+
+    _print_HeadOuter = _print_Outer   # v kᵀ, head by head
 
     _print_Add = _positive_first_sum
 
