@@ -21,7 +21,8 @@ _LAZY = {
     "sigma": "cell.ops", "tanh": "cell.ops", "exp": "cell.ops", "log": "cell.ops",
     "relu": "cell.ops", "softplus": "cell.ops", "logsigmoid": "cell.ops",
     "sqrt": "cell.ops", "total": "cell.ops", "mean": "cell.ops", "part": "cell.ops",
-    "D": "cell.ops", "H": "cell.ops",
+    "D": "cell.ops", "H": "cell.ops", "outer": "cell.ops", "headsum": "cell.ops",
+    "HS": "cell.ops",
     "verify": "checks.verification", "VerifyError": "checks.verification",
     "Report": "checks.verification", "check_claim": "checks.claims", "Verdict": "checks.claims",
     "ClaimError": "checks.claims", "from_torch": "network.torch_weights",
@@ -30,9 +31,9 @@ _LAZY = {
 }
 
 __all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "ClaimError", "D", "Derivation",
-           "Gradient", "H", "HEADS", "Latex", "OPS", "Report", "Verdict", "VerifyError",
+           "Gradient", "H", "HEADS", "HS", "Latex", "OPS", "Report", "Verdict", "VerifyError",
            "check_claim", "concat", "derive", "derive_network", "exp", "from_torch", "get_cell",
-           "log", "logsigmoid", "matvec", "mean", "part", "relu", "sigma", "softplus", "sqrt",
+           "headsum", "log", "logsigmoid", "matvec", "mean", "outer", "part", "relu", "sigma", "softplus", "sqrt",
            "tanh", "to_torch", "total", "transpose", "verify"]
 
 #: The stages, in the order data flows, and beside them the checks and the network pieces;

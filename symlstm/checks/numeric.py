@@ -65,8 +65,8 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
     args = [evaluate(a, lookup, sizes) for a in e.args]
     if isinstance(e, Concat):
         return np.concatenate([np.atleast_1d(a) for a in args], axis=-1)
-    if (e.is_Add or e.is_Mul) and len(args) > 1:
-        args = _per_head(args)
+    if (e.is_Add or e.is_Mul) and len(args) > 1 and "NH" in sizes:
+        args = _per_head(args, sizes["NH"])
     if e.is_Add:
         return sum(args[1:], args[0])
     if e.is_Mul:
@@ -102,16 +102,16 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
     raise EvaluationError(f"cannot evaluate {e.func.__name__}")
 
 
-def _per_head(args: list) -> list:
+def _per_head(args: list, heads: int) -> list:
     """Operands of + or ×, with one number per head (NH,) spread over each head's entries
     where another operand is an H-vector (H,) or a matrix per head (NH, H/NH, H/NH)."""
     big = max(args, key=np.size)
-    if np.ndim(big) not in (1, 3):   # a weight's gradient (2-D) is never spread over
+    if np.ndim(big) not in (1, 3) or np.shape(big) == (heads,):   # 2-D: a weight's gradient
         return args
     out = []
     for a in args:
-        if np.ndim(a) == 1 and 1 < np.size(a) < np.size(big):
-            a = a.reshape(-1, 1, 1) if np.ndim(big) == 3 else np.repeat(a, np.size(big) // np.size(a))
+        if np.shape(a) == (heads,):
+            a = a.reshape(-1, 1, 1) if np.ndim(big) == 3 else np.repeat(a, np.size(big) // heads)
         out.append(a)
     return out
 
