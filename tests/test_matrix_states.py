@@ -237,7 +237,7 @@ def _builder_without_heads():
     (lambda b, x, C, n, m, W, w: b.let("h", C * n), r"combines a matrix per head with a vector of size H"),
     (lambda b, x, C, n, m, W, w: b.let("h", n + outer(n, x)), r"outer\(v, k\) takes two H-vectors"),
     (lambda b, x, C, n, m, W, w: b.let("h", n + outer(n, n + n)), r"factors must be named vectors"),
-    (lambda b, x, C, n, m, W, w: b.let("h", n * headsum(n)), r"one number per head.*has size H.*nq = sqrt"),
+    (lambda b, x, C, n, m, W, w: b.let("h", n * headsum(n)), r"one number per head.*vector of size H.*nq = sqrt"),
     (lambda b, x, C, n, m, W, w: b.let("h", n * headsum(m)), r"sums within each head.*not one of size NH"),
     (lambda b, x, C, n, m, W, w: b.let("h", n * b.let("s", headsum(n) + total(n))),
      r"may not share an equation"),

@@ -323,11 +323,12 @@ def _check_reductions(cell, eq: Equation, dims, dim) -> None:
             raise CellError(f"equation {eq.label!r}: in {display.text(r)} a matrix product is "
                             "reduced; give the product an equation of its own")
     if reductions and dim != ("NH" if per_head else "1"):
+        each, example = ("head", "nq = sqrt(headsum(q**2))") if per_head else ("sample",
+                                                                              "mu = mean(v)")
         raise CellError(f"equation {eq.label!r}: {display.text(reductions[0])} is one number per "
-                        f"{'head' if per_head else 'sample'}, but the right side has size {dim}; "
-                        "give the reduction an equation of its own ("
-                        f"{'nq = sqrt(headsum(q**2))' if per_head else 'mu = mean(v)'}) and use "
-                        "that in the vector equation")
+                        f"{each}, but the right side is a vector of size {dim}; give the "
+                        f"reduction an equation of its own ({example}) and use that in the "
+                        "vector equation")
 
 
 def _part_dim(cell, eq: Equation, e, dims) -> str:

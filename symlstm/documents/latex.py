@@ -105,7 +105,7 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
         if self._settings["index"]:
             k = self._settings["index"][-1]
             return self._sum_over(lambda s: f"{self._matrix_element(W, k, s)} {self._indexed(v, s)}")
-        return f"{self._print(W)} {self._print(v)}"
+        return f"{self._wrap(W)} {self._print(v)}"   # (i ⊙ δC) k: a matrix that is an expression
 
     def _print_MatTVec(self, expr):
         W, u = expr.args
@@ -115,7 +115,7 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
                 lambda s: f"{self._matrix_element(W, s, k)} {self._wrap_indexed(u, s)}")
         if isinstance(W, Transposed):      # (Wᵀ)ᵀ u = W u
             return rf"{self._print(W.args[0])} {self._wrap(u)}"
-        return rf"{self._print(W)}^{{\top}} {self._wrap(u)}"
+        return rf"{self._wrap(W)}^{{\top}} {self._wrap(u)}"
 
     def _print_Transposed(self, expr):
         return rf"{self._print(expr.args[0])}^{{\top}}"
@@ -149,6 +149,11 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
         if self._settings["index"]:
             j, k = self._settings["index"]
             return rf"{self._wrap_indexed(u, j)} {self._indexed(v, k)}"
+        right = self._print(v) if isinstance(v, sp.Symbol) else rf"\left({self._print(v)}\right)"
+        return rf"{self._wrap(u)} {right}^{{\top}}"
+
+    def _print_HeadOuter(self, expr):   # v kᵀ, head by head (no entry-by-entry form yet)
+        u, v = expr.args
         right = self._print(v) if isinstance(v, sp.Symbol) else rf"\left({self._print(v)}\right)"
         return rf"{self._wrap(u)} {right}^{{\top}}"
 
