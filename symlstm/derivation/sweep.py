@@ -56,7 +56,7 @@ def sweep(cell: Cell) -> Sweep:
         carried = naming.timed(naming.parse(s).base, 0, naming.CARRY)
         terms[s].append(Term(CARRY, sp.S.One, carried))
     outputs = _named_outputs(cell)
-    outputs.update({expand_means(rhs, lambda a: size_expr(_size_of(cell, a))): y
+    outputs.update({expand_means(rhs, lambda a: size_expr(size_of(cell, a))): y
                     for rhs, y in outputs.items()})
     for eq in reversed(cell.equations):
         paths = _split(eq, cell) if isinstance(eq.rhs, Concat) else _paths(eq, outputs, cell)
@@ -83,7 +83,7 @@ def _paths(eq: Equation, outputs, cell: Cell | None = None) -> list[tuple[sp.Sym
     parts = {r: sp.Dummy(f"r{k}") for k, r in enumerate(sorted(eq.rhs.atoms(Part), key=str))}
     outers = {o: sp.Dummy(f"o{k}") for k, o in enumerate(sorted(eq.rhs.atoms(HeadOuter), key=str))}
     # means are written out before parts and products become dummies, which have no size
-    body = expand_means(eq.rhs, lambda a: size_expr(_size_of(cell, a))).xreplace(
+    body = expand_means(eq.rhs, lambda a: size_expr(size_of(cell, a))).xreplace(
         {**products, **parts, **outers})
     atoms, paths = {**products, **parts, **outers}, []
     for r, dummy in parts.items():   # rows start:stop of v: δv is zero but for those rows
@@ -96,7 +96,7 @@ def _paths(eq: Equation, outputs, cell: Cell | None = None) -> list[tuple[sp.Sym
             continue   # a size (D, H) or a named constant: nothing to differentiate
         raw, local = local_derivative(body, v, atoms, outputs)
         term = delta * local
-        big = _size_of(cell, term)
+        big = size_of(cell, term)
         if reduces_to(cell.dim(v), big):   # v was broadcast: the sum over its uses
             term = total(term) if cell.dim(v) == "1" else headsum(term)
         paths.append((v, Term(eq.label, local, term, raw)))
@@ -137,11 +137,13 @@ def _is_variable(cell: Cell, v: sp.Symbol) -> bool:
     return naming.parse(v) is not None or any(p.name == v.name for p in cell.params)
 
 
-def _size_of(cell: Cell, e: sp.Expr) -> str:
+def size_of(cell: Cell, e: sp.Expr) -> str:
     """The size of the vector an element-wise expression makes (a reduction in it is one
     number per sample)."""
-    found = {"NH" for _ in e.atoms(headsum)} | {HEAD_MATRIX for _ in e.atoms(HeadOuter)}
-    e = e.xreplace({r: sp.S.One for r in e.atoms(total, Place, headsum, HeadOuter)})
+    found = {"NH" for _ in e.atoms(headsum)}
+    e = e.xreplace({r: sp.S.One for r in e.atoms(total, Place, headsum)})   # what they sum
+    found |= {HEAD_MATRIX for _ in e.atoms(HeadOuter)}                       # does not count
+    e = e.xreplace({r: sp.S.One for r in e.atoms(HeadOuter)})
     found |= {spell_size_expr(r.args[2] - r.args[1]) for r in e.atoms(Part)}
     e = e.xreplace({r: sp.S.One for r in e.atoms(Part)})
     for m in e.atoms(MatVec, MatTVec):   # a matrix per head applied to an H-vector gives one

@@ -1,0 +1,187 @@
+"""The NumPy module of a cell with matrices per head (mLSTM, the delta rules), printed
+straight from its derivation, one statement per equation.
+
+Arrays are kept in the heads' layout, so that NumPy's broadcasting does what the grammar
+says: an H-vector is (B, NH, H/NH), one number per head (B, NH, 1), one number per sample
+(B, 1, 1), a matrix per head (B, NH, H/NH, H/NH); a number per head or per sample scales a
+matrix through a trailing axis (``f[..., None]``).  A matrix per head meets a vector only
+through ``einsum`` (C q, Cᵀ q) and a broadcast product (v kᵀ), so nothing larger than a
+state is formed.  The forward pass caches, for every step, the values the backward pass
+reads (a matrix state among them where it does); the backward pass computes each adjoint
+of the derivation in sweep order and adds each step's share to every parameter gradient.
+
+This module does not fuse GEMMs or rewrite divisions as the vector cells' lowering does
+(``symlstm.lower``); it takes cells whose vectors other than the input are H-vectors,
+numbers per head or per sample and matrices per head, and refuses any other.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
+
+from .. import naming
+from ..cell.matrices import per_head_parts
+from ..cell.ops import MatTVec, MatVec, Outer, Transposed, headsum, matrix_param, mean, total
+from ..cell.parts import HEAD_MATRIX, CellError
+from ..derivation.bptt import Derivation
+from ..derivation.sweep import size_of
+from ..lower.values import with_values
+from ..printers.templates import environment
+from ..printers.text import python_string
+from .numpy import CellNumPyPrinter
+
+TEMPLATE = "numpy/heads.py.jinja"
+#: The sizes a vector of a cell with heads may have, and its array's shape after (B,).
+LAYOUT = {"H": "(NH, HS)", "NH": "(NH, 1)", "1": "(1, 1)", HEAD_MATRIX: "(NH, HS, HS)"}
+
+
+class Expand(sp.Function):
+    """One number per head or per sample, given a trailing axis to scale a matrix per head."""
+
+    nargs = 1
+
+
+class HeadsPrinter(CellNumPyPrinter):
+    """NumPy code of one step on arrays in the heads' layout (see the module's docstring)."""
+
+    _default_settings = {**CellNumPyPrinter._default_settings, "cell": None}
+
+    def _size(self, e) -> str:
+        return size_of(self._settings["cell"], e)
+
+    def _print(self, expr, **kwargs):
+        if isinstance(expr, sp.Expr) and expr.func in (total, mean, headsum):
+            return self._reduce(expr)
+        return super()._print(expr, **kwargs)
+
+    def _reduce(self, expr):
+        a = expr.args[0]
+        axes = "(-2, -1)" if self._size(a) == HEAD_MATRIX else "-1"
+        if expr.func is headsum:
+            inner = f"np.sum({self._print(a)}, axis={axes})"
+            return inner + "[..., None]" if axes != "-1" else inner[:-1] + ", keepdims=True)"
+        axes = "(-3, -2, -1)" if self._size(a) == HEAD_MATRIX else "(-2, -1)"
+        how = "np.mean" if expr.func is mean else "np.sum"
+        out = f"{how}({self._print(a)}, axis={axes}, keepdims=True)"
+        return out + ("[..., 0]" if axes == "(-3, -2, -1)" else "")
+
+    def _print_Expand(self, expr):
+        return f"{self.parenthesize(expr.args[0], PRECEDENCE['Atom'], strict=True)}[..., None]"
+
+    def _print_HeadOuter(self, expr):
+        u, v = (self.parenthesize(a, PRECEDENCE["Atom"], strict=True) for a in expr.args)
+        return f"{u}[..., :, None] * {v}[..., None, :]"
+
+    def _flat(self, u) -> str:
+        text = self.parenthesize(u, PRECEDENCE["Atom"], strict=True)
+        return text if self._size(u) == "D" else f"{text}.reshape(B, -1)"
+
+    def _heads(self, text: str, rows: str) -> str:
+        return f"({text}).reshape(B, NH, -1)" if rows in ("H", "NH") else text
+
+    def _print_MatVec(self, expr):
+        W, u = expr.args
+        cell = self._settings["cell"]
+        if self._is_head_matrix(W):
+            spec = "bnji,bnj->bni" if isinstance(W, Transposed) else "bnij,bnj->bni"
+            return f"np.einsum('{spec}', {self._matrix(W)}, {self._print(u)})"
+        if cell.param(matrix_param(W).name).is_heads:
+            return f"np.einsum('nij,bnj->bni', {self._print(W)}, {self._print(u)})"
+        rows = cell.matrix_shape(W)[0]
+        M = f"{self._print(W.args[0])}" if isinstance(W, Transposed) else f"{self._print(W)}.T"
+        return self._heads(f"{self._flat(u)} @ {M}", rows)
+
+    def _print_MatTVec(self, expr):
+        W, u = expr.args
+        cell = self._settings["cell"]
+        if self._is_head_matrix(W):   # (Cᵀ)ᵀ u = C u
+            spec = "bnij,bnj->bni" if isinstance(W, Transposed) else "bnij,bni->bnj"
+            return f"np.einsum('{spec}', {self._matrix(W)}, {self._print(u)})"
+        if cell.param(matrix_param(W).name).is_heads:
+            return f"np.einsum('nij,bni->bnj', {self._print(W)}, {self._print(u)})"
+        cols = cell.matrix_shape(W)[1]
+        M = f"{self._print(W.args[0])}.T" if isinstance(W, Transposed) else self._print(W)
+        return self._heads(f"{self._flat(u)} @ {M}", cols)
+
+    def _print_Outer(self, expr):   # a weight's gradient, summed over the batch
+        u, v = expr.args
+        return f"{self._flat(u)}.T @ {self._flat(v)}"
+
+    def _matrix(self, W) -> str:
+        """A matrix per head (the one behind Cᵀ, which the einsum's indices transpose)."""
+        return self._print(W.args[0] if isinstance(W, Transposed) else W)
+
+    def _is_head_matrix(self, W) -> bool:
+        P = matrix_param(W)
+        return not isinstance(P, sp.Symbol) or naming.parse(P) is not None
+
+
+def expand(cell, e: sp.Expr) -> sp.Expr:
+    """``e`` with each number per head or per sample inside a sum or product that makes a
+    matrix per head given its trailing axis (``Expand``)."""
+    if not isinstance(e, sp.Expr) or not e.args or isinstance(e, (MatVec, MatTVec, Outer)):
+        return e.func(*(expand(cell, a) for a in e.args)) if isinstance(e, (MatVec, MatTVec)) \
+            else e
+    args = [expand(cell, a) for a in e.args]
+    if (e.is_Add or e.is_Mul) and size_of(cell, e) == HEAD_MATRIX:
+        args = [Expand(a) if not a.is_number and size_of(cell, a) in ("NH", "1") else a
+                for a in args]
+    return e.func(*args)
+
+
+def heads_module(d: Derivation, rebuild: str | None = None) -> str:
+    """The NumPy module of a cell with matrices per head (see the module's docstring)."""
+    d = with_values(d)
+    cell = d.cell
+    if not per_head_parts(cell):
+        raise CellError(f"cell {cell.name!r} has no matrices or numbers per head; its NumPy "
+                        "module is symlstm.backends.code.numpy_module")
+    _check_layout(cell)
+    printer = HeadsPrinter({"cell": cell})
+
+    def code(e):
+        return printer.doprint(expand(cell, e))
+
+    forward = [(naming.code(eq.lhs), code(eq.rhs), eq.label) for eq in cell.equations]
+    backward = [(naming.code(g.lhs), code(g.rhs), g.label) for g in (*d.step, *d.inputs)]
+    carries = [(naming.code(naming.timed(naming.parse(g.lhs).base, 0, naming.CARRY)),
+                code(g.rhs), g.label) for g in d.initial]
+    carried = {naming.parse(g.lhs).base for g in d.initial}
+    params = []
+    for g in d.params:
+        p = cell.param(g.name)
+        inner = sp.Add(*(t.expr for t in g.terms))
+        params.append(dict(name=g.name, local=naming.identifier(g.name), shape=p.shape,
+                           matrix=p.is_matrix, expr=code(inner), label=g.label))
+    read = set().union(*(g.rhs.free_symbols
+                         for g in (*d.step, *d.inputs, *d.initial, *d.params)))
+    cached = [naming.code(eq.lhs) for eq in cell.equations if eq.lhs in read]
+    cached += [naming.code(s) for s in cell.prev_states if s in read]
+    first = next(iter(cell.inputs))
+    return environment().get_template(TEMPLATE).render(
+        template=TEMPLATE, rebuild=rebuild, name=cell.name, title=python_string(cell.title),
+        input=naming.identifier(first), dinput=naming.code(naming.adjoint(naming.timed(first))),
+        states=[dict(name=s, local=naming.code(naming.timed(s)),
+                     prev=naming.code(naming.timed(s, -1)),
+                     carry=naming.code(naming.timed(s, 0, naming.CARRY)),
+                     dprev=naming.code(naming.adjoint(naming.timed(s, -1))),
+                     layout=LAYOUT[dim], carried=s in carried)
+                for s, dim in cell.states.items()],
+        output=naming.code(naming.timed(cell.output)),
+        dout=naming.code(naming.timed(cell.output, 0, naming.EXTERNAL)),
+        params=params, forward=forward, backward=backward, carries=carries, cached=cached,
+        param_shapes={p.name: p.shape for p in cell.params},
+        state_names=repr(tuple(cell.states)))
+
+
+def _check_layout(cell) -> None:
+    first = next(iter(cell.inputs))
+    if len(cell.inputs) > 1 or cell.inputs[first] != "D":
+        raise CellError(f"cell {cell.name!r}: the NumPy module of a cell with heads takes one "
+                        "input, of size D")
+    for v, dim in cell._vector_dims.items():
+        if v != first and dim not in LAYOUT:
+            raise CellError(f"cell {cell.name!r}: {v} has size {dim}; in a cell with heads the "
+                            f"NumPy module takes vectors of the sizes {', '.join(LAYOUT)} only")
+    if cell.output_dim != "H":
+        raise CellError(f"cell {cell.name!r}: the output must be an H-vector")
