@@ -3,8 +3,13 @@ by outer products and delta-rule corrections, applied to vectors (C q and Cᵀ q
 gates of one number per head, read through per-head sums.  Each drawn cell is derived and
 its derivation, evaluated as written (``symlstm.checks.evaluated``), is held against brute
 force of the unrolled loss (``symlstm.checks.bruteforce``, which never sees the derivation)
-at one and two heads, with gradients of the final states in the loss.  CI runs the same
+at one and two heads, with gradients of the final states in the loss; its generated NumPy
+module (``symlstm.backends.heads``) against the derivation.  CI runs the same
 cells every time; ``pytest -m slow`` runs hundreds from a fresh seed (``cellgen.slow``)."""
+import importlib.util
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -14,12 +19,36 @@ from headcellgen import cells  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 import symlstm  # noqa: E402
+from symlstm.backends.heads import heads_module  # noqa: E402
 from symlstm.checks import bruteforce, evaluated  # noqa: E402
 from test_matrix_states import draw, rel  # noqa: E402
 
 
+def module(d):
+    """The cell's generated NumPy module, imported from a temporary folder."""
+    path = Path(tempfile.mkdtemp()) / "headcell.py"
+    path.write_text(heads_module(d))
+    spec = importlib.util.spec_from_file_location("headcell", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def check_module(mod, cell, params, x, state0, dhs, dstate, NH, grads):
+    """The module's gradients against the derivation's, states in the module's layout."""
+    def layout(state):   # an H-vector state is (B, NH, HS) in the module
+        return {s: v.reshape(len(v), NH, -1) if cell.states[s] == "H" else v
+                for s, v in state.items()}
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        _, _, cache = mod.forward(params, x, layout(state0))
+        mine = mod.backward(params, cache, dhs, layout(dstate))
+    for key, g in grads.items():
+        assert rel(mine[key].reshape(g.shape), g) < 1e-10, (NH, key)
+
+
 def check_cell(cell):
     d = symlstm.derive(cell)
+    mod = module(d)
     for NH in (1, 2):
         params, x, state0, dhs, dstate, sizes = draw(cell, NH, 2, seed=NH)
         with np.errstate(over="raise", invalid="raise", divide="raise"):
@@ -30,6 +59,7 @@ def check_cell(cell):
         for s in cell.states:
             assert rel(final[s], ref.final[s]) < 1e-12, s
         assert set(grads) == set(ref.grads)
+        check_module(mod, cell, params, x, state0, dhs, dstate, NH, grads)
         for key, g in ref.grads.items():
             assert rel(grads[key], g) < 1e-9, (NH, key, [str(eq) for eq in cell.equations])
 

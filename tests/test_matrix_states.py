@@ -290,3 +290,60 @@ def test_backends_and_documents_refuse_matrices_per_head_by_name(stage):
     with pytest.raises(CellError, match=r"cell 'mlstm' has matrices or numbers per head \(C "
                                         r"\(size NH×H/NH×H/NH\), m \(size NH\).*does not handle"):
         make(symlstm.derive("mlstm"))
+
+
+# --- the NumPy module ----------------------------------------------------------------------
+
+def heads_module(cell, tmp_path):
+    """The generated NumPy module of ``cell``, written into ``tmp_path`` and imported."""
+    import importlib.util
+    from symlstm.backends.heads import heads_module as write
+    path = tmp_path / f"{cell.name}_heads.py"
+    path.write_text(write(symlstm.derive(cell)))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _module_layout(state, NH):
+    """States as the module takes them: an H-vector (B, NH, HS), the rest as drawn."""
+    return {s: v.reshape(v.shape[0], NH, -1) if s == "n" else v for s, v in state.items()}
+
+
+@pytest.mark.parametrize("name, step", [("mlstm", _mlstm_torch),
+                                        ("gated_delta_net", _gated_delta_torch)])
+@pytest.mark.parametrize("scale, xscale", [(1.0, 1.0), (20.0, 5.0)], ids=["moderate", "saturated"])
+def test_numpy_module_matches_torch_autograd(name, step, scale, xscale, tmp_path):
+    """The module's forward and backward against autograd of the papers' equations, 1e-10 in
+    float64, states in the issue's layouts: C (B, NH, d, d), n (B, NH, d), m (B, NH)."""
+    cell = symlstm.cell.shipped.get_cell(name)
+    mod = heads_module(cell, tmp_path)
+    NH, S = 2, 3
+    params, x, state0, dhs, dstate, sizes = draw(cell, NH, S, D=4, T=5, B=3, seed=5,
+                                                 scale=scale, xscale=xscale)
+    hs, state, cache = mod.forward(params, x, _module_layout(state0, NH))
+    grads = mod.backward(params, cache, dhs, _module_layout(dstate, NH))
+    ref, ref_hs = _autograd(step, params, x, state0, dhs, dstate, NH)
+    assert rel(hs, ref_hs) < 1e-10
+    layouts = {"C": (3, NH, S, S), "S": (3, NH, S, S), "n": (3, NH, S), "m": (3, NH)}
+    assert {s: v.shape for s, v in state.items()} == {s: layouts[s] for s in cell.states}
+    for key, g in ref.items():
+        mine = grads[key].reshape(g.shape)
+        assert np.all(np.isfinite(mine)), key
+        assert rel(mine, g) < 1e-10, key
+
+
+def test_numpy_module_never_forms_more_than_a_state(tmp_path):
+    """Every array the step computes or caches is at most one matrix per head per sample."""
+    cell = symlstm.cell.shipped.get_cell("mlstm")
+    mod = heads_module(cell, tmp_path)
+    params, x, state0, dhs, dstate, _ = draw(cell, 2, 4, D=3, T=2, B=2)
+    _, _, cache = mod.forward(params, x, _module_layout(state0, 2))
+    assert max(v.size for step in cache["steps"] for v in step.values()) == 2 * 2 * 4 * 4
+
+
+def test_numpy_module_refuses_a_cell_of_vectors():
+    from symlstm.backends.heads import heads_module as write
+    with pytest.raises(CellError, match="no matrices or numbers per head"):
+        write(symlstm.derive("lstm"))
