@@ -279,14 +279,12 @@ def test_the_output_is_a_vector_not_a_matrix():
         _cell(body, output="C")
 
 
-@pytest.mark.parametrize("stage", ["numpy", "numba", "torch", "document"])
+@pytest.mark.parametrize("stage", ["numba", "torch", "document"])
 def test_backends_and_documents_refuse_matrices_per_head_by_name(stage):
-    from symlstm.backends.code import numpy_module
     from symlstm.backends.numba import numba_module
     from symlstm.backends.torch import torch_module
     from symlstm.documents.document import latex_document
-    make = {"numpy": numpy_module, "numba": numba_module, "torch": torch_module,
-            "document": latex_document}[stage]
+    make = {"numba": numba_module, "torch": torch_module, "document": latex_document}[stage]
     with pytest.raises(CellError, match=r"cell 'mlstm' has matrices or numbers per head \(C "
                                         r"\(size NH×H/NH×H/NH\), m \(size NH\).*does not handle"):
         make(symlstm.derive("mlstm"))
@@ -347,3 +345,16 @@ def test_numpy_module_refuses_a_cell_of_vectors():
     from symlstm.backends.heads import heads_module as write
     with pytest.raises(CellError, match="no matrices or numbers per head"):
         write(symlstm.derive("lstm"))
+
+
+@pytest.mark.parametrize("name", ["mlstm", "gated_delta_net"])
+@pytest.mark.parametrize("NH", [1, 2])
+def test_verify_passes_within_a_minute(name, NH):
+    """symlstm.verify: the NumPy module (numpy_module picks the heads' module) against
+    central differences and brute force, moderate and saturated, at NH heads of d = 2, T = 3."""
+    import time
+    start = time.perf_counter()
+    report = symlstm.verify(name, NH=NH, H=2 * NH)
+    assert report.ok and time.perf_counter() - start < 60
+    assert dict(report.sizes, NH=NH)["NH"] == NH and report.sizes["H"] == 2 * NH
+    assert {r.key for r in report.rows} >= {f"{s}0" for s in symlstm.get_cell(name).states}

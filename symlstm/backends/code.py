@@ -11,6 +11,7 @@ from typing import Callable, NamedTuple
 import sympy as sp
 
 from .. import naming
+from ..cell.matrices import per_head_parts
 from ..cell.ops import Outer, Transposed, matrix_param
 from ..cell.parts import EXTRA_SIZES, SIZES, size_counts, size_expr
 from ..derivation.bptt import Derivation
@@ -18,6 +19,7 @@ from ..lower.plan import Plan, lower
 from ..printers.comment import comment
 from ..printers.templates import REBUILD, environment
 from ..printers.text import python_string
+from .heads import heads_module
 from .numpy import head_pycode, pycode, pycode_into
 
 
@@ -42,7 +44,10 @@ NUMPY = Spelling(pycode, pycode_into, dict(
 
 def numpy_module(d: Derivation, rebuild: str | None = None) -> str:
     """The source of the generated NumPy module for ``d.cell``; its header names ``rebuild``
-    as the command that regenerates it, if given."""
+    as the command that regenerates it, if given.  A cell with matrices or numbers per head
+    gets the module of :mod:`.heads`."""
+    if per_head_parts(d.cell):
+        return heads_module(d, rebuild)
     return environment().get_template(PY_TEMPLATE).render(
         template=PY_TEMPLATE, rebuild=rebuild, **code_context(d, NUMPY, "NumPy"))
 

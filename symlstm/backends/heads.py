@@ -33,6 +33,8 @@ from .numpy import CellNumPyPrinter
 TEMPLATE = "numpy/heads.py.jinja"
 #: The sizes a vector of a cell with heads may have, and its array's shape after (B,).
 LAYOUT = {"H": "(NH, HS)", "NH": "(NH, 1)", "1": "(1, 1)", HEAD_MATRIX: "(NH, HS, HS)"}
+#: The shape of a state as ``forward`` takes and returns it, after (B,).
+SHAPES = {"H": ("NH", "H/NH"), "NH": ("NH",), HEAD_MATRIX: ("NH", "H/NH", "H/NH")}
 
 
 class Expand(sp.Function):
@@ -171,7 +173,9 @@ def heads_module(d: Derivation, rebuild: str | None = None) -> str:
         dout=naming.code(naming.timed(cell.output, 0, naming.EXTERNAL)),
         params=params, forward=forward, backward=backward, carries=carries, cached=cached,
         param_shapes={p.name: p.shape for p in cell.params},
-        state_names=repr(tuple(cell.states)))
+        state_names=repr(tuple(cell.states)), input_name=first, output_name=cell.output,
+        state_shapes=repr({s: SHAPES[dim] for s, dim in cell.states.items()}),
+        state_sizes=repr(dict(cell.states)))
 
 
 def _check_layout(cell) -> None:
@@ -183,5 +187,10 @@ def _check_layout(cell) -> None:
         if v != first and dim not in LAYOUT:
             raise CellError(f"cell {cell.name!r}: {v} has size {dim}; in a cell with heads the "
                             f"NumPy module takes vectors of the sizes {', '.join(LAYOUT)} only")
+    for s, dim in cell.states.items():
+        if dim not in SHAPES:
+            raise CellError(f"cell {cell.name!r}: state {s} has size {dim}; in a cell with heads "
+                            "the NumPy module takes states of the sizes H, NH and a matrix per "
+                            "head only")
     if cell.output_dim != "H":
         raise CellError(f"cell {cell.name!r}: the output must be an H-vector")

@@ -147,6 +147,5 @@ def refuse_per_head(cell, stage: str) -> None:
     if found:
         raise CellError(
             f"cell {cell.name!r} has matrices or numbers per head ({', '.join(found[:6])}); the "
-            f"{stage} does not handle them yet. symlstm.derive derives such a cell, and "
-            "symlstm.checks.evaluated.gradients computes its gradients from the derivation "
-            "(checked against symlstm.checks.bruteforce)")
+            f"{stage} does not handle them yet; the NumPy module does "
+            "(symlstm.backends.code.numpy_module), and symlstm.verify checks it")

@@ -116,12 +116,15 @@ def problem(mod, *, T, B, D, H, seed=0, dtype=np.float64, scale=2.0, input_scale
               for k, v in mod.init_params(D, H, rng=rng, dtype=dtype, **keywords).items()}
     n = size_value(mod.INPUT_SIZE, D, H, **extra)
     x = (input_scale * rng.standard_normal((T, B, n))).astype(dtype)
-    widths = {s: size_value(dim, D, H, **extra) for s, dim in mod.STATE_SIZES.items()}
-    state0 = {s: (0.5 * rng.standard_normal((B, w))).astype(dtype) for s, w in widths.items()}
+    # a state is (B, size), or as STATE_SHAPES says: (B, NH, H/NH, H/NH) for a matrix per head
+    shapes = getattr(mod, "STATE_SHAPES", {s: (dim,) for s, dim in mod.STATE_SIZES.items()})
+    widths = {s: tuple(size_value(d, D, H, **extra) for d in shape)
+              for s, shape in shapes.items()}
+    state0 = {s: (0.5 * rng.standard_normal((B, *w))).astype(dtype) for s, w in widths.items()}
     out = size_value(getattr(mod, "OUTPUT_SIZE", None) or mod.STATE_SIZES[mod.OUTPUT], D, H,
                      **extra)
     dhs = rng.standard_normal((T, B, out)).astype(dtype)
-    dstate = {s: rng.standard_normal((B, w)).astype(dtype) for s, w in widths.items()}
+    dstate = {s: rng.standard_normal((B, *w)).astype(dtype) for s, w in widths.items()}
     extras = getattr(mod, "EXTRA_INPUTS", {})
     if extras:
         x = {mod.INPUT: x, **{n: rng.uniform(0, 1, (T, B, size_value(dim, D, H, **extra))).astype(dtype)
