@@ -96,9 +96,9 @@ def _paths(eq: Equation, outputs, cell: Cell | None = None) -> list[tuple[sp.Sym
             continue   # a size (D, H) or a named constant: nothing to differentiate
         raw, local = local_derivative(body, v, atoms, outputs)
         term = delta * local
-        big = size_of(cell, term)
-        if reduces_to(cell.dim(v), big):   # v was broadcast: the sum over its uses
-            term = total(term) if cell.dim(v) == "1" else headsum(term)
+        small = cell.dim(v)
+        if small in ("1", "NH") and reduces_to(small, size_of(cell, term)):
+            term = total(term) if small == "1" else headsum(term)   # the sum over v's uses
         paths.append((v, Term(eq.label, local, term, raw)))
     for o, dummy in outers.items():   # v kᵀ sends (δ of it) k to v and (δ of it)ᵀ v to k
         v, k = o.args
@@ -139,16 +139,19 @@ def _is_variable(cell: Cell, v: sp.Symbol) -> bool:
 
 def size_of(cell: Cell, e: sp.Expr) -> str:
     """The size of the vector an element-wise expression makes (a reduction in it is one
-    number per sample)."""
+    number per sample, or per head; v kᵀ is a matrix per head)."""
     found = {"NH" for _ in e.atoms(headsum)}
     e = e.xreplace({r: sp.S.One for r in e.atoms(total, Place, headsum)})   # what they sum
     found |= {HEAD_MATRIX for _ in e.atoms(HeadOuter)}                       # does not count
     e = e.xreplace({r: sp.S.One for r in e.atoms(HeadOuter)})
     found |= {spell_size_expr(r.args[2] - r.args[1]) for r in e.atoms(Part)}
     e = e.xreplace({r: sp.S.One for r in e.atoms(Part)})
-    for m in e.atoms(MatVec, MatTVec):   # a matrix per head applied to an H-vector gives one
-        found.add("H" if not isinstance(m.args[0], sp.Symbol) else cell.matrix_shape(
-            m.args[0])[0] if isinstance(m, MatVec) else cell.matrix_shape(m.args[0])[1])
+    for m in e.atoms(MatVec, MatTVec):   # W u has W's rows, Wᵀ u its columns
+        W = m.args[0]
+        if isinstance(W, (sp.Symbol, Transposed)):
+            found.add(cell.matrix_shape(W)[0 if isinstance(m, MatVec) else 1])
+        else:   # a matrix per head that is an expression (i ⊙ δC) applied to an H-vector
+            found.add("H")
     e = e.xreplace({m: sp.S.One for m in e.atoms(MatVec, MatTVec)})
     for s in e.free_symbols:
         if _is_variable(cell, s):
