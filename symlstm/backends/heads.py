@@ -21,8 +21,9 @@ from sympy.printing.precedence import PRECEDENCE
 
 from .. import naming
 from ..cell.matrices import per_head_parts
-from ..cell.ops import MatTVec, MatVec, Outer, Transposed, headsum, matrix_param, mean, total
-from ..cell.parts import HEAD_MATRIX, CellError
+from ..cell.ops import (MatTVec, MatVec, Outer, Transposed, headsum, matrix_param, mean, sqrt,
+                        total)
+from ..cell.parts import HEAD_MATRIX, SIZE_SYMBOLS, CellError
 from ..derivation.bptt import Derivation
 from ..derivation.sweep import size_of
 from ..lower.values import with_values
@@ -47,6 +48,7 @@ class HeadsPrinter(CellNumPyPrinter):
     """NumPy code of one step on arrays in the heads' layout (see the module's docstring)."""
 
     _default_settings = {**CellNumPyPrinter._default_settings, "cell": None}
+    _lib, _axis, _keep = "np", "axis", "keepdims"
 
     def _size(self, e) -> str:
         return size_of(self._settings["cell"], e)
@@ -54,18 +56,24 @@ class HeadsPrinter(CellNumPyPrinter):
     def _print(self, expr, **kwargs):
         if isinstance(expr, sp.Expr) and expr.func in (total, mean, headsum):
             return self._reduce(expr)
+        if isinstance(expr, sqrt) and expr.free_symbols <= set(SIZE_SYMBOLS):   # √HS
+            return f"math.sqrt({self._print(expr.args[0])})"
         return super()._print(expr, **kwargs)
 
     def _reduce(self, expr):
+        """Σ within each head (headsum) or over every entry (total, mean), keeping the axes
+        so that the result is one number per head (B, NH, 1) or per sample (B, 1, 1)."""
         a = expr.args[0]
-        axes = "(-2, -1)" if self._size(a) == HEAD_MATRIX else "-1"
-        if expr.func is headsum:
-            inner = f"np.sum({self._print(a)}, axis={axes})"
-            return inner + "[..., None]" if axes != "-1" else inner[:-1] + ", keepdims=True)"
-        axes = "(-3, -2, -1)" if self._size(a) == HEAD_MATRIX else "(-2, -1)"
-        how = "np.mean" if expr.func is mean else "np.sum"
-        out = f"{how}({self._print(a)}, axis={axes}, keepdims=True)"
-        return out + ("[..., 0]" if axes == "(-3, -2, -1)" else "")
+        matrix = self._size(a) == HEAD_MATRIX
+        per_head = expr.func is headsum
+        axes = ("(-2, -1)" if matrix else "-1") if per_head else \
+            ("(-3, -2, -1)" if matrix else "(-2, -1)")
+        how = "mean" if expr.func is mean else "sum"
+        out = f"{self._lib}.{how}({self._print(a)}, {self._axis}={axes}, {self._keep}=True)"
+        return out + ("[..., 0]" if matrix else "")
+
+    def _einsum(self, spec: str, *operands) -> str:
+        return f"{self._lib}.einsum('{spec}', {', '.join(operands)})"
 
     def _print_Expand(self, expr):
         return f"{self.parenthesize(expr.args[0], PRECEDENCE['Atom'], strict=True)}[..., None]"
@@ -86,9 +94,9 @@ class HeadsPrinter(CellNumPyPrinter):
         cell = self._settings["cell"]
         if self._is_head_matrix(W):
             spec = "bnji,bnj->bni" if isinstance(W, Transposed) else "bnij,bnj->bni"
-            return f"np.einsum('{spec}', {self._matrix(W)}, {self._print(u)})"
+            return self._einsum(spec, self._matrix(W), self._print(u))
         if cell.param(matrix_param(W).name).is_heads:
-            return f"np.einsum('nij,bnj->bni', {self._print(W)}, {self._print(u)})"
+            return self._einsum("nij,bnj->bni", self._print(W), self._print(u))
         rows = cell.matrix_shape(W)[0]
         M = f"{self._print(W.args[0])}" if isinstance(W, Transposed) else f"{self._print(W)}.T"
         return self._heads(f"{self._flat(u)} @ {M}", rows)
@@ -98,9 +106,9 @@ class HeadsPrinter(CellNumPyPrinter):
         cell = self._settings["cell"]
         if self._is_head_matrix(W):   # (Cᵀ)ᵀ u = C u
             spec = "bnij,bnj->bni" if isinstance(W, Transposed) else "bnij,bni->bnj"
-            return f"np.einsum('{spec}', {self._matrix(W)}, {self._print(u)})"
+            return self._einsum(spec, self._matrix(W), self._print(u))
         if cell.param(matrix_param(W).name).is_heads:
-            return f"np.einsum('nij,bni->bnj', {self._print(W)}, {self._print(u)})"
+            return self._einsum("nij,bni->bnj", self._print(W), self._print(u))
         cols = cell.matrix_shape(W)[1]
         M = f"{self._print(W.args[0])}.T" if isinstance(W, Transposed) else self._print(W)
         return self._heads(f"{self._flat(u)} @ {M}", cols)
@@ -133,13 +141,20 @@ def expand(cell, e: sp.Expr) -> sp.Expr:
 
 def heads_module(d: Derivation, rebuild: str | None = None) -> str:
     """The NumPy module of a cell with matrices per head (see the module's docstring)."""
+    return environment().get_template(TEMPLATE).render(**heads_context(d, HeadsPrinter),
+                                                       template=TEMPLATE, rebuild=rebuild)
+
+
+def heads_context(d: Derivation, printer_class) -> dict:
+    """What the templates of a cell with matrices per head are rendered with, every
+    statement printed by ``printer_class``."""
     d = with_values(d)
     cell = d.cell
     if not per_head_parts(cell):
-        raise CellError(f"cell {cell.name!r} has no matrices or numbers per head; its NumPy "
-                        "module is symlstm.backends.code.numpy_module")
+        raise CellError(f"cell {cell.name!r} has no matrices or numbers per head; its modules "
+                        "are symlstm.backends.code.numpy_module and the others")
     _check_layout(cell)
-    printer = HeadsPrinter({"cell": cell})
+    printer = printer_class({"cell": cell})
 
     def code(e):
         return printer.doprint(expand(cell, e))
@@ -160,13 +175,12 @@ def heads_module(d: Derivation, rebuild: str | None = None) -> str:
     cached = [naming.code(eq.lhs) for eq in cell.equations if eq.lhs in read]
     cached += [naming.code(s) for s in cell.prev_states if s in read]
     first = next(iter(cell.inputs))
-    return environment().get_template(TEMPLATE).render(
-        template=TEMPLATE, rebuild=rebuild, name=cell.name, title=python_string(cell.title),
+    return dict(
+        name=cell.name, title=python_string(cell.title),
         input=naming.identifier(first), dinput=naming.code(naming.adjoint(naming.timed(first))),
         states=[dict(name=s, local=naming.code(naming.timed(s)),
                      prev=naming.code(naming.timed(s, -1)),
                      carry=naming.code(naming.timed(s, 0, naming.CARRY)),
-                     dprev=naming.code(naming.adjoint(naming.timed(s, -1))),
                      layout=LAYOUT[dim], carried=s in carried)
                 for s, dim in cell.states.items()],
         output=naming.code(naming.timed(cell.output)),
