@@ -12,13 +12,16 @@ import sympy as sp
 from .. import naming
 from ..cell.ops import (OPS, Abs, Max, Min, exp, halfstep, log, logsigmoid, mean, relu, sigma,
                         sign, softplus, sqrt, step, tanh, total)
+from ..cell.matrices import per_head_parts
 from ..derivation.bptt import Derivation
 from ..printers.templates import environment
 from .code import Spelling, code_context
+from .heads import HeadsPrinter, heads_context
 from .numpy import CellNumPyPrinter
 
 
 TEMPLATE = "torch/cell.py.jinja"
+HEADS_TEMPLATE = "torch/heads.py.jinja"
 
 #: Each operation of ``ops.OPS`` spelled in torch.  softplus returns a itself above its
 #: threshold, which is within float64's rounding only from a = 37 on (e^-37/37 < half an ulp),
@@ -101,8 +104,18 @@ TORCH = Spelling(code, into, dict(
     matmul="torch.matmul", copied=".clone()", where="dtype=dtype, device=device"))
 
 
+class HeadsTorchPrinter(HeadsPrinter, TorchPrinter):
+    """Torch code of one step of a cell with matrices per head, in the heads' layout."""
+
+    _lib, _axis, _keep = "torch", "dim", "keepdim"
+
+
 def torch_module(d: Derivation, rebuild: str | None = None) -> str:
     """The source of ``symlstm.generated.torch.<cell>`` for ``d.cell``; its header names
-    ``rebuild`` as the command that regenerates it, if given."""
+    ``rebuild`` as the command that regenerates it, if given.  A cell with matrices or
+    numbers per head gets the passes of :mod:`.heads` on tensors."""
+    if per_head_parts(d.cell):
+        return environment().get_template(HEADS_TEMPLATE).render(
+            **heads_context(d, HeadsTorchPrinter), template=HEADS_TEMPLATE, rebuild=rebuild)
     return environment().get_template(TEMPLATE).render(
         template=TEMPLATE, rebuild=rebuild, **code_context(d, TORCH, "PyTorch"))
