@@ -26,6 +26,7 @@ from ..cell.ops import (MatTVec, MatVec, Outer, Transposed, headsum, matrix_para
 from ..cell.parts import HEAD_MATRIX, SIZE_SYMBOLS, CellError
 from ..derivation.bptt import Derivation
 from ..derivation.sweep import size_of
+from ..lower.division import quotients
 from ..lower.values import with_values
 from ..printers.templates import environment
 from ..printers.text import python_string
@@ -156,8 +157,8 @@ def heads_context(d: Derivation, printer_class) -> dict:
     _check_layout(cell)
     printer = printer_class({"cell": cell})
 
-    def code(e):
-        return printer.doprint(expand(cell, e))
+    def code(e):   # every division numerator first, as in the vector cells' modules
+        return printer.doprint(quotients(expand(cell, e)))
 
     forward = [(naming.code(eq.lhs), code(eq.rhs), eq.label) for eq in cell.equations]
     backward = [(naming.code(g.lhs), code(g.rhs), g.label) for g in (*d.step, *d.inputs)]
