@@ -1,5 +1,6 @@
-"""The NumPy module of a cell with matrices per head (mLSTM, the delta rules), printed
-straight from its derivation, one statement per equation.
+"""The NumPy and PyTorch modules of a cell with matrices per head (mLSTM, the delta rules),
+printed straight from its derivation, one statement per equation (the torch spelling is
+``backends.torch.HeadsTorchPrinter``; both share ``templates/python/_heads.py.jinja``).
 
 Arrays are kept in the heads' layout, so that NumPy's broadcasting does what the grammar
 says: an H-vector is (B, NH, H/NH), one number per head (B, NH, 1), one number per sample
@@ -10,9 +11,10 @@ state is formed.  The forward pass caches, for every step, the values the backwa
 reads (a matrix state among them where it does); the backward pass computes each adjoint
 of the derivation in sweep order and adds each step's share to every parameter gradient.
 
-This module does not fuse GEMMs or rewrite divisions as the vector cells' lowering does
-(``symlstm.lower``); it takes cells whose vectors other than the input are H-vectors,
-numbers per head or per sample and matrices per head, and refuses any other.
+Every division is computed numerator first (``lower.division``), but unlike the vector
+cells' lowering (``symlstm.lower.plan``) nothing is fused: each matrix product of the input
+is its own GEMM per step.  It takes cells of one input of size D whose other vectors are
+H-vectors, numbers per head or per sample and matrices per head, and refuses any other.
 """
 from __future__ import annotations
 
