@@ -138,7 +138,8 @@ def _gated_delta_torch(p, x, state, NH):
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
         a = torch.sigmoid(xt @ p["w_a"].T + p["b_a"])[..., None, None]
         be = torch.sigmoid(xt @ p["w_b"].T + p["b_b"])[..., None, None]
-        S_ = a * (S_ - be * (S_ @ k[..., None]) * k[..., None, :]) + be * v[..., :, None] * k[..., None, :]
+        kkT, vkT = k[..., :, None] * k[..., None, :], v[..., :, None] * k[..., None, :]
+        S_ = a * (S_ - be * S_ @ kkT) + be * vkT      # α S (I − β k kᵀ) + β v kᵀ
         hs.append((S_ @ q[..., None])[..., 0].reshape(B, H))
     return torch.stack(hs), {"S": S_}
 
@@ -180,7 +181,7 @@ def test_mlstm_has_the_issues_names_and_layouts():
 
 
 def test_the_matrix_recurrences_read_as_the_textbook_writes_them():
-    """δC_t = f_{t+1} δC_{t+1} + (δh̃_t / d_t) q_tᵀ: one term per path, the carried one first."""
+    """δC_t = f_{t+1} δC_{t+1} + (δh̃_t / d_t) q_tᵀ: one term per path."""
     d = symlstm.derive("mlstm")
     t = {n: naming.timed(n) for n in ("f", "d", "q", "δC", "δhtilde")}
     g = d["rec:C"]
@@ -234,11 +235,14 @@ def _builder_without_heads():
 
 @pytest.mark.parametrize("body, match", [
     (lambda b, x, C, n, m, W, w: b.let("h", matvec(C, x)), r"matrix per head.*H-vector.*size D"),
-    (lambda b, x, C, n, m, W, w: b.let("h", C * n), r"combines a matrix per head with a vector of size H"),
+    (lambda b, x, C, n, m, W, w: b.let("h", C * n),
+     r"combines a matrix per head with a vector of size H"),
     (lambda b, x, C, n, m, W, w: b.let("h", n + outer(n, x)), r"outer\(v, k\) takes two H-vectors"),
     (lambda b, x, C, n, m, W, w: b.let("h", n + outer(n, n + n)), r"factors must be named vectors"),
-    (lambda b, x, C, n, m, W, w: b.let("h", n * headsum(n)), r"one number per head.*vector of size H.*nq = sqrt"),
-    (lambda b, x, C, n, m, W, w: b.let("h", n * headsum(m)), r"sums within each head.*not one of size NH"),
+    (lambda b, x, C, n, m, W, w: b.let("h", n * headsum(n)),
+     r"one number per head.*vector of size H.*nq = sqrt"),
+    (lambda b, x, C, n, m, W, w: b.let("h", n * headsum(m)),
+     r"sums within each head.*not one of size NH"),
     (lambda b, x, C, n, m, W, w: b.let("h", n * b.let("s", headsum(n) + total(n))),
      r"may not share an equation"),
     (lambda b, x, C, n, m, W, w: b.let("h", part(C, 0, 1)), r"matrix per head; part takes rows"),
