@@ -409,3 +409,19 @@ def test_torch_module_trains_in_float32(tmp_path):
     hs.square().sum().backward()
     assert hs.dtype == torch.float32 and state["C"].shape == (3, 2, 4, 4)
     assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_numpy_module_keeps_float32_and_refuses_bad_input(tmp_path):
+    mod = heads_module(symlstm.cell.shipped.get_cell("mlstm"), tmp_path)
+    params = mod.init_params(4, 8, rng=0, dtype=np.float32, num_heads=2)
+    x = np.random.default_rng(0).standard_normal((5, 3, 4)).astype(np.float32)
+    hs, state, cache = mod.forward(params, x)
+    grads = mod.backward(params, cache, np.ones_like(hs))
+    assert hs.dtype == np.float32 and {g.dtype for g in grads.values()} == {np.dtype("float32")}
+    with pytest.raises(ValueError, match=r"params\['w_f'\] must be a float32 array of shape "
+                                         r"\(2, 4\)"):
+        mod.forward({**params, "w_f": np.zeros((3, 4), np.float32)}, x)
+    with pytest.raises(ValueError, match=r"state0\['C'\] must have the shape \(3, 2, 4, 4\)"):
+        mod.forward(params, x, {"C": np.zeros((3, 2, 4))})
+    with pytest.raises(KeyError, match="params must have exactly the keys"):
+        mod.forward({}, x)
