@@ -6,8 +6,8 @@ Arrays are kept in the heads' layout, so that NumPy's broadcasting does what the
 says: an H-vector is (B, NH, H/NH), one number per head (B, NH, 1), one number per sample
 (B, 1, 1), a matrix per head (B, NH, H/NH, H/NH); a number per head or per sample scales a
 matrix through a trailing axis (``f[..., None]``).  A matrix per head meets a vector only
-through ``einsum`` (C q, Cᵀ q) and a broadcast product (v kᵀ), so nothing larger than a
-state is formed.  The forward pass caches, for every step, the values the backward pass
+through batched matrix products (C q, Cᵀ q) and a broadcast product (v kᵀ), so nothing
+larger than a state is formed.  The forward pass caches, for every step, the values the backward pass
 reads (a matrix state among them where it does); the backward pass computes each adjoint
 of the derivation in sweep order and adds each step's share to every parameter gradient.
 
@@ -96,8 +96,7 @@ class HeadsPrinter(CellNumPyPrinter):
         W, u = expr.args
         cell = self._settings["cell"]
         if self._is_head_matrix(W):
-            spec = "bnji,bnj->bni" if isinstance(W, Transposed) else "bnij,bnj->bni"
-            return self._einsum(spec, self._matrix(W), self._print(u))
+            return self._apply(W, u, transposed=isinstance(W, Transposed))
         if cell.param(matrix_param(W).name).is_heads:
             return self._einsum("nij,bnj->bni", self._print(W), self._print(u))
         rows = cell.matrix_shape(W)[0]
@@ -108,8 +107,7 @@ class HeadsPrinter(CellNumPyPrinter):
         W, u = expr.args
         cell = self._settings["cell"]
         if self._is_head_matrix(W):   # (Cᵀ)ᵀ u = C u
-            spec = "bnij,bnj->bni" if isinstance(W, Transposed) else "bnij,bni->bnj"
-            return self._einsum(spec, self._matrix(W), self._print(u))
+            return self._apply(W, u, transposed=not isinstance(W, Transposed))
         if cell.param(matrix_param(W).name).is_heads:
             return self._einsum("nij,bni->bnj", self._print(W), self._print(u))
         cols = cell.matrix_shape(W)[1]
@@ -120,9 +118,18 @@ class HeadsPrinter(CellNumPyPrinter):
         u, v = expr.args
         return f"{self._flat(u)}.T @ {self._flat(v)}"
 
+    def _apply(self, W, u, transposed: bool) -> str:
+        """C u or Cᵀ u head by head, as batched matrix products (B, NH, HS, HS) by a column
+        (u[..., None]) or a row (u[..., None, :]) of the vector: nothing larger than C."""
+        C, v = self._matrix(W), self.parenthesize(u, PRECEDENCE["Atom"], strict=True)
+        if transposed:
+            return f"({v}[..., None, :] @ {C})[..., 0, :]"
+        return f"({C} @ {v}[..., None])[..., 0]"
+
     def _matrix(self, W) -> str:
-        """A matrix per head (the one behind Cᵀ, which the einsum's indices transpose)."""
-        return self._print(W.args[0] if isinstance(W, Transposed) else W)
+        """A matrix per head (the one behind Cᵀ, which ``_apply`` transposes)."""
+        return self.parenthesize(W.args[0] if isinstance(W, Transposed) else W,
+                                 PRECEDENCE["Atom"], strict=True)
 
     def _is_head_matrix(self, W) -> bool:
         P = matrix_param(W)
