@@ -1,7 +1,9 @@
 """The Numba backend, symlstm.generated.numba.<cell>: the NumPy module's plan with each time
 loop compiled whole, a drop-in replacement for the NumPy module."""
 import importlib
+import importlib.metadata
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -172,3 +174,68 @@ def test_it_takes_arrays_in_any_layout_and_checks_them_as_the_numpy_module():
         mod.forward(bad, x)
     with pytest.raises(ValueError, match="cache must be the third value"):
         mod.backward(params, {"cell": "lstm"}, dhs)
+
+
+_BLAS_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from symlstm.generated import lstm, peephole_lstm
+    from symlstm.generated.numba import lstm as nb_lstm, peephole_lstm as nb_peephole
+    from symlstm.verification import problem
+    errors = {}
+    for ref, mod in ((lstm, nb_lstm), (peephole_lstm, nb_peephole)):
+        params, x, state0, dhs, dstate = problem(ref, T=5, B=7, D=9, H=11, dtype=np.float64)
+        # every layout the products meet: F-ordered matrices, a strided input
+        params = {k: np.asfortranarray(v) for k, v in params.items()}
+        x = np.concatenate([x, x], axis=2)[:, :, ::2]
+        want_hs, _, cache = ref.forward(params, x, state0)
+        want = ref.backward(params, cache, dhs, dstate)
+        hs, _, cache = mod.forward(params, x, state0)
+        got = mod.backward(params, cache, dhs, dstate)
+        errors[mod.CELL] = max(float(np.abs(a - b).max() / max(1.0, np.abs(b).max()))
+                               for a, b in [(hs, want_hs), *((got[k], want[k]) for k in want)])
+    print(json.dumps({"blas": nb_lstm.BLAS, "errors": errors}))
+""")
+
+
+@pytest.fixture(scope="module")
+def blas_cache(tmp_path_factory):
+    """One numba cache for every BLAS: what one compiled, the others load."""
+    return tmp_path_factory.mktemp("blas_cache")
+
+
+def _run_with_blas(blas, cache):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "MKL_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("SYMLSTM_BLAS", None)
+    if blas:
+        env["SYMLSTM_BLAS"] = blas
+    return subprocess.run([sys.executable, "-c", _BLAS_SCRIPT], env=env, capture_output=True,
+                          text=True)
+
+
+def _mkl_installed():
+    try:
+        return any(f.name.startswith("libmkl_rt.so") for f in importlib.metadata.files("mkl"))
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("blas", ["openblas", "mkl", None])
+def test_either_blas_matches_the_numpy_module(blas, blas_cache):
+    """SYMLSTM_BLAS picks the BLAS of the compiled products (unset: MKL where the mkl package
+    is installed); with either the gradients match NumPy's to 1e-12 in float64, from loops
+    compiled once and loaded from numba's cache for the other BLAS."""
+    if blas == "mkl" and not _mkl_installed():
+        pytest.skip("the mkl package has no wheel for this platform")
+    run = _run_with_blas(blas, blas_cache)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["blas"] == (blas or ("mkl" if _mkl_installed() else "openblas"))
+    assert max(out["errors"].values()) <= 1e-12, out
+
+
+def test_an_unknown_blas_is_refused(blas_cache):
+    run = _run_with_blas("atlas", blas_cache)
+    assert run.returncode != 0
+    assert "SYMLSTM_BLAS must be 'mkl', 'openblas' or unset, got 'atlas'" in run.stderr
