@@ -18,8 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from symlstm import CellBuilder, derive, matvec, sigma, tanh
-from symlstm.render import latex_document, numpy_module
+from symlstm import CellBuilder, matvec, sigma, tanh
+from symlstm.derivation.bptt import derive
+from symlstm.documents.document import latex_document
+from symlstm.backends.code import numpy_module
 
 EQUATIONS = (5, 10, 20, 40, 80)
 FAN_OUT = (5, 10, 20, 30, 40)

@@ -12,15 +12,19 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+
 _LAZY = {
-    "CELLS": "cells", "Cell": "cell", "CellBuilder": "cell", "CellError": "cell",
-    "Latex": "cell", "Derivation": "bptt", "Gradient": "bptt", "matvec": "ops",
-    "transpose": "ops", "concat": "ops", "OPS": "ops", "sigma": "ops", "tanh": "ops",
-    "exp": "ops", "log": "ops", "relu": "ops", "softplus": "ops", "logsigmoid": "ops",
-    "verify": "verification", "VerifyError": "verification", "Report": "verification",
-    "check_claim": "claims", "Verdict": "claims", "ClaimError": "claims",
-    "from_torch": "torch_weights", "to_torch": "torch_weights", "derive_network": "heads",
-    "HEADS": "heads",
+    "CELLS": "cell.shipped", "get_cell": "cell.shipped", "Cell": "cell.model",
+    "CellBuilder": "cell.model", "CellError": "cell.parts", "Latex": "cell.parts",
+    "derive": "derivation.bptt", "Derivation": "derivation.bptt", "Gradient": "derivation.bptt",
+    "matvec": "cell.ops", "transpose": "cell.ops", "concat": "cell.ops", "OPS": "cell.ops",
+    "sigma": "cell.ops", "tanh": "cell.ops", "exp": "cell.ops", "log": "cell.ops",
+    "relu": "cell.ops", "softplus": "cell.ops", "logsigmoid": "cell.ops",
+    "verify": "checks.verification", "VerifyError": "checks.verification",
+    "Report": "checks.verification", "check_claim": "checks.claims", "Verdict": "checks.claims",
+    "ClaimError": "checks.claims", "from_torch": "network.torch_weights",
+    "to_torch": "network.torch_weights", "derive_network": "network.heads",
+    "HEADS": "network.heads",
 }
 
 __all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "ClaimError", "Derivation", "Gradient",
@@ -28,18 +32,21 @@ __all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "ClaimError", "Derivatio
            "derive", "derive_network", "exp", "from_torch", "get_cell", "log", "logsigmoid",
            "matvec", "relu", "sigma", "softplus", "tanh", "to_torch", "transpose", "verify"]
 
-
-#: Submodules that ``symlstm.<name>`` imports on first use.
-_SUBMODULES = {"bptt", "bruteforce", "build", "cell", "cells", "claims", "cli", "figures",
-               "gradcheck", "graph", "heads", "jacobians", "lower", "naming", "notation",
-               "numeric", "ops", "printers", "render", "seed_claims", "sweep", "torch_weights",
-               "training", "verification", "worked"}
+#: The stages, in the order data flows, and beside them the checks and the network pieces;
+#: ``symlstm.<name>`` imports one on first use.
+_SUBMODULES = {"cell", "derivation", "lower", "printers", "backends", "documents", "build", "checks",
+               "network", "naming", "cli"}
+#: The printers the math shows itself with (error messages, ``_repr_latex_``): they register
+#: with :mod:`symlstm.cell.display` when imported, which the first name loaded here does.
+_DISPLAY = (".printers.comment", ".documents.latex")
 
 
 def __getattr__(name):
     if name == "__version__":
         return _version()
     if name in _LAZY:
+        for printer in _DISPLAY:
+            importlib.import_module(printer, __name__)
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
@@ -64,24 +71,3 @@ def _version() -> str:
         pass
     from importlib.metadata import version
     return version("symlstm")
-
-
-def get_cell(cell):
-    """A shipped cell by name (see ``CELLS``), or ``cell`` itself when it is already a Cell."""
-    from .cell import Cell, CellBuilder
-    from .cells import CELLS
-    if isinstance(cell, Cell):
-        return cell
-    if isinstance(cell, CellBuilder):
-        raise TypeError("got a CellBuilder: call its .build() to get the Cell")
-    if not isinstance(cell, str):
-        raise TypeError(f"expected a cell name or a Cell, got {type(cell).__name__}")
-    if cell not in CELLS:
-        raise KeyError(f"unknown cell {cell!r}; available: {', '.join(CELLS)}")
-    return CELLS[cell]()
-
-
-def derive(cell):
-    """Derive every gradient of ``cell`` (a name from ``CELLS`` or a :class:`Cell`)."""
-    from .bptt import derive as derive_cell
-    return derive_cell(get_cell(cell))

@@ -3,4 +3,5 @@ import sys
 
 from .cli import main
 
+
 sys.exit(main())

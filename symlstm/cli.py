@@ -18,15 +18,16 @@ import sys
 
 from . import __version__, build
 from .build import UsageError, load_cell
-from .cell import CellError
-from .claims import ClaimError
-from .heads import HEADS
+from .cell.parts import CellError
+from .checks.claims import ClaimError
+from .network.heads import HEADS
+
 
 _HELP = argparse.RawDescriptionHelpFormatter
 
 
 def _list(args, out) -> int:
-    from .cells import CELLS
+    from .cell.shipped import CELLS
     cells = [CELLS[name]() for name in CELLS]
     width = max(map(len, CELLS))
     for c in cells:
@@ -38,15 +39,16 @@ def _list(args, out) -> int:
 
 def _derive(args):
     """The derivation a command names: the cell's, or with --head the network's."""
-    from .bptt import derive
-    from .heads import derive_network
+    from .derivation.bptt import derive
+    from .network.heads import derive_network
     cell = load_cell(args.cell)
     return derive_network(cell, args.head) if args.head else derive(cell)
 
 
 def _show(args, out) -> int:
-    from .printers import comment, latex
-    from .bptt import describe_path
+    from .derivation.bptt import describe_path
+    from .documents.latex import latex
+    from .printers.comment import comment
     d = _derive(args)
     gradients = [d[args.label]] if args.label else [d[label] for label in d.labels()]
     for g in gradients:
@@ -61,7 +63,7 @@ def _show(args, out) -> int:
 
 
 def _verify(args, out) -> int:
-    from .verification import VerifyError, verify
+    from .checks.verification import VerifyError, verify
     try:
         report = verify(load_cell(args.cell), seed=args.seed)
     except VerifyError as e:
@@ -72,7 +74,7 @@ def _verify(args, out) -> int:
 
 
 def _check_claim(args, out) -> int:
-    from .claims import check_claim
+    from .checks.claims import check_claim
     verdict = check_claim(_derive(args), args.label, args.claim, seed=args.seed)
     print(verdict, file=out)
     if args.latex:

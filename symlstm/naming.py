@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 import sympy as sp
 
-from .ops import OPS
+from .cell.ops import OPS
+
 
 OPS_NAMES = tuple(f.__name__ for f in OPS)
 

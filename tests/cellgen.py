@@ -26,8 +26,9 @@ from hypothesis import HealthCheck, note, seed, settings
 from hypothesis import strategies as st
 
 from symlstm import CellBuilder, concat, matvec, naming, transpose
-from symlstm.cell import add_sizes
-from symlstm.ops import exp, log, logsigmoid, relu, sigma, softplus, tanh
+from symlstm.cell.ops import exp, log, logsigmoid, relu, sigma, softplus, tanh
+from symlstm.cell.parts import add_sizes
+
 
 STATE_NAMES = ("h", "s", "u")
 

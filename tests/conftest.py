@@ -5,6 +5,7 @@ import pytest
 
 import symlstm
 
+
 SIZES = dict(T=5, B=3, D=4, H=3)
 
 

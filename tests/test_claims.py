@@ -10,8 +10,9 @@ from cellgen import cells
 from hypothesis import HealthCheck, given, settings
 
 import symlstm
-from symlstm import ClaimError, check_claim, claims, cli, naming
-from symlstm.claims import parse
+from symlstm import ClaimError, check_claim, cli, naming
+from symlstm.checks import claims
+from symlstm.checks.claims import parse
 
 
 @pytest.mark.parametrize("name", list(symlstm.CELLS))
@@ -247,7 +248,7 @@ def test_the_runs_are_runs_of_the_generated_module(name):
         key = g.name
         summand = claims._unsummed(g.rhs)
         steps = [1] if g in d.initial else t_of
-        total = sum(np.asarray(symlstm.numeric.evaluate(summand, run.at(t), claims.SIZES))
+        total = sum(np.asarray(symlstm.checks.numeric.evaluate(summand, run.at(t), claims.SIZES))
                     for t in steps)
         assert np.allclose(np.squeeze(grads[key]), total, rtol=1e-10, atol=1e-12), key
 
@@ -370,6 +371,6 @@ def test_the_runs_of_a_network_are_runs_of_its_generated_module(head):
     assert np.isclose(loss, series("ell").sum(), rtol=1e-12)
     assert np.allclose(grads["x"], series("x", naming.ADJOINT), rtol=1e-10, atol=1e-12)
     for g in (*net.head.params, *net.cell.params):
-        total = sum(np.asarray(symlstm.numeric.evaluate(claims._unsummed(g.rhs), run.at(t),
+        total = sum(np.asarray(symlstm.checks.numeric.evaluate(claims._unsummed(g.rhs), run.at(t),
                                                         claims.SIZES)) for t in t_of)
         assert np.allclose(np.squeeze(grads[g.name]), total, rtol=1e-10, atol=1e-12), g.name

@@ -13,6 +13,7 @@ import pytest
 
 from symlstm import build, cli
 
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -174,8 +175,8 @@ def test_latex_runs_only_for_changed_inputs(tmp_path, monkeypatch):
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{tex.stem}.pdf").write_bytes(b"%PDF " + tex.read_bytes()[:20])
         return build.Built(out_dir / f"{tex.stem}.pdf", "")
-    monkeypatch.setattr(build, "pdf", fake_pdf)
-    monkeypatch.setattr(build, "_tex_version", lambda: "pdfTeX test")
+    monkeypatch.setattr(build.latex, "pdf", fake_pdf)
+    monkeypatch.setattr(build.latex, "_tex_version", lambda: "pdfTeX test")
     build.write(tmp_path, build.render(["rnn", "gru"]))
     build.pdfs(tmp_path, ["rnn", "gru"])
     assert sorted(built) == ["gru", "rnn"]

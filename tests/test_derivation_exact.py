@@ -17,8 +17,9 @@ import sympy as sp
 
 import symlstm
 from symlstm import naming
-from symlstm.cell import size_value
-from symlstm.ops import OPS, Concat, MatTVec, MatVec, Outer, Part, Transposed, elementary
+from symlstm.cell.ops import OPS, Concat, MatTVec, MatVec, Outer, Part, Transposed, elementary
+from symlstm.cell.parts import size_value
+
 
 se = pytest.importorskip("symengine")
 

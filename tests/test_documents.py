@@ -6,7 +6,11 @@ import re
 import pytest
 
 import symlstm
-from symlstm.render import anchor, latex_document, overview_document
+from symlstm.documents.document import latex_document
+from symlstm.documents.latex import latex
+from symlstm.documents.overview import overview_document
+from symlstm.documents.tex import anchor, eqref
+
 
 NAMES = list(symlstm.CELLS)
 
@@ -106,9 +110,9 @@ def test_a_jacobian_past_max_paths_is_written_as_its_chain():
     tex = latex_document(symlstm.derive(cell))
     flow = tex[tex.index("How gradients flow back"):]
     for eq in cell.equations:
-        assert rf"\frac{{\partial {symlstm.printers.latex(eq.lhs)}}}{{\partial h_{{t-1}}}} &=" \
+        assert rf"\frac{{\partial {latex(eq.lhs)}}}{{\partial h_{{t-1}}}} &=" \
             in flow, eq.label
-        assert rf"\text{{by }} {symlstm.render.eqref('fwd:' + eq.label)}" in flow
+        assert rf"\text{{by }} {eqref('fwd:' + eq.label)}" in flow
 
 
 def _scaling():
@@ -121,7 +125,8 @@ def big_documents():
     """The .tex of the fan-out chain at 10, 20 and 40 equations and of depth 4 and 8, with
     each stage's time."""
     import time
-    from symlstm.render import numpy_module
+
+    from symlstm.backends.code import numpy_module
     s, out = _scaling(), {}
     for key, cell in [(("fan-out", n), s.fan_out(n)) for n in (10, 20, 40)] + \
             [(("depth", n), s.nested(n)) for n in (4, 8)]:
@@ -151,7 +156,7 @@ def test_documents_grow_polynomially_with_the_cell(big_documents):
 def test_every_line_of_a_big_document_is_broken(big_documents):
     """No line of an equation is much wider than a line of the page (the PDF test checks
     what TeX makes of it)."""
-    from symlstm.printers import LINE_WIDTH, latex_width
+    from symlstm.documents.lines import LINE_WIDTH, latex_width
     for key, tex in big_documents.items():
         body = tex[tex.index(r"\begin{document}"):]
         for block in re.findall(r"\\begin\{align\*?\}(.*?)\\end\{align\*?\}", body, re.S):
@@ -164,7 +169,8 @@ def test_every_line_of_a_big_document_is_broken(big_documents):
 def test_broken_lines_keep_every_character_and_pair_every_delimiter():
     """Lines of a broken equation put back together are the equation, with \\left( \\right)
     of each opened group spelled \\bigl( \\bigr); each line pairs its own \\left \\right."""
-    from symlstm.printers import LINE_WIDTH, latex, latex_lines, latex_width
+    from symlstm.documents import latex
+    from symlstm.documents.lines import LINE_WIDTH, latex_lines, latex_width
     d = symlstm.derive(_scaling().nested(4))
     broke = 0
     for g in d.all():

@@ -2,11 +2,10 @@
 central differences for every parameter, the input and every initial state."""
 import numpy as np
 import pytest
-
-from symlstm.gradcheck import check_grads
-
 from conftest import generated, problem
 from reference_lstm import lstm_forward
+
+from symlstm.checks.gradcheck import check_grads
 
 
 def total_loss(mod, dhs, dstate):

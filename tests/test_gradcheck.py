@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from symlstm.gradcheck import GradientMismatch, check_grads
+from symlstm.checks.gradcheck import GradientMismatch, check_grads
 
 
 def loss(a):

@@ -1,12 +1,11 @@
 """The step graph's layout never draws an edge through a node, for the shipped cells and for
 random cells from the whole grammar."""
+from cellgen import cells
 from hypothesis import given, settings
 
 import symlstm
 from symlstm import naming
-from symlstm.graph import Edge, collisions, graph, route
-
-from cellgen import cells
+from symlstm.documents.layout import Edge, collisions, graph, route
 
 
 def _check(cell):

@@ -6,6 +6,7 @@ import pytest
 import symlstm
 from symlstm.generated import gru, lstm, lstm_classifier, lstm_regression
 
+
 torch = pytest.importorskip("torch", reason="torch is installed by the README's test command")
 
 T, B, D, H, K = 5, 3, 4, 6, 7
@@ -139,11 +140,11 @@ def test_to_torch_checks_its_parameters():
         symlstm.to_torch("lstm", {**params, "R_f": params["R_f"][:2]})
 
 
+from cellgen import cells, note_replay, slow  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 
-from cellgen import cells, note_replay, slow  # noqa: E402
-from symlstm.render import network_module, numpy_module  # noqa: E402
-from symlstm.verification import problem  # noqa: E402
+from symlstm.backends.code import network_module, numpy_module  # noqa: E402
+from symlstm.checks.verification import problem  # noqa: E402
 
 
 def _network(cell, head, tmp_path):
@@ -183,8 +184,8 @@ def test_hundreds_of_random_networks(tmp_path_factory, cell):
 def _check_network(tmp_path_factory, cell):
     """The network module's loss and gradients against a reference that shares no code with
     it: torch autograd of the head on the cell's outputs, carried through the cell by brute
-    force (the unrolled cell differentiated at 50 digits, ``symlstm.bruteforce``)."""
-    from symlstm.bruteforce import loss_gradients
+    force (the unrolled cell differentiated at 50 digits, ``symlstm.checks.bruteforce``)."""
+    from symlstm.checks.bruteforce import loss_gradients
     for head in ("regression", "classifier"):
         mod, cell_mod = _network(cell, head, tmp_path_factory.mktemp("net"))
         D = 3 if cell_mod.INPUT_SIZE == "H" else 2

@@ -12,6 +12,7 @@ import pytest
 
 from symlstm import build
 
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,9 +22,9 @@ def test_written_files_get_the_mode_of_any_new_file(tmp_path, umask):
     old = os.umask(umask)
     try:
         path = tmp_path / "sub" / "a.py"
-        build._put(path, b"first")
+        build.files._put(path, b"first")
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
-        build._put(path, b"second")
+        build.files._put(path, b"second")
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
         assert path.read_bytes() == b"second"
         assert [p.name for p in path.parent.iterdir()] == ["a.py"]   # no temporary left

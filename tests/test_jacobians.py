@@ -8,13 +8,11 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
+from test_derivation_exact import evaluate, random_point
 
 import symlstm
 from symlstm import naming
-from symlstm.jacobians import MAX_PATHS, jacobians
-
-from test_derivation_exact import evaluate, random_point
-
+from symlstm.derivation.jacobians import MAX_PATHS, jacobians
 
 
 @pytest.fixture(autouse=True)

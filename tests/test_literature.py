@@ -15,13 +15,13 @@ Each is checked through all three backends: the NumPy, Numba and PyTorch modules
 """
 import numpy as np
 import pytest
+from literature_cells import nested_lstm, projected_lstm, stacked_lstm
 
 import symlstm
 from symlstm import CellBuilder, matvec, relu, sigma, tanh
-from symlstm.render import numpy_module
-from symlstm.verification import load_module, problem
+from symlstm.backends.code import numpy_module
+from symlstm.checks.verification import load_module, problem
 
-from literature_cells import nested_lstm, projected_lstm, stacked_lstm
 
 torch = pytest.importorskip("torch")
 
@@ -193,6 +193,7 @@ def _numba(d, tmp_path):
     pytest.importorskip("numba", reason="numba is installed by the README's test command")
     import importlib.util
     import sys
+
     from symlstm.backends.numba import numba_module
     path = tmp_path / f"{d.cell.name}.py"
     path.write_text(numba_module(d))

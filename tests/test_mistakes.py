@@ -3,8 +3,8 @@ and the known slips are caught."""
 import pytest
 
 import symlstm
-from symlstm.render import mistakes_document
-from symlstm.seed_claims import CLAIMS
+from symlstm.checks.seed_claims import CLAIMS
+from symlstm.documents.document import mistakes_document
 
 
 def _verdict(c):

@@ -11,14 +11,14 @@ import textwrap
 
 import numpy as np
 import pytest
+from cellgen import cells, note_replay, slow
 from hypothesis import HealthCheck, given, settings
 
 import symlstm
+from symlstm.backends.code import numpy_module
 from symlstm.backends.numba import numba_module
-from symlstm.render import numpy_module
-from symlstm.verification import load_module, problem
+from symlstm.checks.verification import load_module, problem
 
-from cellgen import cells, note_replay, slow
 
 numba = pytest.importorskip("numba", reason="numba is installed by the README's test command")
 
@@ -181,7 +181,7 @@ _BLAS_SCRIPT = textwrap.dedent("""
     import numpy as np
     from symlstm.generated import lstm, peephole_lstm
     from symlstm.generated.numba import lstm as nb_lstm, peephole_lstm as nb_peephole
-    from symlstm.verification import problem
+    from symlstm.checks.verification import problem
     errors = {}
     for ref, mod in ((lstm, nb_lstm), (peephole_lstm, nb_peephole)):
         params, x, state0, dhs, dstate = problem(ref, T=5, B=7, D=9, H=11, dtype=np.float64)

@@ -9,6 +9,7 @@ import pytest
 import symlstm
 from symlstm import build
 
+
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("latexmk", "pdftotext", "pdftoppm")),
     reason="TeX Live and poppler-utils are installed by the README's commands")
@@ -123,7 +124,8 @@ def test_latex_failure_reports_the_log_and_keeps_the_old_pdf(tmp_path):
 def test_a_user_cells_document_builds(tmp_path):
     """A cell symlstm does not ship gets a document that builds on its own."""
     from test_user_cells import mgu
-    from symlstm.render import latex_document
+
+    from symlstm.documents.document import latex_document
     tex = tmp_path / "mgu.tex"
     tex.write_text(latex_document(symlstm.derive(mgu())))
     built = build.pdf(tex, tmp_path / "out")
@@ -138,7 +140,7 @@ def _scaling():
 
 
 def _big_cell_builds(cell, tmp_path):
-    from symlstm.render import latex_document
+    from symlstm.documents.document import latex_document
     tex = tmp_path / f"{cell.name}.tex"
     tex.write_text(latex_document(symlstm.derive(cell)))
     built = build.pdf(tex, tmp_path / "out")

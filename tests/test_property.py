@@ -1,15 +1,17 @@
 """Property test: every generated module's gradients, at random sizes down to T=B=D=H=1."""
 import numpy as np
 import pytest
-
-import symlstm
-from symlstm.gradcheck import check_grads
-
 from conftest import generated, problem
 from test_generated_numpy import total_loss
 
+import symlstm
+from symlstm.checks.gradcheck import check_grads
+
+
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st  # noqa: E402
+
 
 sizes = st.fixed_dictionaries({k: st.integers(1, 4) for k in ("T", "B", "D", "H")})
 

@@ -2,7 +2,7 @@
 
 Each drawn cell is derived, generated, imported and checked twice, against central
 differences of the generated forward pass and against brute-force differentiation of
-the unrolled loss (``symlstm.bruteforce``, which never sees the derivation); its LaTeX
+the unrolled loss (``symlstm.checks.bruteforce``, which never sees the derivation); its LaTeX
 document must render.  CI runs a few hundred cells, the same ones every time
 (``derandomize``); ``pytest -m slow`` runs thousands, from a fresh seed each run.  A failing slow run prints
 ``SYMLSTM_SEED=<seed>``, which replays it, and a ``@reproduce_failure`` line, which replays
@@ -18,13 +18,14 @@ import sys
 import numpy as np
 import pytest
 
+
 hypothesis = pytest.importorskip("hypothesis")
+from cellgen import cells, note_replay, slow  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 import symlstm  # noqa: E402
-from symlstm.render import latex_document  # noqa: E402
+from symlstm.documents.document import latex_document  # noqa: E402
 
-from cellgen import cells, note_replay, slow  # noqa: E402
 
 SIZES = dict(T=2, B=2, D=2, H=3)
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import symlstm
 
+
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 

@@ -3,16 +3,17 @@ random-cell tests found it), and the operation table's promises."""
 import numpy as np
 import pytest
 import sympy as sp
+from test_random_cells import check_cell
 
 import symlstm
-from symlstm import (CellBuilder, CellError, concat, exp, log, matvec, relu, sigma, softplus,
-                     tanh, transpose)
-from symlstm.ops import OPS, diff, elementary, step
-from symlstm.printers import latex, pycode
-from symlstm.render import latex_document, numpy_module
-from symlstm.verification import VerifyError, load_module
-
-from test_random_cells import check_cell
+from symlstm import (CellBuilder, CellError, concat, exp, log, matvec, relu, sigma, softplus, tanh,
+                     transpose)
+from symlstm.backends.code import numpy_module
+from symlstm.backends.numpy import pycode
+from symlstm.cell.ops import OPS, diff, elementary, step
+from symlstm.checks.verification import VerifyError, load_module
+from symlstm.documents.document import latex_document
+from symlstm.documents.latex import latex
 
 
 def build(make, states=("h",), input_size="D", state_sizes=None):
@@ -134,7 +135,7 @@ def test_division_and_powers_print_everywhere():
 
 
 def test_verify_raises_on_a_wrong_gradient(monkeypatch):
-    import symlstm.render as render
+    import symlstm.backends.code as render
     real = render.numpy_module
     monkeypatch.setattr(render, "numpy_module",
                         lambda d: real(d).replace("dh_next = ", "dh_next = 0.99 * "))
@@ -178,7 +179,7 @@ def test_verify_wants_positive_integer_sizes():
 def test_a_new_operation_is_one_table_entry(monkeypatch):
     """arctan, added as one entry of OPS: refused before, then derived, generated, checked
     against both references and printed in LaTeX, with no other change."""
-    from symlstm.ops import Op
+    from symlstm.cell.ops import Op
     make = lambda b, x, p: b.let("h", sp.atan(matvec(W(b, "W", "H", "D"), x)) * p["h"])  # noqa: E731
     with pytest.raises(CellError, match="applies atan"):
         build(make)
@@ -190,7 +191,7 @@ def test_a_new_operation_is_one_table_entry(monkeypatch):
 
 
 def test_verify_fails_a_module_that_leaves_a_gradient_out(monkeypatch):
-    import symlstm.render as render
+    import symlstm.backends.code as render
     real = render.numpy_module
     monkeypatch.setattr(render, "numpy_module",
                         lambda d: real(d).replace('grads["h0"] = dh_next', "pass"))
@@ -218,12 +219,14 @@ def test_a_constant_temporary_such_as_pi_squared_in_every_backend(tmp_path):
     d = symlstm.derive(cell)
     ref = load_module(numpy_module(d), cell.name)
     torch = pytest.importorskip("torch")   # noqa: F841
-    from symlstm.backends.torch import torch_module
     from test_torch_backend import _compare as compare_torch
+
+    from symlstm.backends.torch import torch_module
     compare_torch(ref, load_module(torch_module(d), "torch_pi"), tol=1e-9)
     pytest.importorskip("numba")
-    from symlstm.backends.numba import numba_module
     from test_numba_backend import _compare, _load
+
+    from symlstm.backends.numba import numba_module
     source = numba_module(d)
     assert "F(3.141592653589793)" in source   # π written where it is read
     _compare(ref, _load(source, cell.name, tmp_path))

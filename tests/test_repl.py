@@ -4,7 +4,7 @@ import sympy as sp
 
 import symlstm
 from symlstm import naming
-from symlstm.printers import latex
+from symlstm.documents.latex import latex
 
 
 def test_derive_by_name_or_cell_gives_sympy_objects():

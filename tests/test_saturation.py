@@ -18,11 +18,15 @@ import sympy as sp
 import symlstm
 from symlstm import CellBuilder, exp, log, logsigmoid, matvec, sigma, softplus, tanh
 from symlstm.backends import torch as torch_backend
-from symlstm.backends.numba import SPELLINGS as NUMBA_SPELLINGS, ElementPrinter, numba_module
-from symlstm.ops import OPS, relu, step
-from symlstm.printers import pycode
-from symlstm.render import numpy_module
-from symlstm.verification import load_module
+from symlstm.backends.code import numpy_module
+from symlstm.backends.numba import SPELLINGS as NUMBA_SPELLINGS
+from symlstm.backends.numba import ElementPrinter, numba_module
+from symlstm.backends.numpy import pycode
+from symlstm.cell.ops import OPS, relu, step
+from symlstm.checks.verification import load_module
+from symlstm.documents.latex import latex
+from symlstm.printers.comment import comment
+
 
 torch = pytest.importorskip("torch", reason="torch is installed by the README's test command")
 numba = pytest.importorskip("numba", reason="numba is installed by the README's test command")
@@ -261,10 +265,10 @@ def test_logsigmoid_is_one_entry_of_the_table():
     a = sp.Symbol("fbar[t]")
     assert symlstm.logsigmoid is logsigmoid and "logsigmoid" in symlstm.__all__
     assert sp.diff(logsigmoid(a), a) == sigma(-a)
-    assert symlstm.printers.latex(logsigmoid(a)) == r"\log\sigma\left(\bar{f}_{t}\right)"
-    assert symlstm.printers.latex(logsigmoid(a) ** 2) == \
+    assert latex(logsigmoid(a)) == r"\log\sigma\left(\bar{f}_{t}\right)"
+    assert latex(logsigmoid(a) ** 2) == \
         r"\left(\log\sigma\left(\bar{f}_{t}\right)\right)^{2}"
-    assert symlstm.printers.comment(logsigmoid(a)) == "logσ(fbar[t])"
+    assert comment(logsigmoid(a)) == "logσ(fbar[t])"
     assert pycode(logsigmoid(a)) == "logsigmoid(fbar)"
     assert torch_backend.code(logsigmoid(a)) == "torch.nn.functional.logsigmoid(fbar)"
     assert NUMBA_SPELLINGS[logsigmoid] == "_logsigmoid({a})"

@@ -1,8 +1,8 @@
 """Against independent autograd: torch.nn.LSTM, and a torch peephole cell differentiated by autograd."""
 import numpy as np
 import pytest
-
 from conftest import generated, problem
+
 
 torch = pytest.importorskip("torch")
 GATES = "ifzo"     # torch's chunk order is i, f, g (our z), o

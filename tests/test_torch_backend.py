@@ -8,14 +8,14 @@ import textwrap
 
 import numpy as np
 import pytest
+from cellgen import cells
 from hypothesis import given, settings
 
 import symlstm
+from symlstm.backends.code import numpy_module
 from symlstm.backends.torch import torch_module
-from symlstm.render import numpy_module
-from symlstm.verification import load_module, problem
+from symlstm.checks.verification import load_module, problem
 
-from cellgen import cells
 
 torch = pytest.importorskip("torch", reason="torch is installed by the README's test command")
 

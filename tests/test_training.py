@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from symlstm import training
-from symlstm.generated import lstm, lstm_classifier as net
+from symlstm.generated import lstm
+from symlstm.generated import lstm_classifier as net
+from symlstm.network import training
 
 
 def test_clipping_scales_every_gradient_by_one_factor():

@@ -6,13 +6,16 @@ import subprocess
 
 import pytest
 import sympy as sp
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import symlstm
 from symlstm import CellBuilder, CellError, Latex, matvec, tanh
-from symlstm.printers import latex_text, python_string
-from symlstm.render import latex_document, numpy_module
-from symlstm.verification import load_module
+from symlstm.backends.code import numpy_module
+from symlstm.checks.verification import load_module
+from symlstm.documents.document import latex_document
+from symlstm.printers.text import latex_text, python_string
+
 
 needs_tex = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("latexmk", "pdftotext")),

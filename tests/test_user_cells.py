@@ -4,14 +4,14 @@ import types
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import problem
+from test_generated_numpy import total_loss
 
 import symlstm
 from symlstm import CellBuilder, CellError, concat, matvec, sigma, tanh, transpose
-from symlstm.gradcheck import check_grads
-from symlstm.render import latex_document, numpy_module
-
-from conftest import problem
-from test_generated_numpy import total_loss
+from symlstm.backends.code import numpy_module
+from symlstm.checks.gradcheck import check_grads
+from symlstm.documents.document import latex_document
 
 
 def mgu():
@@ -205,8 +205,9 @@ def test_every_name_works_in_the_numpy_module_and_keys_stay_the_names():
 
 def test_every_name_works_in_the_torch_module():
     torch = pytest.importorskip("torch")
-    from symlstm.backends.torch import torch_module
     from test_torch_backend import _compare
+
+    from symlstm.backends.torch import torch_module
     d = symlstm.derive(every_name())
     _compare(load(numpy_module(d), "names"), load(torch_module(d), "torch_names"), D=3, H=4)
     net = load(torch_module(d), "torch_names").Cell(3, 4, dtype=torch.float64)
@@ -215,8 +216,9 @@ def test_every_name_works_in_the_torch_module():
 
 def test_every_name_works_in_the_numba_module(tmp_path):
     pytest.importorskip("numba")
-    from symlstm.backends.numba import numba_module
     from test_numba_backend import _compare, _load
+
+    from symlstm.backends.numba import numba_module
     d = symlstm.derive(every_name())
     _compare(load(numpy_module(d), "names"), _load(numba_module(d), "names", tmp_path))
 

@@ -5,13 +5,12 @@ import math
 import mpmath
 import numpy as np
 import pytest
+from literature_cells import LITERATURE
 
 import symlstm
 from symlstm import CellBuilder, matvec, sigma, tanh
-from symlstm.bruteforce import unroll
-from symlstm.verification import Report, Row
-
-from literature_cells import LITERATURE
+from symlstm.checks.bruteforce import unroll
+from symlstm.checks.verification import Report, Row
 
 
 @pytest.mark.parametrize("name", sorted(LITERATURE))
@@ -48,7 +47,7 @@ def test_brute_force_is_exact_where_float64_saturates():
 def test_saturated_instance_catches_an_inaccurate_sigmoid(monkeypatch):
     """A module whose σ keeps only absolute accuracy (½ + ½ tanh(a/2): zero below -38) passes
     at moderate parameters and fails at the saturated instance."""
-    from symlstm import verification
+    from symlstm.checks import verification
 
     def inaccurate(source, name):
         mod = load(source, name)

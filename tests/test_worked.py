@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from symlstm import worked
+from symlstm.documents import worked
 from symlstm.generated import lstm_concat_regression as net
 
 

@@ -1,2 +1,3 @@
-"""Backends beyond NumPy: each is a printer (how one step's statements are spelled) and a
-template folder, fed by the same lowered plan (:func:`symlstm.render.code_context`)."""
+"""The backends: each a printer plus its template folder, fed by the same lowered plan
+(:func:`.code.code_context`): NumPy (:mod:`.numpy`, ``templates/numpy/``), Numba (:mod:`.numba`,
+``templates/numba/``) and PyTorch (:mod:`.torch`, ``templates/torch/``)."""

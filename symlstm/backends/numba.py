@@ -17,13 +17,14 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
 from .. import naming
-from ..bptt import Derivation
-from ..cell import size_expr
-from ..lower import Broadcast, GroupAdjoint, Plan, Proj, lower
-from ..ops import OPS, Concat, Part, exp, log, logsigmoid, relu, sigma, softplus, step, tanh
-from ..printers import CellNumPyPrinter
-from ..render import NUMPY, code_context, environment
-from ..render.code import block_comment, computed_in, step_arrays
+from ..cell.ops import OPS, Concat, Part, exp, log, logsigmoid, relu, sigma, softplus, step, tanh
+from ..cell.parts import size_expr
+from ..derivation.bptt import Derivation
+from ..lower.plan import Broadcast, GroupAdjoint, Plan, Proj, lower
+from ..printers.templates import environment
+from .code import NUMPY, block_comment, code_context, computed_in, step_arrays
+from .numpy import CellNumPyPrinter
+
 
 TEMPLATE = "numba/cell.py.jinja"
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import naming
-from ..bptt import Derivation
-from ..ops import OPS, exp, log, logsigmoid, relu, sigma, softplus, step, tanh
-from ..printers import CellNumPyPrinter
-from ..render import Spelling, code_context, environment
+from ..cell.ops import OPS, exp, log, logsigmoid, relu, sigma, softplus, step, tanh
+from ..derivation.bptt import Derivation
+from ..printers.templates import environment
+from .code import Spelling, code_context
+from .numpy import CellNumPyPrinter
+
 
 TEMPLATE = "torch/cell.py.jinja"
 

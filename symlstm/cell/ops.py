@@ -1,0 +1,270 @@
+"""The operations cells are written with: one table entry each, holding all there is to know.
+
+Vectors are plain commutative SymPy symbols, read element-wise: ``i*z`` is the
+Hadamard product i ⊙ z and ``tanh(c)`` is applied to every element.  The only
+operations that mix elements are the matrix products below; the engine keeps
+them as opaque atoms so SymPy never has to do matrix calculus.
+
+``OPS`` maps each element-wise function to its :class:`Op`: the derivative rule the
+sweep uses, its NumPy, LaTeX and comment spellings, and its definition in elementary
+functions (what the independent checks differentiate).  Adding an operation is adding
+one entry; a function without one is refused when a cell is built.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import sympy as sp
+
+
+class sigma(sp.Function):
+    """The logistic sigmoid σ(a) = 1 / (1 + e^{-a}), element-wise."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return OPS[sigma].derivative(self, self.args[0])
+
+    def _eval_rewrite_as_exp(self, a, **kwargs):
+        return 1 / (1 + sp.exp(-a))
+
+
+class relu(sp.Function):
+    """max(0, a), element-wise.  Its derivative is taken as 0 at a = 0 (as PyTorch does)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return OPS[relu].derivative(self, self.args[0])
+
+
+class softplus(sp.Function):
+    """log(1 + e^a), element-wise; generated code computes it stably for large |a|."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return OPS[softplus].derivative(self, self.args[0])
+
+
+class logsigmoid(sp.Function):
+    """log σ(a) = -softplus(-a), element-wise: the log of a gate, accurate for any a
+    (near a for a very negative, near -e^-a for a large)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return OPS[logsigmoid].derivative(self, self.args[0])
+
+
+class step(sp.Function):
+    """The unit step, 1 where a > 0 and 0 elsewhere: the derivative of relu."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+
+log = sp.log
+tanh = sp.tanh
+exp = sp.exp
+
+
+class Op(NamedTuple):
+    """Everything about one element-wise function f.
+
+    ``derivative(y, a)`` is f'(a), written through the output y = f(a) wherever that is
+    exact, so that the documents read σ' = σ(1-σ) and code reuses cached outputs.
+    ``numpy``, ``latex`` and ``comment`` are format strings of the printed argument ``{a}``;
+    ``ufunc``, when set, is a NumPy call that takes ``out=`` to compute in place.
+    ``definition(a, m)`` writes f with the elementary functions of ``m`` (SymPy, symengine,
+    or the brute-force check's 50-digit tape: ``m.exp``, ``m.log``, ``m.tanh``,
+    ``m.Piecewise``, or any other function of mpmath's); the brute-force check differentiates
+    that, never the rule above.
+    """
+    func: type
+    derivative: Callable
+    numpy: str
+    latex: str
+    comment: str
+    definition: Callable
+    ufunc: str | None = None
+    about: str = ""
+
+
+#: The operation table, keyed by function; ``about`` is a line on each, for readers of the table.
+OPS: dict[type, Op] = {op.func: op for op in (
+    Op(sigma, lambda y, a: y * (1 - y), "sigmoid({a})", r"\sigma\left({a}\right)", "σ({a})",
+        lambda a, m: 1 / (1 + m.exp(-a)), "sigmoid", "σ(a) = 1/(1 + e^-a); σ' = σ(1 - σ)"),
+    Op(sp.tanh, lambda y, a: 1 - y**2, "np.tanh({a})", r"\tanh\left({a}\right)", "tanh({a})",
+        lambda a, m: m.tanh(a), "np.tanh", "tanh' = 1 - tanh²"),
+    Op(sp.exp, lambda y, a: y, "np.exp({a})", r"e^{{{a}}}", "exp({a})",
+        lambda a, m: m.exp(a), "np.exp", "exp' = exp"),
+    Op(sp.log, lambda y, a: 1 / a, "np.log({a})", r"\log\left({a}\right)", "log({a})",
+        lambda a, m: m.log(a), "np.log", "natural logarithm; log'(a) = 1/a"),
+    Op(softplus, lambda y, a: sigma(a), "np.logaddexp(0, {a})",
+        r"\operatorname{{softplus}}\left({a}\right)", "softplus({a})",
+        lambda a, m: m.log(1 + m.exp(a)), None, "log(1 + e^a), stable for large |a|; softplus' = σ"),
+    Op(logsigmoid, lambda y, a: sigma(-a), "logsigmoid({a})", r"\log\sigma\left({a}\right)",
+        "logσ({a})", lambda a, m: -m.log(1 + m.exp(-a)), "logsigmoid",
+        "log σ(a) = -log(1 + e^-a); (log σ)' = 1 - σ(a) = σ(-a), which keeps its digits "
+        "where σ(a) is near 1, as 1 - e^y would not"),
+    Op(relu, lambda y, a: step(y), "np.maximum({a}, 0)", r"\operatorname{{relu}}\left({a}\right)",
+        "relu({a})", lambda a, m: m.Piecewise((a, a > 0), (0, True)), None,
+        "max(0, a); relu'(a) = 1 for a > 0, and 0 for a <= 0 (0 at a = 0, as PyTorch)"),
+    Op(step, lambda y, a: sp.S.Zero, "np.heaviside({a}, 0)", r"\mathbf{{1}}\left[{a} > 0\right]",
+        "[{a} > 0]", lambda a, m: m.Piecewise((1, a > 0), (0, True)), None,
+        "1 for a > 0, else 0 (relu's derivative)"),
+)}
+
+
+class total(sp.Function):
+    """Σ_k a_k: a vector summed to one number (for each sample).  A reduction: heads only."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return REDUCTIONS[total].derivative(self, self.args[0])
+
+
+class lse(sp.Function):
+    """log Σ_k exp(a_k), the log-normaliser of the softmax.  A reduction: heads only."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return REDUCTIONS[lse].derivative(self, self.args[0])
+
+
+#: Reductions of a vector to one number, for the losses of output heads.  ``derivative(y, a)``
+#: is ∂y/∂a_k for every entry k, written through y: Σ_k a_k gives 1, lse gives the softmax
+#: exp(a - lse(a)).  Each entry has the same fields as those of ``OPS``.
+REDUCTIONS = {op.func: op for op in (
+    Op(total, lambda y, a: sp.S.One, "np.sum({a}, axis=-1, keepdims=True)",
+       r"\mathbf{{1}}^{{\top}}\!\left({a}\right)", "Σ_k {a}", None, None,
+       "the sum of a vector's entries; ∂/∂a_k = 1"),
+    Op(lse, lambda y, a: sp.exp(a - y), "logsumexp({a})",
+       r"\operatorname{{lse}}\left({a}\right)", "lse({a})", None, None,
+       "log Σ_k exp(a_k), computed as max(a) + log Σ_k exp(a_k - max(a)); "
+       "∂/∂a_k = exp(a_k - lse(a)), the softmax"),
+)}
+
+
+class MatVec(sp.Function):
+    """The matrix–vector product ``W v`` (W a matrix parameter, v a vector)."""
+
+    nargs = 2
+
+
+class MatTVec(sp.Function):
+    """``Wᵀ u``: how a matrix product sends an adjoint back to its vector."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, W, u):
+        if u.is_zero:
+            return sp.S.Zero
+
+
+class Outer(sp.Function):
+    """The outer product ``u vᵀ``: one step's contribution to a weight gradient."""
+
+    nargs = 2
+
+
+class TimeSum(sp.Function):
+    """Σ_t over all time steps (and, in code, over the batch)."""
+
+    nargs = 1
+
+
+class Transposed(sp.Function):
+    """``Wᵀ`` of a matrix parameter: cells written with rows, ``x W``, use ``Wᵀ x``."""
+
+    nargs = 1
+
+
+class Concat(sp.Function):
+    """``[u; v; …]``: vectors stacked into one (the whole right side of an equation)."""
+
+
+class Part(sp.Function):
+    """Rows ``start:stop`` of a vector: what a concatenation sends back to each piece."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, e, start, stop):
+        if e.is_zero:
+            return sp.S.Zero
+
+
+#: The structural functions: not element-wise, handled by the sweep itself.
+STRUCTURE = (MatVec, Transposed, Concat)
+
+
+def matvec(W, v: sp.Symbol) -> sp.Expr:
+    """``W v`` for use in a cell's equations (W a matrix parameter or ``transpose(W)``)."""
+    return MatVec(W, v)
+
+
+def transpose(W: sp.Symbol) -> sp.Expr:
+    """``Wᵀ``, for a parameter stored the other way round (row-major cells: x W = Wᵀ x)."""
+    return Transposed(W)
+
+
+def concat(*vectors: sp.Symbol) -> sp.Expr:
+    """``[u; v; …]``, the vectors stacked; the size is the sum of theirs."""
+    return Concat(*vectors)
+
+
+def matrix_param(W: sp.Expr) -> sp.Symbol:
+    """The parameter behind ``W`` or ``Wᵀ``."""
+    return W.args[0] if isinstance(W, Transposed) else W
+
+
+def diff(e: sp.Expr, v: sp.Symbol) -> sp.Expr:
+    """∂e/∂v for an element-wise expression, every function's rule taken from ``OPS``.
+
+    Matrix products must already be replaced by symbols (the sweep does that)."""
+    if e == v:
+        return sp.S.One
+    if not e.has(v):
+        return sp.S.Zero
+    if e.is_Add:
+        return sp.Add(*(diff(a, v) for a in e.args))
+    if e.is_Mul:
+        return sp.Add(*(sp.Mul(*e.args[:k], diff(a, v), *e.args[k + 1:])
+                        for k, a in enumerate(e.args) if a.has(v)))
+    if e.is_Pow:
+        base, n = e.args
+        return n * base ** (n - 1) * diff(base, v)
+    rule = OPS.get(e.func) or REDUCTIONS.get(e.func)   # read live: a new entry counts at once
+    if rule is not None:
+        a = e.args[0]
+        return rule.derivative(e, a) * diff(a, v)
+    raise TypeError(f"no derivative rule for {e.func} (the rules live in symlstm.cell.ops.OPS)")
+
+
+def elementary(e: sp.Expr, m, leaf: Callable) -> object:
+    """Rebuild the element-wise expression ``e`` with module ``m``'s elementary functions:
+    every table function by its ``definition``, every symbol, number and matrix product by
+    ``leaf``.  The brute-force check uses this with its 50-digit tape as ``m``."""
+    if e.is_Number or e.is_NumberSymbol or isinstance(e, (sp.Symbol, MatVec, Concat)):
+        return leaf(e)
+    args = [elementary(a, m, leaf) for a in e.args]
+    if e.is_Add:
+        out = args[0]
+        for a in args[1:]:
+            out = out + a
+        return out
+    if e.is_Mul:
+        out = args[0]
+        for a in args[1:]:
+            out = out * a
+        return out
+    if e.is_Pow:
+        return args[0] ** int(e.exp)
+    return OPS[e.func].definition(args[0], m)

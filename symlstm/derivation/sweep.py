@@ -1,0 +1,105 @@
+"""One step's reverse sweep: the adjoint of every variable as a sum of one term per path.
+
+Walk the equations backwards; for each use of a variable v in ``y = rhs``, the
+path through y contributes ``δy ⊙ ∂rhs/∂v`` to δv (or ``Wᵀ δ(Wv)`` through a matrix
+product).  Fan-out needs no special case: the terms simply accumulate.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import NamedTuple
+
+import sympy as sp
+
+from .. import naming
+from ..cell.model import Cell
+from ..cell.ops import Concat, MatTVec, MatVec, Outer, Part, Transposed, diff, matrix_param
+from ..cell.parts import Equation, size_expr
+
+
+LOSS = "loss"     # the path from the loss straight to the output h_t
+CARRY = "carry"   # the path to a state s_t through step t+1
+
+
+class Term(NamedTuple):
+    """One path by which v reaches the loss: through the equation labelled ``via``, read
+    ``later`` steps after t (1 for the paths a state takes through step t+1).
+
+    ``local`` is ∂(via's left side)/∂v element-wise, written through the forward outputs
+    (for a matrix product ``W v`` it is W, for ``W`` itself it is v); ``raw`` is the same
+    derivative as SymPy returns it, before that rewriting (element-wise paths only);
+    ``expr`` is the term's contribution to δv.
+    """
+    via: str
+    local: sp.Expr
+    expr: sp.Expr
+    raw: sp.Expr | None = None
+    later: int = 0
+
+
+class Sweep(NamedTuple):
+    """The one-step adjoints: for each variable, its terms, in the order the sweep completes them."""
+    terms: dict[sp.Symbol, tuple[Term, ...]]
+
+    def adjoint(self, v: sp.Symbol) -> sp.Expr:
+        """δv as the sum of its terms."""
+        return sp.Add(*(t.expr for t in self.terms.get(v, ())))
+
+
+def sweep(cell: Cell) -> Sweep:
+    """Differentiate one step of ``cell`` in reverse, accumulating one term per path."""
+    terms: dict[sp.Symbol, list[Term]] = defaultdict(list)
+    out = naming.timed(cell.output)
+    terms[out].append(Term(LOSS, sp.S.One, naming.timed(cell.output, 0, naming.EXTERNAL)))
+    for s in cell.new_states:
+        carried = naming.timed(naming.parse(s).base, 0, naming.CARRY)
+        terms[s].append(Term(CARRY, sp.S.One, carried))
+    outputs = _named_outputs(cell)
+    for eq in reversed(cell.equations):
+        paths = _split(eq, cell) if isinstance(eq.rhs, Concat) else _paths(eq, outputs)
+        for v, term in paths:
+            terms[v].append(term)
+    return Sweep({v: tuple(ts) for v, ts in terms.items()})
+
+
+def _named_outputs(cell: Cell) -> dict[sp.Expr, sp.Symbol]:
+    """Map f(a) -> y for every equation y = f(a), to write derivatives through forward outputs."""
+    return {eq.rhs: eq.lhs for eq in cell.equations if isinstance(eq.rhs, sp.Function)
+            and not isinstance(eq.rhs, (MatVec, Concat))}
+
+
+def _paths(eq: Equation, outputs) -> list[tuple[sp.Symbol, Term]]:
+    """The terms one equation ``y = rhs`` sends back to each variable it uses."""
+    delta = naming.adjoint(eq.lhs)
+    products = {m: sp.Dummy(f"m{k}") for k, m in enumerate(sorted(eq.rhs.atoms(MatVec), key=str))}
+    body = eq.rhs.xreplace(products)
+    paths = []
+    for v in sorted(body.free_symbols - set(products.values()), key=sp.default_sort_key):
+        raw, local = local_derivative(body, v, products, outputs)
+        paths.append((v, Term(eq.label, local, delta * local, raw)))
+    for m, dummy in products.items():
+        W, u = m.args
+        dm = delta * local_derivative(body, dummy, products, outputs)[1]
+        paths.append((u, Term(eq.label, W, MatTVec(W, dm))))
+        # the gradient of W v is δ vᵀ; of Wᵀ v, stored as W, it is v δᵀ
+        grad = Outer(u, dm) if isinstance(W, Transposed) else Outer(dm, u)
+        paths.append((matrix_param(W), Term(eq.label, u, grad)))
+    return paths
+
+
+def _split(eq: Equation, cell: Cell) -> list[tuple[sp.Symbol, Term]]:
+    """``X = [u; v]`` sends each piece its own rows of δX."""
+    delta, start, paths = naming.adjoint(eq.lhs), sp.S.Zero, []
+    for v in eq.rhs.args:
+        stop = start + size_expr(cell.dim(v))
+        paths.append((v, Term(eq.label, Part(sp.S.One, start, stop), Part(delta, start, stop))))
+        start = stop
+    return paths
+
+
+def local_derivative(body: sp.Expr, v: sp.Symbol, products, outputs):
+    """∂body/∂v by the rules of ``ops.OPS``, and the same rewritten through the named forward
+    outputs (σ'(ī) = σ(ī)(1 - σ(ī)) becomes i(1 - i))."""
+    back = {d: m for m, d in products.items()}
+    raw = diff(body, v).xreplace(back)
+    return raw, raw.xreplace(outputs)

@@ -1,0 +1,70 @@
+"""How this project's names map to PyTorch's and to the notations readers meet elsewhere.
+
+Each table row is (ours, PyTorch, W/U notation, concatenated [x; h], row-major X W + H W + b),
+as plain names that :mod:`symlstm.naming` spells; a name in backquotes is code.
+"""
+from __future__ import annotations
+
+
+LSTM_HEADER = ("this document", "PyTorch nn.LSTM", "W, U (no biases)",
+               "concatenated [x; h]", "row-major X W + H W + b")
+_CHUNK = {"i": 0, "f": 1, "z": 2, "o": 3}       # torch's gate order i, f, g, o
+_OTHER = {"z": ("a", "n", "Ctilde", "c"), "i": ("i", "i", "I", "i"),
+          "f": ("f", "f", "F", "f"), "o": ("o", "o", "O", "o")}
+
+
+def _lstm_rows():
+    rows = []
+    for g in "zifo":
+        a, n, row_name, row_sub = _OTHER[g]
+        k = _CHUNK[g]
+        chunk = f"[{k}H:{k + 1}H]" if k else "[:H]"
+        rows += [
+            (g, f"`{'g' if g == 'z' else g}`", a, n, row_name),
+            (f"W_{g}", f"`weight_ih_l0{chunk}`", f"W_{a}", f"W_{n}[:, 1:D]", f"W_x{row_sub}ᵀ"),
+            (f"R_{g}", f"`weight_hh_l0{chunk}`", f"U_{a}", f"W_{n}[:, D+1:D+H]", f"W_h{row_sub}ᵀ"),
+            (f"b_{g}", f"`bias_ih_l0{chunk} + bias_hh_l0{chunk}`", "—", f"b_{n}", f"b_{row_sub}"),
+        ]
+    rows.append(("p_i, p_f, p_o", "—", "—", "—", "—"))
+    return tuple(rows)
+
+
+GRU_HEADER = ("this document", "PyTorch nn.GRU")
+_GRU_ROWS = tuple(
+    row for k, g in enumerate("rzn") for row in (
+        (g, f"`{g}`"),
+        (f"W_{g}", f"`weight_ih_l0[{k}H:{k + 1}H]`" if k else "`weight_ih_l0[:H]`"),
+        (f"R_{g}", f"`weight_hh_l0[{k}H:{k + 1}H]`" if k else "`weight_hh_l0[:H]`"),
+        (f"b_{g}", f"`bias_ih_l0[{k}H:{k + 1}H]`" if g == "n" else
+         f"`bias_ih_l0[{k}H:{k + 1}H] + bias_hh_l0[{k}H:{k + 1}H]`" if k else
+         "`bias_ih_l0[:H] + bias_hh_l0[:H]`"))
+) + (("b_hn", "`bias_hh_l0[2H:3H]`"),)
+
+RNN_HEADER = ("this document", "PyTorch nn.RNN")
+_RNN_ROWS = (("W", "`weight_ih_l0`"), ("R", "`weight_hh_l0`"),
+             ("b", "`bias_ih_l0 + bias_hh_l0`"))
+
+_LSTM_FAMILY = ("lstm", "peephole_lstm", "lstm_nig", "lstm_nfg", "lstm_nog", "lstm_niaf",
+                "lstm_noaf", "lstm_cifg", "lstm_fgr", "lstm_nobias", "lstm_concat",
+                "lstm_rowmajor")
+
+
+def table(cell_name: str):
+    """(header, rows) for a shipped cell, or None for a cell the project does not know."""
+    if cell_name in _LSTM_FAMILY:
+        return LSTM_HEADER, _lstm_rows()
+    if cell_name == "gru":
+        return GRU_HEADER, _GRU_ROWS
+    if cell_name == "rnn":
+        return RNN_HEADER, _RNN_ROWS
+    return None
+
+
+#: Cells that name the LSTM's variables otherwise: their names -> the peephole LSTM's, so
+#: that the overview compares the same paths (a renamed variable is not a new term).
+RENAMES = {
+    "lstm_nobias": {"a": "z", "abar": "zbar", "W_a": "W_z", "U_a": "R_z", "U_i": "R_i",
+                    "U_f": "R_f", "U_o": "R_o"},
+    "lstm_concat": {"n": "z", "nbar": "zbar"},
+    "lstm_rowmajor": {"I": "ibar", "F": "fbar", "O": "obar", "Ctilde": "zbar"},
+}
