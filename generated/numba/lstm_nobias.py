@@ -472,9 +472,8 @@ def forward(params, x, state0=None):
     x, (T, B, D, H), dtype = _sizes(params, x)
     x = np.ascontiguousarray(x)   # its rows go to BLAS
     state0 = _states(state0, "state0", B, D, H, dtype)
-    arrays = _forward_pass(x, D, H, *[params[name] for name in PARAMS],
-                           *[state0[s] for s in STATES])
-    cache = {"cell": CELL, "input": x, **dict(zip(_CACHED, arrays))}
+    cache = {"cell": CELL, "input": x, **dict(zip(_CACHED, _forward_pass(
+        x, D, H, *[params[name] for name in PARAMS], *[state0[s] for s in STATES])))}
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return cache["seq_h"][1:].copy(), state, cache
 
