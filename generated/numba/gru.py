@@ -294,17 +294,18 @@ _GEMM = {"s": "symlstm_sgemm", "d": "symlstm_dgemm"}   # the symbols, by BLAS pr
 
 
 def _mkl():
-    """MKL's sgemm and dgemm, by prefix; None without the `mkl` package (or when another
-    library in this process already set MKL to 64-bit integers)."""
+    """MKL's sgemm and dgemm, by prefix; None without the `mkl` package, when its library
+    does not load, or when another library in this process set MKL to 64-bit integers."""
     try:
         files = importlib.metadata.files("mkl") or ()
     except importlib.metadata.PackageNotFoundError:
         return None
     path = next((f.locate() for f in files if f.name.startswith("libmkl_rt.so")), None)
-    if path is None:
+    try:
+        lib = ctypes.CDLL(str(path)) if path else None
+    except OSError:   # a broken install: OpenBLAS serves, unless SYMLSTM_BLAS=mkl
         return None
-    lib = ctypes.CDLL(str(path))
-    if lib.MKL_Set_Interface_Layer(0) != 0:   # 0: LP64, the 32-bit integers passed below
+    if lib is None or lib.MKL_Set_Interface_Layer(0) != 0:   # 0: LP64, 32-bit integers
         return None
     return {p: ctypes.cast(getattr(lib, p + "gemm"), ctypes.c_void_p).value for p in _GEMM}
 
@@ -323,8 +324,8 @@ def _bind_blas():
         raise ValueError(f"SYMLSTM_BLAS must be 'mkl', 'openblas' or unset, got {want!r}")
     found = None if want == "openblas" else _mkl()
     if found is None and want == "mkl":
-        raise ImportError("SYMLSTM_BLAS=mkl, but MKL's libmkl_rt was not found (or is set to "
-                          "64-bit integers): pip install mkl")
+        raise ImportError("SYMLSTM_BLAS=mkl, but MKL's libmkl_rt was not found, did not load, "
+                          "or is set to 64-bit integers: pip install mkl")
     name = "mkl" if found else "openblas"
     for prefix, address in (found or _openblas()).items():
         binding.add_symbol(_GEMM[prefix], address)
