@@ -40,8 +40,13 @@ fixed random array.  Contenders, per shape (T, B, D, H) and dtype:
                     dW, dR and dx.  No contender can beat it without a faster BLAS.
 * ``gemm_floor_torch``, ``gemm_floor_numba``
                     the same products through torch.matmul (MKL), and through the Numba modules'
-                    BLAS (MKL when the mkl package is installed, else SciPy's OpenBLAS) in one
-                    compiled function.  The fastest of the three floors is the machine's floor.
+                    BLAS (SciPy's OpenBLAS, as numba's np.dot calls it) in one compiled
+                    function.  The fastest of the three floors is the machine's floor.
+
+* the newer cells' rows (cells.py): layernorm_lstm and slstm (NH = 4) at (256, 16, 128, 128),
+  each generated Numba module against a torch autograd loop of the same cell, and slstm against
+  the xlstm package's vanilla sLSTM; gradients checked against the generated NumPy module.
+  A cell not in generated/ gives a skipped row.  --cells-only runs these rows alone.
 
 Before timing, every contender's gradients are checked against an independent reference
 (torch.nn.LSTM for gen_lstm, torchgen_lstm and numba_lstm, the torch loop for gen_peephole,
@@ -93,9 +98,10 @@ import contenders  # noqa: E402
 from contenders import DTYPES, SHAPES, SKIPPED  # noqa: E402
 from machine import _git_state, limit_threads, peak_gflops, system_info  # noqa: E402, F401
 from report import print_report  # noqa: E402
-from targets import TARGETS, targets  # noqa: E402
+from cells import CELL_SHAPE, CELLS, QUICK_CELL_SHAPE, run_cell_case  # noqa: E402
+from targets import TARGETS, cell_targets, targets  # noqa: E402
 from timing import measure_import, measure_memory, measure_symbolic, memory_worker, \
-    run_case  # noqa: E402
+    run_case, time_round_robin  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -116,6 +122,9 @@ def parse_args(argv):
     ap.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
     ap.add_argument("--keep-openblas-env", action="store_true",
                     help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as the environment sets them")
+    ap.add_argument("--cells-only", action="store_true",
+                    help="only the rows of the newer cells (layernorm_lstm, slstm): no LSTM cases, "
+                         "memory, symbolic side or import")
     ap.add_argument("--memory-worker", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 9)
@@ -136,40 +145,52 @@ def main(argv=None):
     # collector skips them.
     gc.freeze()
     info = system_info(cpu, contenders.jax, THREAD_ENV, DROPPED_ENV)
-    shapes = SHAPES[:2] if args.quick else SHAPES
+    shapes = [] if args.cells_only else SHAPES[:2] if args.quick else SHAPES
     cases = []
     for shape in shapes:
         for dtype in DTYPES:
             print(f"timing {shape} {dtype} ...", flush=True)
             cases.append(run_case(shape, dtype, args.repeats, args.min_sample))
-    print("memory ...", flush=True)
-    # a fresh process per contender costs ~2.5 s, mostly importing torch; the small shape's
-    # rises are below the RSS's page granularity anyway
-    memory_shapes = shapes[-1:] if args.quick else shapes
-    memory = measure_memory(memory_shapes, DTYPES)
-    print("symbolic side and import ...", flush=True)
-    symbolic = measure_symbolic(1 if args.quick else 3)
-    imp = measure_import(3 if args.quick else 9)
-    peak = {dtype: peak_gflops(dtype) for dtype in DTYPES}
-    goals = targets(cases, symbolic, imp)
-    print_report(info, cases, memory, symbolic, imp, goals, peak)
+    cell_shape = QUICK_CELL_SHAPE if args.quick else CELL_SHAPE
+    cell_cases = []
+    for cell in CELLS:
+        for dtype in DTYPES:
+            print(f"timing {cell} {cell_shape} {dtype} ...", flush=True)
+            cell_cases.append(run_cell_case(cell, cell_shape, dtype, args.repeats, args.min_sample,
+                                            time_round_robin))
+    memory, symbolic, imp, peak, memory_shapes = [], None, None, {}, []
+    if not args.cells_only:
+        print("memory ...", flush=True)
+        # a fresh process per contender costs ~2.5 s, mostly importing torch; the small
+        # shape's rises are below the RSS's page granularity anyway
+        memory_shapes = shapes[-1:] if args.quick else shapes
+        memory = measure_memory(memory_shapes, DTYPES)
+        print("symbolic side and import ...", flush=True)
+        symbolic = measure_symbolic(1 if args.quick else 3)
+        imp = measure_import(3 if args.quick else 9)
+        peak = {dtype: peak_gflops(dtype) for dtype in DTYPES}
+    goals = targets(cases, symbolic, imp) + cell_targets(cell_cases)
+    print_report(info, cases, memory, symbolic, imp, goals, peak, cell_cases)
     config = {"quick": args.quick, "strict": args.strict, "repeats": args.repeats,
               "min_sample_s": args.min_sample, "shapes": shapes, "memory_shapes": memory_shapes,
-              "dtypes": DTYPES, "skipped": SKIPPED, "targets": {str(k): v for k, v in TARGETS.items()}}
+              "dtypes": DTYPES, "skipped": SKIPPED, "cell_shape": cell_shape,
+              "targets": {str(k): v for k, v in TARGETS.items()}}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"system": info, "config": config, "cases": cases,
+                                     "cell_cases": cell_cases,
                                      "memory": memory, "symbolic": symbolic, "import": imp,
                                      "peak": peak,
                                      "targets": goals}, indent=1, default=str))
     print(f"\nnumbers written to {args.json}")
-    return exit_code(cases, goals, args.strict)
+    return exit_code(cases + [c for c in cell_cases if not c["skipped"]], goals, args.strict)
 
 
 def exit_code(cases, goals, strict):
     """1 for wrong gradients, always; for a missed target only with --strict."""
     if any(c["wrong"] for c in cases):
         print("exit 1: gradients disagree with the reference: "
-              + ", ".join(f"{tuple(c['shape'])} {c['dtype']} {c['wrong']}" for c in cases if c["wrong"]))
+              + ", ".join(f"{c.get('cell', '')} {tuple(c['shape'])} {c['dtype']} {c['wrong']}"
+                         for c in cases if c["wrong"]))
         return 1
     missed = sum(g["status"] == "miss" for g in goals)
     if missed and strict:

@@ -300,8 +300,8 @@ def build_gemm_floor_torch(prob):
 
 
 def build_gemm_floor_numba(prob):
-    """The same products through the Numba modules' BLAS (MKL when the mkl package is
-    installed), all in one compiled function, as the generated loops call them."""
+    """The same products through the Numba modules' BLAS (numba's np.dot, SciPy's OpenBLAS),
+    all in one compiled function, as the generated loops call them."""
     a = floor_arrays(prob)
     step = _numba_products()
     return (lambda: step(*a.values())), None
@@ -310,10 +310,19 @@ def build_gemm_floor_numba(prob):
 _NUMBA_PRODUCTS = []
 
 
+def numba_gemm():
+    """out = a @ b in compiled code as the Numba modules do it: np.dot into ``out``, which
+    numba hands to SciPy's BLAS (OpenBLAS)."""
+    @numba.njit(nogil=True)
+    def gemm(a, b, out):
+        np.dot(a, b, out)
+    return gemm
+
+
 def _numba_products():
     """The compiled function of build_gemm_floor_numba, made once."""
     if not _NUMBA_PRODUCTS:
-        gemm = numba_lstm._gemm
+        gemm = numba_gemm()
 
         @numba.njit(nogil=True)
         def products(x, W, R, hs, g, proj, rec, dh, dW, dR, dx):

@@ -12,7 +12,7 @@ import numpy as np
 import threadpoolctl
 import torch
 
-from contenders import numba, numba_lstm
+from contenders import numba_gemm, numba_lstm
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,9 +45,8 @@ def system_info(cpu, jax, thread_env, dropped_env):
         "torch_libs": [line.strip(" -") for line in torch_cfg if any(k in line for k in keep)],
         "torch_threads": torch.get_num_threads(),
         "dropped_env": dropped_env,
-        "numba_blas": getattr(numba_lstm, "BLAS", None),
+        "numba_blas": None if numba_lstm is None else "openblas (SciPy, through numba's np.dot)",
         "env": {k: os.environ.get(k) for k in [*thread_env, "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                                               "SYMLSTM_BLAS",
                                                "PYTHONDONTWRITEBYTECODE"]},
         "git": _git_state(),
     }
@@ -97,8 +96,8 @@ def peak_gflops(dtype, size=1536, repeats=5):
     runs = {"torch.matmul": lambda: torch.matmul(ta, tb, out=tout),
             "numpy.matmul": lambda: np.matmul(a, b, out=out)}
     if numba_lstm is not None:
-        gemm = _numba_gemm()
-        runs[f"numba modules ({numba_lstm.BLAS})"] = lambda: gemm(a, b, out)
+        gemm = numba_gemm()
+        runs["numba modules (openblas)"] = lambda: gemm(a, b, out)
     best = {}
     for name, run in runs.items():
         run()   # warm-up
@@ -110,8 +109,3 @@ def peak_gflops(dtype, size=1536, repeats=5):
         best[name] = 2 * size**3 / min(walls) / 1e9
     by = max(best, key=best.get)
     return {"gflops": best[by], "by": by, "size": size, "all": best}
-
-
-def _numba_gemm():
-    gemm = numba_lstm._gemm
-    return numba.njit(lambda a, b, out: gemm(a, b, out))

@@ -37,8 +37,7 @@ def print_system(info):
         print(f"threadpoolctl: {lib['internal_api']} {lib['version'] or ''} arch={lib['architecture']} "
               f"threads={lib['num_threads']} ({Path(lib['filepath']).name})")
     print("torch: " + "; ".join(info["torch_libs"]) + f"; threads={info['torch_threads']}")
-    print(f"BLAS of the Numba modules: {info['numba_blas'] or 'n/a (numba not installed)'}"
-          + (" (MKL: pip install mkl)" if info["numba_blas"] == "openblas" else ""))
+    print(f"BLAS of the Numba modules: {info['numba_blas'] or 'n/a (numba not installed)'}")
     print("env: " + ", ".join(f"{k}={v}" for k, v in info["env"].items()))
     if info["dropped_env"]:
         print("dropped before NumPy loaded (--keep-openblas-env keeps them): "
@@ -147,6 +146,33 @@ def print_numba_backend(cases):
           "fastest floor.\n1st ms: the first call in the case, compiling or loading from numba's cache")
 
 
+def print_cells(cell_cases):
+    banner("Newer cells: generated Numba module vs a torch autograd loop, median ms ± IQR / median")
+    print(f"{'cell':15s} {'(T, B, D, H)':20s} {'dtype':8s} {'numba':>13s} {'1st ms':>8s} "
+          f"{'torch loop':>13s} {'xlstm':>13s} {'nb/loop':>10s} {'nb/xlstm':>8s} {'nb/floor':>8s}  "
+          "gradient error vs NumPy module")
+    for c in cell_cases:
+        if c["skipped"]:
+            print(f"{c['cell']:15s} {label(c)} skipped: {c['skipped']}")
+            continue
+        t, r = c["times"], c["ratios"]
+        limit = TARGETS[(f"numba {c['cell']}", "torch")]
+        errs = ", ".join(f"{n} {e:.1e}" for n, e in c["max_rel_error"].items())
+        print(f"{c['cell']:15s} {label(c)} {ms(t.get('numba'))} {first_ms(c, 'numba')} "
+              f"{ms(t.get('torch_loop'))} {ms(t.get('xlstm'))} {mark(r['numba/torch_loop'], limit)} "
+              + " ".join("     n/a" if v is None else f"{v:8.2f}"
+                         for v in (r["numba/xlstm"], r["numba/fastest_floor"]))
+              + f"  {errs} (tol {c['tolerance']:.0e})"
+              + (f"  WRONG, NOT TIMED: {c['wrong']}" if c["wrong"] else ""))
+        for name, why in c["contenders_skipped"].items():
+            print(f"  {name} skipped: {why}")
+    print("targets: nb/torch loop <= " + ", ".join(
+        f"{TARGETS[k]} ({k[0].split()[1]})" for k in TARGETS if isinstance(k, tuple)
+        and k[0] in ("numba layernorm_lstm", "numba slstm")) + ".  xlstm: the xlstm package's "
+        "vanilla sLSTM (torch autograd);\nnb/floor: over the fastest floor of the LSTM's GEMMs at "
+        "this shape (dense R; slstm's block-diagonal R needs 1/NH of the recurrent flops)")
+
+
 def print_machine(cases, peak):
     banner("Against the machine: GFLOP/s of the step's matrix products, % of this core's peak")
     print("peak: GEMM at " + ", ".join(
@@ -224,13 +250,18 @@ def print_targets(goals):
             print(f"  {g['what']}: {g['bound']}")
 
 
-def print_report(info, cases, memory, symbolic, imp, goals, peak):
+def print_report(info, cases, memory, symbolic, imp, goals, peak, cell_cases=()):
     print_system(info)
+    if not cases:       # --cells-only
+        print_cells(cell_cases)
+        print_targets(goals)
+        return
     print_checks(cases)
     print_lstm(cases)
     print_peephole(cases)
     print_torch_backend(cases)
     print_numba_backend(cases)
+    print_cells(cell_cases)
     print_machine(cases, peak)
     print_memory(memory)
     print_side(symbolic, imp)

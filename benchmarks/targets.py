@@ -18,6 +18,8 @@ TARGETS = {                # limits on ratios (and on the two side measurements)
     ("numba peephole", "large", "torch"): 0.75,   # at LARGE_SHAPES, instead of the above
     ("numba peephole", "jax"): 1.0,
     ("numba lstm", "floor"): 1.10,       # against the fastest BLAS's floor, only at FLOOR_SHAPE
+    ("numba layernorm_lstm", "torch"): 0.5,   # against its torch loop, in the cell rows
+    ("numba slstm", "torch"): 0.5,
     "symbolic_s": 10.0,
     "import_ms": 50.0,
 }
@@ -111,4 +113,45 @@ def bound(c, name, reference) -> str | None:
         text += f"; {reference}'s whole step is {ref / floor:.2f}x those GEMMs"
         if ref < floor:
             text += " (it beats the fastest GEMM floor: out of reach by faster GEMMs alone)"
+    return text
+
+
+def cell_targets(cell_cases):
+    """The cell rows' targets: Numba module / torch loop of the same cell, per case; skip
+    when the cell is not shipped or a contender did not run."""
+    goals = []
+    for c in cell_cases:
+        what = f"{c['cell']} numba/torch loop {tuple(c['shape'])} {c['dtype']}"
+        limit = TARGETS[(f"numba {c['cell']}", "torch")]
+        if c["skipped"] or "numba" in c["contenders_skipped"]:
+            goals.append({"what": what, "value": None, "limit": limit, "status": "skip",
+                          "bound": None})
+            continue
+        value = c["ratios"]["numba/torch_loop"]
+        status = "pass" if value is not None and value <= limit else "miss"
+        goals.append({"what": what, "value": value, "limit": limit, "status": status,
+                      "bound": cell_bound(c, limit) if status == "miss" else None})
+    return goals
+
+
+def cell_bound(c, limit) -> str | None:
+    """What bounds the Numba module in a cell row: the share of its step that the LSTM's GEMMs
+    at this shape take on the fastest BLAS (slstm's block-diagonal R needs 1/NH of the
+    recurrent flops, so for it the share is an upper bound), the rest per time step, the
+    torch loop's whole step over those GEMMs, and what the limit leaves beside them."""
+    times, T = c["times"], c["shape"][0]
+    fast = fastest_floor(times)
+    if "numba" not in times or fast is None:
+        return None
+    step, floor = times["numba"]["median_s"], times[fast]["median_s"]
+    text = (f"the LSTM's GEMMs at this shape ({fast}) take {floor / step:.0%} of the step; the "
+            f"rest, {1e6 * (step - floor) / T:.1f} us per time step, is element-wise work, the "
+            f"reductions and per-step calls")
+    if "torch_loop" in times:
+        loop = times["torch_loop"]["median_s"]
+        budget = limit * loop - floor
+        text += (f"; the torch loop's whole step is {loop / floor:.2f}x those GEMMs, "
+                 f"{1e6 * loop / T:.1f} us per time step; {limit}x the torch loop leaves "
+                 + (f"{1e6 * budget / T:.1f} us per time step beside the GEMMs" if budget > 0
+                    else "less than the GEMMs alone: out of reach without a faster BLAS"))
     return text

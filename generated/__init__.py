@@ -17,6 +17,14 @@ CELLS = (
     "lstm_nobias",
     "lstm_concat",
     "lstm_rowmajor",
+    "gru_cho",
+    "mingru",
+    "minlstm",
+    "layernorm_lstm",
+    "sru",
+    "lstm_zoneout",
+    "lstmp",
+    "slstm",
 )
 NETWORKS = (
     "lstm_regression",

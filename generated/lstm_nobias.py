@@ -98,7 +98,7 @@ def init_params(input_size, hidden_size, *, rng=None, dtype=np.float64):
     if np.dtype(dtype).kind != "f":
         raise ValueError(f"dtype must be a floating type such as np.float32, got {dtype}")
     k = 1.0 / np.sqrt(H)
-    return {name: rng.uniform(-k, k, tuple(_size(d, D, H) for d in shape)).astype(dtype)
+    return {name: np.asarray(rng.uniform(-k, k, tuple(_size(d, D, H) for d in shape)), dtype)
             for name, shape in SHAPES.items()}
 
 
@@ -121,7 +121,7 @@ def _sizes(params, x):
                          f"last dimension: this cell's input has size H; got {x.shape}")
     for name, want in _shapes(D, H):
         p = params[name]
-        if not isinstance(p, np.ndarray) or p.shape != want or p.dtype != x.dtype:
+        if not isinstance(p, (np.ndarray, np.generic)) or p.shape != want or p.dtype != x.dtype:
             raise ValueError(f"params[{name!r}] must be a {x.dtype} array of shape {want} "
                              f"(D={D} from x, H={H} from most parameters), got "
                              f"{getattr(p, 'dtype', type(p).__name__)} {np.shape(p)}")

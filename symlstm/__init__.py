@@ -20,6 +20,8 @@ _LAZY = {
     "matvec": "cell.ops", "transpose": "cell.ops", "concat": "cell.ops", "OPS": "cell.ops",
     "sigma": "cell.ops", "tanh": "cell.ops", "exp": "cell.ops", "log": "cell.ops",
     "relu": "cell.ops", "softplus": "cell.ops", "logsigmoid": "cell.ops",
+    "sqrt": "cell.ops", "total": "cell.ops", "mean": "cell.ops", "part": "cell.ops",
+    "D": "cell.ops", "H": "cell.ops",
     "verify": "checks.verification", "VerifyError": "checks.verification",
     "Report": "checks.verification", "check_claim": "checks.claims", "Verdict": "checks.claims",
     "ClaimError": "checks.claims", "from_torch": "network.torch_weights",
@@ -27,10 +29,11 @@ _LAZY = {
     "HEADS": "network.heads",
 }
 
-__all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "ClaimError", "Derivation", "Gradient",
-           "HEADS", "Latex", "OPS", "Report", "Verdict", "VerifyError", "check_claim", "concat",
-           "derive", "derive_network", "exp", "from_torch", "get_cell", "log", "logsigmoid",
-           "matvec", "relu", "sigma", "softplus", "tanh", "to_torch", "transpose", "verify"]
+__all__ = ["CELLS", "Cell", "CellBuilder", "CellError", "ClaimError", "D", "Derivation",
+           "Gradient", "H", "HEADS", "Latex", "OPS", "Report", "Verdict", "VerifyError",
+           "check_claim", "concat", "derive", "derive_network", "exp", "from_torch", "get_cell",
+           "log", "logsigmoid", "matvec", "mean", "part", "relu", "sigma", "softplus", "sqrt",
+           "tanh", "to_torch", "total", "transpose", "verify"]
 
 #: The stages, in the order data flows, and beside them the checks and the network pieces;
 #: ``symlstm.<name>`` imports one on first use.

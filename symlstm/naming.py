@@ -35,8 +35,10 @@ VECTOR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)?\Z")
 _TIMED = re.compile(r"(?P<kind>δ⁺|δ|Δ)?(?P<base>[A-Za-z0-9_]+)\[t(?P<shift>[+-]\d+)?\]\Z")
 
-#: The sizes: a size expression's symbols, so no parameter may be called D or H.
-SIZES = frozenset({"D", "H"})
+#: The sizes' names in generated code (``cell.SIZES``: D, H, the projection size P, the number
+#: of heads NH and the head size HS = H/NH): a size expression's symbols, so no parameter may be
+#: called so.
+SIZES = frozenset({"D", "H", "P", "NH", "HS"})
 
 #: Every name a generated module (NumPy, PyTorch or Numba) uses for itself where a cell's
 #: names are in scope: its imports, constants and functions, the arguments and locals of the
@@ -45,11 +47,12 @@ MODULE_NAMES = frozenset({
     # imports, constants and functions
     "np", "numpy", "functools", "math", "torch", "numba", "intrinsic", "overload",
     "CELL", "PARAMS", "STATES", "SHAPES", "STATE_SIZES", "OUTPUT", "INPUT", "INPUT_SIZE",
+    "OUTPUT_SIZE", "EXTRA_INPUTS",
     "sigmoid", "logsigmoid", "init_params", "forward", "backward", "BPTT", "Cell",
     # arguments and locals
     "params", "state0", "cache", "state", "dhs", "dstate", "dstates", "dnext", "grads", "hs",
     "final", "width", "dtype", "device", "ctx", "tensors", "self", "name", "want", "shape",
-    "value", "p", "s", "n", "k", "t", "T", "B", "D", "H",
+    "value", "p", "s", "n", "k", "t", "T", "B", *SIZES,
     # the compiled loops: samples b, entries j, the float type F
     "b", "j", "F",
 })
@@ -202,6 +205,8 @@ def latex_base(base: str) -> str:
         head = rf"\tilde{{{latex_base(head[:-5])}}}"
     elif head.endswith("hat") and len(head) > 3:
         head = rf"\hat{{{latex_base(head[:-3])}}}"
+    elif head == "eps":
+        head = r"\varepsilon"
     elif head in _GREEK:
         head = "\\" + head
     elif len(head) > 1:
@@ -254,8 +259,9 @@ def check_param_name(name: str) -> None:
             f"parameter name {name!r} is not allowed: use letters and digits with at most one "
             "underscore before a subscript, e.g. 'W_z' or 'b_hn'")
     if name in SIZES:
-        raise ValueError(f"parameter name {name!r} is not allowed: D and H are the sizes (the "
-                         "input size and the hidden size)")
+        raise ValueError(f"parameter name {name!r} is not allowed: {', '.join(sorted(SIZES))} "
+                         "are the sizes (input, hidden, projection size, number of heads and "
+                         "head size)")
     if name.startswith(MODULE_PREFIXES):
         raise ValueError(f"parameter name {name!r} starts like one of the generated module's own "
                          f"arrays or cached values ({', '.join(MODULE_PREFIXES)})")

@@ -114,7 +114,7 @@ def test_build_a_cell_of_your_own_into_a_folder(tmp_path, monkeypatch, capsys):
     (("build", "mine.py:nothing", "--no-pdf", "--out", "o"), "mine.py defines no 'nothing'"),
     (("build", "bad.py:cell", "--no-pdf", "--out", "o"), "cell name 'Mine Cell'"),
     (("build", "two.py:cell", "--no-pdf", "--out", "o"),
-     "generated code takes exactly one input sequence"),
+     "input 'input' is an extra per-step input, which forward takes as a keyword argument"),
     (("build", "mine.py:cell", "--no-pdf", "--out", "a\nb"),
      "must be named by printable text, on one line"),
     (("build", "mine.py:cell", "--no-pdf", "--out", "a\u2028b"),
@@ -128,7 +128,7 @@ def test_building_cells_of_your_own_refuses_what_it_cannot_write(argv, message, 
     (tmp_path / "other.py").write_text(MINE.replace('"W"', '"V"'))   # another cell "mine"
     (tmp_path / "bad.py").write_text(MINE.replace('"mine"', '"Mine Cell"'))
     (tmp_path / "two.py").write_text(MINE.replace('x, h = b.input("x"), b.state("h")',
-                                                  'x, y, h = b.input("x"), b.input("y", "H"), '
+                                                  'x, y, h = b.input("x"), b.input("input", "H"), '
                                                   'b.state("h")').replace("x) +", "x) + y +"))
     monkeypatch.chdir(tmp_path)
     code, _ = run(*argv)

@@ -17,7 +17,8 @@ import sympy as sp
 
 import symlstm
 from symlstm import naming
-from symlstm.cell.ops import OPS, Concat, MatTVec, MatVec, Outer, Part, Transposed, elementary
+from symlstm.cell.ops import (OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Place,
+                              Transposed, elementary)
 from symlstm.cell.parts import size_value
 
 
@@ -29,17 +30,21 @@ def _precision():
     """This module's mpmath precision, for its tests alone (other modules set their own)."""
     with mpmath.workprec(200):
         yield
-SIZES = {"D": 2, "H": 2}
+SIZES = {"D": 2, "H": 2, "P": 3, "NH": 1}
+CODE_SIZES = {**SIZES, "HS": SIZES["H"] // SIZES["NH"]}   # the head size, H/NH
 
 
 def n(dim):
     """The number a size such as "H" or "D + H" (or an offset D + H) stands for here."""
     if isinstance(dim, str):
-        return size_value(dim, SIZES["D"], SIZES["H"])
-    return int(sp.sympify(dim).subs(SIZES))
+        return size_value(dim, **SIZES)
+    return int(sp.sympify(dim).subs(CODE_SIZES))
 #: Three steps for the headline cells (the recurrence then feeds itself); two, which already
 #: exercise every term at t+1, for the rest, whose unrolled losses grow fast.
 STEPS = {name: 3 if name in ("lstm", "peephole_lstm", "gru") else 2 for name in symlstm.CELLS}
+#: layernorm_lstm normalises whole 4H vectors: its unrolled loss grows past minutes at two
+#: steps, so one (brute force at 400 digits, in verify, runs it over three)
+STEPS["layernorm_lstm"] = 1
 
 
 # ------------------------------------------------------------ the point -----
@@ -50,15 +55,18 @@ def random_point(cell, rng, T):
         return sp.Rational(rng.randint(-9, 9), rng.randint(5, 12))
     val = {}
     for p in cell.params:
-        val[p.name] = np.array([[r() for _ in range(n(p.shape[-1]))]
-                                for _ in range(n(p.shape[0]))] if p.is_matrix
+        if not p.shape:   # a learnable scalar
+            val[p.name] = np.array(r(), dtype=object)
+            continue
+        val[p.name] = np.array([[r() for _ in range(n(p.shape[-1]))]   # NH = 1: per-head
+                                for _ in range(n(p.shape[-2]))] if p.is_matrix   # is one block
                                else [r() for _ in range(n(p.shape[0]))], dtype=object)
     for name, dim in cell.inputs.items():
         val[name] = [np.array([r() for _ in range(n(dim))], dtype=object) for _ in range(T)]
     for name, dim in cell.states.items():
         val[name + "0"] = np.array([r() for _ in range(n(dim))], dtype=object)
         val["final:" + name] = np.array([r() for _ in range(n(dim))], dtype=object)
-    out_dim = n(cell.states[cell.output])
+    out_dim = n(cell.output_dim)
     val["loss"] = [np.array([r() for _ in range(out_dim)], dtype=object) for _ in range(T)]
     return val
 
@@ -88,10 +96,13 @@ def brute_force_gradients(cell, val, T):
         env.update({naming.timed(n, -1): v for n, v in states.items()})
         env.update({naming.timed(n): xs[n][t] for n in cell.inputs})
         for eq in cell.equations:
-            env[eq.lhs] = np.array([scalar(eq.rhs, j, env) for j in range(len_of(cell, eq, env))],
+            rhs = eq.rhs.xreplace(constants(cell))
+            env[eq.lhs] = np.array([scalar(rhs, j, env, _AtPoint(subs))
+                                    for j in range(len_of(cell, eq, env))],
                                    dtype=object)
         states = {n: env[naming.timed(n)] for n in cell.states}
-        loss += sum(se_rat(g) * h for g, h in zip(val["loss"][t], states[cell.output]))
+        out = env[naming.timed(cell.output)]   # a state, or an equation's result
+        loss += sum(se_rat(g) * h for g, h in zip(val["loss"][t], out))
     for n in cell.states:
         loss += sum(se_rat(g) * s for g, s in zip(val["final:" + n], states[n]))
     grads = {}
@@ -99,6 +110,11 @@ def brute_force_gradients(cell, val, T):
         grads[key] = np.array([mpmath.mpf(str(loss.diff(s).subs(subs).n(200, real=True)))
                                for s in arr.flat], dtype=object).reshape(arr.shape)
     return grads
+
+
+def constants(cell):
+    """Each named constant as the exact rational its float stands for."""
+    return {sp.Symbol(k): sp.Rational(v) for k, v in cell.constants.items()}
 
 
 def len_of(cell, eq, env):
@@ -109,21 +125,55 @@ def se_rat(q):
     return se.Rational(int(q.p), int(q.q))
 
 
-def scalar(e, j, env):
+class _AtPoint:
+    """symengine, with a Piecewise (max, min, relu) that is the piece chosen at the point
+    ``subs``: where no two pieces tie, the derivative there is that piece's."""
+
+    def __init__(self, subs):
+        self.subs = subs
+
+    def __getattr__(self, name):
+        return getattr(se, name)
+
+    def Piecewise(self, *pieces):
+        for value, cond in pieces:
+            if cond is True or self._holds(cond):
+                return value
+        raise ValueError("no piece holds")
+
+    def _holds(self, cond):
+        lhs, rhs = cond.args   # StrictLessThan(a, b): a < b
+        gap = (lhs - rhs).subs(self.subs).n(200, real=True)
+        return gap < 0 if isinstance(cond, se.StrictLessThan) else gap <= 0
+
+
+def scalar(e, j, env, m=se):
     """Element j of the element-wise expression ``e`` as a symengine expression; every function
-    by its definition in ``ops.OPS``."""
+    by its definition in ``ops.OPS`` written with ``m``."""
     if isinstance(e, Concat):
         return np.concatenate([env[v] for v in e.args])[j]
 
     def leaf(a):
+        if a.func in REDUCTIONS:   # the same for every entry: the sum written out
+            parts = a.args[0].atoms(Part)
+            size = max([n(r.args[2] - r.args[1]) for r in parts] + [
+                len(env[s]) for s in a.args[0].xreplace({r: sp.S.Zero for r in parts}).free_symbols
+                if np.ndim(env[s])])
+            out = sum(scalar(a.args[0], k, env, m) for k in range(size))
+            return out / size if a.func.__name__ == "mean" else out
+        if isinstance(a, Part):
+            return scalar(a.args[0], j + n(a.args[1]), env, m)
         if a.is_Number:
             return se_rat(sp.Rational(a))
         if isinstance(a, MatVec):
             W, v = a.args
             W = env[W.args[0]].T if isinstance(W, Transposed) else env[W]
             return sum(W[j, k] * env[v][k] for k in range(len(env[v])))
-        return env[a][j]
-    return elementary(e, se, leaf)
+        value = env[a]
+        if np.ndim(value) == 0:
+            return value[()]
+        return value[j] if len(value) > 1 else value[0]   # one number per sample: any entry
+    return elementary(e, m, leaf)
 
 
 # -------------------------------------------- the derived equations (mpmath) -----
@@ -133,11 +183,14 @@ class _Elementwise:
     exp = staticmethod(np.vectorize(mpmath.exp, otypes=[object]))
     log = staticmethod(np.vectorize(mpmath.log, otypes=[object]))
     tanh = staticmethod(np.vectorize(mpmath.tanh, otypes=[object]))
+    sqrt = staticmethod(np.vectorize(mpmath.sqrt, otypes=[object]))
 
     @staticmethod
     def Piecewise(*pieces):
-        (value, cond), (otherwise, _) = pieces
-        return np.where(np.asarray(cond, dtype=bool), value, otherwise)
+        *first, (out, _) = pieces   # the last piece holds where no other does
+        for value, cond in reversed(first):
+            out = np.where(np.asarray(cond, dtype=bool), value, out)
+        return out
 
 
 def evaluate(e, lookup):
@@ -148,12 +201,21 @@ def evaluate(e, lookup):
         return lookup(e)
     if isinstance(e, Part):
         return evaluate(e.args[0], lookup)[n(e.args[1]):n(e.args[2])]
+    if isinstance(e, Place):   # zeros around rows start:stop
+        inner = np.broadcast_to(evaluate(e.args[0], lookup), (n(e.args[2]) - n(e.args[1]),))
+        out = np.array([mpmath.mpf(0)] * n(e.args[3]), dtype=object)
+        out[n(e.args[1]):n(e.args[2])] = inner
+        return out
+    if e.func in REDUCTIONS:
+        total = np.sum(evaluate(e.args[0], lookup))
+        size = len(np.atleast_1d(evaluate(e.args[0], lookup)))
+        return np.array([total / size if e.func.__name__ == "mean" else total], dtype=object)
     if isinstance(e, Transposed):
         return lookup(e.args[0]).T
     if isinstance(e, Concat):
         return np.concatenate([evaluate(a, lookup) for a in e.args])
     if e.func in OPS:
-        return OPS[e.func].definition(evaluate(e.args[0], lookup), _Elementwise)
+        return OPS[e.func].definition(*(evaluate(a, lookup) for a in e.args), _Elementwise)
     args = [evaluate(a, lookup) for a in e.args]
     if isinstance(e, sp.Add):
         return sum(args[1:], args[0])
@@ -177,9 +239,15 @@ def derived_gradients(d, val, T):
               if isinstance(v, np.ndarray) else v) for k, v in val.items()}
     store = {}   # (kind, base, time) -> value
 
+    fixed = {**{k: mpmath.mpf(v) for k, v in SIZES.items()},
+             **{k: mpmath.mpf(sp.Rational(v).p) / sp.Rational(v).q
+                for k, v in cell.constants.items()}}
+
     def at(t):
         def lookup(s):
             p = naming.parse(s)
+            if p is None and s.name in fixed:   # a size or a named constant
+                return fixed[s.name]
             return mp[s.name] if p is None else store[(p.kind, p.base, t + p.shift)]
         return lookup
 

@@ -124,7 +124,7 @@ def test_torch_weights_round_trip(kind, cell):
 @pytest.mark.parametrize("make, message", [
     (lambda: torch.nn.LSTM(D, H, num_layers=2), "num_layers=2"),
     (lambda: torch.nn.LSTM(D, H, bidirectional=True), "bidirectional=True"),
-    (lambda: torch.nn.LSTM(D, H, proj_size=2), "proj_size=2"),
+    (lambda: torch.nn.LSTM(D, H, proj_size=2, num_layers=2), "num_layers=2"),
     (lambda: torch.nn.RNN(D, H), "takes a torch.nn.LSTM or torch.nn.GRU, got RNN"),
 ])
 def test_from_torch_refuses_what_it_cannot_convert(make, message):
@@ -134,7 +134,7 @@ def test_from_torch_refuses_what_it_cannot_convert(make, message):
 
 def test_to_torch_checks_its_parameters():
     params = lstm.init_params(D, H, rng=0)
-    with pytest.raises(ValueError, match="'lstm' and 'gru'"):
+    with pytest.raises(ValueError, match="'lstm', 'lstmp' and 'gru'"):
         symlstm.to_torch("rnn", params)
     with pytest.raises(ValueError, match=r"params\['R_f'\] must have shape \(6, 6\)"):
         symlstm.to_torch("lstm", {**params, "R_f": params["R_f"][:2]})
@@ -143,6 +143,7 @@ def test_to_torch_checks_its_parameters():
 from cellgen import cells, note_replay, slow  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 
+from conftest import split  # noqa: E402
 from symlstm.backends.code import network_module, numpy_module  # noqa: E402
 from symlstm.checks.verification import problem  # noqa: E402
 
@@ -186,6 +187,7 @@ def _check_network(tmp_path_factory, cell):
     it: torch autograd of the head on the cell's outputs, carried through the cell by brute
     force (the unrolled cell differentiated at 50 digits, ``symlstm.checks.bruteforce``)."""
     from symlstm.checks.bruteforce import loss_gradients
+    from symlstm.checks.verification import extra_sizes
     for head in ("regression", "classifier"):
         mod, cell_mod = _network(cell, head, tmp_path_factory.mktemp("net"))
         D = 3 if cell_mod.INPUT_SIZE == "H" else 2
@@ -193,14 +195,15 @@ def _check_network(tmp_path_factory, cell):
         rng = np.random.default_rng(3)
         params = {**params, "V": rng.standard_normal((2, 3)), "b_y": rng.standard_normal(2)}
         y = rng.integers(0, 2, (3, 2)) if head == "classifier" else rng.standard_normal((3, 2, 2))
-        loss, grads = mod.loss_and_grads(params, x, y, state0)
+        x0, extra = split(cell_mod, x)
+        loss, grads = mod.loss_and_grads(params, x0, y, state0, **extra)
 
         cell_params = {k: params[k] for k in cell_mod.PARAMS}
-        hs, _, _ = cell_mod.forward(cell_params, x, state0)
+        hs, _, _ = cell_mod.forward(cell_params, x0, state0, **extra)
         want, dhs, head_grads = _torch_head(hs, params["V"], params["b_y"], y, head)
         zeros = {s: np.zeros_like(v) for s, v in state0.items()}
         reference = {**head_grads, **loss_gradients(cell, cell_params, x, state0, dhs, zeros,
-                                                        D, 3)}
+                                                        D, 3, **extra_sizes(cell_mod, 3))}
         assert abs(loss - want) <= 1e-10 * max(1.0, abs(want)), (head, loss, want)
         assert set(grads) == set(reference), (head, sorted(grads), sorted(reference))
         errors = {k: np.abs(grads[k] - ref).max() / max(1.0, np.abs(ref).max())

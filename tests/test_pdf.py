@@ -82,7 +82,7 @@ def test_text_layer_holds_the_equations(built):
         assert "g←gmin1," in flat           # the clipping formula
         return
     if name == build.MISTAKES:
-        assert "doesnothold" in flat and "missing,thepathvia" in flat
+        assert "Diagnosis:signflipped" in flat and "missingthepathvia" in flat
         return
     if name == build.WORKED:
         assert "Stept=3" in flat and "Stept=1" in flat and "δc3=" in flat
@@ -94,7 +94,7 @@ def test_text_layer_holds_the_equations(built):
     if name not in ("lstm", "peephole_lstm"):
         return
     # the cell-state recurrence δc_t = δh_t ⊙ o_t ⊙ (1 − tanh²c_t) + δc_{t+1} ⊙ f_{t+1} (+ peepholes)
-    section = flat[flat.index("Throughtime"):]
+    section = flat[flat.index("Backwardpass"):]
     start = section.index(_squash("δct=δht⊙ot⊙1−tanh2(ct)"))
     rec_c = section[start:start + 160]
     terms = ["+δct+1⊙ft+1"]

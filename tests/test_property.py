@@ -1,7 +1,7 @@
 """Property test: every generated module's gradients, at random sizes down to T=B=D=H=1."""
 import numpy as np
 import pytest
-from conftest import generated, problem
+from conftest import generated, problem, split
 from test_generated_numpy import total_loss
 
 import symlstm
@@ -22,10 +22,11 @@ sizes = st.fixed_dictionaries({k: st.integers(1, 4) for k in ("T", "B", "D", "H"
 def test_gradients_at_random_sizes(name, sizes, seed):
     mod = generated(name)
     params, x, state0, dhs, dstate = problem(mod, seed=seed, **sizes)
-    hs, state, cache = mod.forward(params, x, state0)
-    assert hs.shape == (sizes["T"], sizes["B"], sizes["H"])
+    x, extra = split(mod, x)
+    hs, state, cache = mod.forward(params, x, state0, **extra)
+    assert hs.shape == (sizes["T"], sizes["B"], dhs.shape[2])
     grads = mod.backward(params, cache, dhs, dstate)
-    args = {**params, "x": x, **{f"{s}0": v for s, v in state0.items()}}
+    args = {**params, "x": x, **extra, **{f"{s}0": v for s, v in state0.items()}}
     assert set(grads) == set(args)
     check_grads(total_loss(mod, dhs, dstate), args, grads, rtol=1e-6,
                 rng=np.random.default_rng(seed), directions=2)

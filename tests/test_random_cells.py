@@ -27,7 +27,7 @@ import symlstm  # noqa: E402
 from symlstm.documents.document import latex_document  # noqa: E402
 
 
-SIZES = dict(T=2, B=2, D=2, H=3)
+SIZES = dict(T=2, B=2, D=2, H=3)   # H = 4 for a cell with heads (below)
 
 
 def check_cell(cell, seed=1):
@@ -35,7 +35,8 @@ def check_cell(cell, seed=1):
     with floating-point errors raised); the LaTeX renders."""
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         report = symlstm.verify(cell, seed=seed, central_rtol=1e-5, brute_force_rtol=1e-8,
-                                raises=False, **SIZES)   # D = H where the input has size H
+                                raises=False,   # D = H where the input has size H
+                                **{**SIZES, **({"H": 4} if "NH" in cell.sizes else {})})
     assert report.ok, f"{report}\n{describe(cell)}"
     d = symlstm.derive(cell)
     tex = latex_document(d)

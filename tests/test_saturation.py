@@ -55,8 +55,15 @@ EXACT = {
 }
 
 
+#: Operations that every library computes to the correctly rounded result or exactly (a square
+#: root, a sign, an absolute value, a choice): tests/test_ops.py checks them through verify().
+ALGEBRAIC = {"sqrt", "Abs", "sign", "halfstep", "Max", "Min"}
+
+
 def test_every_operation_has_an_exact_reference_here():
-    assert set(EXACT) == set(OPS)
+    """Each transcendental operation, where the libraries' approximations can lose digits."""
+    assert set(EXACT) == {f for f in OPS if f.__name__ not in ALGEBRAIC}
+    assert ALGEBRAIC <= {f.__name__ for f in OPS}
 
 
 def _grid(dtype) -> np.ndarray:
@@ -285,11 +292,11 @@ def test_logsigmoid_is_one_entry_of_the_table():
 # here once more, evaluated in mpmath at 50 digits and differentiated by central differences
 # of step 1e-20 (whose error is far below 1e-30): within 1e-9 of each array's largest value.
 
-def minlstm(log_space: bool):
-    """minLSTM (Feng et al., "Were RNNs all we needed?"): gates f, i normalised to sum to 1,
-    as the paper writes them, f/(f + i), or in log space, σ(log σ(f̄) - log σ(ī)), which stays
-    finite however far both saturate."""
-    b = CellBuilder("minlstm_log" if log_space else "minlstm", "minLSTM")
+def minlstm_log():
+    """minLSTM (Feng et al., "Were RNNs all we needed?") with its gates normalised in log
+    space, σ(log σ(f̄) - log σ(ī)) for f/(f + i), which stays finite however far both
+    saturate.  The paper's form, f/(f + i), is the shipped ``minlstm``."""
+    b = CellBuilder("minlstm_log", "minLSTM")
     x, h = b.input("x"), b.state("h")
     W_f, b_f = b.param("W_f", "H", "D"), b.param("b_f", "H")
     W_i, b_i = b.param("W_i", "H", "D"), b.param("b_i", "H")
@@ -297,14 +304,15 @@ def minlstm(log_space: bool):
     fbar = b.let("fbar", matvec(W_f, x) + b_f)
     ibar = b.let("ibar", matvec(W_i, x) + b_i)
     htilde = b.let("htilde", matvec(W_h, x) + b_h)
-    if log_space:
-        lf, li = b.let("lf", logsigmoid(fbar)), b.let("li", logsigmoid(ibar))
-        fp, ip = b.let("fp", sigma(lf - li)), b.let("ip", sigma(li - lf))
-    else:
-        f, i = b.let("f", sigma(fbar)), b.let("i", sigma(ibar))
-        fp, ip = f / (f + i), i / (f + i)
+    lf, li = b.let("lf", logsigmoid(fbar)), b.let("li", logsigmoid(ibar))
+    fp, ip = b.let("fp", sigma(lf - li)), b.let("ip", sigma(li - lf))
     b.let("h", fp * h + ip * htilde)
     return b.build()
+
+
+def minlstm():
+    """The shipped minLSTM, f/(f + i) ⊙ h + i/(f + i) ⊙ h̃ as the paper writes it."""
+    return symlstm.CELLS["minlstm"]()
 
 
 def minlstm_reference(log_space: bool):
@@ -456,8 +464,10 @@ def _check(cell, run, problem, folder, rtol=1e-9, each=True):
     ``rtol`` of the largest value of any gradient."""
     want_hs, want_state, want = _reference(run, *problem)
     largest = None if each else max(np.abs(g).max() for g in want.values())
+    dtype = problem[1].dtype
     for backend, (call, mod) in _backends(cell, folder).items():
         hs, state, grads = call(mod, *problem)
+        assert hs.dtype == dtype and all(g.dtype == dtype for g in grads.values()), backend
         _close(f"{backend} hs", hs, want_hs, rtol)
         for s in want_state:
             _close(f"{backend} state {s}", state[s], want_state[s], rtol)
@@ -469,7 +479,14 @@ def _check(cell, run, problem, folder, rtol=1e-9, each=True):
 #: Pre-activations of f and of i, one pair per unit.
 SATURATED = {"-36, -37, -38": ([-36.0, -37.0, -38.0, -37.0], [-37.0, -38.0, -36.0, -36.0]),
              "-300": ([-300.0, -301.0, -36.0, -300.0], [-301.0, -300.0, -300.0, -299.0]),
+             "-360": ([-360.0, -361.0, -36.0, -360.0], [-361.0, -360.0, -360.0, -359.0]),
              "-700": ([-700.0, -699.0, -38.0, -708.0], [-701.0, -700.0, -700.0, -707.0])}
+
+#: The same in float32, whose σ is 0 below about -104 (where f/(f + i) is 0/0 as the cell is
+#: written): each unit at -360 or -700 has its other gate in float32's range, and the
+#: others have both gates where (f + i)² underflows in float32 (below about -44).
+SATURATED_32 = {"-360": ([-360.0, -60.0, -45.0, -30.0], [-40.0, -61.0, -360.0, -360.0]),
+                "-700": ([-700.0, -80.0, -50.0, -700.0], [-42.0, -81.0, -700.0, -36.0])}
 
 
 def _minlstm_problem(fbar, ibar, T=3, B=2, D=2, seed=0):
@@ -486,7 +503,7 @@ def _minlstm_problem(fbar, ibar, T=3, B=2, D=2, seed=0):
 def test_the_issues_minlstm_unit():
     """One unit, pre-activations -36 and -37, h_0 = 0, h̃ = 1: h_1 = σ(-37)/(σ(-36) + σ(-37)),
     0.2689 (the NumPy module once gave 0.2000, and NaN at -38)."""
-    mod = load_module(numpy_module(symlstm.derive(minlstm(False))), "minlstm")
+    mod = load_module(numpy_module(symlstm.derive(minlstm())), "minlstm")
     for fbar, ibar in [(-36.0, -37.0), (-37.0, -38.0), (-38.0, -39.0), (-700.0, -701.0)]:
         params = {"W_f": np.zeros((1, 1)), "b_f": np.array([fbar]), "W_i": np.zeros((1, 1)),
                   "b_i": np.array([ibar]), "W_h": np.zeros((1, 1)), "b_h": np.ones(1)}
@@ -495,19 +512,19 @@ def test_the_issues_minlstm_unit():
         assert abs(hs[0, 0, 0] - want) < 1e-15, (fbar, hs[0, 0, 0])
 
 
-@pytest.mark.parametrize("where", ["-36, -37, -38", "-300"])
+@pytest.mark.parametrize("where", list(SATURATED))
 def test_minlstm_as_written_in_the_paper_at_saturated_gates(tmp_path, where):
-    """f/(f + i): right to 1e-9 while (f + i)² is a normal number (pre-activations above about
-    -350; below, the derived gradient's 1/(f + i)² overflows, and the log-space form is
-    the one to write)."""
+    """f/(f + i): right to 1e-9 down to pre-activations of -700, though (f + i)² is
+    subnormal at -360 and 0 at -700 (the generated code once formed 1/(f + i)² and gave
+    NaN gradients below about -354; it divides f by f + i first)."""
     problem = _minlstm_problem(*SATURATED[where])
-    _check(minlstm(False), minlstm_reference(False), problem, tmp_path)
+    _check(minlstm(), minlstm_reference(False), problem, tmp_path)
 
 
 @pytest.mark.parametrize("where", list(SATURATED))
 def test_minlstm_in_log_space_at_saturated_gates(tmp_path, where):
     problem = _minlstm_problem(*SATURATED[where])
-    _check(minlstm(True), minlstm_reference(True), problem, tmp_path)
+    _check(minlstm_log(), minlstm_reference(True), problem, tmp_path)
 
 
 def test_minlstm_forward_in_float32_at_saturated_gates(tmp_path):
@@ -518,7 +535,7 @@ def test_minlstm_forward_in_float32_at_saturated_gates(tmp_path):
     want_hs, _ = minlstm_reference(False)(MP, {k: _mp(v) for k, v in params.items()}, _mp(x),
                                           {"h": _mp(h0)})
     want_hs = want_hs.astype(np.float64)
-    for backend, (call, mod) in _backends(minlstm(False), tmp_path).items():
+    for backend, (call, mod) in _backends(minlstm(), tmp_path).items():
         if backend == "torch":
             hs, _ = mod.forward({k: torch.from_numpy(v) for k, v in params.items()},
                                 torch.from_numpy(x), {"h": torch.from_numpy(h0)})
@@ -527,6 +544,17 @@ def test_minlstm_forward_in_float32_at_saturated_gates(tmp_path):
             hs, _, _ = mod.forward(params, x, {"h": h0})
         assert hs.dtype == np.float32, backend
         _close(f"{backend} float32 hs", hs, want_hs, 1e-5)
+
+
+@pytest.mark.parametrize("where", list(SATURATED_32))
+def test_minlstm_in_float32_at_saturated_gates(tmp_path, where):
+    """Forward outputs and every gradient in float32, within 1e-5 of each array's largest
+    value, where (f + i)² is 0 in float32 (it was inf/0 and NaN)."""
+    params, *rest = _minlstm_problem(*SATURATED_32[where])
+    problem = [{k: v.astype(np.float32) for k, v in params.items()}]
+    problem += [{k: v.astype(np.float32) for k, v in a.items()} if isinstance(a, dict)
+                else a.astype(np.float32) for a in rest]
+    _check(minlstm(), minlstm_reference(False), tuple(problem), tmp_path, rtol=1e-5)
 
 
 def _slstm_problem(cell, scale: float, x_scale: float, T=3, B=2, D=2, H=3, seed=1):
@@ -570,3 +598,18 @@ def test_slstm_with_large_weights_and_inputs(tmp_path_factory, gate):
     cell = slstm(gate)
     problem = _slstm_problem(cell, 10, 10)
     _check(cell, slstm_reference, problem, tmp_path_factory.mktemp("slstm"), each=False)
+
+
+def test_every_division_divides_the_numerator_first():
+    """Lowering writes f h/(f + i)² as h (f/(f + i))/(f + i) and f i/(f + i)² as
+    (f/(f + i)) (i/(f + i)): no power of a denominator, no product of two small numbers."""
+    from symlstm.lower.division import Quotient, quotients
+    f, i, h = sp.symbols("f[t] i[t] h[t-1]")
+    s = f + i
+    assert quotients(f * h / s**2) == h * Quotient(Quotient(f, s), s)
+    assert quotients(f * i / s**2) == Quotient(f, s) * Quotient(i, s)
+    assert quotients(-2 * h / s) == -2 * Quotient(h, s)
+    assert quotients(1 / s) == Quotient(1, s)
+    assert quotients(f**2 / s**2) == Quotient(f, s) ** 2
+    assert pycode(quotients(f * h / s**2)) == "h_prev*(f/(f + i)/(f + i))"
+    assert torch_backend.code(quotients(h / (s * f))) in ("h_prev/(f + i)/f", "h_prev/f/(f + i)")

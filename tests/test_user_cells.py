@@ -87,8 +87,11 @@ def _cell(build):
      r"'h' is declared twice"),
     (lambda b, x, h, W, R: b.param("tanh_0", "H"),
      r"starts like one of the generated module's own arrays or cached values"),
+    (lambda b, x, h, W, R: b.param("V", "H", "H", "H", "H"),
+     r"give no size for a scalar, one for a vector, two for a matrix or \('NH', 'H/NH', 'H/NH'\) "
+     r"for per-head"),
     (lambda b, x, h, W, R: b.param("V", "H", "H", "H"),
-     r"give one size for a vector or two for a matrix"),
+     r"a parameter with three sizes holds per-head blocks, of the shape \('NH', 'H/NH'"),
 ])
 def test_bad_cells_are_refused_with_the_equation_named(build, message):
     with pytest.raises(CellError, match=message):
@@ -224,8 +227,7 @@ def test_every_name_works_in_the_numba_module(tmp_path):
 
 
 #: The generated modules' functions that hold a cell's names (and methods of those names).
-HOLDERS = {"forward", "backward", "_forward", "_backward", "_forward_steps", "_backward_steps",
-           "_forward_pass", "_backward_pass"}
+HOLDERS = {"forward", "backward", "_forward", "_backward", "_forward_steps", "_backward_steps"}
 
 
 def _function_names(source):

@@ -12,7 +12,7 @@ import sympy as sp
 
 from .. import naming
 from ..cell.ops import Outer, Transposed, matrix_param
-from ..cell.parts import CellError, size_counts
+from ..cell.parts import EXTRA_SIZES, SIZES, size_counts, size_expr
 from ..derivation.bptt import Derivation
 from ..lower.plan import Plan, lower
 from ..printers.comment import comment
@@ -52,20 +52,21 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
     plan (``lower(d)`` unless given) for every backend."""
     plan = plan or lower(d)
     cell = plan.cell
-    if len(cell.inputs) != 1:
-        raise CellError(f"cell {cell.name!r}: generated code takes exactly one input sequence, "
-                        f"not {len(cell.inputs)}")
+    inputs = [dict(name=n, size=dim, local=naming.code(x), dlocal=naming.code(naming.adjoint(x)),
+                   width="D" if k == 0 else pycode(size_expr(dim)))   # D: the first's width
+              for k, ((n, dim), x) in enumerate(zip(cell.inputs.items(), cell.input_symbols))]
+    output = naming.timed(cell.output)
     return dict(
         cell=cell, docstring=_docstring(cell, backend),
-        input_size=cell.inputs[next(iter(cell.inputs))],
-        input_name=next(iter(cell.inputs)),
-        input=naming.code(cell.input_symbols[0]),
-        dinput=naming.code(naming.adjoint(cell.input_symbols[0])),
+        input_size=inputs[0]["size"], input_name=inputs[0]["name"],
+        input=inputs[0]["local"], dinput=inputs[0]["dlocal"],
+        inputs=inputs, extras=inputs[1:],
+        hs=(f"{naming.sequence(cell.output)}[1:]" if cell.output_is_state
+            else naming.cached(naming.code(output))),
+        output_size="STATE_SIZES[OUTPUT]" if cell.output_is_state else "OUTPUT_SIZE",
         params=[(p.name, _shape(p.shape)) for p in cell.params],
         param_locals=[naming.code(p.symbol) for p in cell.params],
-        size_counts=[(dim, size_counts(dim)) for dim in dict.fromkeys(
-            [d for p in cell.params for d in p.shape] + [*cell.states.values()]
-            + [*cell.inputs.values()])],
+        **_sizes_context(cell),
         states=[(n, dim) for n, dim in cell.states.items()],
         state_locals=[dict(name=n, prev=naming.code(naming.timed(n, -1)),
                            carry=naming.code(naming.timed(n, 0, naming.CARRY)))
@@ -79,15 +80,40 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
                        spell.code(p.rhs, cell.inputs))
                       for p in plan.vector_grads
                       for name in [naming.grad_key(naming.adjoint_of(p.lhs))]],
-        input_grads=[spell.code(s.rhs, cell.inputs) for s in plan.input_grads],
+        input_grads=[dict(name=naming.grad_key(x), local=naming.code(x), dlocal=naming.code(s.lhs),
+                          expr=spell.code(s.rhs, cell.inputs))
+                     for s in plan.input_grads for x in [naming.adjoint_of(s.lhs)]],
+        scalar_params={p.name for p in cell.params if not p.shape},
+        scalar_locals=[naming.code(p.symbol) for p in cell.params if not p.shape],
         matrix_grads=_matrix_grads(plan),
         summed_grads=[(name, str(buf), f"{'' if a == 0 else pycode(a)}:{pycode(b)}")
                       for name, buf, a, b in plan.summed_grads],
         summed_buffers=sorted({str(buf) for _, buf, _, _ in plan.summed_grads}),
         loads=_loads(plan),
+        has_heads=any(g.heads for g in plan.groups),
         labels=_grad_labels(cell),
         lib=spell.lib,
     )
+
+
+def _sizes_context(cell) -> dict:
+    """The sizes as the module's code handles them: ``dims``, the sizes its functions take
+    ("D, H", or "D, H, P" for a cell that declares P); each size string's counts of the sizes
+    the cell has (``count_names``) and its constant; where the sizes beyond D and H are read."""
+    extra = cell.sizes
+    counted = [n for n in SIZES if n in ("D", "H", *extra) or n == "H/NH" and "NH" in extra]
+    columns = [list(SIZES).index(n) for n in counted] + [len(SIZES)]
+    dims = dict.fromkeys([d for p in cell.params for d in p.shape] + [*cell.states.values()]
+                         + [*cell.inputs.values()])
+    code = [SIZES[n][0] for n in counted]
+    return dict(
+        dims=", ".join(["D", "H", *extra]), inferred=", ".join(["H", *extra]),
+        extra_sizes=[(n, EXTRA_SIZES[n]) for n in extra], extra_names=list(extra),
+        count_names=code,
+        count_values=", ".join("H // NH" if c == "HS" else c for c in code),
+        size_counts=[(dim, tuple(size_counts(dim)[k] for k in columns)) for dim in dims],
+        extra_at=[(n, next((p.name, p.shape.index(n)) for p in cell.params if n in p.shape))
+                  for n in extra])
 
 
 def _grad_labels(cell) -> dict[str, str]:
@@ -140,7 +166,7 @@ def network_module(n, cell_import: str | None = None, rebuild: str = REBUILD) ->
     return environment().get_template(NETWORK_TEMPLATE).render(
         template=NETWORK_TEMPLATE, rebuild=rebuild, name=n.name, docstring=python_string(text),
         cell_import=cell_import or f"symlstm.generated.{cell.name}", head=head.head.name,
-        targets=head.head.targets,
+        targets=head.head.targets, extras=[naming.code(x) for x in cell.input_symbols[1:]],
         head_params=[(p.name, _shape(p.shape)) for p in head.head.params],
         forward=forward, backward=backward,
         output=dict(label=dh.label, source=comment(dh.eq),
@@ -172,7 +198,11 @@ def _group(g, plan: Plan) -> dict:
                 "step": f"{naming.sequence(base)}[1:]" if g.operand in plan.cell.new_states
                 else naming.cached(naming.code(g.operand))}[g.kind]
     width = pycode(g.offsets()[-1])
-    return dict(name=g.name, kind=g.kind, matrices=", ".join(map(pycode, g.matrices)), width=width,
+    cell = plan.cell
+    # D is read off the first input, so its width is D whatever its size; others have theirs
+    width_in = "D" if g.operand == cell.input_symbols[0] else pycode(size_expr(cell.dim(g.operand)))
+    return dict(name=g.name, operand=naming.code(g.operand), heads=g.heads, kind=g.kind,
+                width_in=width_in, matrices=", ".join(map(pycode, g.matrices)), width=width,
                 adds=g.adds, biases=", ".join(naming.code(sp.Symbol(b)) for b in g.biases),
                 buffer=g.adjoint_buffer, sequence=sequence, after=computed_in(plan, g.operand))
 
@@ -209,7 +239,9 @@ def _matrix_grads(plan: Plan) -> list[tuple[str, str]]:
     """Each weight gradient as slices of the fused groups' gradient GEMMs."""
     parts = {}
     for g in plan.groups:
-        for W, a, b in zip(g.matrices, g.offsets(), g.offsets()[1:]):
+        for k, (W, a, b) in enumerate(zip(g.matrices, g.offsets(), g.offsets()[1:])):
+            if g.heads:   # blocks, NH per matrix
+                a, b = k * sp.Symbol("NH"), (k + 1) * sp.Symbol("NH")
             rows = f"{'' if a == 0 else pycode(a)}:{pycode(b)}"
             flip = ".T" if isinstance(W, Transposed) else ""
             parts.setdefault(matrix_param(W).name, []).append(f"dstack_{g.name}[{rows}]{flip}")

@@ -2,13 +2,14 @@
 ``symlstm.generated.numba.<cell>``.
 
 The plan is the NumPy module's.  Inside the compiled loop the fused GEMMs call BLAS
-(``_gemm``, one call of MKL's or OpenBLAS's GEMM into a buffer), and every run of element-wise statements of one size between two
+(``np.dot`` into a buffer), and every run of element-wise statements of one size between two
 GEMMs becomes one loop nest, over the samples and the vector's entries.  A value lives in a
 register unless a later nest, a GEMM or the backward pass reads it.  exp, tanh, σ, softplus
 and log σ are written in branch-free arithmetic (:func:`math_context`), which LLVM
 vectorises; NumPy's versions are scalar library calls inside a compiled loop.
 """
 from __future__ import annotations
+
 import functools
 
 import sympy as sp
@@ -18,10 +19,9 @@ from ..derivation.bptt import Derivation
 from ..lower.plan import Plan, lower
 from ..printers.templates import environment
 from .code import NUMPY, code_context
-from .numba_loops import backward_kernel, carries, forward_kernel
-from .numba_printer import SPELLINGS, ElementPrinter
+from .numba_kernels import _backward_kernel, _carries, _forward_kernel
+from .numba_printer import SPELLINGS, ElementPrinter  # noqa: F401  (the tests read them here)
 
-__all__ = ["SPELLINGS", "ElementPrinter", "TEMPLATE", "math_context", "numba_module"]
 
 TEMPLATE = "numba/cell.py.jinja"
 
@@ -31,33 +31,16 @@ def numba_module(d: Derivation, rebuild: str | None = None) -> str:
     ``rebuild`` as the command that regenerates it, if given."""
     plan = lower(d)
     context = code_context(d, NUMPY, "Numba", plan=plan)
-    fwd, bwd = forward_kernel(plan), backward_kernel(plan)
+    fwd, bwd = _forward_kernel(plan), _backward_kernel(plan)
     fwd["args"], bwd["args"] = _arguments(plan)
     return environment().get_template(TEMPLATE).render(
-        template=TEMPLATE, rebuild=rebuild, **context, **math_context(), fwd=fwd, bwd=bwd,
-        **_passes(context))
-
-
-def _passes(context: dict) -> dict:
-    """What the compiled passes around the loops name: the arrays the forward pass keeps for
-    ``backward``, each state's initial value (or its gradient) as an argument, and what
-    the backward pass returns, each with its label, in the order of ``backward``'s keys."""
-    labels = context["labels"]
-    grads = {name: expr for name, expr in context["matrix_grads"]}
-    grads.update((name, local) for name, local, _, _ in context["vector_grads"])
-    grads.update((name, f"sum_{buffer}[{rows}]") for name, buffer, rows in context["summed_grads"])
-    returned = [(grads[name], labels[name]) for name, _ in context["params"]]
-    returned.append((context["dinput"], labels[context["input_name"]]))
-    returned += [(s["carry"], labels[s["name"] + "0"]) for s in context["state_locals"]]
-    return dict(cache_arrays=[naming.sequence(name) for name, _ in context["states"]]
-                + [naming.cached(name) for name, _ in context["cached"]],
-                state_inits=[f"_{name}0" for name, _ in context["states"]], returned=returned)
+        template=TEMPLATE, rebuild=rebuild, **context, **math_context(), fwd=fwd, bwd=bwd)
 
 
 def _arguments(plan: Plan) -> tuple[list[str], list[str]]:
     """What each compiled loop is passed: the arrays the Python wrapper made, by name."""
     cell = plan.cell
-    first = [naming.code(cell.input_symbols[0]), "D", "H"]
+    first = [*map(naming.code, cell.input_symbols), "D", "H", *cell.sizes]
     vectors = [naming.code(p.symbol) for p in cell.params if not p.is_matrix]
     stacks = [f"stack_{g.name}" for g in plan.groups]
     states = [naming.sequence(s) for s in cell.states]
@@ -65,9 +48,9 @@ def _arguments(plan: Plan) -> tuple[list[str], list[str]]:
     fwd = first + vectors + stacks + [f"proj_{g.name}" for g in plan.groups] + states + cached
     buffers = list(dict.fromkeys(g.adjoint_buffer for g in plan.groups))
     grads = [naming.code(s.lhs) for s in plan.vector_grads]
-    grads += [naming.code(naming.adjoint(cell.input_symbols[0]))] if plan.input_grads else []
-    carried = [naming.code(c) for c in carries(cell)]
-    bwd = first + ["dhs"] + vectors + stacks + states + cached + buffers + grads + carried
+    grads += [naming.code(s.lhs) for s in plan.input_grads]
+    carries = [naming.code(c) for c in _carries(cell)]
+    bwd = first + ["dhs"] + vectors + stacks + states + cached + buffers + grads + carries
     return fwd, bwd
 
 
@@ -86,7 +69,7 @@ def math_context() -> dict:
     derived here: exp(r) = Σ r^k/k! on |r| <= ln2/2 (degree 13, below float64's rounding),
     and tanh on |a| < 0.625 as a convergent of Lambert's continued fraction
     tanh a = a/(1 + a²/(3 + a²/(5 + ...))), a rational function with integer coefficients."""
-    r, a2 = sp.Symbol("r"), sp.Symbol("a2")
+    a2 = sp.Symbol("a2")
     exp_coeffs = [sp.Rational(1, sp.factorial(k)) for k in range(14)]
     cf = sp.Integer(17)
     for k in range(7, -1, -1):

@@ -41,6 +41,14 @@ class CellNumPyPrinter(_TablePrinter, NumPyPrinter):
     def _print_Rational(self, expr):
         return f"{expr.p}/{expr.q}"
 
+    def _print_Quotient(self, expr):
+        a, b = expr.args
+        left = self.parenthesize(a, expr.precedence, strict=True)   # a/b/c is (a/b)/c
+        return f"{left}/{self.parenthesize(b, PRECEDENCE['Mul'])}"
+
+    def _print_Float(self, expr):   # a constant's value as Python writes the float: 1e-05
+        return repr(float(expr))
+
     def _print_Proj(self, expr):
         buf, a, b, timed = expr.args
         rows = f"{'' if a == 0 else self._print(a)}:{self._print(b)}"
@@ -55,7 +63,12 @@ class CellNumPyPrinter(_TablePrinter, NumPyPrinter):
     def _print_Part(self, expr):
         e, a, b = expr.args
         rows = f"{'' if a == 0 else self._print(a)}:{self._print(b)}"
-        return f"{self.parenthesize(e, PRECEDENCE['Atom'])}[:, {rows}]"
+        axis = "..." if isinstance(e, sp.Symbol) and naming.parse(e) is None else ":"  # a parameter
+        return f"{self.parenthesize(e, PRECEDENCE['Atom'])}[{axis}, {rows}]"
+
+    def _print_Place(self, expr):   # zeros around e's columns, in e's dtype
+        e, a, b, n = expr.args
+        return f"np.pad({self._print(e)}, ((0, 0), ({self._print(a)}, {self._print(n - b)})))"
 
     def _print_Broadcast(self, expr):
         value, n = expr.args
@@ -68,6 +81,10 @@ class CellNumPyPrinter(_TablePrinter, NumPyPrinter):
     def _print_GroupAdjoint(self, expr):
         buf, name = expr.args
         return f"{self._print(buf)}[t] @ stack_{self._print(name)}"
+
+    def _print_HeadsAdjoint(self, expr):
+        buf, name = expr.args
+        return f"_heads_T({self._print(buf)}[t], stack_{self._print(name)}, H)"
 
     def _print_Mul(self, expr):
         if any(f.is_Pow and f.exp.is_negative for f in expr.args):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import naming
-from ..cell.ops import OPS, exp, log, logsigmoid, relu, sigma, softplus, step, tanh
+from ..cell.ops import (OPS, Abs, Max, Min, exp, halfstep, log, logsigmoid, mean, relu, sigma,
+                        sign, softplus, sqrt, step, tanh, total)
 from ..derivation.bptt import Derivation
 from ..printers.templates import environment
 from .code import Spelling, code_context
@@ -32,6 +33,14 @@ SPELLINGS = {
     logsigmoid: "torch.nn.functional.logsigmoid({a})",
     relu: "torch.relu({a})",
     step: "(({a}) > 0).to(({a}).dtype)",
+    sqrt: "torch.sqrt({a})",
+    Abs: "torch.abs({a})",
+    sign: "torch.sign({a})",
+    halfstep: "(torch.sign({a}) + 1) / 2",
+    Max: "torch.where({a} >= {b}, {a}, {b})",   # a number beside a tensor, as np.maximum
+    Min: "torch.where({a} <= {b}, {a}, {b})",
+    total: "torch.sum({a}, dim=-1, keepdim=True)",
+    mean: "torch.mean({a}, dim=-1, keepdim=True)",
 }
 
 
@@ -42,9 +51,9 @@ class TorchPrinter(CellNumPyPrinter):
     def _print(self, expr, **kwargs):
         func = getattr(expr, "func", None)
         if not kwargs and func in SPELLINGS and isinstance(expr, sp.Expr) and expr.args:
-            if expr.args[0].is_number:   # torch's functions take tensors, not numbers: σ(0)
-                return repr(float(OPS[func].definition(expr.args[0], sp).evalf()))
-            return SPELLINGS[func].format(a=self._print(expr.args[0]))
+            if all(a.is_number for a in expr.args):   # torch takes tensors, not numbers: σ(0)
+                return repr(float(OPS[func].definition(*expr.args, sp).evalf()))
+            return SPELLINGS[func].format(**dict(zip("ab", map(self._print, expr.args))))
         if func in OPS and func not in SPELLINGS:   # never fall back to a NumPy spelling
             raise NotImplementedError(f"the torch backend has no spelling for {func.__name__}: "
                                       "add one to symlstm.backends.torch.SPELLINGS")
@@ -55,6 +64,11 @@ class TorchPrinter(CellNumPyPrinter):
 
     def _print_Concat(self, expr):
         return f"torch.cat([{', '.join(self._print(v) for v in expr.args)}], dim=-1)"
+
+    def _print_Place(self, expr):
+        e, a, b, n = expr.args
+        pad = f"({self._print(a)}, {self._print(n - b)})"
+        return f"torch.nn.functional.pad({self._print(e)}, {pad})"
 
     def _print_Broadcast(self, expr):
         value, n = expr.args

@@ -9,8 +9,10 @@ import sympy as sp
 
 from .. import naming
 from . import display
-from .ops import OPS, STRUCTURE, Concat, MatVec, Transposed, matrix_param
-from .parts import CellError, Equation, add_sizes, size, size_counts
+from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, MatVec, Part,
+                  Transposed, matrix_param)
+from .parts import (DIMS, EXTRA_SIZES, HEADS_SHAPE, SIZE_SYMBOLS, CellError, Equation, add_sizes,
+                    expr_counts, size, size_counts, sizes_used, spell_size)
 
 
 def _named(rule, *args) -> None:
@@ -26,6 +28,7 @@ def check(cell) -> None:
     _named(_check_names, cell)
     defined = set(cell.input_symbols) | set(cell.prev_states)
     params = {p.symbol: p for p in cell.params}
+    params.update({sp.Symbol(n): v for n, v in cell.constants.items()})
     later = {eq.lhs: eq.label for eq in cell.equations}
     dims = {**cell.inputs, **cell.states}
     labels, computed = set(), set()
@@ -39,6 +42,7 @@ def check(cell) -> None:
         _check_symbols(eq, defined, params, later)
         _check_functions(eq)
         dim = _dim_of(cell, eq, eq.rhs, dims)
+        _check_reductions(cell, eq, dims, dim)
         base = naming.parse(eq.lhs).base
         if dim is None:
             raise CellError(f"equation {eq.label!r}: the right side is a constant, not a vector")
@@ -90,20 +94,28 @@ def _check_names(cell) -> None:
         naming.check_vector_name(n, "input" if n in cell.inputs else "state")
     for p in cell.params:
         naming.check_param_name(p.name)
-        if not isinstance(p.shape, tuple) or len(p.shape) not in (1, 2):
-            raise CellError(f"parameter {p.name!r} has shape {p.shape}; expected (rows,) or "
-                            "(rows, cols)")
+        if not isinstance(p.shape, tuple) or len(p.shape) not in (0, 1, 2, 3):
+            raise CellError(f"parameter {p.name!r} has shape {p.shape}; expected () for a "
+                            f"scalar, (rows,), (rows, cols) or {HEADS_SHAPE}")
+    for n, v in cell.constants.items():
+        naming.check_param_name(n)
+        if any(p.name == n for p in cell.params):
+            raise CellError(f"{n!r} is both a constant and a parameter")
+        constant_value(n, v)
     for d in (*cell.inputs.values(), *cell.states.values(), *(d for p in cell.params
                                                                 for d in p.shape)):
         if size(d) != d:
             raise CellError(f"size {d!r} is not in canonical spelling ({size(d)!r}); declare "
                             "sizes through CellBuilder")
+    _check_sizes(cell)
     for n, d in cell.inputs.items():
         if d not in ("D", "H"):
             raise CellError(f"input {n!r} has size {d!r}; an input has the input size 'D' or "
                             "the hidden size 'H'")
-    if cell.inputs and "D" not in cell.inputs.values():
-        uses_d = [n for n, d in cell.states.items() if size_counts(d)[0]] + \
+    if cell.inputs and next(iter(cell.inputs.values())) != "D":
+        # generated code reads D off the first input: without it there is no D
+        uses_d = [n for n, d in list(cell.inputs.items())[1:] if d == "D"] + \
+            [n for n, d in cell.states.items() if size_counts(d)[0]] + \
             [p.name for p in cell.params if any(size_counts(x)[0] for x in p.shape)]
         if uses_d:
             raise CellError(f"the input has the hidden size H, so there is no input size D, but "
@@ -112,9 +124,41 @@ def _check_names(cell) -> None:
     for eq in cell.equations:
         check_label(eq.label)
         naming.check_vector_name(naming.parse(eq.lhs).base, f"equation {eq.label!r}: variable")
-    if cell.output not in cell.states:
-        raise CellError(f"output {cell.output!r} is not one of the states {sorted(cell.states)}")
+    results = [naming.parse(eq.lhs).base for eq in cell.equations]
+    if cell.output in cell.inputs or cell.output not in (*cell.states, *results):
+        raise CellError(f"output {cell.output!r} is neither a state {sorted(cell.states)} nor "
+                        "the result of an equation: the output is what the module returns "
+                        "at every step")
     _check_code_names(cell)
+
+
+def _check_sizes(cell) -> None:
+    """Every size a shape uses is declared; per-head blocks have the shape HEADS_SHAPE, and
+    nothing else uses NH or H/NH; each declared size is some parameter's whole dimension, so
+    that generated code reads it off the parameters."""
+    if set(cell.dims) - set(DIMS) - set(EXTRA_SIZES):
+        raise CellError(f"the cell declares the sizes {sorted(cell.dims)}; only D, H and "
+                        f"{', '.join(EXTRA_SIZES)} exist")
+    owners = [*((f"input {n}", (d,)) for n, d in cell.inputs.items()),
+              *((f"state {n}", (d,)) for n, d in cell.states.items()),
+              *((f"parameter {p.name}", p.shape) for p in cell.params)]
+    for what, shape in owners:
+        undeclared = [n for n in sizes_used(shape) if n not in cell.dims and n != "H/NH"]
+        if undeclared:
+            raise CellError(f"{what} has the shape {shape}, which uses the size "
+                            f"{undeclared[0]!r}: declare it first with size({undeclared[0]!r})")
+        heads = [d for d in shape if set(sizes_used((d,))) & {"NH", "H/NH"}]
+        if heads and tuple(shape) != HEADS_SHAPE:
+            raise CellError(f"{what} has the shape {shape}: NH and H/NH are for per-head blocks "
+                            f"of the shape {HEADS_SHAPE} only")
+        if len(shape) == 3 and tuple(shape) != HEADS_SHAPE:
+            raise CellError(f"{what} has the shape {shape}; a parameter with three sizes holds "
+                            f"per-head blocks, of the shape {HEADS_SHAPE}")
+    for n in cell.sizes:
+        if not any(n in p.shape for p in cell.params):
+            raise CellError(f"the size {n!r} is declared but no parameter has it as a whole "
+                            "dimension, so generated code could not tell it from the "
+                            f"parameters (e.g. param('W', {n!r}, 'H'))")
 
 
 def _check_code_names(cell) -> None:
@@ -133,9 +177,16 @@ def _check_code_names(cell) -> None:
         claim(naming.code(s), str(s))
         if naming.parse(s).kind != naming.CARRY:
             claim(naming.code(naming.adjoint(s)), str(naming.adjoint(s)))
+    for n in cell.constants:
+        claim(n, f"constant {n}")
     for p in cell.params:
         claim(p.name, f"parameter {p.name}")
         claim(naming.code(naming.adjoint(p.symbol)), f"the gradient of parameter {p.name}")
+    for n in list(cell.inputs)[1:]:
+        if naming.identifier(n) != n:
+            raise CellError(f"input {n!r} is an extra per-step input, which forward takes as a "
+                            "keyword argument of its name, but that name is a Python keyword, a "
+                            "built-in or one of the generated module's own; rename it")
     keys: dict[str, str] = {}
     for what, key in [*((f"parameter {p.name}", p.name) for p in cell.params),
                       *((f"input {n}", n) for n in cell.inputs),
@@ -145,8 +196,23 @@ def _check_code_names(cell) -> None:
                             f"grads[{key!r}]; rename one of them")
 
 
+def constant_value(name: str, value) -> float:
+    """A constant's value as a float, refusing what is not a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, sp.Number)) \
+            or not (isinstance(value, sp.Number) and value.is_finite and value.is_real
+                    or not isinstance(value, sp.Number) and abs(float(value)) < float("inf")):
+        raise CellError(f"constant {name!r} must be a finite real number such as 1e-5, "
+                        f"got {value!r}")
+    return float(value)
+
+
+def read_symbols(rhs: sp.Expr) -> set[sp.Symbol]:
+    """The symbols a right side reads: its free symbols, less the sizes in a part's bounds."""
+    return rhs.xreplace({r: r.args[0] for r in rhs.atoms(Part)}).free_symbols
+
+
 def _check_symbols(eq: Equation, defined, params, later) -> None:
-    for s in sorted(eq.rhs.free_symbols, key=str):
+    for s in sorted(read_symbols(eq.rhs), key=str):
         if s in defined or s in params:
             continue
         if s in later:
@@ -156,7 +222,8 @@ def _check_symbols(eq: Equation, defined, params, later) -> None:
                         "a parameter or an earlier equation's result")
 
 
-_KNOWN = ", ".join(sorted(f.__name__ for f in OPS if f.__name__ != "step"))
+_KNOWN = ", ".join(sorted(f.__name__ for f in (*OPS, *CELL_REDUCTIONS)
+                          if f.__name__ not in ("step", "sign", "halfstep")))
 
 
 def _check_functions(eq: Equation) -> None:
@@ -171,17 +238,31 @@ def _check_functions(eq: Equation) -> None:
                                                  for m in eq.rhs.atoms(MatVec)):
             raise CellError(f"{where}: transpose(...) is for the matrix of "
                             "matvec(transpose(W), v), not for use element-wise")
-        if isinstance(e, STRUCTURE) or e.func in OPS or isinstance(e, (sp.Add, sp.Mul, sp.Symbol)):
+        if e.func in BINARY and len(e.args) != 2:
+            raise CellError(f"{where}: {e.func.__name__.lower()} takes two arguments, got "
+                            f"{display.text(e)}; for more, nest them through equations of "
+                            "their own")
+        if e.func in OPS and e.func not in BINARY and len(e.args) != 1:
+            raise CellError(f"{where}: {e.func.__name__} takes one argument, got {display.text(e)}")
+        if isinstance(e, STRUCTURE + (Part,)) or e.func in OPS or e.func in CELL_REDUCTIONS \
+                or isinstance(e, (sp.Add, sp.Mul, sp.Symbol)):
             continue
+        if e.func in REDUCTIONS:
+            raise CellError(f"{where} applies {e.func.__name__}, a reduction for the losses of "
+                            f"output heads; a cell may reduce with "
+                            f"{' and '.join(f.__name__ for f in CELL_REDUCTIONS)}")
         if isinstance(e, sp.Pow):
             if not e.exp.is_Integer:
-                raise CellError(f"{where}: the power {display.text(e)} needs an integer exponent")
+                hint = " (for a square root write sqrt(a), symlstm.cell.ops.sqrt)" \
+                    if e.exp in (sp.S.Half, -sp.S.Half) else ""
+                raise CellError(f"{where}: the power {display.text(e)} needs an integer "
+                                f"exponent{hint}")
             continue
         if e.is_Number or e.is_NumberSymbol or e in (sp.zoo, sp.nan):
             if not (e.is_finite and e.is_real):
                 raise CellError(f"{where}: {e} is not a finite real number")
             continue
-        hint = ("; for max(0, a) write relu(a)" if isinstance(e, (sp.Max, sp.Min)) else "")
+        hint = ""
         if isinstance(e, sp.Function) or isinstance(e, sp.Expr) and e.args:
             raise CellError(f"{where} applies {e.func.__name__}, which has no derivative rule "
                             f"(known: {_KNOWN}; add an entry to symlstm.cell.ops.OPS){hint}")
@@ -196,22 +277,79 @@ def _dim_of(cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str | None:
         p = naming.parse(e)
         if p is not None:
             return dims[p.base]
+        if e.name in cell.constants:
+            return None
         param = cell.param(e.name)
         if param.is_matrix:
             raise CellError(f"equation {eq.label!r} uses the matrix {e} element-wise; "
                             f"write matvec({e}, v) for the product with a vector v")
-        return param.shape[0]
+        return param.shape[0] if param.shape else "1"
+    if e.func in REDUCTIONS:
+        return "1" if _dim_of(cell, eq, e.args[0], dims) is not None else None
     if isinstance(e, MatVec):
         return _matvec_dim(cell, eq, e, dims)
+    if isinstance(e, Part):
+        return _part_dim(cell, eq, e, dims)
     if isinstance(e, Concat):
         if not all(isinstance(v, sp.Symbol) and naming.parse(v) is not None for v in e.args):
             raise CellError(f"equation {eq.label!r}: concat takes named vectors, got {display.text(e)}")
         return add_sizes(dims[naming.parse(v).base] for v in e.args)
-    sizes = {d for d in (_dim_of(cell, eq, a, dims) for a in e.args) if d is not None}
+    found = {d for d in (_dim_of(cell, eq, a, dims) for a in e.args) if d is not None}
+    sizes = found - {"1"}   # one number per sample (a reduction, a scalar) goes with any size
     if len(sizes) > 1:
         raise CellError(f"equation {eq.label!r}: {display.text(e)} combines vectors of sizes {sorted(sizes)} "
                         "element-wise; they must have the same size")
-    return sizes.pop() if sizes else None
+    return sizes.pop() if sizes else found.pop() if found else None
+
+
+def _check_reductions(cell, eq: Equation, dims, dim) -> None:
+    """A reduction gives one number per sample, which the sweep differentiates entry by entry
+    only where nothing outside it is a vector: so an equation that reduces yields one number
+    per sample, and no reduction holds another."""
+    reductions = [e for e in sp.preorder_traversal(eq.rhs) if e.func in CELL_REDUCTIONS]
+    for r in reductions:
+        if _dim_of(cell, eq, r.args[0], dims) is None:
+            raise CellError(f"equation {eq.label!r}: {display.text(r)} reduces a number, not a "
+                            "vector")
+        if any(e.func in CELL_REDUCTIONS for e in sp.preorder_traversal(r.args[0])):
+            raise CellError(f"equation {eq.label!r}: {display.text(r)} has a reduction inside a "
+                            "reduction; give the inner one an equation of its own")
+        if r.args[0].atoms(MatVec):
+            raise CellError(f"equation {eq.label!r}: in {display.text(r)} a matrix product is "
+                            "reduced; give the product an equation of its own")
+    if reductions and dim != "1":
+        raise CellError(f"equation {eq.label!r}: {display.text(reductions[0])} is one number per "
+                        f"sample, but the right side is a vector of size {dim}; give the reduction "
+                        "an equation of its own (mu = mean(v)) and use that in the vector equation")
+
+
+def _part_dim(cell, eq: Equation, e, dims) -> str:
+    """The size of ``part(v, start, stop)``, checking that the rows are within v."""
+    v, start, stop = e.args
+    where = f"equation {eq.label!r}: in part({v}, {start}, {stop})"
+    vector = isinstance(v, sp.Symbol) and (
+        naming.parse(v) is not None or any(p.name == v.name and len(p.shape) == 1
+                                           for p in cell.params))
+    if not vector:
+        raise CellError(f"{where} the first argument must be a named vector or a vector "
+                        "parameter; give the expression its own equation first")
+    n = size_counts(dims[naming.parse(v).base] if naming.parse(v) else cell.param(v.name).shape[0])
+    a, b = (_bound(x, where) for x in (start, stop))
+    if a == b or any(y < x for x, y in zip((*a, *b), (*b, *n))):
+        raise CellError(f"{where} the rows {start}:{stop} are not within {v}, which has size "
+                        f"{spell_size(n)}: use 0 <= start < stop <= size, in D and H")
+    return spell_size(tuple(y - x for x, y in zip(a, b)))
+
+
+def _bound(x, where: str) -> tuple[int, ...]:
+    """A part's bound (0, H, 2*H, D + P) as :func:`~.parts.size_counts` lays out a size."""
+    x = sp.expand(x)
+    if not x.free_symbols <= set(SIZE_SYMBOLS) or not all(
+            c.is_Integer and c >= 0 for c in sp.Poly(x, *SIZE_SYMBOLS).coeffs()) \
+            or sp.Poly(x, *SIZE_SYMBOLS).total_degree() > 1:
+        raise CellError(f"{where} the bound {x} is not a size: write 0, an integer, or an integer "
+                        "times a size (D, H or one the cell declares), e.g. part(v, H, 2*H)")
+    return expr_counts(x)
 
 
 def _matvec_dim(cell, eq: Equation, e: MatVec, dims) -> str:
@@ -224,6 +362,9 @@ def _matvec_dim(cell, eq: Equation, e: MatVec, dims) -> str:
     if not (isinstance(v, sp.Symbol) and naming.parse(v) is not None):
         raise CellError(f"equation {eq.label!r}: in {display.text(e)} the vector must be a named variable; "
                         "give the expression its own equation first")
+    if isinstance(W, Transposed) and cell.param(P.name).is_heads:
+        raise CellError(f"equation {eq.label!r}: {display.text(e)} transposes the per-head blocks "
+                        f"{P}; declare the blocks the other way round and write matvec({P}, v)")
     rows, cols = cell.matrix_shape(W)
     if dims[naming.parse(v).base] != cols:
         shape = "×".join(f"({d})" if "+" in d else d for d in (rows, cols))
@@ -236,14 +377,16 @@ def _check_coverage(cell, defined, params) -> None:
     for s in cell.new_states:
         if s not in defined:
             raise CellError(f"state {naming.parse(s).base!r} has no equation giving its new value")
-    used = set().union(*(eq.rhs.free_symbols for eq in cell.equations))
+    used = set().union(*(read_symbols(eq.rhs) for eq in cell.equations))
     for eq in cell.equations:
-        if eq.lhs not in used and eq.lhs not in cell.new_states:
+        if eq.lhs not in used and eq.lhs not in cell.new_states \
+                and eq.lhs != naming.timed(cell.output):
             raise CellError(f"equation {eq.label!r}: {eq.lhs} is computed but nothing reads it "
-                            "(only states leave the step)")
+                            "(only the states and the output leave the step)")
     if not cell.params:
         raise CellError("the cell has no parameters: there would be nothing to train")
-    if not any("H" in d for p in cell.params for d in p.shape):
+    if not any(size_counts(d)[1] and not any(size_counts(d)[2:-1]) for p in cell.params
+               for d in p.shape):
         raise CellError("no parameter's shape mentions the hidden size H, so generated code "
                         "could not tell it from the parameters")
     for s in (*cell.input_symbols, *cell.prev_states):

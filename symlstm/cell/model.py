@@ -24,18 +24,23 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .. import naming
-from .checks import _check_about, _check_title, _dim_of, _named, check, check_cell_name, check_label
+from .checks import (_check_about, _check_title, _dim_of, _named, check, check_cell_name,
+                     check_label, constant_value)
 from .ops import Transposed, matrix_param
-from .parts import DIMS, CellError, Equation, Param, size
+from .parts import DIMS, EXTRA_SIZES, HEADS_SHAPE, SIZES, CellError, Equation, Param, size
 
 
 @dataclass(frozen=True)
 class Cell:
     """One step of a recurrent cell.
 
-    ``inputs`` and ``states`` map names to their dimension ("D" or "H"); ``output`` is the
-    state whose values over time the cell returns; ``equations`` compute, in order, every
-    intermediate and each state's new value from ``x[t]``, the ``s[t-1]`` and the parameters.
+    ``inputs`` and ``states`` map names to their dimension ("D" or "H"); the first input is
+    the sequence generated code takes as its argument (it gives D), the others are extra
+    per-step inputs passed by keyword.  ``output`` is the vector whose values over time the
+    cell returns: a state, or the result of an equation that is not carried to the next step
+    (SRU's h).  ``equations`` compute, in order, every intermediate, each state's new value
+    and the output from the inputs at t, the ``s[t-1]`` and the parameters.
+    ``dims`` names the sizes the cell declares: D and H, and any of ``EXTRA_SIZES``.
     """
     name: str
     title: str
@@ -46,6 +51,7 @@ class Cell:
     output: str = "h"
     about: str = ""
     dims: dict[str, str] = field(default_factory=lambda: dict(DIMS))
+    constants: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         check(self)
@@ -54,15 +60,25 @@ class Cell:
         return next(p for p in self.params if p.name == name)
 
     def matrix_shape(self, W: sp.Expr) -> tuple[str, str]:
-        """(rows, cols) of a matrix parameter W or of its transpose."""
+        """(rows, cols) of a matrix parameter W or of its transpose (H × H for per-head
+        blocks: the block-diagonal matrix they stand for)."""
         shape = self.param(matrix_param(W).name).shape
+        if len(shape) == 3:
+            return ("H", "H")
         return shape[::-1] if isinstance(W, Transposed) else shape
+
+    @property
+    def sizes(self) -> tuple[str, ...]:
+        """The sizes declared beyond D and H (of ``EXTRA_SIZES``, in its order): what
+        ``init_params`` takes as keywords besides input_size and hidden_size."""
+        return tuple(n for n in EXTRA_SIZES if n in self.dims)
 
     def dim(self, symbol: sp.Symbol) -> str:
         """The dimension of a vector symbol at any time and of its adjoint."""
         p = naming.parse(symbol)
         if p is None:
-            return self.param(symbol.name).shape[0]
+            shape = self.param(symbol.name).shape
+            return shape[0] if shape else "1"   # a scalar: one number, as for each sample
         return self._vector_dims[p.base]
 
     @functools.cached_property
@@ -72,6 +88,15 @@ class Cell:
         for eq in self.equations:
             dims.setdefault(naming.parse(eq.lhs).base, _dim_of(self, eq, eq.rhs, dims))
         return dims
+
+    @property
+    def output_is_state(self) -> bool:
+        """Whether the output is carried to the next step, or only computed and returned."""
+        return self.output in self.states
+
+    @property
+    def output_dim(self) -> str:
+        return self.dim(naming.timed(self.output))
 
     @property
     def input_symbols(self) -> tuple[sp.Symbol, ...]:
@@ -97,10 +122,28 @@ class CellBuilder:
         self.inputs: dict[str, str] = {}
         self.states: dict[str, str] = {}
         self.params: list[Param] = []
+        self.constants: dict[str, float] = {}
         self.equations: list[Equation] = []
+        self.dims: dict[str, str] = dict(DIMS)
+
+    def size(self, name: str) -> str:
+        """Declare a size beyond D and H: "P" (a projection size) or "NH" (a number of heads,
+        which brings the head size "H/NH"; H must then be a multiple of NH).  Returns the
+        size's name, for use in shapes."""
+        if name not in EXTRA_SIZES:
+            raise CellError(f"size {name!r} cannot be declared: the sizes a cell may declare "
+                            f"are {', '.join(map(repr, EXTRA_SIZES))} (D and H are always there)")
+        if name in self.dims:
+            raise CellError(f"size {name!r} is declared twice")
+        self.dims[name] = SIZES[name][1]
+        return name
 
     def input(self, name: str, dim: str = "D") -> sp.Symbol:
-        """Declare an input vector of size "D" (the input size) or "H"; returns x_t."""
+        """Declare an input vector of size "D" (the input size) or "H"; returns x_t.
+
+        The first input is the sequence generated code takes as its argument; any further
+        one (a zoneout mask) is an extra per-step input, passed to ``forward`` by keyword as
+        an array (T, B, size) and given a gradient by ``backward`` like the first."""
         self._declare(name, "input")
         self.inputs[name] = size(dim)
         return naming.timed(name)
@@ -112,14 +155,28 @@ class CellBuilder:
         return naming.timed(name, -1)
 
     def param(self, name: str, *shape: str) -> sp.Symbol:
-        """Declare a parameter: ``param("W_z", "H", "D")`` is a matrix, ``param("b_z", "H")`` a vector."""
+        """Declare a parameter: ``param("W_z", "H", "D")`` is a matrix, ``param("b_z", "H")`` a
+        vector, ``param("alpha")`` a learnable scalar (shape (), used with every entry),
+        ``param("R_z", "NH", "H/NH", "H/NH")`` block-diagonal: one H/NH × H/NH block per head,
+        which ``matvec(R_z, h)`` applies to the H-vector h head by head (declare NH first with
+        ``size("NH")``)."""
         _named(naming.check_param_name, name)
-        if any(p.name == name for p in self.params):
+        if any(p.name == name for p in self.params) or name in self.constants:
             raise CellError(f"parameter {name!r} is declared twice")
-        if len(shape) not in (1, 2):
-            raise CellError(f"parameter {name!r}: give one size for a vector or two for a "
-                            f"matrix, e.g. param({name!r}, 'H', 'D'); got {shape}")
+        if len(shape) not in (0, 1, 2, 3):
+            raise CellError(f"parameter {name!r}: give no size for a scalar, one for a vector, "
+                            f"two for a matrix or {HEADS_SHAPE} for per-head blocks, e.g. "
+                            f"param({name!r}, 'H', 'D'); got {shape}")
         self.params.append(Param(name, tuple(size(d) for d in shape)))
+        return sp.Symbol(name)
+
+    def constant(self, name: str, value: float) -> sp.Symbol:
+        """Declare a fixed number with a name: ``constant("eps", 1e-5)``.  Documents print the
+        name; generated code writes the value."""
+        _named(naming.check_param_name, name)
+        if name in self.constants or any(p.name == name for p in self.params):
+            raise CellError(f"constant {name!r} is declared twice (as a constant or a parameter)")
+        self.constants[name] = constant_value(name, value)
         return sp.Symbol(name)
 
     def let(self, name: str, rhs, label: str | None = None) -> sp.Symbol:
@@ -143,5 +200,7 @@ class CellBuilder:
             raise CellError(f"{name!r} is declared twice (as an input or a state)")
 
     def build(self, output: str = "h") -> Cell:
+        """The checked cell; ``output`` names the state or equation result it returns."""
         return Cell(self.name, self.title, dict(self.inputs), dict(self.states), tuple(self.params),
-                    tuple(self.equations), output, self.about)
+                    tuple(self.equations), output, self.about, dims=dict(self.dims),
+                    constants=dict(self.constants))

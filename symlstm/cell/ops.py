@@ -66,19 +66,52 @@ class step(sp.Function):
         return sp.S.Zero
 
 
+class sqrt(sp.Function):
+    """√a, element-wise (SymPy's own sqrt is a power, a ** (1/2), which cells do not take)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return OPS[sqrt].derivative(self, self.args[0])
+
+
+class sign(sp.Function):
+    """-1, 0 or 1 as a < 0, a = 0, a > 0: the derivative of abs (0 at a = 0, as PyTorch)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+
+class halfstep(sp.Function):
+    """1 where a > 0, ½ at a = 0 and 0 below: the derivative of max(a, b) towards a is
+    halfstep(a - b), so that at a tie each side gets half the gradient (as ``torch.maximum``)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+
 log = sp.log
 tanh = sp.tanh
 exp = sp.exp
+Abs = sp.Abs
+Max = sp.Max
+Min = sp.Min
 
 
 class Op(NamedTuple):
     """Everything about one element-wise function f.
 
-    ``derivative(y, a)`` is f'(a), written through the output y = f(a) wherever that is
+    ``derivative(y, a)`` is f'(a) (for a function of two arguments, ``derivative(y, a, b)``
+    is the pair ∂y/∂a, ∂y/∂b), written through the output y = f(a) wherever that is
     exact, so that the documents read σ' = σ(1-σ) and code reuses cached outputs.
-    ``numpy``, ``latex`` and ``comment`` are format strings of the printed argument ``{a}``;
+    ``numpy``, ``latex`` and ``comment`` are format strings of the printed arguments ``{a}``
+    (and ``{b}``);
     ``ufunc``, when set, is a NumPy call that takes ``out=`` to compute in place.
-    ``definition(a, m)`` writes f with the elementary functions of ``m`` (SymPy, symengine,
+    ``definition(a, m)`` (``definition(a, b, m)``) writes f with the elementary functions of ``m`` (SymPy, symengine,
     or the brute-force check's 50-digit tape: ``m.exp``, ``m.log``, ``m.tanh``,
     ``m.Piecewise``, or any other function of mpmath's); the brute-force check differentiates
     that, never the rule above.
@@ -116,16 +149,48 @@ OPS: dict[type, Op] = {op.func: op for op in (
     Op(step, lambda y, a: sp.S.Zero, "np.heaviside({a}, 0)", r"\mathbf{{1}}\left[{a} > 0\right]",
         "[{a} > 0]", lambda a, m: m.Piecewise((1, a > 0), (0, True)), None,
         "1 for a > 0, else 0 (relu's derivative)"),
+    Op(sqrt, lambda y, a: 1 / (2 * y), "np.sqrt({a})", r"\sqrt{{{a}}}", "√({a})",
+        lambda a, m: m.sqrt(a), "np.sqrt", "the square root; sqrt' = 1/(2 sqrt)"),
+    Op(sp.Abs, lambda y, a: sign(a), "np.abs({a})", r"\left|{a}\right|", "|{a}|",
+        lambda a, m: m.Piecewise((a, a > 0), (-a, a < 0), (0 * a, True)), "np.abs",
+        "|a|; abs'(a) = sign(a), 0 at a = 0 (as PyTorch)"),
+    Op(sign, lambda y, a: sp.S.Zero, "np.sign({a})", r"\operatorname{{sign}}\left({a}\right)",
+        "sign({a})", lambda a, m: m.Piecewise((1, a > 0), (-1, a < 0), (0, True)), None,
+        "-1, 0 or 1 (abs's derivative)"),
+    Op(halfstep, lambda y, a: sp.S.Zero, "np.heaviside({a}, 0.5)",
+        r"H\left({a}\right)", "H({a})",
+        lambda a, m: m.Piecewise((1, a > 0), (0, a < 0), (sp.S.Half, True)), None,
+        "1 for a > 0, 1/2 at 0, 0 below (the derivative of max and min)"),
+    Op(sp.Max, lambda y, a, b: (halfstep(a - b), halfstep(b - a)), "np.maximum({a}, {b})",
+        r"\max\left({a}, {b}\right)", "max({a}, {b})",
+        lambda a, b, m: m.Piecewise((a, a > b), (b, b > a), ((a + b) / 2, True)), None,
+        "the larger of a and b; at a tie each gets half the gradient (as torch.maximum)"),
+    Op(sp.Min, lambda y, a, b: (halfstep(b - a), halfstep(a - b)), "np.minimum({a}, {b})",
+        r"\min\left({a}, {b}\right)", "min({a}, {b})",
+        lambda a, b, m: m.Piecewise((a, a < b), (b, b < a), ((a + b) / 2, True)), None,
+        "the smaller of a and b; at a tie each gets half the gradient (as torch.minimum)"),
 )}
+
+#: The operations of two arguments (max and min); every other one takes one.
+BINARY = (sp.Max, sp.Min)
 
 
 class total(sp.Function):
-    """Σ_k a_k: a vector summed to one number (for each sample).  A reduction: heads only."""
+    """Σ_k a_k: a vector summed to one number for each sample (a vector of size 1, which
+    combines with any vector entry by entry)."""
 
     nargs = 1
 
     def fdiff(self, argindex=1):
         return REDUCTIONS[total].derivative(self, self.args[0])
+
+
+class mean(sp.Function):
+    """(1/n) Σ_k a_k over a vector's n entries: one number for each sample, as ``total``.
+    Its derivative 1/n needs the size, so the sweep reads it as total(a)/n
+    (:func:`expand_means`)."""
+
+    nargs = 1
 
 
 class lse(sp.Function):
@@ -137,13 +202,18 @@ class lse(sp.Function):
         return REDUCTIONS[lse].derivative(self, self.args[0])
 
 
-#: Reductions of a vector to one number, for the losses of output heads.  ``derivative(y, a)``
+#: Reductions of a vector to one number per sample: total and mean inside cells (variances,
+#: dot products, norms), total and lse in the losses of output heads.  ``derivative(y, a)``
 #: is ∂y/∂a_k for every entry k, written through y: Σ_k a_k gives 1, lse gives the softmax
-#: exp(a - lse(a)).  Each entry has the same fields as those of ``OPS``.
+#: exp(a - lse(a)); mean has none (see :func:`expand_means`).  Each entry has the same
+#: fields as those of ``OPS``.
 REDUCTIONS = {op.func: op for op in (
     Op(total, lambda y, a: sp.S.One, "np.sum({a}, axis=-1, keepdims=True)",
        r"\mathbf{{1}}^{{\top}}\!\left({a}\right)", "Σ_k {a}", None, None,
        "the sum of a vector's entries; ∂/∂a_k = 1"),
+    Op(mean, None, "np.mean({a}, axis=-1, keepdims=True)",
+       r"\operatorname{{mean}}\left({a}\right)", "mean({a})", None, None,
+       "the mean of a vector's n entries; ∂/∂a_k = 1/n"),
     Op(lse, lambda y, a: sp.exp(a - y), "logsumexp({a})",
        r"\operatorname{{lse}}\left({a}\right)", "lse({a})", None, None,
        "log Σ_k exp(a_k), computed as max(a) + log Σ_k exp(a_k - max(a)); "
@@ -201,6 +271,39 @@ class Part(sp.Function):
             return sp.S.Zero
 
 
+class Place(sp.Function):
+    """A vector of ``size`` entries, zero but for rows ``start:stop``, which hold ``e``: how
+    ``part(v, start, stop)`` sends its adjoint back to v."""
+
+    nargs = 4   # e, start, stop, size
+
+    @classmethod
+    def eval(cls, e, start, stop, size):
+        if e.is_zero:
+            return sp.S.Zero
+
+
+#: The sizes, for the bounds of ``part``: the input size D and the hidden size H.
+D, H = sp.Symbol("D"), sp.Symbol("H")
+
+
+def part(v: sp.Symbol, start, stop) -> sp.Expr:
+    """Entries ``start:stop`` of the vector ``v`` (a named vector or a vector parameter),
+    the bounds counted from 0 in the sizes ``D`` and ``H`` of this module: the second of
+    four H-blocks of a 4H vector is ``part(v, H, 2*H)``."""
+    return Part(v, sp.sympify(start), sp.sympify(stop))
+
+
+#: The reductions a cell's equations may use (lse belongs to the heads' losses).
+CELL_REDUCTIONS = (total, mean)
+
+
+def expand_means(e: sp.Expr, size) -> sp.Expr:
+    """``e`` with every mean(a) written as total(a)/n, n = ``size(a)`` (a SymPy expression in
+    the sizes D and H): the form whose derivative the table gives."""
+    return e.replace(lambda u: isinstance(u, mean), lambda u: total(u.args[0]) / size(u.args[0]))
+
+
 #: The structural functions: not element-wise, handled by the sweep itself.
 STRUCTURE = (MatVec, Transposed, Concat)
 
@@ -242,17 +345,20 @@ def diff(e: sp.Expr, v: sp.Symbol) -> sp.Expr:
         base, n = e.args
         return n * base ** (n - 1) * diff(base, v)
     rule = OPS.get(e.func) or REDUCTIONS.get(e.func)   # read live: a new entry counts at once
-    if rule is not None:
-        a = e.args[0]
-        return rule.derivative(e, a) * diff(a, v)
+    if rule is not None and rule.derivative is not None:
+        if len(e.args) == 1:
+            return rule.derivative(e, e.args[0]) * diff(e.args[0], v)
+        return sp.Add(*(d * diff(a, v) for d, a in zip(rule.derivative(e, *e.args), e.args)))
     raise TypeError(f"no derivative rule for {e.func} (the rules live in symlstm.cell.ops.OPS)")
 
 
 def elementary(e: sp.Expr, m, leaf: Callable) -> object:
     """Rebuild the element-wise expression ``e`` with module ``m``'s elementary functions:
     every table function by its ``definition``, every symbol, number and matrix product by
-    ``leaf``.  The brute-force check uses this with its 50-digit tape as ``m``."""
-    if e.is_Number or e.is_NumberSymbol or isinstance(e, (sp.Symbol, MatVec, Concat)):
+    ``leaf``, and so is every reduction (it reads more than the current entry).  The
+    brute-force check uses this with its 50-digit tape as ``m``."""
+    if e.is_Number or e.is_NumberSymbol or isinstance(e, (sp.Symbol, MatVec, Concat, Part)) \
+            or e.func in REDUCTIONS:
         return leaf(e)
     args = [elementary(a, m, leaf) for a in e.args]
     if e.is_Add:
@@ -267,4 +373,4 @@ def elementary(e: sp.Expr, m, leaf: Callable) -> object:
         return out
     if e.is_Pow:
         return args[0] ** int(e.exp)
-    return OPS[e.func].definition(args[0], m)
+    return OPS[e.func].definition(*args, m)

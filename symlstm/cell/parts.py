@@ -8,7 +8,10 @@ from typing import NamedTuple
 import sympy as sp
 
 
+#: The sizes every cell has; ``CellBuilder.size`` declares more (``EXTRA_SIZES``).
 DIMS = {"D": "input size", "H": "hidden size"}
+#: The shape of a block-diagonal (per-head) matrix: one H/NH × H/NH block for each head.
+HEADS_SHAPE = ("NH", "H/NH", "H/NH")
 
 
 class CellError(ValueError):
@@ -31,7 +34,7 @@ class Equation(NamedTuple):
 
 class Param(NamedTuple):
     name: str
-    shape: tuple[str, ...]   # ("H", "D") for a matrix, ("H",) for a vector
+    shape: tuple[str, ...]   # ("H", "D") a matrix, ("H",) a vector, () a scalar, HEADS_SHAPE per-head blocks
 
     @property
     def symbol(self) -> sp.Symbol:
@@ -39,63 +42,111 @@ class Param(NamedTuple):
 
     @property
     def is_matrix(self) -> bool:
-        return len(self.shape) == 2
+        """A matrix for ``matvec``: dense, or block-diagonal with one block per head."""
+        return len(self.shape) >= 2
+
+    @property
+    def is_heads(self) -> bool:
+        """Block-diagonal: NH blocks of H/NH × H/NH, applied to an H-vector head by head."""
+        return len(self.shape) == 3
 
 
 
-_SIZE_TERM = re.compile(r"\s*(?:(\d+)\s*\*\s*)?([DH])\s*(?:\*\s*(\d+)\s*)?\Z|\s*(\d+)\s*\Z")
+#: The sizes a cell's shapes are written in, each with its name in generated code and what it
+#: stands for: D and H always; P and NH where the cell declares them (``CellBuilder.size``);
+#: the head size H/NH wherever NH is declared.
+SIZES = {"D": ("D", "input size"), "H": ("H", "hidden size"), "P": ("P", "projection size"),
+         "NH": ("NH", "number of heads"), "H/NH": ("HS", "head size")}
+#: The sizes a cell may declare beyond D and H, with the keyword that generated code takes.
+EXTRA_SIZES = {"P": "proj_size", "NH": "num_heads"}
+
+_NAMES = "|".join(re.escape(n) for n in sorted(SIZES, key=len, reverse=True))
+_SIZE_TERM = re.compile(rf"\s*(?:(\d+)\s*\*\s*)?({_NAMES})\s*(?:\*\s*(\d+)\s*)?\Z|\s*(\d+)\s*\Z")
 
 
-def size_counts(dim) -> tuple[int, int, int]:
-    """A size string as (count of D, count of H, constant): "D + 2*H" is (1, 2, 0).
+def size_counts(dim) -> tuple[int, ...]:
+    """A size string as its count of each of ``SIZES`` and its constant: "D + 2*H" is
+    (1, 2, 0, 0, 0, 0).
 
-    The grammar is symlstm's own: D, H, positive integers, ``+`` and ``*`` (an integer
-    times D or H); nothing is evaluated."""
+    The grammar is symlstm's own: D, H, P, NH, H/NH, positive integers, ``+`` and ``*`` (an
+    integer times a size); nothing is evaluated."""
     if not isinstance(dim, str) or not dim.strip() or len(dim) > 100:
-        raise CellError(f"size {dim!r} is not allowed: use D, H, positive integers, + and *, "
-                        "e.g. 'H', 'D + H' or '2*H'")
-    counts = [0, 0, 0]
+        raise CellError(f"size {dim!r} is not allowed: use D, H, P, NH, H/NH, positive integers, "
+                        "+ and *, e.g. 'H', 'D + H' or '2*H'")
+    counts = [0] * (len(SIZES) + 1)
     for term in dim.split("+"):
         m = _SIZE_TERM.match(term)
         if m is None or (m[1] and m[3]):
-            raise CellError(f"size {dim!r} is not allowed: {term.strip()!r} is not D, H, a "
-                            "positive integer or an integer times D or H (e.g. 'D + 2*H')")
+            raise CellError(f"size {dim!r} is not allowed: {term.strip()!r} is not one of "
+                            f"{', '.join(SIZES)}, a positive integer or an integer times a size "
+                            "(e.g. 'D + 2*H')")
         if m[4] is not None:
-            counts[2] += int(m[4])
+            counts[-1] += int(m[4])
         else:
-            counts["DH".index(m[2])] += int(m[1] or m[3] or 1)
-    if counts[0] == counts[1] == 0 and counts[2] == 0:
+            counts[list(SIZES).index(m[2])] += int(m[1] or m[3] or 1)
+    if not any(counts):
         raise CellError(f"size {dim!r} is zero; sizes must be positive")
     return tuple(counts)
 
 
 def size(dim) -> str:
-    """A size in canonical spelling: "H", "D", "D + H", "2*H + 1"."""
+    """A size in canonical spelling: "H", "D", "D + H", "2*H + 1", "H/NH"."""
     return spell_size(size_counts(dim))
 
 
 def spell_size(counts) -> str:
-    d, h, k = counts
-    parts = [p for n, name in ((d, "D"), (h, "H")) if n
-             for p in [name if n == 1 else f"{n}*{name}"]] + ([str(k)] if k else [])
-    return " + ".join(parts)
+    *ns, k = counts
+    parts = [p for n, name in zip(ns, SIZES) if n for p in [name if n == 1 else f"{n}*{name}"]]
+    return " + ".join(parts + ([str(k)] if k else []))
+
+
+#: The sizes' code names as symbols, in the order of ``SIZES`` (how size_counts lays them out).
+SIZE_SYMBOLS = tuple(sp.Symbol(code) for code, _ in SIZES.values())
+
+
+def expr_counts(e: sp.Expr) -> tuple[int, ...]:
+    """A size written as a SymPy expression in the sizes' code names (4*H, D + P) as its
+    counts of each size and its constant, laid out as :func:`size_counts` lays them out."""
+    e = sp.expand(e)
+    return (*(int(e.coeff(s)) for s in SIZE_SYMBOLS), int(e.subs({s: 0 for s in SIZE_SYMBOLS})))
+
+
+def spell_size_expr(e: sp.Expr) -> str:
+    """A size written as a SymPy expression (4*H, D + P) as the string a cell writes."""
+    return spell_size(expr_counts(e))
 
 
 def size_expr(dim: str) -> sp.Expr:
-    """A size as a SymPy expression in the symbols D and H (for offsets into stacked rows)."""
-    d, h, k = size_counts(dim)
-    return d * sp.Symbol("D") + h * sp.Symbol("H") + k
+    """A size as a SymPy expression in the sizes' code names (for offsets into stacked rows)."""
+    *ns, k = size_counts(dim)
+    return sp.Add(*(n * sp.Symbol(code) for n, (code, _) in zip(ns, SIZES.values())), k)
 
 
-def size_value(dim: str, D: int, H: int) -> int:
-    """The number a size stands for at input size D and hidden size H."""
-    d, h, k = size_counts(dim)
-    return d * D + h * H + k
+def sizes_used(dims) -> tuple[str, ...]:
+    """The sizes of ``SIZES`` that the size strings ``dims`` mention, in table order (NH when
+    the head size is)."""
+    counts = [size_counts(d) for d in dims]
+    used = {name for k, name in enumerate(SIZES) if any(c[k] for c in counts)}
+    used |= {"NH"} if "H/NH" in used else set()
+    return tuple(n for n in SIZES if n in used)
+
+
+def size_value(dim: str, D: int, H: int, **extra: int) -> int:
+    """The number a size stands for at input size D, hidden size H and the sizes ``extra``
+    (P, NH) where the size mentions them."""
+    values = {"D": D, "H": H, **extra}
+    if "NH" in values:
+        values["H/NH"] = H // values["NH"]
+    *ns, k = size_counts(dim)
+    missing = [name for n, name in zip(ns, SIZES) if n and name not in values]
+    if missing:
+        raise ValueError(f"size {dim!r} needs {', '.join(missing)}")
+    return sum(n * values[name] for n, name in zip(ns, SIZES) if n) + k
 
 
 def add_sizes(dims) -> str:
     """The size of vectors stacked: the sum of theirs."""
-    total = [0, 0, 0]
+    total = [0] * (len(SIZES) + 1)
     for dim in dims:
         total = [a + b for a, b in zip(total, size_counts(dim))]
     return spell_size(total)

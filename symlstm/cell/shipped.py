@@ -4,8 +4,9 @@ from __future__ import annotations
 from sympy import tanh
 
 from .model import Cell, CellBuilder
-from .ops import concat, matvec, sigma, transpose
+from .ops import H, concat, matvec, mean, part, sigma, sqrt, transpose
 from .parts import Latex
+from .xlstm import slstm
 
 
 GREFF = 'Greff et al., "LSTM: A Search Space Odyssey"'
@@ -110,6 +111,66 @@ def gru() -> Cell:
     return b.build()
 
 
+def gru_cho() -> Cell:
+    """The GRU of Cho et al. (2014), reset gate before the product: R_n (r ⊙ h_{t-1})."""
+    b = CellBuilder("gru_cho", "GRU (Cho et al.)", Latex(
+        "The gated recurrent unit as Cho et al.~(2014) wrote it, and as Keras computes it with "
+        "\\texttt{reset\\_after=False}: the reset gate multiplies the previous state before the "
+        "recurrent product, $\\bar{n}_t = W_n x_t + R_n (r_t \\odot h_{t-1}) + b_n$, and "
+        "$h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}$. The cell \\texttt{gru} (PyTorch's) "
+        "applies the reset gate after the product instead, so the two compute different "
+        "functions and have different gradients."))
+    x, h = b.input("x"), b.state("h")
+    W = {g: b.param(f"W_{g}", "H", "D") for g in "rzn"}
+    R = {g: b.param(f"R_{g}", "H", "H") for g in "rzn"}
+    bias = {g: b.param(f"b_{g}", "H") for g in "rzn"}
+    r = b.let("r", sigma(b.let("rbar", matvec(W["r"], x) + matvec(R["r"], h) + bias["r"])))
+    z = b.let("z", sigma(b.let("zbar", matvec(W["z"], x) + matvec(R["z"], h) + bias["z"])))
+    hhat = b.let("hhat", r * h)
+    n = b.let("n", tanh(b.let("nbar", matvec(W["n"], x) + matvec(R["n"], hhat) + bias["n"])))
+    b.let("h", (1 - z) * n + z * h)
+    return b.build()
+
+
+FENG = "Feng et al., ``Were RNNs All We Needed?'' (2024)"
+
+
+def mingru() -> Cell:
+    """minGRU (Feng et al. 2024), sequential form: gates read the input only."""
+    b = CellBuilder("mingru", "minGRU", Latex(
+        f"The minimal GRU of {FENG}, in its sequential form: the update gate $z_t$ and the "
+        "candidate $\\tilde{h}_t$ read the input only, so the state enters the step only "
+        "through $h_t = (1 - z_t) \\odot h_{t-1} + z_t \\odot \\tilde{h}_t$, and the candidate "
+        "has no activation."))
+    x, h = b.input("x"), b.state("h")
+    W_z, b_z = b.param("W_z", "H", "D"), b.param("b_z", "H")
+    W_h, b_h = b.param("W_h", "H", "D"), b.param("b_h", "H")
+    z = b.let("z", sigma(b.let("zbar", matvec(W_z, x) + b_z)))
+    htilde = b.let("htilde", matvec(W_h, x) + b_h)
+    b.let("h", (1 - z) * h + z * htilde)
+    return b.build()
+
+
+def minlstm() -> Cell:
+    """minLSTM (Feng et al. 2024), sequential form: f and i normalised to sum to 1."""
+    b = CellBuilder("minlstm", "minLSTM", Latex(
+        f"The minimal LSTM of {FENG}, in its sequential form: the forget and input gates read "
+        "the input only and are normalised to sum to 1, "
+        "$h_t = \\frac{f_t}{f_t + i_t} \\odot h_{t-1} + \\frac{i_t}{f_t + i_t} \\odot "
+        "\\tilde{h}_t$, with the candidate $\\tilde{h}_t$ linear in the input. The generated "
+        "code divides each gate by $f_t + i_t$ before it multiplies, so that it stays finite "
+        "when both gates saturate (down to pre-activations near $-700$ in double precision)."))
+    x, h = b.input("x"), b.state("h")
+    W_f, b_f = b.param("W_f", "H", "D"), b.param("b_f", "H")
+    W_i, b_i = b.param("W_i", "H", "D"), b.param("b_i", "H")
+    W_h, b_h = b.param("W_h", "H", "D"), b.param("b_h", "H")
+    f = b.let("f", sigma(b.let("fbar", matvec(W_f, x) + b_f)))
+    i = b.let("i", sigma(b.let("ibar", matvec(W_i, x) + b_i)))
+    htilde = b.let("htilde", matvec(W_h, x) + b_h)
+    b.let("h", f / (f + i) * h + i / (f + i) * htilde)
+    return b.build()
+
+
 def rnn() -> Cell:
     """The simple (Elman) RNN, h_t = tanh(W x_t + R h_{t-1} + b): the baseline that vanishes."""
     b = CellBuilder("rnn", "Simple RNN", "The simple (Elman) recurrent network, the baseline "
@@ -180,10 +241,136 @@ def lstm_rowmajor() -> Cell:
     return b.build()
 
 
+def layer_norm(b: CellBuilder, v, gamma, beta, eps, name: str):
+    """LN(v; γ, β) = γ ⊙ (v - mean(v)) / √(var(v) + ε) + β, the mean and the variance over
+    v's entries: the mean m, the centred vector e and the deviation s get equations named
+    after ``name`` (m{name}, e{name}, s{name})."""
+    m = b.let(f"m{name}", mean(v))
+    e = b.let(f"e{name}", v - m)
+    s = b.let(f"s{name}", sqrt(mean(e**2) + eps))
+    return gamma * e / s + beta
+
+
+def layernorm_lstm() -> Cell:
+    """The layer-normalised LSTM of Ba, Kiros & Hinton (2016), as haste's LayerNormLSTM."""
+    b = CellBuilder("layernorm_lstm", "Layer-normalised LSTM", Latex(
+        "The LSTM with layer normalisation of Ba, Kiros \\& Hinton (2016), as haste's "
+        "LayerNormLSTM: $\\mathrm{LN}(v; \\gamma, \\beta) = \\gamma \\odot (v - "
+        "\\mathrm{mean}(v)) / \\sqrt{\\mathrm{var}(v) + \\varepsilon} + \\beta$ "
+        "over the entries of v, with $\\varepsilon = 10^{-5}$. The input products "
+        "$a = [W_z x_t; W_i x_t; W_f x_t; W_o x_t]$ and the recurrent products "
+        "$r = [R_z h_{t-1}; \\dots; R_o h_{t-1}]$ are each normalised as one $4H$ vector "
+        "(gains gamma\\_x, gamma\\_h, no shift), the biases added after; the new cell "
+        "state is normalised (gamma\\_c, beta\\_c) before the tanh of the output."))
+    x, h, c = b.input("x"), b.state("h"), b.state("c")
+    eps = b.constant("eps", 1e-5)
+    gates = "zifo"
+    W = {g: b.param(f"W_{g}", "H", "D") for g in gates}
+    R = {g: b.param(f"R_{g}", "H", "H") for g in gates}
+    bias = {g: b.param(f"b_{g}", "H") for g in gates}
+    gamma_x, gamma_h = b.param("gamma_x", "4*H"), b.param("gamma_h", "4*H")
+    gamma_c, beta_c = b.param("gamma_c", "H"), b.param("beta_c", "H")
+    a = b.let("a", concat(*(b.let(f"a{g}", matvec(W[g], x)) for g in gates)))
+    r = b.let("r", concat(*(b.let(f"r{g}", matvec(R[g], h)) for g in gates)))
+    la = b.let("la", layer_norm(b, a, gamma_x, 0, eps, "a"))
+    lr = b.let("lr", layer_norm(b, r, gamma_h, 0, eps, "r"))
+    pre = {g: part(la, k * H, (k + 1) * H) + part(lr, k * H, (k + 1) * H) + bias[g]
+           for k, g in enumerate(gates)}
+    z = b.let("z", tanh(b.let("zbar", pre["z"])))
+    i = b.let("i", sigma(b.let("ibar", pre["i"])))
+    f = b.let("f", sigma(b.let("fbar", pre["f"])))
+    o = b.let("o", sigma(b.let("obar", pre["o"])))
+    c_t = b.let("c", f * c + i * z)
+    lc = b.let("lc", layer_norm(b, c_t, gamma_c, beta_c, eps, "c"))
+    b.let("h", o * tanh(lc))
+    return b.build()
+
+
+def sru() -> Cell:
+    """The simple recurrent unit of Lei et al. (2018): the state c is carried, the output h is not."""
+    b = CellBuilder("sru", "Simple recurrent unit", Latex(
+        "The simple recurrent unit (SRU) of Lei et al., \\emph{Simple Recurrent Units for "
+        "Highly Parallelizable Recurrence} (2018). Its input has the hidden size. Only the "
+        "cell state $c_t$ is carried to the next step; the output $h_t = r_t \\odot c_t + "
+        "(1 - r_t) \\odot x_t$, a highway connection to the input, is returned at every step "
+        "but is not a state: no equation reads $h_{t-1}$, and the gradient $\\Delta h_t$ from "
+        "the loss enters through this output equation alone."))
+    x, c = b.input("x", "H"), b.state("c")
+    W, W_f, W_r = (b.param(n, "H", "H") for n in ("W", "W_f", "W_r"))
+    v_f, v_r, b_f, b_r = (b.param(n, "H") for n in ("v_f", "v_r", "b_f", "b_r"))
+    xtilde = b.let("xtilde", matvec(W, x))
+    f = b.let("f", sigma(b.let("fbar", matvec(W_f, x) + v_f * c + b_f)))
+    r = b.let("r", sigma(b.let("rbar", matvec(W_r, x) + v_r * c + b_r)))
+    c_t = b.let("c", f * c + (1 - f) * xtilde)
+    b.let("h", r * c_t + (1 - r) * x)
+    return b.build(output="h")
+
+
+def lstm_zoneout() -> Cell:
+    """The LSTM with zoneout (Krueger et al. 2016): per-step masks mc, mh as extra inputs."""
+    b = CellBuilder("lstm_zoneout", "LSTM with zoneout", Latex(
+        "The LSTM of PyTorch with zoneout (Krueger et al., \\emph{Zoneout: Regularizing RNNs "
+        "by Randomly Preserving Hidden Activations}, 2016), as in Tacotron 2's decoder. Each "
+        "unit keeps its previous value where its mask is 1: $c_t = \\mathit{mc}_t \\odot c_{t-1} "
+        "+ (1 - \\mathit{mc}_t) \\odot \\tilde{c}_t$ and $h_t = \\mathit{mh}_t \\odot h_{t-1} "
+        "+ (1 - \\mathit{mh}_t) "
+        "\\odot \\tilde{h}_t$, where $\\tilde{c}_t$ and $\\tilde{h}_t$ are the LSTM's new "
+        "values. The masks $\\mathit{mc}$ and $\\mathit{mh}$ are extra per-step inputs of the hidden "
+        "size: drawn from a Bernoulli distribution in training, set to the keep probability "
+        "at test time; their gradients are returned like the input's."))
+    x, mc, mh = b.input("x"), b.input("mc", "H"), b.input("mh", "H")
+    h, c = b.state("h"), b.state("c")
+    gates = ("z", "i", "f", "o")
+    W = {g: b.param(f"W_{g}", "H", "D") for g in gates}
+    R = {g: b.param(f"R_{g}", "H", "H") for g in gates}
+    bias = {g: b.param(f"b_{g}", "H") for g in gates}
+
+    def pre(g):
+        return b.let(f"{g}bar", matvec(W[g], x) + matvec(R[g], h) + bias[g])
+    z = b.let("z", tanh(pre("z")))
+    i = b.let("i", sigma(pre("i")))
+    f = b.let("f", sigma(pre("f")))
+    o = b.let("o", sigma(pre("o")))
+    ctilde = b.let("ctilde", f * c + i * z)
+    htilde = b.let("htilde", o * tanh(ctilde))
+    b.let("c", mc * c + (1 - mc) * ctilde)
+    b.let("h", mh * h + (1 - mh) * htilde)
+    return b.build()
+
+
+def lstmp() -> Cell:
+    """The LSTM with a recurrent projection of ``torch.nn.LSTM(proj_size=P)``: h_t = W_hr m_t."""
+    b = CellBuilder("lstmp", "LSTM with a projection (LSTMP)",
+                    Latex("The LSTM with a recurrent projection layer of Sak, Senior and Beaufays "
+                    "(2014), the cell of PyTorch's LSTM with \\texttt{proj\\_size} $= P$: the "
+                    "cell output $m_t = o_t \\odot \\tanh(c_t)$ of size $H$ is projected to "
+                    "$h_t = W_{hr} m_t$ of size $P$, which the gates read at the next step "
+                    "through $R_g$ ($H \\times P$). The cell state $c_t$ is the LSTM's."))
+    P = b.size("P")
+    x, h, c = b.input("x"), b.state("h", P), b.state("c")
+    W = {g: b.param(f"W_{g}", "H", "D") for g in "zifo"}
+    R = {g: b.param(f"R_{g}", "H", P) for g in "zifo"}
+    bias = {g: b.param(f"b_{g}", "H") for g in "zifo"}
+    W_hr = b.param("W_hr", P, "H")
+
+    def pre(g):
+        return matvec(W[g], x) + matvec(R[g], h) + bias[g]
+
+    z = b.let("z", tanh(b.let("zbar", pre("z"))))
+    i = b.let("i", sigma(b.let("ibar", pre("i"))))
+    f = b.let("f", sigma(b.let("fbar", pre("f"))))
+    c_t = b.let("c", z * i + c * f)
+    o = b.let("o", sigma(b.let("obar", pre("o"))))
+    m = b.let("m", tanh(c_t) * o)
+    b.let("h", matvec(W_hr, m))
+    return b.build()
+
+
 #: Every cell symlstm ships, by name.
 CELLS = {f.__name__: f for f in (
     lstm, peephole_lstm, lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_cifg,
-    lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor)}
+    lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor, gru_cho, mingru, minlstm,
+    layernorm_lstm, sru, lstm_zoneout, lstmp, slstm)}
 
 
 def get_cell(cell):

@@ -28,7 +28,7 @@ import sympy as sp
 
 from .. import naming
 from ..cell.model import Cell
-from ..cell.ops import Concat, MatVec, Transposed, elementary
+from ..cell.ops import REDUCTIONS, Concat, MatVec, Part, Transposed, elementary
 from ..cell.parts import size_value
 
 
@@ -39,7 +39,7 @@ DIGITS = 400
 
 class Reference(NamedTuple):
     """What brute force computed: ``grads`` keyed as ``backward`` keys its gradients (the
-    input's gradient by the input's name), ``outputs`` the output state at every step
+    input's gradient by the input's name), ``outputs`` the output at every step
     (T, B, n) and ``final`` each state at step T, (B, n); all float64, rounded from ``DIGITS``
     digits."""
     grads: dict[str, np.ndarray]
@@ -48,35 +48,37 @@ class Reference(NamedTuple):
 
 
 def loss_gradients(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict,
-                   D: int, H: int) -> dict[str, np.ndarray]:
+                   D: int, H: int, **extra: int) -> dict[str, np.ndarray]:
     """dL/d(every parameter, the input, every initial state) by differentiating the unrolled
     loss.
 
     The arrays are as the generated modules take them: ``params`` each parameter by name,
-    ``x`` the input sequence (T, B, n), ``state0`` and ``dstate`` dicts of (B, size) arrays
+    ``x`` the input sequence (T, B, n) (for a cell with extra per-step inputs, a dict of
+    every input's sequence by name), ``state0`` and ``dstate`` dicts of (B, size) arrays
     and ``dhs`` (T, B, size of the output).  Returns arrays keyed as ``backward`` keys its
-    gradients: the input's under the input's name."""
-    return unroll(cell, params, x, state0, dhs, dstate, D, H).grads
+    gradients: each input's under its name.  ``extra`` holds the sizes the cell declares
+    beyond D and H (``P=``, ``NH=``)."""
+    return unroll(cell, params, x, state0, dhs, dstate, D, H, **extra).grads
 
 
 def unroll(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int, H: int,
-           digits: int = DIGITS) -> Reference:
+           digits: int = DIGITS, **extra: int) -> Reference:
     """The unrolled cell's outputs and the loss's gradients (see :func:`loss_gradients`),
     computed at ``digits`` significant digits, one sample at a time."""
-    (input_name,) = cell.inputs
-    x, dhs = np.asarray(x), np.asarray(dhs)
+    xs = {n: np.asarray(a) for n, a in _inputs(cell, x).items()}
+    dhs = np.asarray(dhs)
     samples = []
     with mpmath.workdps(digits):
-        for b in range(x.shape[1]):
-            samples.append(_sample(cell, params, x[:, b], {s: np.asarray(v)[b] for s, v in
+        for b in range(dhs.shape[1]):
+            samples.append(_sample(cell, params, {n: a[:, b] for n, a in xs.items()}, {s: np.asarray(v)[b] for s, v in
                                                           state0.items()},
                                    dhs[:, b], {s: np.asarray(v)[b] for s, v in dstate.items()},
-                                   D, H))
-    per_sample = {input_name, *(f"{s}0" for s in cell.states)}
+                                   dict(D=D, H=H, **extra)))
+    per_sample = {*(f"{s}0" for s in cell.states)}
     grads = {}
     for key in samples[0][0]:
         parts = [g[key] for g, _, _ in samples]
-        if key == input_name:
+        if key in cell.inputs:
             grads[key] = np.stack(parts, axis=1)
         elif key in per_sample:
             grads[key] = np.stack(parts)
@@ -215,7 +217,7 @@ class _Node:
         return self.value <= self._value(other)
 
 
-def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int, H: int):
+def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, sizes: dict):
     """Gradients, outputs and final states of one sample (the arrays without a batch axis)."""
     tape = _Tape()
     leaves: dict[str, np.ndarray] = {}
@@ -229,21 +231,24 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int
         return nodes
 
     weights = {p.symbol: leaf(p.name, params[p.name]) for p in cell.params}
-    (input_name,) = cell.inputs
-    xs = leaf(input_name, x)
+    xs = {n: leaf(n, x[n]) for n in cell.inputs}
     states = {s: leaf(f"{s}0", state0[s]) for s in cell.states}
     numbers: dict[sp.Expr, mpmath.mpf] = {}
+    # sizes (in a mean's 1/n) and named constants are numbers: a constant as the float it is
+    values = {**{sp.Symbol(n): sp.Integer(v) for n, v in sizes.items()},
+              **{sp.Symbol(n): sp.Float(v) for n, v in cell.constants.items()}}
     loss, outputs = 0, []
-    for t in range(xs.shape[0]):
+    for t in range(len(dhs)):
         env = dict(weights)
-        env[naming.timed(input_name)] = xs[t]
+        env.update({naming.timed(n): a[t] for n, a in xs.items()})
         env.update({naming.timed(s, -1): v for s, v in states.items()})
         for eq in cell.equations:
-            n = size_value(cell.dim(eq.lhs), D, H)
-            env[eq.lhs] = _vector(eq.rhs, env, n, tape, numbers)
+            n = size_value(cell.dim(eq.lhs), **sizes)
+            env[eq.lhs] = _vector(eq.rhs.xreplace(values), env, n, tape, numbers)
         states = {s: env[naming.timed(s)] for s in cell.states}
-        outputs.append(states[cell.output])
-        loss = loss + _dot(dhs[t], states[cell.output])
+        out = env[naming.timed(cell.output)]   # a state, or an equation's result
+        outputs.append(out)
+        loss = loss + _dot(dhs[t], out)
     for s in cell.states:
         loss = loss + _dot(dstate[s], states[s])
     grads = {}
@@ -255,6 +260,20 @@ def _sample(cell: Cell, params: dict, x, state0: dict, dhs, dstate: dict, D: int
         grads = {key: np.zeros(nodes.shape) for key, nodes in leaves.items()}
     return grads, _floats(np.array(outputs, dtype=object)), \
         {s: _floats(v) for s, v in states.items()}
+
+
+def _inputs(cell: Cell, x) -> dict:
+    """The input sequences by name: ``x`` is the first input's array, or a dict of every
+    input's (a cell with extra per-step inputs)."""
+    if isinstance(x, dict):
+        if set(x) != set(cell.inputs):
+            raise KeyError(f"the inputs must be given for exactly {sorted(cell.inputs)}, got "
+                           f"{sorted(x)}")
+        return x
+    if len(cell.inputs) != 1:
+        raise TypeError(f"cell {cell.name!r} has the inputs {sorted(cell.inputs)}: give them as "
+                        "a dict of arrays by name")
+    return {next(iter(cell.inputs)): x}
 
 
 def _floats(nodes: np.ndarray) -> np.ndarray:
@@ -275,12 +294,25 @@ def _vector(rhs, env, n: int, tape: _Tape, numbers: dict) -> np.ndarray:
         return np.concatenate([env[v] for v in rhs.args])
     out = np.empty(n, dtype=object)
     for j in range(n):
-        out[j] = elementary(rhs, tape, lambda e, j=j: _leaf(e, env, j, numbers))
+        out[j] = elementary(rhs, tape, lambda e, j=j: _leaf(e, env, j, numbers, tape))
     return out
 
 
-def _leaf(e, env, j: int, numbers: dict):
-    """Entry j of a symbol or matrix product; a number to the working digits."""
+def _leaf(e, env, j: int, numbers: dict, tape: _Tape):
+    """Entry j of a symbol or matrix product; a reduction, which is the same for every entry,
+    as its sum written out; a number to the working digits."""
+    if e.func in REDUCTIONS:
+        arg = e.args[0]
+        parts = arg.atoms(Part)   # a part's rows count, not its vector's
+        n = max([int(r.args[2] - r.args[1]) for r in parts] + [
+            len(env[s]) for s in arg.xreplace({r: sp.S.Zero for r in parts}).free_symbols
+            if np.ndim(env[s])])
+        total = 0
+        for k in range(n):
+            total = total + elementary(arg, tape, lambda u, k=k: _leaf(u, env, k, numbers, tape))
+        return total / n if e.func.__name__ == "mean" else total
+    if isinstance(e, Part):   # rows start:stop of a vector, the sizes already numbers
+        return _leaf(e.args[0], env, j + int(e.args[1]), numbers, tape)
     if e.is_number:
         if e not in numbers:
             numbers[e] = mpmath.mpf(str(sp.N(e, mpmath.mp.dps + 10)))
@@ -289,7 +321,15 @@ def _leaf(e, env, j: int, numbers: dict):
         W, v = e.args
         M = env[W.args[0]].T if isinstance(W, Transposed) else env[W]
         total = 0
+        if M.ndim == 3:   # per-head blocks: entry j is in head j // S, and reads that head only
+            S = M.shape[1]
+            for k in range(S):
+                total = total + M[j // S, j % S, k] * env[v][(j // S) * S + k]
+            return total
         for k in range(M.shape[1]):
             total = total + M[j, k] * env[v][k]
         return total
-    return env[e][j]
+    value = env[e]
+    if np.ndim(value) == 0:   # a scalar parameter
+        return value[()]
+    return value[j] if len(value) > 1 else value[0]   # one number per sample goes with any entry

@@ -14,7 +14,7 @@ import numpy as np
 import sympy as sp
 
 from .. import naming
-from ..cell.ops import OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Transposed
+from ..cell.ops import OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Place, Transposed
 
 
 class EvaluationError(ValueError):
@@ -23,7 +23,7 @@ class EvaluationError(ValueError):
 
 class _NumPyFunctions:
     """What the operations' definitions need, element-wise in NumPy."""
-    exp, log, tanh = np.exp, np.log, np.tanh
+    exp, log, tanh, sqrt = np.exp, np.log, np.tanh, np.sqrt
 
     @staticmethod
     def Piecewise(*pairs):
@@ -36,6 +36,7 @@ class _NumPyFunctions:
 _ELEMENTARY = {sp.sech: lambda a: 1 / np.cosh(a), sp.cosh: np.cosh, sp.sinh: np.sinh,
                sp.exp: np.exp, sp.log: np.log, sp.tanh: np.tanh}
 _REDUCE = {"total": lambda a: np.sum(a, axis=-1, keepdims=True),
+           "mean": lambda a: np.mean(a, axis=-1, keepdims=True),
            "lse": lambda a: np.max(a, -1, keepdims=True) + np.log(
                np.sum(np.exp(a - np.max(a, -1, keepdims=True)), -1, keepdims=True))}
 
@@ -44,7 +45,7 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
     """The value of ``e``: each symbol's from ``lookup``, sizes (D, H in a ``Part``'s bounds)
     from ``sizes``."""
     if isinstance(e, sp.Symbol):
-        return lookup(e)
+        return sizes[e.name] if e.name in sizes else lookup(e)
     if e.is_Number or e.is_NumberSymbol:
         return float(e)
     if isinstance(e, Transposed):
@@ -53,6 +54,11 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
         start, stop = (int(b.subs({sp.Symbol(n): v for n, v in sizes.items()}))
                        for b in e.args[1:])
         return evaluate(e.args[0], lookup, sizes)[..., start:stop]
+    if isinstance(e, Place):   # zeros around rows start:stop
+        start, stop, n = (int(b.subs({sp.Symbol(k): v for k, v in sizes.items()}))
+                          for b in e.args[1:])
+        inner = np.asarray(evaluate(e.args[0], lookup, sizes), float)
+        return np.pad(inner, [(0, 0)] * (inner.ndim - 1) + [(start, n - stop)])
     args = [evaluate(a, lookup, sizes) for a in e.args]
     if isinstance(e, Concat):
         return np.concatenate([np.atleast_1d(a) for a in args], axis=-1)
@@ -65,6 +71,12 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
         return out
     if e.is_Pow:
         return args[0] ** args[1]
+    if isinstance(e, (MatVec, MatTVec)) and np.ndim(args[0]) == 3:   # per-head blocks
+        blocks, v = args
+        heads = np.reshape(v, (blocks.shape[0], -1))
+        if isinstance(e, MatTVec):
+            blocks = blocks.swapaxes(1, 2)
+        return np.einsum("njk,nk->nj", blocks, heads).reshape(-1)
     if isinstance(e, MatVec):
         return args[0] @ args[1]
     if isinstance(e, MatTVec):
@@ -72,7 +84,7 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
     if isinstance(e, Outer):
         return np.outer(args[0], args[1])
     if e.func in OPS:
-        return OPS[e.func].definition(args[0], _NumPyFunctions)
+        return OPS[e.func].definition(*args, _NumPyFunctions)
     if e.func in REDUCTIONS:
         return _REDUCE[e.func.__name__](args[0])
     if e.func in _ELEMENTARY:
@@ -143,6 +155,15 @@ def unroll(T: int, forward, backward, carries: dict, leaf: Callable, sizes: dict
         for carry, rhs in carries.items():   # the state's shape, even where rhs is 0
             zero = np.zeros(np.shape(run.value(naming.timed(naming.parse(carry).base), t)))
             series(carry)[t] = zero + evaluate(rhs, run.at(t + 1), sizes) if t < T else zero
-        for lhs, rhs in backward:
-            series(lhs)[t] = evaluate(rhs, lookup(t), sizes)
+        for lhs, rhs in backward:   # the vector's shape: δX of X's mean is one number per X
+            series(lhs)[t] = _shaped(evaluate(rhs, lookup(t), sizes), run, lhs, t)
     return run
+
+
+def _shaped(value, run: Run, lhs: sp.Symbol, t: int):
+    """``value`` spread over the entries of the vector that ``lhs`` is the gradient of."""
+    try:
+        like = run.value(naming.timed(naming.parse(lhs).base), t)
+    except KeyError:
+        return value
+    return np.zeros(np.shape(like)) + value

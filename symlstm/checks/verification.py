@@ -101,29 +101,76 @@ def load_module(source: str, name: str) -> types.ModuleType:
     return mod
 
 
-def problem(mod, *, T, B, D, H, seed=0, dtype=np.float64, scale=2.0, input_scale=1.0):
+def problem(mod, *, T, B, D, H, seed=0, dtype=np.float64, scale=2.0, input_scale=1.0, **extra):
     """Random parameters, input, initial states and loss weights for a generated module:
     parameters at ``scale`` times ``init_params``' draw (2 by default: livelier gates than
-    the usual initialisation), the input at ``input_scale`` times a standard normal."""
+    the usual initialisation), the input at ``input_scale`` times a standard normal.  For a
+    module with extra per-step inputs (``EXTRA_INPUTS``) the input is a dict of every input's
+    sequence by name (see :func:`run`); the extra ones are drawn uniformly from [0, 1], as
+    masks and mixing weights are.  ``extra`` gives the sizes the module has beyond D and H
+    (``P=``, ``NH=``; by default those of ``extra_sizes``)."""
     rng = np.random.default_rng(seed)
-    params = {k: (scale * v).astype(dtype)
-              for k, v in mod.init_params(D, H, rng=rng, dtype=dtype).items()}
-    n = size_value(mod.INPUT_SIZE, D, H)
+    extra = extra_sizes(mod, H, **extra)
+    keywords = {getattr(mod, "EXTRA_SIZES", {})[n]: v for n, v in extra.items()}
+    params = {k: np.asarray(scale * v, dtype)
+              for k, v in mod.init_params(D, H, rng=rng, dtype=dtype, **keywords).items()}
+    n = size_value(mod.INPUT_SIZE, D, H, **extra)
     x = (input_scale * rng.standard_normal((T, B, n))).astype(dtype)
-    widths = {s: size_value(dim, D, H) for s, dim in mod.STATE_SIZES.items()}
+    widths = {s: size_value(dim, D, H, **extra) for s, dim in mod.STATE_SIZES.items()}
     state0 = {s: (0.5 * rng.standard_normal((B, w))).astype(dtype) for s, w in widths.items()}
-    dhs = rng.standard_normal((T, B, widths[mod.OUTPUT])).astype(dtype)
+    out = size_value(getattr(mod, "OUTPUT_SIZE", None) or mod.STATE_SIZES[mod.OUTPUT], D, H,
+                     **extra)
+    dhs = rng.standard_normal((T, B, out)).astype(dtype)
     dstate = {s: rng.standard_normal((B, w)).astype(dtype) for s, w in widths.items()}
+    extras = getattr(mod, "EXTRA_INPUTS", {})
+    if extras:
+        x = {mod.INPUT: x, **{n: rng.uniform(0, 1, (T, B, size_value(dim, D, H, **extra))).astype(dtype)
+                              for n, dim in extras.items()}}
     return params, x, state0, dhs, dstate
 
 
+def run(mod, params, x, state0=None):
+    """``mod.forward`` on the input of :func:`problem`: an array, or a dict of every input."""
+    if isinstance(x, dict):
+        return mod.forward(params, x[mod.INPUT], state0,
+                           **{n: a for n, a in x.items() if n != mod.INPUT})
+    return mod.forward(params, x, state0)
+
+
+def inputs(mod, x) -> dict:
+    """The inputs of :func:`problem` by name, as ``backward`` keys their gradients."""
+    return dict(x) if isinstance(x, dict) else {mod.INPUT: x}
+
+
+#: Default sizes beyond D and H, for modules that have them: P below H, two heads.
+EXTRA_DEFAULTS = dict(P=2, NH=2)
+
+
+def extra_sizes(mod, H, **given) -> dict:
+    """The sizes a module has beyond D and H (its ``EXTRA_SIZES``), each as given or by
+    default (``EXTRA_DEFAULTS``, or NH = H, one entry per head, where two heads do not
+    divide H)."""
+    names = getattr(mod, "EXTRA_SIZES", {})
+    unknown = set(given) - set(names)
+    if unknown:
+        raise TypeError(f"{mod.CELL} has no sizes {sorted(unknown)}; its sizes beyond D and H "
+                        f"are {sorted(names)}")
+    out = {n: given.get(n, EXTRA_DEFAULTS[n]) for n in names}
+    if "NH" in out and "NH" not in given and H % out["NH"]:
+        out["NH"] = H
+    return out
+
+
 def total_loss(mod, dhs, dstate):
-    """L(args) = Σ ⟨dhs, hs⟩ + Σ_s ⟨dstate_s, s_T⟩, args holding params, the input under its
+    """L(args) = Σ ⟨dhs, hs⟩ + Σ_s ⟨dstate_s, s_T⟩, args holding params, each input under its
     name and each s0."""
+    names = [mod.INPUT, *getattr(mod, "EXTRA_INPUTS", {})]
+
     def loss(args):
         params = {k: args[k] for k in mod.PARAMS}
-        hs, state, _ = mod.forward(params, args[mod.INPUT],
-                                   {s: args[f"{s}0"] for s in mod.STATES})
+        xs = {n: args[n] for n in names}
+        hs, state, _ = run(mod, params, xs if len(xs) > 1 else xs[mod.INPUT],
+                           {s: args[f"{s}0"] for s in mod.STATES})
         return float(np.sum(hs * dhs) + sum(np.sum(state[s] * dstate[s]) for s in mod.STATES))
     return loss
 
@@ -135,7 +182,8 @@ def verify(cell, *, seed: int = 0, central_rtol: float = 1e-6, brute_force_rtol:
     unrolled loss at 50 digits, twice (at moderate parameters, and at a saturated instance
     with parameters up to 20 times larger), and its gradients against central differences, in
     float64 at small sizes (``T``, ``B``, ``D``, ``H``; by default 3, 2, 2, 3, and D = H for a
-    cell whose input has the hidden size).
+    cell whose input has the hidden size; the sizes a cell declares beyond them, ``P`` and
+    ``NH``, by default 2 and 2, with H = 4 for a cell with heads).
 
     Returns a :class:`Report`, one row per gradient with its worst relative error; raises
     :class:`VerifyError` with that report when any gradient is off (unless ``raises`` is
@@ -145,25 +193,27 @@ def verify(cell, *, seed: int = 0, central_rtol: float = 1e-6, brute_force_rtol:
     from .gradcheck import directional_errors
 
     d = derive(cell)
-    unknown = set(sizes) - set(SIZES)
+    unknown = set(sizes) - set(SIZES) - set(d.cell.sizes)
     if unknown:
-        raise TypeError(f"verify() takes the sizes {sorted(SIZES)}, got {sorted(unknown)}")
-    s = {**SIZES, **sizes}
+        raise TypeError(f"verify() takes the sizes {sorted(SIZES) + list(d.cell.sizes)}, got "
+                        f"{sorted(unknown)}")
+    s = {**SIZES, **({"H": 4} if "NH" in d.cell.sizes else {}), **sizes}   # two heads of 2
     bad = {k: n for k, n in s.items() if not isinstance(n, int) or isinstance(n, bool) or n < 1}
     if bad:
         raise ValueError(f"verify() sizes must be positive integers, got {bad}")
     if not isinstance(seed, int):
         raise TypeError(f"seed must be an integer, got {seed!r}")
-    if "H" in d.cell.inputs.values():
+    if next(iter(d.cell.inputs.values())) == "H":   # D is the first input's size
         s["D"] = s["H"]
     mod = load_module(numpy_module(d), d.cell.name)
+    s.update(extra_sizes(mod, s["H"], **{n: s[n] for n in d.cell.sizes if n in s}))
     moderate = _against_brute_force(d.cell, mod, s, seed)
     if moderate is None:
         raise ValueError(f"cell {d.cell.name!r}: at moderate parameters (twice the usual "
                          "initialisation) its exact values overflow float64, so no float64 "
                          "code can compute them; check the cell's equations")
     params, x, state0, dhs, dstate, grads, errors = moderate
-    args = {**params, mod.INPUT: x, **{f"{k}0": v for k, v in state0.items()}}
+    args = {**params, **inputs(mod, x), **{f"{k}0": v for k, v in state0.items()}}
     present = {k: g for k, g in grads.items() if k in args}
     central = directional_errors(total_loss(mod, dhs, dstate), args, present,
                                  rng=np.random.default_rng(seed), directions=3)
@@ -188,12 +238,13 @@ def _against_brute_force(cell, mod, sizes, seed, scale=2.0, input_scale=1.0):
     params, x, state0, dhs, dstate = problem(mod, seed=seed, scale=scale,
                                              input_scale=input_scale, **sizes)
     try:
-        ref = unroll(cell, params, x, state0, dhs, dstate, sizes["D"], sizes["H"])
+        ref = unroll(cell, params, x, state0, dhs, dstate, sizes["D"], sizes["H"],
+                     **{n: sizes[n] for n in cell.sizes})
     except ZeroDivisionError:   # an exact value beyond even the reference's range (log 0)
         return None
     if not _finite(ref):
         return None
-    hs, state, cache = mod.forward(params, x, state0)
+    hs, state, cache = run(mod, params, x, state0)
     grads = mod.backward(params, cache, dhs, dstate)
     inf = float("inf")
     # a gradient the module leaves out, or one it adds, is as wrong as a wrong value

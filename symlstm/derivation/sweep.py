@@ -13,8 +13,9 @@ import sympy as sp
 
 from .. import naming
 from ..cell.model import Cell
-from ..cell.ops import Concat, MatTVec, MatVec, Outer, Part, Transposed, diff, matrix_param
-from ..cell.parts import Equation, size_expr
+from ..cell.ops import (Concat, MatTVec, MatVec, Outer, Part, Place, Transposed, diff,
+                        expand_means, matrix_param, total)
+from ..cell.parts import Equation, size_expr, spell_size_expr
 
 
 LOSS = "loss"     # the path from the loss straight to the output h_t
@@ -55,8 +56,10 @@ def sweep(cell: Cell) -> Sweep:
         carried = naming.timed(naming.parse(s).base, 0, naming.CARRY)
         terms[s].append(Term(CARRY, sp.S.One, carried))
     outputs = _named_outputs(cell)
+    outputs.update({expand_means(rhs, lambda a: size_expr(_size_of(cell, a))): y
+                    for rhs, y in outputs.items()})
     for eq in reversed(cell.equations):
-        paths = _split(eq, cell) if isinstance(eq.rhs, Concat) else _paths(eq, outputs)
+        paths = _split(eq, cell) if isinstance(eq.rhs, Concat) else _paths(eq, outputs, cell)
         for v, term in paths:
             terms[v].append(term)
     return Sweep({v: tuple(ts) for v, ts in terms.items()})
@@ -68,8 +71,51 @@ def _named_outputs(cell: Cell) -> dict[sp.Expr, sp.Symbol]:
             and not isinstance(eq.rhs, (MatVec, Concat))}
 
 
-def _paths(eq: Equation, outputs) -> list[tuple[sp.Symbol, Term]]:
-    """The terms one equation ``y = rhs`` sends back to each variable it uses."""
+def _paths(eq: Equation, outputs, cell: Cell | None = None) -> list[tuple[sp.Symbol, Term]]:
+    """The terms one equation ``y = rhs`` sends back to each variable it uses.  In a cell, a
+    variable that is one number per sample (a reduction's result, a scalar parameter) used in
+    a vector equation gets the sum of the entries' terms.  (A head's equations, without
+    ``cell``, reduce only in their loss, which is one number.)"""
+    if cell is None:
+        return _head_paths(eq, outputs)
+    delta = naming.adjoint(eq.lhs)
+    products = {m: sp.Dummy(f"m{k}") for k, m in enumerate(sorted(eq.rhs.atoms(MatVec), key=str))}
+    parts = {r: sp.Dummy(f"r{k}") for k, r in enumerate(sorted(eq.rhs.atoms(Part), key=str))}
+    # means are written out before parts and products become dummies, which have no size
+    body = expand_means(eq.rhs, lambda a: size_expr(_size_of(cell, a))).xreplace(
+        {**products, **parts})
+    atoms, paths = {**products, **parts}, []
+    for r, dummy in parts.items():   # rows start:stop of v: δv is zero but for those rows
+        v, start, stop = r.args
+        raw, local = local_derivative(body, dummy, atoms, outputs)
+        paths.append((v, Term(eq.label, local, Place(delta * local, start, stop,
+                                                      size_expr(cell.dim(v))), raw)))
+    for v in sorted(body.free_symbols - set(products.values()) - set(parts.values()),
+                    key=sp.default_sort_key):
+        if not _is_variable(cell, v):
+            continue   # a size (D, H) or a named constant: nothing to differentiate
+        raw, local = local_derivative(body, v, atoms, outputs)
+        term = delta * local
+        if cell.dim(v) == "1" and _size_of(cell, term) != "1":   # the sum over v's uses
+            term = total(term)
+        paths.append((v, Term(eq.label, local, term, raw)))
+    return paths + _product_paths(eq, body, products, outputs, delta, atoms)
+
+
+def _product_paths(eq, body, products, outputs, delta, atoms=None) -> list[tuple[sp.Symbol, Term]]:
+    """What each matrix product ``W u`` sends back: Wᵀ δ(W u) to u, an outer product to W."""
+    paths = []
+    for m, dummy in products.items():
+        W, u = m.args
+        dm = delta * local_derivative(body, dummy, atoms or products, outputs)[1]
+        paths.append((u, Term(eq.label, W, MatTVec(W, dm))))
+        # the gradient of W v is δ vᵀ; of Wᵀ v, stored as W, it is v δᵀ
+        grad = Outer(u, dm) if isinstance(W, Transposed) else Outer(dm, u)
+        paths.append((matrix_param(W), Term(eq.label, u, grad)))
+    return paths
+
+
+def _head_paths(eq: Equation, outputs) -> list[tuple[sp.Symbol, Term]]:
     delta = naming.adjoint(eq.lhs)
     products = {m: sp.Dummy(f"m{k}") for k, m in enumerate(sorted(eq.rhs.atoms(MatVec), key=str))}
     body = eq.rhs.xreplace(products)
@@ -77,14 +123,25 @@ def _paths(eq: Equation, outputs) -> list[tuple[sp.Symbol, Term]]:
     for v in sorted(body.free_symbols - set(products.values()), key=sp.default_sort_key):
         raw, local = local_derivative(body, v, products, outputs)
         paths.append((v, Term(eq.label, local, delta * local, raw)))
-    for m, dummy in products.items():
-        W, u = m.args
-        dm = delta * local_derivative(body, dummy, products, outputs)[1]
-        paths.append((u, Term(eq.label, W, MatTVec(W, dm))))
-        # the gradient of W v is δ vᵀ; of Wᵀ v, stored as W, it is v δᵀ
-        grad = Outer(u, dm) if isinstance(W, Transposed) else Outer(dm, u)
-        paths.append((matrix_param(W), Term(eq.label, u, grad)))
-    return paths
+    return paths + _product_paths(eq, body, products, outputs, delta)
+
+
+def _is_variable(cell: Cell, v: sp.Symbol) -> bool:
+    return naming.parse(v) is not None or any(p.name == v.name for p in cell.params)
+
+
+def _size_of(cell: Cell, e: sp.Expr) -> str:
+    """The size of the vector an element-wise expression makes (a reduction in it is one
+    number per sample)."""
+    e = e.xreplace({r: sp.S.One for r in e.atoms(total, Place)})
+    found = {spell_size_expr(r.args[2] - r.args[1]) for r in e.atoms(Part)}
+    e = e.xreplace({r: sp.S.One for r in e.atoms(Part)})
+    for s in e.free_symbols:
+        if _is_variable(cell, s):
+            found.add(cell.dim(s))
+    for m in e.atoms(MatVec):
+        found.add(cell.matrix_shape(m.args[0])[0])
+    return next(iter(found - {"1"}), "1")
 
 
 def _split(eq: Equation, cell: Cell) -> list[tuple[sp.Symbol, Term]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
+import numpy as np
 import sympy as sp
 
 from .. import naming
@@ -18,11 +19,14 @@ from ..printers.table import signed
 from ..printers.templates import REBUILD, environment
 from ..printers.text import latex_text
 from . import notation
-from .drawing import _highlight, _tikz
+from .batched import batched
+from .drawing import _tikz
 from .latex import latex
 from .layout import graph
 from .lines import LINE_WIDTH, latex_lines, latex_width
-from .tex import FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about, tex_label
+from .summary import summary
+from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about,
+                  tex_remarks)
 
 
 TEX_TEMPLATE = "latex/derivation.tex.jinja"
@@ -42,29 +46,34 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
         template=TEX_TEMPLATE, rebuild=rebuild, cell=cell,
         title=latex_text(title + (f" with a {head.head.title}" if head else "")),
         head=_head(head) if head else None,
-        about=tex_about(cell.about), tex_name=_tt(cell.name),
+        about=tex_about(cell.about), remarks=tex_remarks(cell.about), tex_name=_tt(cell.name),
         notation=_notation(cell),
         graph=_tikz(g),
         forward=[_tex(x, cell) for x in d.forward],
         gates=_gates(cell),
         carried=_carried(d),
-        paths=[_paths(x, d, g) for x in (*d.through_time, *d.step) if not _is_state_step(x, d)],
-        step=[_tex(x, cell) for x in d.step],
-        through_time=[dict(_tex(x, cell, element=True), reads=_later(x))
+        summary=summary(d),
+        paths=[_paths(x, d) for x in (*d.through_time, *d.step) if not _is_state_step(x, d)],
+        through_time=[dict(label=eqref(x.label), lhs=latex(x.lhs), reads=_later(x),
+                           element=_tex(x, cell, element=True)["element"])
                       for x in d.through_time],
-        inputs=[form for x in (*d.inputs, *d.initial)
-                for e in [_tex(x, cell, element=True)] for form in (e, e["element"])],
-        matrix_params=[e for e, p in zip(params, d.params) if _is_matrix(p)],
-        vector_params=[e for e, p in zip(params, d.params) if not _is_matrix(p)],
+        inputs=[_tex(x, cell, element=True)["element"] for x in (*d.inputs, *d.initial)],
+        initial=[_tex(x, cell) for x in d.initial],
         param_elements=[e["element"] for e, p in sorted(zip(params, d.params),
                                                         key=lambda ep: not _is_matrix(ep[1]))],
         flow=_flow(d),
         rnn_jacobians=_rnn_jacobians() if cell.name != "rnn" else [],
         states=", ".join(f"${naming.latex_base(n)}_t$" for n in cell.states),
+        hidden_states=", ".join(f"${naming.latex_base(n)}_t$" for n, dim in cell.states.items()
+                                if dim == "H"),
+        output=naming.latex_base(cell.output), output_is_state=cell.output_is_state,
+        extra_inputs=", ".join(f"${naming.latex_base(n)}_t$" for n in list(cell.inputs)[1:]),
         sizes=[(naming.latex_base(p.name), r" \times ".join(_tex_size(d, len(p.shape) > 1)
                                                             for d in p.shape))
                for p in cell.params],
+        heads=[f"${naming.latex_base(p.name)}$" for p in cell.params if p.is_heads],
         figures=FIGURE_DIR,
+        batched=batched(d, head),
     )
 
 
@@ -109,7 +118,8 @@ def _carried(d) -> list[dict]:
         rec = next((g for g in d.through_time if naming.adjoint_of(g.lhs) == s), None)
         term = next((t for t in (rec.terms if rec else ()) if (t.via, t.later) == (label, 1)),
                     None)
-        if term is None or any(naming.parse(v) is None and d.cell.param(v.name).is_matrix
+        matrices = {p.name for p in d.cell.params if p.is_matrix}   # not a size in a part's bounds
+        if term is None or any(naming.parse(v) is None and v.name in matrices
                                for v in term.local.free_symbols):
             continue
         out.append(dict(state=latex(s), rec=eqref(rec.label), term=latex(term.expr),
@@ -129,42 +139,33 @@ def _rnn_jacobians() -> list[dict]:
     return [_jacobian(j) for j in jacobians(derive_cell(CELLS["rnn"]()))]
 
 
-MISTAKES_TEMPLATE = "latex/mistakes.tex.jinja"
-
-
-#: The texts whose formulas the mistakes document checks, described in our words.
-TEXTS = {
-    "000": "A blog article that derives the peephole LSTM's backward pass in the notation "
-           "of Greff et al., drawing the chain rule as paths in a graph.",
-    "001": "A tutorial that unrolls an LSTM on the concatenated input $[x_t; h_{t-1}]$ over "
-           "three steps, with a linear output layer and a loss at the last step "
-           "(\\texttt{lstm\\char95{}concat} with the regression head).",
-    "002": "Lecture notes on a batched, row-major LSTM with a cross-entropy loss "
-           "(\\texttt{lstm\\char95{}rowmajor}).",
-    "003": "Lecture notes on an LSTM without biases, with the accumulated cell-state gradient "
-           "and the stacked weights $\\Theta = [W\\; U]$ (\\texttt{lstm\\char95{}nobias}).",
-}
-
-
 WORKED_TEMPLATE = "latex/worked.tex.jinja"
 
 
 def worked_document(e, rebuild: str = REBUILD) -> str:
     """The worked example's document, from :func:`symlstm.documents.worked.example`."""
+    from ..checks.seed_claims import TITLES
     from .worked import D, H, K, T, number, vector
     n = e.network
     cell, head = n.cell.cell, n.head
     forward = [*n.cell.forward, *head.forward]
     rows = [(latex(g.lhs), [vector(step.values[g.lhs]) for step in e.forward]) for g in forward]
-    backward = []
     gradients = {g.lhs: g for g in n.all()}
-    for step in e.backward:
-        origin = str(step.t)
-        backward.append(dict(t=step.t, rows=[
-            (latex(s, origin), latex(gradients[s].rhs, origin), vector(v))
-            for s, v in step.values.items()]))
+    backward = [dict(t=step.t, rows=[_worked_row(gradients[s], v, str(step.t), step.t == T)
+                                     for s, v in step.values.items()],
+                     zeros=_zeros(e.zeros.get(step.t, ()), str(step.t)),
+                     cut=_cut(gradients, step) if step.t == T else [])
+                for step in e.backward]
     grads = [(latex(g.lhs), latex(g.rhs), vector(e.grads[naming.adjoint_of(g.lhs).name]))
              for g in (*head.params, *n.cell.params)]
+    terms = [dict(lhs=latex(g.lhs), terms=[vector(v) for v in e.terms[name]],
+                  total=vector(e.grads[name]), wide=np.ndim(e.grads[name]) > 1,
+                  zero=[t + 1 for t, v in enumerate(e.terms[name]) if not np.any(v)])
+             for g in (*head.params, *n.cell.params)
+             for name in [naming.adjoint_of(g.lhs).name]]
+    initial = [_worked_row(g, e.initial.values[g.lhs], "1", False) for g in n.cell.initial]
+    fd, update = e.difference, e.update
+    entry = f"{naming.latex_base(fd['name'])}[{fd['at'][0] + 1}, {fd['at'][1] + 1}]"
     return environment().get_template(WORKED_TEMPLATE).render(
         template=WORKED_TEMPLATE, rebuild=rebuild,
         title=f"A worked example: {T} steps of the {latex_text(cell.title)} with a "
@@ -173,39 +174,61 @@ def worked_document(e, rebuild: str = REBUILD) -> str:
         equations=[_tex(g) for g in forward],
         params=[(naming.latex_base(k), vector(v)) for k, v in e.params.items()],
         inputs=[(t + 1, vector(e.x[t, 0]), vector(e.y[t, 0])) for t in range(T)],
-        forward_rows=rows, loss=number(e.loss), backward=backward, grads=grads,
+        forward_rows=rows, loss=number(e.loss), backward=backward, grads=grads, terms=terms,
+        initial=initial, seed=latex_text(TITLES["001"]), zero_terms=_zero_terms(terms),
+        difference=dict(entry=entry, epsilon=f"10^{{{int(np.log10(fd['epsilon']))}}}",
+                        plus=_digits(fd["plus"]), minus=_digits(fd["minus"]),
+                        estimate=_digits(fd["estimate"]), gradient=_digits(fd["gradient"])),
+        update=dict(rate=number(update["rate"]), before=number(update["before"]),
+                    after=number(update["after"]),
+                    params=[(naming.latex_base(k), vector(v))
+                            for k, v in update["params"].items()]),
         central="10^{-6}")
 
 
-def _path(term) -> str:
-    """A term's path in running text: ``fwd:c`` at step t+1, or the loss."""
-    return "the loss" if term.via == LOSS else \
-        tex_label(naming.label(naming.FORWARD, term.via)) + (" at step $t+1$" if term.later else "")
+def _worked_row(g, value, origin: str, last: bool) -> tuple[str, str, str]:
+    """An equation of the backward pass read at step ``origin``, and its value; at the last
+    step, without the terms from the step after it, which does not exist.  The right side
+    is left out where it is the value itself (δℓ_t = 1)."""
+    from .worked import vector
+    rhs = sp.Add(*(t.expr for t in g.terms if not (last and t.later)))
+    shown = latex(rhs, origin)
+    return latex(g.lhs, origin), "" if shown == vector(value) else shown, vector(value)
 
 
-def mistakes_document(claims, rebuild: str = REBUILD) -> str:
-    """The document that judges each :class:`~symlstm.checks.seed_claims.SeedClaim` of ``claims``."""
-    from ..checks.claims import check_claim, parse
-    from ..network.heads import derive_network
-    subjects, texts, holding = {}, [], 0
-    for number, about in TEXTS.items():
-        entries = []
-        for c in (c for c in claims if c.seed == number):
-            key = (c.cell, c.head)
-            if key not in subjects:
-                subjects[key] = derive_network(*key) if c.head else derive_cell(CELLS[c.cell]())
-            v = check_claim(subjects[key], c.label, c.claim)
-            holding += v.holds
-            entries.append(dict(
-                where=latex_text(c.where[:1].upper() + c.where[1:]), cell=_tt(c.cell)[8:-1],
-                label=tex_label(c.label), reading=latex_text(c.reading), holds=v.holds,
-                claim=latex(parse(subjects[key], c.claim)), correct=v.latex,
-                missing=[dict(term=latex(t.expr), via=_path(t)) for t in v.missing],
-                extra=[latex(e) for e in v.extra]))
-        texts.append(dict(number=number, about=about, entries=entries))
-    return environment().get_template(MISTAKES_TEMPLATE).render(
-        template=MISTAKES_TEMPLATE, rebuild=rebuild, texts=texts,
-        counts=dict(total=len(claims), holds=holding))
+def _cut(gradients, step) -> list[dict]:
+    """The gradients that lose their terms from step t+1 at the last step, and what is left
+    when that is a single vector (δh_T = Δh_T)."""
+    out = []
+    for s in step.values:
+        g = gradients[s]
+        if any(t.later for t in g.terms):
+            left = sp.Add(*(t.expr for t in g.terms if not t.later))
+            out.append(dict(name=latex(s, str(step.t)),
+                            left=latex(left, str(step.t)) if left.is_Symbol else ""))
+    return out
+
+
+def _zeros(found, origin: str) -> list[str]:
+    """Why a gradient is zero at a step: the vector it reads that is zero there."""
+    return [f"${latex(lhs, origin)} = 0$ because "
+            + " and ".join(f"${latex(s, origin)} = 0$" for s in why)
+            for lhs, why in found if why]
+
+
+def _zero_terms(terms) -> str:
+    """The per-step parameter terms that are zero, in a sentence."""
+    zero = [f"${g['lhs']}$ at $t = {', '.join(map(str, g['zero']))}$" for g in terms if g["zero"]]
+    if not zero:
+        return ""
+    return (f"The term{'s' if len(zero) > 1 else ''} of {', '.join(zero)} "
+            f"{'are' if len(zero) > 1 else 'is'} zero, because the gradients "
+            f"{'they read are' if len(zero) > 1 else 'it reads is'} zero there (see the step).")
+
+
+def _digits(v: float) -> str:
+    """A number to ten significant digits, for a difference that needs them."""
+    return f"{float(v):.10g}".replace("-", "{-}")
 
 
 def _is_state_step(g, d) -> bool:
@@ -214,12 +237,14 @@ def _is_state_step(g, d) -> bool:
     return g.kind == naming.STEP and v in d.cell.new_states
 
 
-def _paths(g, d, graph_) -> dict:
-    """One entry per path: the equation it goes through, SymPy's local derivative, that
-    derivative written through the forward outputs, and the term it adds to the sum."""
+def _paths(g, d) -> dict:
+    """One entry per term: the equation that reads the variable, SymPy's local derivative,
+    that derivative written through the forward outputs, and the term it adds to the sum;
+    with the picture of those equations, each an edge into the variable."""
     v = naming.adjoint_of(g.lhs)
-    rows = []
+    rows, readers = [], []
     for t in g.terms:
+        readers.append(_reader(d, t))
         if t.via == LOSS:
             where, partial = "the loss", ""
         else:
@@ -232,14 +257,22 @@ def _paths(g, d, graph_) -> dict:
         local = latex(t.local) if t.raw is not None else ""
         rows.append(dict(via=where, lines=_path_lines(partial, raw if raw != local else "",
                                                      local, latex(t.expr))))
-    drawn = v in _nodes(graph_) and len(graph_.nodes) <= MAX_DRAWN
-    return dict(label=eqref(g.label), lhs=latex(g.lhs), rows=rows, sum=_tex(g, anchored=False),
-                graph=_highlight(graph_, graph_.downstream(v), v) if drawn else None)
+    return dict(label=eqref(g.label), lhs=latex(g.lhs), rows=rows,
+                star=dict(focus=latex(v), readers=[
+                    {**r, "y": f"{READER_GAP * ((len(readers) - 1) / 2 - k):.2f}"}
+                    for k, r in enumerate(readers)]))
 
 
-#: The most nodes a step's graph may have for each variable's paths to be drawn in it (a
-#: picture per variable: past that, they take TeX minutes and show little at that scale).
-MAX_DRAWN = 30
+READER_GAP = 0.85   # cm between the equations that read a variable, in its picture
+
+
+def _reader(d, term) -> dict:
+    """The node a term comes from in a variable's picture: the result of the equation that
+    reads the variable (at step t+1 for a recurrence's term), or the step's loss."""
+    if term.via == LOSS:
+        return dict(label=r"\ell_{t}", style="loss")
+    consumer = _consumer(d, term.via, term.later)
+    return dict(label=latex(consumer), style="next" if term.later else "step")
 
 
 def _path_lines(partial: str, raw: str, local: str, term: str) -> list[str]:
@@ -260,10 +293,6 @@ PATH_WIDTH = LINE_WIDTH - 12
 def _consumer(d, via, later):
     lhs = next((eq.lhs for eq in d.cell.equations if eq.label == via), None)
     return naming.shift(lhs, later) if lhs is not None else lhs
-
-
-def _nodes(g):
-    return {n.symbol for n in g.nodes}
 
 
 def _flow(d) -> list[dict]:
@@ -325,20 +354,28 @@ def _factor(a, M, w, wrt) -> str:
 
 
 def _notation(cell):
-    found = notation.table(cell.name)
+    found = notation.document_table(cell)
     if found is None:
         return None
     header, rows = found
-    names = {p.name for p in cell.params}
-    rows = [r for r in rows if all(n in names for n in r[0].split(", ") if n.startswith("p_"))]
-    return dict(header=[_escape(h) for h in header], rows=[[_cell(c) for c in r] for r in rows])
+    return dict(header=[_escape(h) for h in header], rows=[[_cell(c) for c in r] for r in rows],
+                columns=_columns(header, rows))
+
+
+def _columns(header, rows) -> str:
+    """The table's columns at body size: the first as wide as it needs, the others sharing
+    the line in proportion to their longest entry (a long name wraps at its spaces)."""
+    longest = [max(len(str(r[k])) for r in [header, *rows]) for k in range(1, len(header))]
+    share = [len(longest) * n / sum(longest) for n in longest]
+    return "l" + "".join(rf">{{\hsize={f:.2f}\hsize\raggedright\arraybackslash}}X"
+                         for f in share)
 
 
 def _cell(text: str) -> str:
     if text == "—":
         return "---"
-    if text.startswith("`"):
-        return _tt(text.strip("`"))
+    if text.startswith("`"):   # a PyTorch slice may break before its brackets and after "+"
+        return _tt(text.strip("`")).replace("[", r"\allowbreak[").replace("+ ", r"+ \allowbreak ")
     return ", ".join(f"${_math_name(n)}$" for n in re.split(r", (?![^\[]*\])", text))
 
 

@@ -1,4 +1,4 @@
-"""The step's graph as TikZ: drawn once per document, highlighted per gradient."""
+"""The step's graph as TikZ, drawn once per document."""
 from __future__ import annotations
 
 from .. import naming
@@ -17,10 +17,3 @@ def _tikz(g) -> dict:
                   via=" -- ".join(f"({x:.2f},{y:.2f})" for x, y in route(g, e)[1:-1]))
              for k, e in enumerate(g.edges)]
     return dict(nodes=nodes, edges=edges)
-
-
-def _highlight(g, edges, focus) -> str:
-    """Options of one use of ``\\stepgraph``: ``edges`` as paths, ``focus`` framed."""
-    styles = [f"e{k}/.style=sl-path" for k, e in enumerate(g.edges) if e in edges]
-    styles += [f"n{k}/.style=sl-focus" for k, n in enumerate(g.nodes) if n.symbol == focus]
-    return ", ".join(styles)

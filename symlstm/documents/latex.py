@@ -132,6 +132,18 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
             return self._indexed(e, shifted)
         return rf"\left[{self._print(e)}\right]_{{{self._print(a + 1)}:{self._print(b)}}}"
 
+    def _print_Place(self, expr):
+        e, a, b, n = expr.args
+        if self._settings["index"]:   # entry k: e's entry k - a where a <= k < b, else 0
+            k = self._settings["index"][-1]
+            shifted = k if a == 0 else f"{k}-{self._print(a)}"
+            return (rf"\mathbf{{1}}\left[{self._print(a + 1)} \le {k} \le {self._print(b)}\right] "
+                    + self._indexed(e, shifted))
+        rows = [rf"0_{{{self._print(a)}}}"] if a != 0 else []
+        rows.append(self._print(e))
+        rows += [rf"0_{{{self._print(n - b)}}}"] if sp.expand(n - b) != 0 else []
+        return r"\begin{bmatrix} " + r" \\ ".join(rows) + r" \end{bmatrix}"
+
     def _print_Outer(self, expr):
         u, v = expr.args
         if self._settings["index"]:

@@ -3,7 +3,8 @@
 A node per vector (inputs, states at t-1, every equation's result), an edge from each
 vector an equation reads to the vector it defines, and an edge from each new state to each
 equation of step t+1 that reads it (those equations are nodes too, in the last column):
-that is where the recurrences come from.
+that is where the recurrences come from.  The step's loss ℓ_t, which reads the output, is
+a node of the last column as well, so that the loss is in the picture.
 
 Layout (the layered drawing of Sugiyama et al.): the column of a node is its longest path
 from the inputs, so every edge points right; an edge that spans several columns bends
@@ -32,7 +33,7 @@ class Node(NamedTuple):
     symbol: sp.Symbol
     col: int
     y: float         # vertical position, in rows (0 at the column's middle, up is positive)
-    kind: str        # "input", "prev", "step", or "next" (an equation of step t+1)
+    kind: str        # "input", "prev", "step", "next" (an equation of step t+1) or "loss"
 
 
 class Edge(NamedTuple):
@@ -45,18 +46,6 @@ class Edge(NamedTuple):
 class Graph(NamedTuple):
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]
-
-    def downstream(self, v: sp.Symbol) -> frozenset[Edge]:
-        """Every edge on a path from v onwards: the paths v's gradient comes back along."""
-        out, todo = set(), [v]
-        while todo:
-            u = todo.pop()
-            for e in self.edges:
-                if e.src == u and e not in out:
-                    out.add(e)
-                    if not e.dst.name.endswith("[t+1]"):   # step t+1's own paths: not drawn
-                        todo.append(e.dst)
-        return frozenset(out)
 
     def node(self, symbol: sp.Symbol) -> Node:
         return next(n for n in self.nodes if n.symbol == symbol)
@@ -79,7 +68,14 @@ def graph(cell: Cell) -> Graph:
             later = naming.shift(eq.lhs, 1)
             col[later], kinds[later] = last, "next"
             edges += [Edge(naming.shift(s, 1), later, "") for s in states]
+    output = naming.timed(cell.output)
+    col[LOSS_NODE], kinds[LOSS_NODE] = last, "loss"
+    edges.append(Edge(output, LOSS_NODE, "loss"))
     return _layout(col, kinds, edges)
+
+
+#: The node of the step's loss ℓ_t.
+LOSS_NODE = naming.timed("ell")
 
 
 def _reads(eq) -> list[sp.Symbol]:
@@ -163,7 +159,8 @@ def route(g: Graph, e: Edge) -> list[tuple[float, float]]:
     return points + [(edge[dst.col][0], ROW * dst.y), position(g, dst.col, dst.y)]
 
 
-GAP = 0.08   # cm between a column's widest node and where edges turn
+GAP = 0.3   # cm between a column's widest node and where edges turn: an arrow's straight
+#            last part, so that its head lies clear of the node's label
 
 
 @functools.lru_cache(maxsize=64)

@@ -5,6 +5,7 @@ as plain names that :mod:`symlstm.naming` spells; a name in backquotes is code.
 """
 from __future__ import annotations
 
+import re
 
 LSTM_HEADER = ("this document", "PyTorch nn.LSTM", "W, U (no biases)",
                "concatenated [x; h]", "row-major X W + H W + b")
@@ -58,6 +59,38 @@ def table(cell_name: str):
     if cell_name == "rnn":
         return RNN_HEADER, _RNN_ROWS
     return None
+
+
+#: Cells written in one of the other notations: the table's column that is their own.
+OWN_COLUMN = {"lstm_nobias": 2, "lstm_concat": 3, "lstm_rowmajor": 4}
+
+
+def document_table(cell):
+    """(header, rows) for ``cell``'s document, or None: the first column is the document's
+    own notation (for a cell written in another notation, that notation's column, with the
+    LSTM document's names moved to a column of their own), and a row is kept only when every
+    name in that column is one the cell has."""
+    found = table(cell.name)
+    if found is None:
+        return None
+    header, rows = found
+    k = OWN_COLUMN.get(cell.name, 0)
+    if k:
+        order = [k, *(j for j in range(1, len(header)) if j != k), 0]
+        header = ("this document", *(header[j] for j in order[1:-1]), "the LSTM document")
+        rows = [tuple(r[j] for j in order) for r in rows]
+    names = {p.name for p in cell.params} | {str(eq.lhs).split("[")[0]
+                                               for eq in cell.equations}
+    return header, [r for r in rows if _uses(r[0], names)]
+
+
+def _uses(entry: str, names: set) -> bool:
+    """Whether every name of a table entry (``W_xiᵀ``, ``W_n[:, 1:D]``, ``p_i, p_f``) is one
+    of ``names``."""
+    if entry == "—":
+        return False
+    parts = [n.strip().split("[")[0].rstrip("ᵀ") for n in re.split(r", (?![^\[]*\])", entry)]
+    return all(p in names for p in parts)
 
 
 #: Cells that name the LSTM's variables otherwise: their names -> the peephole LSTM's, so

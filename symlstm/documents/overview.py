@@ -9,7 +9,8 @@ from ..derivation.sweep import LOSS
 from ..printers.templates import REBUILD, environment
 from ..printers.text import latex_text
 from . import notation
-from .tex import FIGURE_DIR, _tex, _tt, tex_about, tex_label
+from .latex import latex
+from .tex import FIGURE_DIR, _tex, _tt, tex_about
 
 
 OVERVIEW_TEMPLATE = "latex/overview.tex.jinja"
@@ -34,37 +35,94 @@ def overview_document(derivations: list[Derivation], clip: float, others=(),
         figures=FIGURE_DIR, clip=clip)
 
 
+#: Shipped cells that compute another cell's function, only spelled differently (weights
+#: stacked or transposed, variables renamed); tests/test_documents.py checks that they give
+#: the same outputs for the same weights.
+SPELLED = {"lstm_concat": ("lstm", r"the gates' weights stacked into one matrix on "
+                                   r"$[x_t; h_{t-1}]$"),
+           "lstm_rowmajor": ("lstm", r"row vectors, $X_t W + H_{t-1} U + b$, with the "
+                                     r"activations written inside the gates")}
+
+
 def _comparison(base: Derivation, derivations) -> dict:
-    """Which paths of the peephole LSTM's δc_t and δh_t each cell keeps, drops or adds."""
-    def paths(d, state):
-        g = next((x for x in d.through_time if x.name == state), None)
-        if g is None:
-            return None
-        renames = notation.RENAMES.get(d.cell.name, {})
-        return {(renames.get(t.via, t.via), t.later): _renamed(t.expr, renames) for t in g.terms}
+    """Which terms of the peephole LSTM's δc_t and δh_t each cell with the same states keeps,
+    changes or drops, and which it adds: a term is matched by the role of the equation it
+    comes through (the same gate, the same state), not by its variable's letter."""
+    states = set(base.cell.states)
+    family = [d for d in derivations if set(d.cell.states) >= states
+              and (d.cell.name in SPELLED or len(_new_roles(base, d)) <= MAX_NEW)]
     columns = []
     for state in ("c", "h"):
-        vias = list(paths(base, state))
-        extra = []
-        for d in derivations:
-            for via in (paths(d, state) or {}):
-                if via not in vias and via not in extra:
-                    extra.append(via)
-        columns += [(state, v) for v in vias + extra]
-    rows = []
-    for d in derivations:
+        for d in [base, *(d for d in family if d.cell.name not in SPELLED)]:
+            for role in _terms(d, state):
+                if (state, role) not in columns:
+                    columns.append((state, role))
+    rows, more = [], []
+    for d in family:
+        if d.cell.name in SPELLED:
+            same, how = SPELLED[d.cell.name]
+            rows.append(dict(name=_tt(d.cell.name), marks=None, same=_tt(same), how=how))
+            continue
         marks = []
-        for state, via in columns:
-            mine, theirs = paths(d, state), paths(base, state)
-            if mine is None or via not in mine:
-                marks.append("" if mine is None else "--")
-            elif via not in theirs:
-                marks.append("+")
-            else:
-                marks.append(r"\checkmark" if mine[via] == theirs[via] else "$\\sim$")
+        for state, role in columns:
+            mine, theirs = _terms(d, state), _terms(base, state)
+            marks.append("--" if role not in mine else "new" if role not in theirs else
+                         r"\checkmark" if mine[role] == theirs[role] else r"$\sim$")
         rows.append(dict(name=_tt(d.cell.name), marks=marks))
-    heads = [rf"$\delta {state}_t$ via " + _via(via) for state, via in columns]
-    return dict(heads=heads, rows=rows)
+        extra = [x for x in d.through_time if x.name not in states]
+        if extra:
+            more.append(dict(name=_tt(d.cell.name), states=", ".join(
+                f"${latex(naming.adjoint_of(x.lhs))}$" for x in extra),
+                equations=[_tex(x, anchored=False) for x in extra]))
+    heads = [rf"$\delta {state}_t$ via ${_role(base, family, state, role)}$"
+             for state, role in columns]
+    apart = [dict(name=_tt(d.cell.name), title=latex_text(d.cell.title),
+                  equations=[_tex(x, anchored=False) for x in d.through_time])
+             for d in derivations if d not in family]
+    return dict(heads=heads, rows=rows, more=more, apart=apart)
+
+
+#: A cell with more terms of its own than this is shown apart, its recurrences in full, so
+#: that the table keeps to the page.
+MAX_NEW = 2
+
+
+def _new_roles(base, d) -> list:
+    """The terms of ``d``'s δc_t and δh_t through equations whose role the base lacks."""
+    return [role for state in ("c", "h") for role in _terms(d, state)
+            if role not in _terms(base, state)]
+
+
+def _terms(d, state) -> dict:
+    """The terms of ``d``'s recurrence for ``state``, by role: (the equation's variable in
+    the peephole LSTM's names, with a pre-activation and its gate sharing one role, steps
+    later) -> the term in those names."""
+    g = next((x for x in d.through_time if x.name == state), None)
+    if g is None:
+        return {}
+    renames = notation.RENAMES.get(d.cell.name, {})
+    return {(_role_name(renames.get(t.via, t.via)), t.later): _renamed(t.expr, renames)
+            for t in g.terms}
+
+
+def _role_name(via: str) -> str:
+    """A pre-activation and the gate it feeds play one role: zbar and z are both the block
+    input's (a cell without the activation reads the state in z itself)."""
+    return via[:-3] if via.endswith("bar") and len(via) > 3 else via
+
+
+def _role(base, family, state, role) -> str:
+    """A column's role as the variable that reads the state: ℓ_t for the loss, else the
+    variable of the peephole LSTM (or of the first cell that has it) at its step."""
+    name, later = role
+    if name == LOSS:
+        return r"\ell_{t}"
+    for d in [base, *family]:
+        renames = notation.RENAMES.get(d.cell.name, {})
+        for eq in d.cell.equations:
+            if _role_name(renames.get(eq.label, eq.label)) == name:
+                return latex(naming.shift(eq.lhs, later))
+    return name
 
 
 def _renamed(expr, renames):
@@ -75,9 +133,3 @@ def _renamed(expr, renames):
             return sp.Symbol(renames.get(s.name, s.name))
         return naming.timed(renames.get(p.base, p.base), p.shift, p.kind)
     return expr.xreplace({s: rename(s) for s in expr.free_symbols})
-
-
-def _via(path: tuple[str, int]) -> str:
-    """A path (equation, steps later) as a column head: the loss, or ``c`` with ⁺ at t+1."""
-    name, later = path
-    return "loss" if name == LOSS else tex_label(name) + ("$^{+}$" if later else "")

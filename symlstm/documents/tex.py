@@ -14,7 +14,7 @@ from .lines import LINE_WIDTH, latex_lines
 
 def _tex_size(dim: str, product: bool) -> str:
     """A size in a document: ``2H + 1``, in parentheses inside a product (H × (D + H))."""
-    text = dim.replace("*", "")
+    text = dim.replace("*", "").replace("NH", "N_h")   # the number of heads
     return f"({text})" if product and "+" in text else text
 
 
@@ -28,9 +28,24 @@ def _tt(text: str) -> str:
 
 
 def tex_about(about: str) -> str:
-    """A cell's description: LaTeX as given when it is :class:`~symlstm.cell.Latex`, else
-    plain text, escaped."""
-    return str(about) if isinstance(about, Latex) else latex_text(about)
+    """A cell's description, its first paragraph (the paragraphs after a blank line are
+    :func:`tex_remarks`): LaTeX as given when it is :class:`~symlstm.cell.Latex`, else
+    plain text, escaped; a quotation in straight double quotes opens with TeX's opening
+    quotes (``...''), which a straight quote would not give."""
+    return _tex_text(type(about)(about.split("\n\n")[0]))
+
+
+def tex_remarks(about: str) -> str:
+    """The paragraphs of a cell's description after its first (empty when it has one): the
+    document prints them after the recurrences through time, the overview leaves them out."""
+    rest = about.split("\n\n")[1:]
+    return "\n\n".join(_tex_text(type(about)(r)) for r in rest)
+
+
+def _tex_text(about: str) -> str:
+    if isinstance(about, Latex):
+        return re.sub(r'"([^"$]*)"', r"``\1''", str(about))
+    return re.sub(r"''(.*?)''", r"``\1''", latex_text(about))
 
 
 def tex_label(label: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import sympy as sp
 
 from .. import naming
 from ..cell.parts import size_value
@@ -40,6 +41,11 @@ class Example(NamedTuple):
     grads: dict                   # name -> the sum over steps
     loss: float
     central: float                # worst relative difference against central differences
+    terms: dict                   # name -> its term at each step t = 1, ..., T
+    initial: Step                 # δh_0 and δc_0, what step 1 sends back to the initial states
+    difference: dict              # one central difference, spelled out (see _difference)
+    update: dict                  # one SGD step (see _update)
+    zeros: dict                   # t -> [(δv[t], the vectors at t that are zero and make it so)]
 
 
 def _decimals(rng, shape, scale=0.9):
@@ -87,14 +93,21 @@ def example(module) -> Example:
     states = set(cell.new_states)
     order = [*head.step, head.output, *n.cell.through_time,
              *(g for g in n.cell.step if naming.adjoint_of(g.lhs) not in states)]
+    zeros = {}
     for t in range(T, 0, -1):
         for g in order:
             steps[t][g.lhs] = np.atleast_1d(evaluate(g.rhs, lookup(t), sizes))
-    grads = {}
-    for g in (*head.params, *n.cell.params):
-        name = naming.adjoint_of(g.lhs).name
-        grads[name] = sum(evaluate(g.rhs.args[0], lookup(t), sizes)
-                          for t in range(1, T + 1))
+            if not np.any(steps[t][g.lhs]):   # say why: which vector it reads is zero
+                why = [s for s in sorted(g.rhs.free_symbols, key=sp.default_sort_key)
+                       if naming.parse(s) is not None and not np.any(lookup(t)(s))]
+                zeros.setdefault(t, []).append((g.lhs, why))
+    terms = {naming.adjoint_of(g.lhs).name: [np.asarray(evaluate(g.rhs.args[0], lookup(t),
+                                                                  sizes), float)
+                                             for t in range(1, T + 1)]
+             for g in (*head.params, *n.cell.params)}
+    grads = {name: sum(each) for name, each in terms.items()}
+    initial = Step(0, {g.lhs: np.atleast_1d(evaluate(g.rhs, lookup(1), sizes))
+                       for g in n.cell.initial})
     loss, module_grads = module.loss_and_grads(params, x, y)
     for name, value in grads.items():
         if not np.allclose(value, module_grads[name], rtol=1e-12, atol=1e-13):
@@ -107,7 +120,33 @@ def example(module) -> Example:
     forward = tuple(Step(t, {s: v for s, v in steps[t].items() if naming.parse(s).kind == ""})
                     for t in range(1, T + 1))
     backward = tuple(Step(t, {g.lhs: steps[t][g.lhs] for g in order}) for t in range(T, 0, -1))
-    return Example(n, params, x, y, forward, backward, grads, loss, central)
+    return Example(n, params, x, y, forward, backward, grads, loss, central, terms, initial,
+                   _difference(module, params, x, y, grads), _update(module, params, x, y),
+                   zeros)
+
+
+#: The entry the central difference is shown for, its step, and the SGD step's learning rate.
+CHECKED, EPSILON, RATE = ("W_f", (0, 0)), 1e-5, 0.1
+
+
+def _difference(module, params, x, y, grads) -> dict:
+    """(L(θ + ε e) - L(θ - ε e)) / 2ε for one entry e of one parameter, beside its gradient."""
+    name, at = CHECKED
+    moved = {}
+    for sign in (1, -1):
+        p = {k: v.copy() for k, v in params.items()}
+        p[name][at] += sign * EPSILON
+        moved[sign] = module.loss_and_grads(p, x, y)[0]
+    return dict(name=name, at=at, epsilon=EPSILON, plus=moved[1], minus=moved[-1],
+                estimate=(moved[1] - moved[-1]) / (2 * EPSILON), gradient=grads[name][at])
+
+
+def _update(module, params, x, y) -> dict:
+    """θ ← θ - η ∇L once, and the loss before and after."""
+    before, grads = module.loss_and_grads(params, x, y)
+    after = {k: v - RATE * grads[k] for k, v in params.items()}
+    return dict(rate=RATE, params=after, before=before,
+                after=module.loss_and_grads(after, x, y)[0])
 
 
 def number(v: float) -> str:

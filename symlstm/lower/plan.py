@@ -14,54 +14,24 @@ lowering decides:
 - element-wise functions the backward pass needs (``tanh(c_t)``) are computed once in
   the forward pass and cached with the values the backward pass reads; those, the states
   and the product adjoints are computed straight into their array slots (``Stmt.into``);
+- every division is a ``Quotient``, numerator first: ``f/s/s``, not ``f*(1/s**2)`` (division.py);
 - each equation's statements go through SymPy's CSE.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import sympy as sp
 
 from .. import naming
-from ..cell.ops import OPS, Concat, MatTVec, MatVec, Outer, Transposed, matrix_param
-from ..cell.parts import add_sizes, size_expr
+from ..cell.ops import OPS, REDUCTIONS, Concat, MatVec, Part, Place, Transposed, matrix_param
+from ..cell.parts import add_sizes, size_expr, spell_size_expr
 from ..derivation.bptt import Derivation
-
-
-class Proj(sp.Function):
-    """Rows ``start:stop`` of the fused product of group ``name`` at the current step."""
-
-    nargs = 4   # name, start, stop, whole-sequence flag (1: indexed by t)
-
-
-class GroupAdjoint(sp.Function):
-    """``Wᵀ δ(W u)`` summed over a group's products: one GEMM with the fused matrices."""
-
-    nargs = 2   # adjoint buffer, group name
-
-
-class Group(NamedTuple):
-    """Matrix products sharing one vector ``operand``, fused into one stacked matrix."""
-    operand: sp.Symbol
-    kind: str                       # "input" (all steps at once), "state" (u = s_{t-1}), "step"
-    matrices: tuple[sp.Expr, ...]   # W or Wᵀ
-    rows: tuple[str, ...]
-    deltas: tuple[sp.Expr, ...]     # δ(W u) of each product, at step t
-    adjoint_buffer: str             # shared by groups whose deltas are the same
-    adds: str = ""                  # (state) an input group whose projection this one adds in
-    biases: tuple[str, ...] = ()    # (input) bias vectors folded into the projection
-
-    @property
-    def name(self) -> str:
-        return naming.code(self.operand)
-
-    def offsets(self) -> list[sp.Expr]:
-        out = [sp.S.Zero]
-        for r in self.rows:
-            out.append(out[-1] + size_expr(r))
-        return out
-
-
+from ..derivation.sweep import Sweep
+from .division import quotients
+from .gemms import Group, GroupAdjoint, Proj, _fuse, _fusions, _groups, _rewrite
+from .values import with_values
 class Stmt(NamedTuple):
     """``lhs = rhs``; with ``into``, lhs is a view of that array slot, computed in place."""
     lhs: sp.Symbol
@@ -114,6 +84,7 @@ class Plan(NamedTuple):
 
 def lower(d: Derivation) -> Plan:
     """Turn the derivation of one cell into the statements of its generated step."""
+    d = _spread_places(with_values(d))
     cell, plain = d.cell, _groups(d)
     back_terms = {v: _fuse(v, ts, plain) for v, ts in d.sweep.terms.items()}
     hoisted = _hoist([*(e for es in back_terms.values() for e in es),
@@ -121,8 +92,8 @@ def lower(d: Derivation) -> Plan:
     groups = _fusions(cell, plain, hoisted)
     buffers = tuple({g.adjoint_buffer: g for g in groups}.values())
     slots = _adjoint_slots(buffers)
-    backward = tuple(_block(g.kind, g.name, g.eq,
-                            [(g.lhs, _sum(back_terms[naming.adjoint_of(g.lhs)], hoisted))], slots)
+    backward = tuple(_block(g.kind, g.name, g.eq, [(g.lhs, _spread(
+        cell, g.lhs, back_terms[naming.adjoint_of(g.lhs)], hoisted))], slots)
                      for g in d.step)
     backward = _place_stores(backward, _stores(buffers, hoisted, slots))
     summed = tuple((p.name, *slot.args[:3]) for p in cell.params if not p.is_matrix
@@ -139,6 +110,19 @@ def lower(d: Derivation) -> Plan:
     return Plan(d, groups, forward, cached, backward, carries, vector_grads, input_grads, summed)
 
 
+def _spread_places(d: Derivation) -> Derivation:
+    """A part's adjoint that is one number per sample, spread over the part's rows before it
+    is placed among the vector's."""
+    def spread(e):
+        return e.replace(
+            lambda u: isinstance(u, Place) and _dim(d.cell, u.args[0]) == "1"
+            and sp.expand(u.args[2] - u.args[1]) != 1,
+            lambda u: Place(Broadcast(u.args[0], u.args[2] - u.args[1]), *u.args[1:]))
+    terms = {v: tuple(t._replace(expr=spread(t.expr)) for t in ts)
+             for v, ts in d.sweep.terms.items()}
+    return dataclasses.replace(d, sweep=Sweep(terms))
+
+
 def _vector_grads(d, hoisted, summed_params) -> tuple[Stmt, ...]:
     """Per-step contributions to the vector parameters not summed from a buffer."""
     return tuple(Stmt(naming.adjoint(p.symbol),
@@ -148,7 +132,7 @@ def _vector_grads(d, hoisted, summed_params) -> tuple[Stmt, ...]:
 
 def _input_grads(cell, back_terms, hoisted) -> tuple[Stmt, ...]:
     """Per-step element-wise contributions to the inputs (matrix paths go through a GEMM)."""
-    return tuple(Stmt(naming.adjoint(x), _sum(back_terms[x], hoisted))
+    return tuple(Stmt(naming.adjoint(x), _spread(cell, x, back_terms[x], hoisted))
                  for x in cell.input_symbols
                  if any(not isinstance(e, GroupAdjoint) for e in back_terms[x]))
 
@@ -166,11 +150,13 @@ def _adjoint_slots(buffers) -> dict[sp.Symbol, "Proj"]:
 
 def _cached(cell, groups, hoisted, blocks, grads) -> tuple[tuple[sp.Symbol, str], ...]:
     """The forward values, with their sizes, that the backward pass reads (states aside:
-    they are kept as whole sequences)."""
+    they are kept as whole sequences), and the output where it is not a state."""
     needed = set().union(*(s.rhs.free_symbols for s in grads))
     for b in blocks:   # less each block's own temporaries
         needed |= set().union(*(s.rhs.free_symbols for s in b.stmts)) - {s.lhs for s in b.stmts}
     needed |= {g.operand for g in groups if g.kind == "step"}
+    if not cell.output_is_state:   # an output that is no state is returned from its cache
+        needed.add(naming.timed(cell.output))
     dims = {sym: _dim(cell, f) for f, sym in hoisted.items()}
     return tuple((v, dims.get(v) or cell.dim(v)) for v in
                  [*hoisted.values(), *(eq.lhs for eq in cell.equations)]
@@ -180,110 +166,6 @@ def _cached(cell, groups, hoisted, blocks, grads) -> tuple[tuple[sp.Symbol, str]
 def _single(terms):
     """The one term of a sum over paths, when there is exactly one."""
     return terms[0].expr if len(terms) == 1 else None
-
-
-def _groups(d: Derivation) -> tuple[Group, ...]:
-    """One group per vector that matrix products use, in the order the forward step meets them."""
-    cell, found = d.cell, {}
-    for eq in cell.equations:
-        for m in sorted(eq.rhs.atoms(MatVec), key=sp.default_sort_key):
-            W, u = m.args
-            found.setdefault(u, {})[W] = None
-    deltas = {}   # (W, u) -> δ(W u), read off the sweep's MatTVec terms
-    for v, terms in d.sweep.terms.items():
-        for t in terms:
-            if isinstance(t.expr, MatTVec):
-                key = (t.expr.args[0], v)   # the same W u may be used twice: add up
-                deltas[key] = deltas.get(key, sp.S.Zero) + t.expr.args[1]
-    groups, buffers = [], {}
-    for u, mats in found.items():
-        kind = ("input" if u in cell.input_symbols else
-                "state" if u in cell.prev_states else "step")
-        ds = tuple(deltas[(W, u)] for W in mats)
-        buf = buffers.setdefault(ds, f"dproj_{naming.code(u)}")
-        groups.append(Group(u, kind, tuple(mats), tuple(cell.matrix_shape(W)[0] for W in mats),
-                            ds, buf))
-    return tuple(groups)
-
-
-def _fusions(cell, groups, hoisted) -> tuple[Group, ...]:
-    """Fold each input group's biases into its projection, and let a state group whose
-    products meet the input group's, slice by slice, in the same sums add that projection in:
-    then ``W_z x_t + R_z h_{t-1} + b_z`` is one slice of one per-step buffer."""
-    out = list(groups)
-    for k, gx in enumerate(out):
-        if gx.kind != "input" or any(_uses(cell, MatVec(W, gx.operand)) != 1
-                                     or MatVec(W, gx.operand) in hoisted for W in gx.matrices):
-            continue
-        sums = [_container(cell, MatVec(W, gx.operand)) for W in gx.matrices]
-        biases = [next((a for a in (s.args if s is not None else ()) if _is_bias(cell, a)), None)
-                  for s in sums]
-        if all(biases) and len(set(biases)) == len(biases):
-            out[k] = gx = gx._replace(biases=tuple(b.name for b in biases))
-        for j, gs in enumerate(out):
-            if gs.kind == "state" and not gs.adds and gs.rows == gx.rows and all(
-                    MatVec(Ws, gs.operand) not in hoisted and s is not None
-                    and _uses(cell, MatVec(Ws, gs.operand)) == 1
-                    and MatVec(Ws, gs.operand) in s.args for Ws, s in zip(gs.matrices, sums)):
-                out[j] = gs._replace(adds=gx.name)
-                break
-    return tuple(out)
-
-
-def _uses(cell, m) -> int:
-    """How many times the product m occurs in the step's equations."""
-    return sum(1 for eq in cell.equations for e in sp.preorder_traversal(eq.rhs) if e == m)
-
-
-def _container(cell, m):
-    """The sum, in some equation, that has the product m as a term."""
-    for eq in cell.equations:
-        for e in sp.preorder_traversal(eq.rhs):
-            if isinstance(e, sp.Add) and m in e.args:
-                return e
-    return None
-
-
-def _is_bias(cell, a) -> bool:
-    return isinstance(a, sp.Symbol) and naming.parse(a) is None and \
-        not cell.param(a.name).is_matrix
-
-
-def _rewrite(cell, groups):
-    """A function from an equation's right side to the one the generated step computes:
-    matrix products (with folded biases) become slices of the fused per-step buffers."""
-    rules = []   # (terms to take out of one sum, the slice that replaces them)
-    for g in groups:
-        for k, (W, a, b) in enumerate(zip(g.matrices, g.offsets(), g.offsets()[1:])):
-            taken = [MatVec(W, g.operand)]
-            if g.kind == "input":
-                merged = next((s for s in groups if s.adds == g.name), None)
-                taken += [sp.Symbol(g.biases[k])] if g.biases else []
-                if merged is not None:
-                    taken.append(MatVec(merged.matrices[k], merged.operand))
-                    rules.append((taken, Proj(sp.Symbol(f"proj_{merged.name}"), a, b, 0)))
-                    continue
-                rules.append((taken, Proj(sp.Symbol(f"proj_{g.name}"), a, b, 1)))
-            elif not g.adds:    # a merged state group's products go with the input group's
-                rules.append((taken, Proj(sp.Symbol(f"proj_{g.name}"), a, b, 0)))
-
-    def rewrite(rhs):
-        for taken, slot in rules:
-            rhs = rhs.replace(lambda e: isinstance(e, sp.Add) and all(t in e.args for t in taken),
-                              lambda e: e - sp.Add(*taken) + slot)
-            rhs = rhs.xreplace({taken[0]: slot}) if len(taken) == 1 else rhs
-        assert not rhs.atoms(MatVec), f"a fused product was used outside its sum: {rhs}"
-        return rhs
-    return rewrite
-
-
-def _fuse(v, terms, groups) -> tuple[sp.Expr, ...]:
-    """v's terms, its matrix-product terms replaced by one fused GroupAdjoint."""
-    out = [t.expr for t in terms if not isinstance(t.expr, (MatTVec, Outer))]
-    if any(isinstance(t.expr, MatTVec) for t in terms):
-        g = next(g for g in groups if g.operand == v)
-        out.append(GroupAdjoint(sp.Symbol(g.adjoint_buffer), sp.Symbol(g.name)))
-    return tuple(out)
 
 
 def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
@@ -300,7 +182,8 @@ def _hoist(exprs) -> dict[sp.Expr, sp.Symbol]:
             continue    # a constant such as σ(0): computed where it is used, never cached
         arg = f.args[0]
         p = naming.parse(arg) if isinstance(arg, sp.Symbol) else None
-        name = f"{f.func.__name__}_{p.base}" if p and p.shift == 0 else f"{f.func.__name__}_{len(out)}"
+        op = f.func.__name__.lower()
+        name = f"{op}_{p.base}" if p and p.shift == 0 else f"{op}_{len(out)}"
         out[f] = naming.timed(name)
     rest = set().union(*(e.xreplace(out).atoms(MatVec) for e in exprs)) if exprs else set()
     for m in sorted(rest, key=sp.default_sort_key):
@@ -367,8 +250,8 @@ def _block(kind: str, name: str, source: sp.Eq, pairs, places=None) -> Block:
     computed right before the first statement that reads it (which may follow statements
     that compute what the temporary reads).  A left side found in ``places`` is computed
     into that array slot."""
-    keep = [sp.Symbol(n) for n in ("t", "D", "H")]
-    temps, reduced = sp.cse([r for _, r in pairs], symbols=sp.numbered_symbols("_tmp"),
+    keep = [sp.Symbol(n) for n in ("t", *naming.SIZES)]
+    temps, reduced = sp.cse([quotients(r) for _, r in pairs], symbols=sp.numbered_symbols("_tmp"),
                             ignore=keep)
     places, pending, stmts = places or {}, dict(temps), []
 
@@ -391,22 +274,39 @@ def _carry(d: Derivation, prev: sp.Symbol, back_terms, hoisted) -> Block:
     source = sp.Eq(naming.adjoint(prev), d.sweep.adjoint(prev), evaluate=False)
     carry = naming.timed(base, 0, naming.CARRY)
     return _block(naming.RECURRENCE, base, source,
-                  [(carry, _sum(back_terms.get(prev, ()), hoisted))])
+                  [(carry, _spread(d.cell, carry, back_terms.get(prev, ()), hoisted))])
 
 
-def _dim(cell, e: sp.Expr) -> str:
-    """The size of an element-wise expression: that of any vector in it."""
+def _dim(cell, e: sp.Expr) -> str | None:
+    """The size of an element-wise expression: that of any vector in it ("1" for a reduction
+    or a scalar; a vector of another size in it wins, as it broadcasts them)."""
     if isinstance(e, MatVec):
         return cell.matrix_shape(e.args[0])[0]
     if isinstance(e, Concat):
         return add_sizes(cell.dim(v) for v in e.args)
-    if isinstance(e, sp.Symbol) and (naming.parse(e) or not cell.param(e.name).is_matrix):
-        return cell.dim(e)
-    return next(d for d in (_dim(cell, a) for a in e.args if not a.is_number) if d)
+    if e.func in REDUCTIONS:
+        return "1"
+    if isinstance(e, (Part, Place)):
+        return spell_size_expr(e.args[3] if isinstance(e, Place) else e.args[2] - e.args[1])
+    if isinstance(e, sp.Symbol):
+        if naming.parse(e) or any(p.name == e.name and not p.is_matrix for p in cell.params):
+            return cell.dim(e)
+        return None   # a size, D or H
+    found = {d for d in (_dim(cell, a) for a in e.args if not a.is_number) if d}
+    return next(iter(found - {"1"}), "1" if found else None)
+
+
+def _spread(cell, v: sp.Symbol, exprs, hoisted) -> sp.Expr:
+    """The sum of a vector's adjoint terms; where every term is one number per sample (the
+    vector reached the loss only through a mean or a sum), spread over its entries."""
+    rhs, dim = sp.Add(*exprs), cell.dim(v)
+    if dim != "1" and _dim(cell, rhs) == "1":
+        rhs = Broadcast(rhs, size_expr(dim))
+    return rhs.xreplace(hoisted)
 
 
 def _sum(exprs, hoisted) -> sp.Expr:
-    return sp.Add(*exprs).xreplace(hoisted)
+    return quotients(sp.Add(*exprs).xreplace(hoisted))
 
 
 def _stores(groups, hoisted, slots) -> tuple[Block, ...]:
@@ -414,7 +314,7 @@ def _stores(groups, hoisted, slots) -> tuple[Block, ...]:
     blocks = []
     for g in groups:
         buf = sp.Symbol(g.adjoint_buffer)
-        stmts = tuple(Stmt(Proj(buf, a, b, 1), delta.xreplace(hoisted))
+        stmts = tuple(Stmt(Proj(buf, a, b, 1), quotients(delta.xreplace(hoisted)))
                       for a, b, delta in zip(g.offsets(), g.offsets()[1:], g.deltas)
                       if slots.get(delta) != Proj(buf, a, b, 1))
         if stmts:

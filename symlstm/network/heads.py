@@ -117,9 +117,9 @@ def _check(cell: Cell, head: Head) -> None:
     if clash:
         raise CellError(f"cell {cell.name!r} already names {', '.join(clash)}, which the "
                         f"{head.name} head uses for its own variables")
-    if cell.states.get(cell.output) != "H":
+    if cell.output_dim != "H":
         raise CellError(f"a head reads the output {cell.output!r} of size H; in {cell.name!r} "
-                        f"it has size {cell.states.get(cell.output)}")
+                        f"it has size {cell.output_dim}")
 
 
 class Network(NamedTuple):

@@ -39,6 +39,10 @@ class CommentPrinter(_TablePrinter, StrPrinter):
         e, a, b = expr.args
         return f"{self.parenthesize(e, PRECEDENCE['Atom'])}[{self._print(a)}:{self._print(b)}]"
 
+    def _print_Place(self, expr):
+        e, a, b, n = expr.args
+        return f"({self._print(e)} in rows {self._print(a)}:{self._print(b)} of {self._print(n)})"
+
     def _print_Outer(self, expr):
         u, v = expr.args
         right = self._print(v) if isinstance(v, sp.Symbol) else f"({self._print(v)})"

@@ -40,9 +40,10 @@ class _TablePrinter:
         if key not in memo:
             func = getattr(expr, "func", None)
             op = OPS.get(func) or REDUCTIONS.get(func)
-            memo[key] = (getattr(op, self._spelling).format(a=self._print(expr.args[0]))
-                         if op is not None and isinstance(expr, sp.Expr) and expr.args
-                         else super()._print(expr))
+            memo[key] = (getattr(op, self._spelling).format(
+                **dict(zip("ab", (self._print(a) for a in expr.args))))
+                if op is not None and isinstance(expr, sp.Expr) and expr.args
+                else super()._print(expr))
         return memo[key]
 
     def _memo_key(self):
@@ -62,11 +63,21 @@ def _split_fraction(expr: sp.Mul):
     return num, den
 
 
+#: The sizes, which a product holds as numbers, not as vectors (1/(4H) in a mean's derivative).
+_SIZES = {sp.Symbol("D"), sp.Symbol("H")}
+
+
 def _hadamard(printer, expr: sp.Mul, sep: str, coeff_sep: str = " ") -> str:
     """Print an element-wise product with ``sep`` between vector factors."""
     coeff, factors = expr.as_coeff_mul()
-    parts = [printer.parenthesize(f, PRECEDENCE["Mul"]) for f in sorted(factors, key=_adjoint_first)]
+    sizes = [f for f in factors if f.free_symbols and f.free_symbols <= _SIZES]   # 4 H: numbers
+    vectors = [f for f in factors if f not in sizes]
+    parts = [printer.parenthesize(f, PRECEDENCE["Mul"])
+             for f in sorted(vectors, key=_adjoint_first)]
     body = sep.join(parts)
+    if sizes:
+        size = coeff_sep.join(printer.parenthesize(f, PRECEDENCE["Mul"]) for f in sizes)
+        body = f"{size}{coeff_sep}{body}" if body else size
     if coeff == 1:
         return body
     if coeff == -1:

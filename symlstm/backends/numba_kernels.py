@@ -1,9 +1,6 @@
-"""The Numba backend's time loops: each direction's steps as GEMM calls and loop nests
-over the samples and the vector's entries, printed by :class:`ElementPrinter`.
-
-Every run of element-wise statements of one size between two GEMMs becomes one loop nest; a
-value lives in a register unless a later nest, a GEMM or the backward pass reads it.
-"""
+"""The Numba backend's loop nests: each run of element-wise statements of one size between
+two GEMMs becomes one loop nest over the samples and the vector's entries; a value lives in
+a register unless a later nest, a GEMM or the backward pass reads it."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -11,11 +8,12 @@ from typing import NamedTuple
 import sympy as sp
 
 from .. import naming
-from ..cell.ops import Concat, Part
+from ..cell.ops import REDUCTIONS, Concat, Part, Place
 from ..cell.parts import size_expr
-from ..lower.plan import Broadcast, GroupAdjoint, Plan, Proj
+from ..lower.gemms import GroupAdjoint, HeadsAdjoint, Proj
+from ..lower.plan import Broadcast, Plan
 from .code import block_comment, computed_in, step_arrays
-from .numba_printer import ElementPrinter, Loc, size_code, slice_loc
+from .numba_printer import ElementPrinter, Loc, _size_code, _slice
 
 
 class Elem(NamedTuple):
@@ -30,7 +28,7 @@ class Elem(NamedTuple):
 
 
 class Gemm(NamedTuple):
-    """``_gemm(a, b, out)``, one BLAS call, with what it computes; ``reads`` and
+    """``np.dot(a, b, out)``, one BLAS call, with what it computes; ``reads`` and
     ``writes`` name the arrays (the loops may move past it only if they touch neither)."""
     line: str
     comment: str = ""
@@ -38,8 +36,10 @@ class Gemm(NamedTuple):
     writes: str = ""
 
 
-def _gemm(a: str, b: str, out: str, comment: str) -> Gemm:
-    return Gemm(f"_gemm({a}, {b}, {out})", comment, frozenset({_base(a), _base(b)}), _base(out))
+def _gemm(a: str, b: str, out: str, comment: str, call: str = "np.dot") -> Gemm:
+    """``call(a, b, out)``: a BLAS GEMM, or the loops over heads of ``_heads_into`` and
+    ``_heads_T_into`` (per-head blocks, whose products are small and many)."""
+    return Gemm(f"{call}({a}, {b}, {out})", comment, frozenset({_base(a), _base(b)}), _base(out))
 
 
 def _base(array: str) -> str:
@@ -47,12 +47,11 @@ def _base(array: str) -> str:
     return array.partition("[")[0].partition(".")[0]
 
 
-def carries(cell) -> list:
+
+def _carries(cell) -> list:
     """δ⁺s for every state s: what step t+1 sent back, an array the backward loop updates."""
     return [naming.timed(s, 0, naming.CARRY) for s in cell.states]
 
-
-# --------------------------------------------------------------- kernels -----
 
 class _Step:
     """What one direction's kernel knows while it is built: where each vector lives, the
@@ -64,6 +63,7 @@ class _Step:
         self.sizes: dict[sp.Symbol, sp.Expr] = {v: size_expr(dim) for v, dim in plan.cached}
         self.workspace: dict[str, sp.Expr] = {}
         self.params = tuple(p.name for p in self.cell.params if not p.is_matrix)
+        self.scalars = tuple(p.name for p in self.cell.params if not p.shape)
         self.adds: dict[str, str] = {}   # a state group's buffer -> the input projection
 
     def place(self, sym, array: str, offset=sp.S.Zero) -> Loc:
@@ -75,8 +75,12 @@ class _Step:
         """The number of entries of an element-wise expression (None for a number)."""
         if e in self.sizes:
             return self.sizes[e]
+        if e.func in REDUCTIONS:
+            return sp.S.One
         if isinstance(e, (Proj, Part)):
             return sp.expand(e.args[2] - e.args[1])
+        if isinstance(e, Place):
+            return e.args[3]
         if isinstance(e, Broadcast):
             return e.args[1]
         if isinstance(e, Concat):
@@ -88,17 +92,22 @@ class _Step:
             if naming.parse(e) is not None or e.name in self.params:
                 return size_expr(self.cell.dim(e))
             return None
-        return next((s for s in map(self.size, e.args) if s is not None), None)
+        found = [s for s in map(self.size, e.args) if s is not None]
+        return next((s for s in found if s != 1), found[0] if found else None)
 
     def gemm(self, g) -> Gemm:
         """The forward GEMM of group ``g``: its matrices times this step's operand."""
+        if g.heads:
+            return _gemm(self.where[g.operand].array, f"stack_{g.name}", f"proj_{g.name}",
+                         f"[{'; '.join(map(str, g.matrices))}] {g.name}: the per-head products "
+                         + (f"on {g.name}, plus this step's slice of proj_{g.adds}"
+                            if g.adds else f"on {g.name}"), "_heads_into")
         return _gemm(self.where[g.operand].array, f"stack_{g.name}.T", f"proj_{g.name}",
                      f"[{'; '.join(map(str, g.matrices))}] {g.name}: the products on {g.name}, "
                      "one GEMM" + (f", plus this step's slice of proj_{g.adds}" if g.adds else ""))
 
 
-def forward_kernel(plan: Plan) -> dict:
-    """The forward loop's steps and workspace for ``plan``."""
+def _forward_kernel(plan: Plan) -> dict:
     step, cell = _Step(plan), plan.cell
     for s in cell.prev_states:
         step.place(s, f"{naming.sequence(naming.parse(s).base)}[t]")
@@ -117,12 +126,11 @@ def forward_kernel(plan: Plan) -> dict:
     return _kernel(step, items)
 
 
-def backward_kernel(plan: Plan) -> dict:
-    """The backward loop's steps and workspace for ``plan``, last step first."""
+def _backward_kernel(plan: Plan) -> dict:
     step, cell = _Step(plan), plan.cell
     for v, array in step_arrays(plan):
         step.place(v, array)
-    for carry in carries(cell):
+    for carry in _carries(cell):
         step.place(carry, naming.code(carry))
     for x in cell.input_symbols:
         step.place(x, f"{naming.code(x)}[t]")
@@ -132,7 +140,7 @@ def backward_kernel(plan: Plan) -> dict:
         items += _elems(step, b, k)
     for s in plan.vector_grads:
         name = naming.code(s.lhs)
-        size = size_expr(cell.param(naming.grad_key(naming.adjoint_of(s.lhs))).shape[0])
+        size = size_expr(cell.dim(sp.Symbol(naming.grad_key(naming.adjoint_of(s.lhs)))))
         label = naming.label(naming.GRADIENT, naming.grad_key(naming.adjoint_of(s.lhs)))
         items += _split(step, Elem(Loc(name, name), s.rhs, size, f"({label})", add=True))
     for s in plan.input_grads:
@@ -155,9 +163,9 @@ def _elems(step: _Step, block, k: int) -> list:
             temps[s.lhs] = rhs                                  # size: it is written where
             continue                                            # it is read
         if isinstance(lhs, Proj):   # a store: δ(W u) into its buffer's slice
-            target, size = slice_loc(lhs), step.size(lhs)
+            target, size = _slice(lhs), step.size(lhs)
         elif isinstance(s.into, Proj):   # computed into its buffer's slice
-            target = step.where[lhs] = slice_loc(s.into)
+            target = step.where[lhs] = _slice(s.into)
             size = step.sizes[lhs] = step.size(s.into)
         else:   # a vector set to a number (δ⁺s = 0) has its own size
             size = step.sizes[lhs] = step.size(rhs) or step.size(lhs)
@@ -175,15 +183,18 @@ def _split(step: _Step, e: Elem) -> list:
     items, subs = [], {}
     for ga in sorted(e.rhs.atoms(GroupAdjoint), key=sp.default_sort_key):
         buf, name = ga.args
+        call = "_heads_T_into" if isinstance(ga, HeadsAdjoint) else "np.dot"
         if e.rhs == ga and isinstance(e.target, Loc) and e.target.offset == 0 and not e.add \
                 and "[" not in e.target.array:   # the GEMM writes the carry itself
-            return [_gemm(f"{buf}[t]", f"stack_{name}", e.target.array, e.comment)]
+            return [_gemm(f"{buf}[t]", f"stack_{name}", e.target.array, e.comment, call)]
         ws = sp.Symbol(f"gemm_{name}")
         step.workspace[ws.name] = step.sizes[ws] = step.size(ga)
         step.where[ws] = Loc(naming.row(ws.name), ws.name)
         subs[ga] = ws
         items.append(_gemm(f"{buf}[t]", f"stack_{name}", ws.name,
-                           f"Wᵀ δ(W {name}), summed over the products on {name}: one GEMM"))
+                           f"Wᵀ δ(W {name}), summed over the products on {name}: "
+                           + ("head by head" if isinstance(ga, HeadsAdjoint) else "one GEMM"),
+                           call))
     return items + [e._replace(rhs=e.rhs.xreplace(subs))]
 
 
@@ -241,11 +252,14 @@ def _kernel(step: _Step, items) -> dict:
         rows, body = {}, []
         where = {**{s: naming.code(s) for s in home}, **step.where}
         for it in r:
+            before = []
             p = ElementPrinter({"where": where, "rows": rows, "params": step.params,
-                                "sizes": step.size, "adds": step.adds})
+                                "scalars": step.scalars, "sizes": step.size, "adds": step.adds,
+                                "before": before})
             if it.comment:
                 body.append(f"# {it.comment}")
             rhs, t = p.doprint(it.rhs), where.get(it.target, it.target)
+            body += before
             if isinstance(t, str):
                 body.append(f"{t} = {rhs}")
             elif it.add:
@@ -253,6 +267,6 @@ def _kernel(step: _Step, items) -> dict:
             else:
                 rows[t.row] = f"{t.array}[b]"
                 body.append(f"{t.row}[{p.index(t.offset)}] = {rhs}")
-        ops.append(dict(size=size_code(r[0].size),
+        ops.append(dict(size=_size_code(r[0].size),
                         rows=[f"{row} = {src}" for row, src in rows.items()], body=body))
-    return dict(ops=ops, workspace=[(n, size_code(s)) for n, s in step.workspace.items()])
+    return dict(ops=ops, workspace=[(n, _size_code(s)) for n, s in step.workspace.items()])
