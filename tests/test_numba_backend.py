@@ -188,7 +188,8 @@ _BLAS_SCRIPT = textwrap.dedent("""
     for name in ("lstm", "peephole_lstm", "slstm", "lstm_zoneout", "sru"):
         ref = importlib.import_module("symlstm.generated." + name)
         mod = importlib.import_module("symlstm.generated.numba." + name)
-        params, x, state0, dhs, dstate = problem(ref, T=5, B=7, D=9, H=12, dtype=np.float64)
+        D = 12 if ref.INPUT_SIZE == "H" else 9
+        params, x, state0, dhs, dstate = problem(ref, T=5, B=7, D=D, H=12, dtype=np.float64)
         # every layout the products meet: F-ordered matrices, a strided input
         params = {k: np.asfortranarray(v) for k, v in params.items()}
         if isinstance(x, dict):
