@@ -268,3 +268,24 @@ def test_mkl_runs_as_many_threads_as_mkl_num_threads_says(threads):
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["mkl", threads]
+
+
+def test_per_head_blocks_on_the_input_run_in_the_compiled_passes(tmp_path):
+    """Per-head blocks applied to the input: their products over all steps at once in the
+    forward pass, and the input's gradient through them in the backward pass."""
+    from sympy import tanh
+
+    from symlstm.cell.model import CellBuilder
+    from symlstm.cell.ops import matvec, sigma
+    b = CellBuilder("headsin", "Heads on the input")
+    NH = b.size("NH")
+    x, h = b.input("x", "H"), b.state("h")
+    U, V = b.param("U", NH, "H/NH", "H/NH"), b.param("V", NH, "H/NH", "H/NH")
+    a = b.let("a", tanh(matvec(U, x) + matvec(b.param("R", "H", "H"), h) + b.param("b_a", "H")))
+    b.let("h", sigma(matvec(V, x)) * a)
+    d = symlstm.derive(b.build())
+    source = numba_module(d)
+    assert "_heads_into(x.reshape(T * B, D)" in source
+    assert "_heads_T_into(dproj_x_heads.reshape(T * B, 2*H)" in source
+    _compare(load_module(numpy_module(d), "headsin_np"), _load(source, "headsin", tmp_path),
+             D=4, H=4)
