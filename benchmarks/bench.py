@@ -40,8 +40,8 @@ fixed random array.  Contenders, per shape (T, B, D, H) and dtype:
                     dW, dR and dx.  No contender can beat it without a faster BLAS.
 * ``gemm_floor_torch``, ``gemm_floor_numba``
                     the same products through torch.matmul (MKL), and through the Numba modules'
-                    BLAS (SciPy's OpenBLAS, as numba's np.dot calls it) in one compiled
-                    function.  The fastest of the three floors is the machine's floor.
+                    BLAS (MKL when the mkl package is installed, else SciPy's OpenBLAS) in one
+                    compiled function.  The fastest of the three floors is the machine's floor.
 
 * the newer cells' rows (cells.py): layernorm_lstm and slstm (NH = 4) at (256, 16, 128, 128),
   each generated Numba module against a torch autograd loop of the same cell, and slstm against

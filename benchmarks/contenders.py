@@ -300,8 +300,9 @@ def build_gemm_floor_torch(prob):
 
 
 def build_gemm_floor_numba(prob):
-    """The same products through the Numba modules' BLAS (numba's np.dot, SciPy's OpenBLAS),
-    all in one compiled function, as the generated loops call them."""
+    """The same products through the Numba modules' BLAS (MKL when the mkl package is
+    installed, else SciPy's OpenBLAS: ``numba_lstm.BLAS``), all in one compiled function, as
+    the generated loops call them."""
     a = floor_arrays(prob)
     step = _numba_products()
     return (lambda: step(*a.values())), None
@@ -311,11 +312,13 @@ _NUMBA_PRODUCTS = []
 
 
 def numba_gemm():
-    """out = a @ b in compiled code as the Numba modules do it: np.dot into ``out``, which
-    numba hands to SciPy's BLAS (OpenBLAS)."""
+    """out = a @ b in compiled code as the Numba modules do it: their ``_gemm``, one call of
+    the GEMM they bound (``numba_lstm.BLAS``)."""
+    blas_gemm = numba_lstm._gemm
+
     @numba.njit(nogil=True)
     def gemm(a, b, out):
-        np.dot(a, b, out)
+        blas_gemm(a, b, out)
     return gemm
 
 

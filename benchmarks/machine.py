@@ -45,9 +45,9 @@ def system_info(cpu, jax, thread_env, dropped_env):
         "torch_libs": [line.strip(" -") for line in torch_cfg if any(k in line for k in keep)],
         "torch_threads": torch.get_num_threads(),
         "dropped_env": dropped_env,
-        "numba_blas": None if numba_lstm is None else "openblas (SciPy, through numba's np.dot)",
+        "numba_blas": getattr(numba_lstm, "BLAS", None),
         "env": {k: os.environ.get(k) for k in [*thread_env, "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                                               "PYTHONDONTWRITEBYTECODE"]},
+                                               "SYMLSTM_BLAS", "PYTHONDONTWRITEBYTECODE"]},
         "git": _git_state(),
     }
 
@@ -97,7 +97,7 @@ def peak_gflops(dtype, size=1536, repeats=5):
             "numpy.matmul": lambda: np.matmul(a, b, out=out)}
     if numba_lstm is not None:
         gemm = numba_gemm()
-        runs["numba modules (openblas)"] = lambda: gemm(a, b, out)
+        runs[f"numba modules ({numba_lstm.BLAS})"] = lambda: gemm(a, b, out)
     best = {}
     for name, run in runs.items():
         run()   # warm-up

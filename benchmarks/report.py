@@ -37,7 +37,8 @@ def print_system(info):
         print(f"threadpoolctl: {lib['internal_api']} {lib['version'] or ''} arch={lib['architecture']} "
               f"threads={lib['num_threads']} ({Path(lib['filepath']).name})")
     print("torch: " + "; ".join(info["torch_libs"]) + f"; threads={info['torch_threads']}")
-    print(f"BLAS of the Numba modules: {info['numba_blas'] or 'n/a (numba not installed)'}")
+    print(f"BLAS of the Numba modules: {info['numba_blas'] or 'n/a (numba not installed)'}"
+          + (" (MKL: pip install mkl)" if info["numba_blas"] == "openblas" else ""))
     print("env: " + ", ".join(f"{k}={v}" for k, v in info["env"].items()))
     if info["dropped_env"]:
         print("dropped before NumPy loaded (--keep-openblas-env keeps them): "

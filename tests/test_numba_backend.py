@@ -1,7 +1,9 @@
 """The Numba backend, symlstm.generated.numba.<cell>: the NumPy module's plan with each time
 loop compiled whole, a drop-in replacement for the NumPy module."""
 import importlib
+import importlib.metadata
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -138,14 +140,16 @@ def test_a_second_process_loads_the_compiled_loops_from_the_cache(tmp_path):
         p = m.init_params(3, 4, rng=0)
         hs, state, cache = m.forward(p, np.ones((2, 1, 3)))
         m.backward(p, cache, np.ones_like(hs))
-        stats = [f.stats for f in (m._forward_steps, m._backward_steps)]
-        print(sum(len(s.cache_hits) for s in stats), sum(len(s.cache_misses) for s in stats))
+        passes = [f.stats for f in (m._forward_pass, m._backward_pass)]
+        loops = [f.stats for f in (m._forward_steps, m._backward_steps)]
+        print(sum(len(s.cache_hits) for s in passes), sum(len(s.cache_misses) for s in passes),
+              sum(len(s.cache_misses) for s in loops))
     """)
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                            text=True, check=True).stdout.split() for _ in range(2)]
-    assert runs[0] == ["0", "2"], runs    # compiled, both loops
-    assert runs[1] == ["2", "0"], runs    # loaded, nothing compiled
+    assert runs[0][:2] == ["0", "2"], runs    # compiled, both passes with their loops
+    assert runs[1] == ["2", "0", "0"], runs    # loaded, nothing compiled
 
 
 def test_without_numba_the_import_names_the_extra():
@@ -172,3 +176,116 @@ def test_it_takes_arrays_in_any_layout_and_checks_them_as_the_numpy_module():
         mod.forward(bad, x)
     with pytest.raises(ValueError, match="cache must be the third value"):
         mod.backward(params, {"cell": "lstm"}, dhs)
+
+
+_BLAS_SCRIPT = textwrap.dedent("""
+    import importlib, json
+    import numpy as np
+    from symlstm.checks.verification import problem, run
+    errors, blas = {}, set()
+    # lstm and peephole_lstm; slstm's per-head blocks, whose weight gradients are one GEMM per
+    # block; lstm_zoneout's extra inputs; sru's output that is no state
+    for name in ("lstm", "peephole_lstm", "slstm", "lstm_zoneout", "sru"):
+        ref = importlib.import_module("symlstm.generated." + name)
+        mod = importlib.import_module("symlstm.generated.numba." + name)
+        D = 12 if ref.INPUT_SIZE == "H" else 9
+        params, x, state0, dhs, dstate = problem(ref, T=5, B=7, D=D, H=12, dtype=np.float64)
+        # every layout the products meet: F-ordered matrices, a strided input
+        params = {k: np.asfortranarray(v) for k, v in params.items()}
+        if isinstance(x, dict):
+            x = {k: np.concatenate([v, v], axis=2)[:, :, ::2] for k, v in x.items()}
+        else:
+            x = np.concatenate([x, x], axis=2)[:, :, ::2]
+        want_hs, _, cache = run(ref, params, x, state0)
+        want = ref.backward(params, cache, dhs, dstate)
+        hs, _, cache = run(mod, params, x, state0)
+        got = mod.backward(params, cache, dhs, dstate)
+        assert got.keys() == want.keys(), (name, got.keys(), want.keys())
+        errors[name] = max(float(np.abs(a - b).max() / max(1.0, np.abs(b).max()))
+                           for a, b in [(hs, want_hs), *((got[k], want[k]) for k in want)])
+        blas.add(mod.BLAS)
+    print(json.dumps({"blas": sorted(blas), "errors": errors}))
+""")
+
+
+@pytest.fixture(scope="module")
+def blas_cache(tmp_path_factory):
+    """One numba cache for every BLAS: what one compiled, the others load."""
+    return tmp_path_factory.mktemp("blas_cache")
+
+
+def _run_with_blas(blas, cache):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "MKL_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("SYMLSTM_BLAS", None)
+    if blas:
+        env["SYMLSTM_BLAS"] = blas
+    return subprocess.run([sys.executable, "-c", _BLAS_SCRIPT], env=env, capture_output=True,
+                          text=True)
+
+
+def _mkl_installed():
+    try:
+        return any(f.name.startswith("libmkl_rt.so") for f in importlib.metadata.files("mkl"))
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("blas", ["openblas", "mkl", None])
+def test_either_blas_matches_the_numpy_module(blas, blas_cache):
+    """SYMLSTM_BLAS picks the BLAS of the compiled products (unset: MKL where the mkl package
+    is installed); with either the gradients match NumPy's to 1e-12 in float64, from loops
+    compiled once and loaded from numba's cache for the other BLAS."""
+    if blas == "mkl" and not _mkl_installed():
+        pytest.skip("the mkl package has no wheel for this platform")
+    run = _run_with_blas(blas, blas_cache)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["blas"] == [blas or ("mkl" if _mkl_installed() else "openblas")]
+    assert max(out["errors"].values()) <= 1e-12, out
+
+
+def test_an_unknown_blas_is_refused(blas_cache):
+    run = _run_with_blas("atlas", blas_cache)
+    assert run.returncode != 0
+    assert "SYMLSTM_BLAS must be 'mkl', 'openblas' or unset, got 'atlas'" in run.stderr
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_mkl_runs_as_many_threads_as_mkl_num_threads_says(threads):
+    """The modules leave MKL's threads to the environment: MKL_NUM_THREADS=1 is one thread."""
+    if not _mkl_installed():
+        pytest.skip("the mkl package has no wheel for this platform")
+    script = textwrap.dedent("""
+        import ctypes, importlib.metadata
+        from symlstm.generated.numba import rnn
+        path = next(f.locate() for f in importlib.metadata.files("mkl")
+                    if f.name.startswith("libmkl_rt.so"))
+        print(rnn.BLAS, ctypes.CDLL(str(path)).MKL_Get_Max_Threads())
+    """)
+    env = {**os.environ, "MKL_NUM_THREADS": threads}
+    env.pop("SYMLSTM_BLAS", None)
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["mkl", threads]
+
+
+def test_per_head_blocks_on_the_input_run_in_the_compiled_passes(tmp_path):
+    """Per-head blocks applied to the input: their products over all steps at once in the
+    forward pass, and the input's gradient through them in the backward pass."""
+    from sympy import tanh
+
+    from symlstm.cell.model import CellBuilder
+    from symlstm.cell.ops import matvec, sigma
+    b = CellBuilder("headsin", "Heads on the input")
+    NH = b.size("NH")
+    x, h = b.input("x", "H"), b.state("h")
+    U, V = b.param("U", NH, "H/NH", "H/NH"), b.param("V", NH, "H/NH", "H/NH")
+    a = b.let("a", tanh(matvec(U, x) + matvec(b.param("R", "H", "H"), h) + b.param("b_a", "H")))
+    b.let("h", sigma(matvec(V, x)) * a)
+    d = symlstm.derive(b.build())
+    source = numba_module(d)
+    assert "_heads_into(x.reshape(T * B, D)" in source
+    assert "_heads_T_into(dproj_x_heads.reshape(T * B, 2*H)" in source
+    _compare(load_module(numpy_module(d), "headsin_np"), _load(source, "headsin", tmp_path),
+             D=4, H=4)

@@ -227,7 +227,8 @@ def test_every_name_works_in_the_numba_module(tmp_path):
 
 
 #: The generated modules' functions that hold a cell's names (and methods of those names).
-HOLDERS = {"forward", "backward", "_forward", "_backward", "_forward_steps", "_backward_steps"}
+HOLDERS = {"forward", "backward", "_forward", "_backward", "_forward_steps", "_backward_steps",
+           "_forward_pass", "_backward_pass"}
 
 
 def _function_names(source):

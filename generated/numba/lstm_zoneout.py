@@ -15,13 +15,18 @@ Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of th
 derivation document ``lstm_zoneout.pdf``.  Shapes: x is (T, B, D), time-major; states are
 (B, size) with sizes in ``STATE_SIZES``; parameters are listed in ``SHAPES``.
 """
+import ctypes
 import functools
+import importlib.metadata
+import os
 
 import numpy as np
 
 try:
     import numba
-    from numba.extending import intrinsic, overload
+    from llvmlite import binding, ir
+    from numba.core import cgutils
+    from numba.extending import get_cython_function_address, intrinsic, overload
 except ImportError as error:   # numba is an optional extra
     raise ImportError(f"{__name__} needs numba and scipy, which symlstm installs as its "
                       "optional extra 'numba': pip install 'symlstm[numba]'") from error
@@ -298,6 +303,107 @@ def _logsigmoid_typed(a):
     return _logsigmoid32 if a == numba.types.float32 else _logsigmoid64
 
 
+# ---------------------------------------------------------------------- BLAS -----
+# The matrix products call sgemm and dgemm by their Fortran interface, through two symbols
+# the compiled code links by name: MKL's (the `mkl` package's libmkl_rt) when it is
+# installed, else SciPy's OpenBLAS, which is what numba's np.dot calls.  The compiled loops do
+# not depend on the choice, so numba's cache serves either.  SYMLSTM_BLAS=openblas or
+# SYMLSTM_BLAS=mkl makes it; MKL runs MKL_NUM_THREADS threads, OpenBLAS OPENBLAS_NUM_THREADS.
+
+_GEMM = {"s": "symlstm_sgemm", "d": "symlstm_dgemm"}   # the symbols, by BLAS prefix
+
+
+def _mkl():
+    """MKL's sgemm and dgemm, by prefix; None without the `mkl` package, when its library
+    does not load, or when another library in this process set MKL to 64-bit integers."""
+    try:
+        files = importlib.metadata.files("mkl") or ()
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = next((f.locate() for f in files if f.name.startswith("libmkl_rt.so")), None)
+    try:
+        lib = ctypes.CDLL(str(path)) if path else None
+    except OSError:   # a broken install: OpenBLAS serves, unless SYMLSTM_BLAS=mkl
+        return None
+    if lib is None or lib.MKL_Set_Interface_Layer(0) != 0:   # 0: LP64, 32-bit integers
+        return None
+    return {p: ctypes.cast(getattr(lib, p + "gemm"), ctypes.c_void_p).value for p in _GEMM}
+
+
+def _openblas():
+    """SciPy's sgemm and dgemm, by prefix."""
+    return {p: get_cython_function_address("scipy.linalg.cython_blas", p + "gemm")
+            for p in _GEMM}
+
+
+def _bind_blas():
+    """Bind the GEMM symbols to the BLAS that SYMLSTM_BLAS names, or to the fastest one
+    installed; return its name."""
+    want = os.environ.get("SYMLSTM_BLAS", "")
+    if want not in ("", "mkl", "openblas"):
+        raise ValueError(f"SYMLSTM_BLAS must be 'mkl', 'openblas' or unset, got {want!r}")
+    found = None if want == "openblas" else _mkl()
+    if found is None and want == "mkl":
+        raise ImportError("SYMLSTM_BLAS=mkl, but MKL's libmkl_rt was not found, did not load, "
+                          "or is set to 64-bit integers: pip install mkl")
+    name = "mkl" if found else "openblas"
+    for prefix, address in (found or _openblas()).items():
+        binding.add_symbol(_GEMM[prefix], address)
+    return name
+
+
+#: The BLAS the matrix products run on: "mkl" or "openblas".
+BLAS = _bind_blas()
+
+
+def _gemm_intrinsic(beta):
+    """An intrinsic out = a @ b + beta out for 2-D float arrays, each C- or F-contiguous
+    (``out`` C), as one call of the bound GEMM.  Row-major out = a b is column-major
+    outᵀ = bᵀ aᵀ: a C-contiguous operand is passed as it lies, an F-contiguous one
+    transposed."""
+    def typer(typingctx, a, b, out):
+        arrays = (a, b, out)
+        if not all(isinstance(m, numba.types.Array) and m.ndim == 2 and m.dtype == out.dtype
+                   and m.layout in "CF" for m in arrays) or out.layout != "C" \
+                or out.dtype not in (numba.types.float32, numba.types.float64):
+            return None
+
+        def codegen(context, builder, signature, args):
+            A, Bm, C = (context.make_array(m)(context, builder, v) for m, v in zip(arrays, args))
+            m, k = cgutils.unpack_tuple(builder, A.shape, 2)
+            n = cgutils.unpack_tuple(builder, Bm.shape, 2)[1]
+            i32, f = ir.IntType(32), context.get_value_type(out.dtype)
+
+            def ref(value):   # Fortran takes every argument by reference
+                return cgutils.alloca_once_value(builder, value)
+
+            def int_ref(value):   # a dimension, at least 1 for a leading one
+                value = builder.select(builder.icmp_signed("<", value, value.type(1)),
+                                       value.type(1), value)
+                return ref(builder.trunc(value, i32))
+
+            def operand(array, matrix):   # its flag, leading dimension and data
+                rows, cols = cgutils.unpack_tuple(builder, array.shape, 2)
+                c = matrix.layout == "C"
+                return (ref(ir.Constant(ir.IntType(8), ord("N" if c else "T"))),
+                        int_ref(cols if c else rows), builder.bitcast(array.data, f.as_pointer()))
+            (tb, ldb, pb), (ta, lda, pa) = operand(Bm, b), operand(A, a)
+            i8p, i32p, fp = ir.IntType(8).as_pointer(), i32.as_pointer(), f.as_pointer()
+            gemm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+                ir.VoidType(), [i8p, i8p, i32p, i32p, i32p, fp, fp, i32p, fp, i32p, fp, fp, i32p]),
+                _GEMM["s" if out.dtype == numba.types.float32 else "d"])
+            builder.call(gemm, [tb, ta, int_ref(n), int_ref(m), int_ref(k), ref(f(1.0)), pb, ldb,
+                                pa, lda, ref(f(beta)), builder.bitcast(C.data, fp), int_ref(n)])
+            return context.get_dummy_value()
+        return numba.types.void(a, b, out), codegen
+    typer.__name__ = "_gemm_add" if beta else "_gemm"
+    return intrinsic(typer)
+
+
+#: ``_gemm(a, b, out)``: out = a @ b; ``_gemm_add(a, b, out)``: out += a @ b.
+_gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
+
+
 # ------------------------------------------------------------------ the loops -----
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
@@ -308,7 +414,7 @@ def _forward_steps(x, mc, mh, D, H, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, p
     T, B = x.shape[0], x.shape[1]
     for t in range(T):
         # [R_z; R_i; R_f; R_o] h_prev: the products on h_prev, one GEMM, plus this step's slice of proj_x
-        np.dot(seq_h[t], stack_h_prev.T, proj_h_prev)
+        _gemm(seq_h[t], stack_h_prev.T, proj_h_prev)
         for b in range(B):
             proj_h_prev__b = proj_h_prev[b]
             proj_x__b = proj_x[t][b]
@@ -353,34 +459,24 @@ def _forward_steps(x, mc, mh, D, H, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, p
                 h__b[j] = h_prev__b[j]*mh__b[j] + htilde__b[j]*(F(1) - mh__b[j])
 
 
-def forward(params, x, state0=None, *, mc=None, mh=None):
-    """Run the cell over a sequence.
-
-    ``x`` is (T, B, D), time-major; ``state0`` maps each of ``STATES`` to a (B, size)
-    array (zeros when None). Returns ``(hs, state, cache)``: hs (T, B, H) holds h_t
-    for t = 1..T, state the final states, and cache what ``backward`` needs (it refers to
-    ``x``, so change neither before calling ``backward``).  The first call for a dtype
-    compiles the loop, or loads it from numba's cache.
-    The extra per-step inputs ``mc``, ``mh`` (sizes in ``EXTRA_INPUTS``) are (T, B, size)
-    arrays, given by keyword; ``backward`` returns their gradients under their names.
-    """
-    x, (T, B, D, H), dtype = _sizes(params, x)
-    mc = _extra_input(mc, "mc", T, B, D, H, dtype)
-    mh = _extra_input(mh, "mh", T, B, D, H, dtype)
-    W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o = (params[name] for name in PARAMS)
-    state0 = _states(state0, "state0", B, D, H, dtype)
+@numba.njit(cache=True, error_model="numpy", nogil=True)
+def _forward_pass(x, mc, mh, D, H, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, _h0, _c0):
+    """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
+    every step (one GEMM each), each state's sequence and the cached values."""
+    T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_z; R_i; R_f; R_o] h_prev: the products on h_prev as one matrix
-    stack_h_prev = np.concatenate([R_z, R_i, R_f, R_o])
+    stack_h_prev = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
     proj_h_prev = np.empty((B, 4*H), dtype)
     # [W_z; W_i; W_f; W_o] x: the products on x as one matrix
-    stack_x = np.concatenate([W_z, W_i, W_f, W_o])
-    # one GEMM for every step at once, the biases folded in
-    proj_x = (x.reshape(T * B, D) @ stack_x.T).reshape(T, B, 4*H)
-    proj_x += np.concatenate([b_z, b_i, b_f, b_o])
+    stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
+    # one GEMM for every step at once, added to the biases
+    proj_x = np.empty((T, B, 4*H), dtype)
+    proj_x.reshape(T * B, 4*H)[:] = np.concatenate((b_z, b_i, b_f, b_o))
+    _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 4*H))
     seq_h = np.empty((T + 1, B, H), dtype)
-    seq_h[0] = state0["h"]
+    seq_h[0] = _h0
     seq_c = np.empty((T + 1, B, H), dtype)
-    seq_c[0] = state0["c"]
+    seq_c[0] = _c0
     cache_tanh_ctilde = np.empty((T, B, H), dtype)
     cache_z = np.empty((T, B, H), dtype)
     cache_i = np.empty((T, B, H), dtype)
@@ -389,6 +485,30 @@ def forward(params, x, state0=None, *, mc=None, mh=None):
     cache_ctilde = np.empty((T, B, H), dtype)
     cache_htilde = np.empty((T, B, H), dtype)
     _forward_steps(x, mc, mh, D, H, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_h, seq_c, cache_tanh_ctilde, cache_z, cache_i, cache_f, cache_o, cache_ctilde, cache_htilde)
+    return seq_h, seq_c, cache_tanh_ctilde, cache_z, cache_i, cache_f, cache_o, cache_ctilde, cache_htilde
+
+
+def forward(params, x, state0=None, *, mc=None, mh=None):
+    """Run the cell over a sequence.
+
+    ``x`` is (T, B, D), time-major; ``state0`` maps each of ``STATES`` to a (B, size)
+    array (zeros when None). Returns ``(hs, state, cache)``: hs (T, B, H) holds h_t
+    for t = 1..T, state the final states, and cache what ``backward`` needs (it refers to
+    ``x``, so change neither before calling ``backward``).  The first call for a dtype
+    compiles the passes, or loads them from numba's cache.
+    The extra per-step inputs ``mc``, ``mh`` (sizes in ``EXTRA_INPUTS``) are (T, B, size)
+    arrays, given by keyword; ``backward`` returns their gradients under their names.
+    """
+    x, (T, B, D, H), dtype = _sizes(params, x)
+    mc = _extra_input(mc, "mc", T, B, D, H, dtype)
+    mh = _extra_input(mh, "mh", T, B, D, H, dtype)
+    W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o = (params[name] for name in PARAMS)
+    state0 = _states(state0, "state0", B, D, H, dtype)
+    x = np.ascontiguousarray(x)   # its rows go to BLAS
+    mc = np.ascontiguousarray(mc)   # its rows go to BLAS
+    mh = np.ascontiguousarray(mh)   # its rows go to BLAS
+    seq_h, seq_c, cache_tanh_ctilde, cache_z, cache_i, cache_f, cache_o, cache_ctilde, cache_htilde = _forward_pass(
+        x, mc, mh, D, H, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, *[state0[s] for s in STATES])
     cache = {"cell": CELL, "input": x, "input_mc": mc, "input_mh": mh, "seq_h": seq_h, "seq_c": seq_c, "cache_tanh_ctilde": cache_tanh_ctilde, "cache_z": cache_z, "cache_i": cache_i, "cache_f": cache_f, "cache_o": cache_o, "cache_ctilde": cache_ctilde, "cache_htilde": cache_htilde, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
@@ -446,7 +566,7 @@ def _backward_steps(x, mc, mh, D, H, dhs, b_z, b_i, b_f, b_o, stack_h_prev, stac
                 # (adj:zbar) δzbar[t] = δz[t] ⊙ (1 - z[t]**2)
                 dproj_h_prev__b[j] = dz*(F(1) - (z__b[j]*z__b[j]))
         # Wᵀ δ(W h_prev), summed over the products on h_prev: one GEMM
-        np.dot(dproj_h_prev[t], stack_h_prev, gemm_h_prev)
+        _gemm(dproj_h_prev[t], stack_h_prev, gemm_h_prev)
         for b in range(B):
             gemm_h_prev__b = gemm_h_prev[b]
             dh__b = dh[b]
@@ -474,6 +594,55 @@ def _backward_steps(x, mc, mh, D, H, dhs, b_z, b_i, b_f, b_o, stack_h_prev, stac
                 dmh__b[j] = dh__b[j]*(h_prev__b[j] - htilde__b[j])
 
 
+@numba.njit(cache=True, error_model="numpy", nogil=True)
+def _backward_pass(x, mc, mh, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, seq_h, seq_c, cache_tanh_ctilde, cache_z, cache_i, cache_f, cache_o, cache_ctilde, cache_htilde, _h0, _c0):
+    """The gradients: every step's (``_backward_steps``), then each fused group's weight
+    gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
+    Returned as ``backward``'s keys are ordered."""
+    T, B, dtype = x.shape[0], x.shape[1], x.dtype
+    dh_next = _h0.copy()
+    dc_next = _c0.copy()
+    stack_h_prev = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
+    stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
+    dproj_h_prev = np.empty((T, B, 4*H), dtype)
+    dmc = np.empty_like(mc)
+    dmh = np.empty_like(mh)
+    _backward_steps(x, mc, mh, D, H, dhs, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, seq_h, seq_c, cache_tanh_ctilde, cache_z, cache_i, cache_f, cache_o, cache_ctilde, cache_htilde, dproj_h_prev, dmc, dmh, dh_next, dc_next)
+    # weight gradients: one GEMM per fused group over all T*B rows
+    dstack_h_prev = np.empty((4*H, seq_h[:-1].shape[2]), dtype)
+    _gemm(dproj_h_prev.reshape(T * B, 4*H).T, np.ascontiguousarray(seq_h[:-1]).reshape(T * B, -1), dstack_h_prev)
+    dstack_x = np.empty((4*H, x.shape[2]), dtype)
+    _gemm(dproj_h_prev.reshape(T * B, 4*H).T, np.ascontiguousarray(x).reshape(T * B, -1), dstack_x)
+    # bias gradients: dproj_h_prev summed over every step and sample at once
+    sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(axis=0)
+    # (grad:x) the products on x sent back, over all T*B rows
+    dx = np.empty((T, B, D), dtype)
+    _gemm(dproj_h_prev.reshape(T * B, 4*H), stack_x, dx.reshape(T * B, D))
+    return (
+        dstack_x[:H],  # (grad:W_z)
+        dstack_x[H:2*H],  # (grad:W_i)
+        dstack_x[2*H:3*H],  # (grad:W_f)
+        dstack_x[3*H:4*H],  # (grad:W_o)
+        dstack_h_prev[:H],  # (grad:R_z)
+        dstack_h_prev[H:2*H],  # (grad:R_i)
+        dstack_h_prev[2*H:3*H],  # (grad:R_f)
+        dstack_h_prev[3*H:4*H],  # (grad:R_o)
+        sum_dproj_h_prev[:H],  # (grad:b_z)
+        sum_dproj_h_prev[H:2*H],  # (grad:b_i)
+        sum_dproj_h_prev[2*H:3*H],  # (grad:b_f)
+        sum_dproj_h_prev[3*H:4*H],  # (grad:b_o)
+        dx,  # (grad:x)
+        dmc,  # (grad:mc)
+        dmh,  # (grad:mh)
+        dh_next,  # (init:h0)
+        dc_next,  # (init:c0)
+    )
+
+
+#: The keys of the gradients ``_backward_pass`` returns, in order.
+_GRADS = PARAMS + ("x", "mc", "mh", "h0", "c0", )
+
+
 def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
@@ -496,49 +665,7 @@ def backward(params, cache, dhs, dstate=None):
                          f"{dhs.dtype} {dhs.shape}")
     dhs = dhs.astype(dtype, copy=False)
     dnext = _states(dstate, "dstate", B, D, H, dtype)
-    dh_next = dnext["h"].copy()
-    seq_h = cache["seq_h"]
-    dc_next = dnext["c"].copy()
-    seq_c = cache["seq_c"]
-    cache_tanh_ctilde = cache["cache_tanh_ctilde"]
-    cache_z = cache["cache_z"]
-    cache_i = cache["cache_i"]
-    cache_f = cache["cache_f"]
-    cache_o = cache["cache_o"]
-    cache_ctilde = cache["cache_ctilde"]
-    cache_htilde = cache["cache_htilde"]
-    stack_h_prev = np.concatenate([R_z, R_i, R_f, R_o])
-    stack_x = np.concatenate([W_z, W_i, W_f, W_o])
-    dproj_h_prev = np.empty((T, B, 4*H), dtype)
-    dmc = np.empty_like(mc)
-    dmh = np.empty_like(mh)
-    _backward_steps(x, mc, mh, D, H, dhs, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, seq_h, seq_c, cache_tanh_ctilde, cache_z, cache_i, cache_f, cache_o, cache_ctilde, cache_htilde, dproj_h_prev, dmc, dmh, dh_next, dc_next)
-    grads = {}
-    # weight gradients: one GEMM per fused group over all T*B rows
-    dstack_h_prev = dproj_h_prev.reshape(T * B, -1).T @ seq_h[:-1].reshape(T * B, -1)
-    dstack_x = dproj_h_prev.reshape(T * B, -1).T @ x.reshape(T * B, -1)
-    grads["R_z"] = dstack_h_prev[:H]  # (grad:R_z)
-    grads["R_i"] = dstack_h_prev[H:2*H]  # (grad:R_i)
-    grads["R_f"] = dstack_h_prev[2*H:3*H]  # (grad:R_f)
-    grads["R_o"] = dstack_h_prev[3*H:4*H]  # (grad:R_o)
-    grads["W_z"] = dstack_x[:H]  # (grad:W_z)
-    grads["W_i"] = dstack_x[H:2*H]  # (grad:W_i)
-    grads["W_f"] = dstack_x[2*H:3*H]  # (grad:W_f)
-    grads["W_o"] = dstack_x[3*H:4*H]  # (grad:W_o)
-    # bias gradients: dproj_h_prev summed over every step and sample at once
-    sum_dproj_h_prev = dproj_h_prev.reshape(T * B, -1).sum(axis=0)
-    grads["b_z"] = sum_dproj_h_prev[:H]  # (grad:b_z)
-    grads["b_i"] = sum_dproj_h_prev[H:2*H]  # (grad:b_i)
-    grads["b_f"] = sum_dproj_h_prev[2*H:3*H]  # (grad:b_f)
-    grads["b_o"] = sum_dproj_h_prev[3*H:4*H]  # (grad:b_o)
-    grads = {name: grads[name] for name in PARAMS}
-    # (grad:x)
-    grads["x"] = (dproj_h_prev.reshape(T * B, -1) @ stack_x).reshape(T, B, D)
-    # (grad:mc)
-    grads["mc"] = dmc
-    # (grad:mh)
-    grads["mh"] = dmh
-    grads["h0"] = dh_next  # (init:h0)
-    grads["c0"] = dc_next  # (init:c0)
+    grads = dict(zip(_GRADS, _backward_pass(
+        x, mc, mh, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o,
+        *[cache[name] for name in ("seq_h", "seq_c", "cache_tanh_ctilde", "cache_z", "cache_i", "cache_f", "cache_o", "cache_ctilde", "cache_htilde", )], *[dnext[s] for s in STATES])))
     return grads
-

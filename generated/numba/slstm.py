@@ -35,13 +35,18 @@ Equation labels such as ``(fwd:h)``, ``(adj:h)`` and ``(rec:h)`` are those of th
 derivation document ``slstm.pdf``.  Shapes: x is (T, B, D), time-major; states are
 (B, size) with sizes in ``STATE_SIZES``; parameters are listed in ``SHAPES``.
 """
+import ctypes
 import functools
+import importlib.metadata
+import os
 
 import numpy as np
 
 try:
     import numba
-    from numba.extending import intrinsic, overload
+    from llvmlite import binding, ir
+    from numba.core import cgutils
+    from numba.extending import get_cython_function_address, intrinsic, overload
 except ImportError as error:   # numba is an optional extra
     raise ImportError(f"{__name__} needs numba and scipy, which symlstm installs as its "
                       "optional extra 'numba': pip install 'symlstm[numba]'") from error
@@ -369,6 +374,107 @@ def _logsigmoid_typed(a):
     return _logsigmoid32 if a == numba.types.float32 else _logsigmoid64
 
 
+# ---------------------------------------------------------------------- BLAS -----
+# The matrix products call sgemm and dgemm by their Fortran interface, through two symbols
+# the compiled code links by name: MKL's (the `mkl` package's libmkl_rt) when it is
+# installed, else SciPy's OpenBLAS, which is what numba's np.dot calls.  The compiled loops do
+# not depend on the choice, so numba's cache serves either.  SYMLSTM_BLAS=openblas or
+# SYMLSTM_BLAS=mkl makes it; MKL runs MKL_NUM_THREADS threads, OpenBLAS OPENBLAS_NUM_THREADS.
+
+_GEMM = {"s": "symlstm_sgemm", "d": "symlstm_dgemm"}   # the symbols, by BLAS prefix
+
+
+def _mkl():
+    """MKL's sgemm and dgemm, by prefix; None without the `mkl` package, when its library
+    does not load, or when another library in this process set MKL to 64-bit integers."""
+    try:
+        files = importlib.metadata.files("mkl") or ()
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = next((f.locate() for f in files if f.name.startswith("libmkl_rt.so")), None)
+    try:
+        lib = ctypes.CDLL(str(path)) if path else None
+    except OSError:   # a broken install: OpenBLAS serves, unless SYMLSTM_BLAS=mkl
+        return None
+    if lib is None or lib.MKL_Set_Interface_Layer(0) != 0:   # 0: LP64, 32-bit integers
+        return None
+    return {p: ctypes.cast(getattr(lib, p + "gemm"), ctypes.c_void_p).value for p in _GEMM}
+
+
+def _openblas():
+    """SciPy's sgemm and dgemm, by prefix."""
+    return {p: get_cython_function_address("scipy.linalg.cython_blas", p + "gemm")
+            for p in _GEMM}
+
+
+def _bind_blas():
+    """Bind the GEMM symbols to the BLAS that SYMLSTM_BLAS names, or to the fastest one
+    installed; return its name."""
+    want = os.environ.get("SYMLSTM_BLAS", "")
+    if want not in ("", "mkl", "openblas"):
+        raise ValueError(f"SYMLSTM_BLAS must be 'mkl', 'openblas' or unset, got {want!r}")
+    found = None if want == "openblas" else _mkl()
+    if found is None and want == "mkl":
+        raise ImportError("SYMLSTM_BLAS=mkl, but MKL's libmkl_rt was not found, did not load, "
+                          "or is set to 64-bit integers: pip install mkl")
+    name = "mkl" if found else "openblas"
+    for prefix, address in (found or _openblas()).items():
+        binding.add_symbol(_GEMM[prefix], address)
+    return name
+
+
+#: The BLAS the matrix products run on: "mkl" or "openblas".
+BLAS = _bind_blas()
+
+
+def _gemm_intrinsic(beta):
+    """An intrinsic out = a @ b + beta out for 2-D float arrays, each C- or F-contiguous
+    (``out`` C), as one call of the bound GEMM.  Row-major out = a b is column-major
+    outᵀ = bᵀ aᵀ: a C-contiguous operand is passed as it lies, an F-contiguous one
+    transposed."""
+    def typer(typingctx, a, b, out):
+        arrays = (a, b, out)
+        if not all(isinstance(m, numba.types.Array) and m.ndim == 2 and m.dtype == out.dtype
+                   and m.layout in "CF" for m in arrays) or out.layout != "C" \
+                or out.dtype not in (numba.types.float32, numba.types.float64):
+            return None
+
+        def codegen(context, builder, signature, args):
+            A, Bm, C = (context.make_array(m)(context, builder, v) for m, v in zip(arrays, args))
+            m, k = cgutils.unpack_tuple(builder, A.shape, 2)
+            n = cgutils.unpack_tuple(builder, Bm.shape, 2)[1]
+            i32, f = ir.IntType(32), context.get_value_type(out.dtype)
+
+            def ref(value):   # Fortran takes every argument by reference
+                return cgutils.alloca_once_value(builder, value)
+
+            def int_ref(value):   # a dimension, at least 1 for a leading one
+                value = builder.select(builder.icmp_signed("<", value, value.type(1)),
+                                       value.type(1), value)
+                return ref(builder.trunc(value, i32))
+
+            def operand(array, matrix):   # its flag, leading dimension and data
+                rows, cols = cgutils.unpack_tuple(builder, array.shape, 2)
+                c = matrix.layout == "C"
+                return (ref(ir.Constant(ir.IntType(8), ord("N" if c else "T"))),
+                        int_ref(cols if c else rows), builder.bitcast(array.data, f.as_pointer()))
+            (tb, ldb, pb), (ta, lda, pa) = operand(Bm, b), operand(A, a)
+            i8p, i32p, fp = ir.IntType(8).as_pointer(), i32.as_pointer(), f.as_pointer()
+            gemm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+                ir.VoidType(), [i8p, i8p, i32p, i32p, i32p, fp, fp, i32p, fp, i32p, fp, fp, i32p]),
+                _GEMM["s" if out.dtype == numba.types.float32 else "d"])
+            builder.call(gemm, [tb, ta, int_ref(n), int_ref(m), int_ref(k), ref(f(1.0)), pb, ldb,
+                                pa, lda, ref(f(beta)), builder.bitcast(C.data, fp), int_ref(n)])
+            return context.get_dummy_value()
+        return numba.types.void(a, b, out), codegen
+    typer.__name__ = "_gemm_add" if beta else "_gemm"
+    return intrinsic(typer)
+
+
+#: ``_gemm(a, b, out)``: out = a @ b; ``_gemm_add(a, b, out)``: out += a @ b.
+_gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
+
+
 # ------------------------------------------------------------------ the loops -----
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
@@ -390,9 +496,15 @@ def _heads_into(u, stack, out):
 @numba.njit(cache=True, error_model="numpy", nogil=True)
 def _heads_T_into(d, stack, out):
     """``_heads_T`` of d (B, G H) into out (B, H), in loops."""
+    out[:] = 0
+    _heads_T_add(d, stack, out)
+
+
+@numba.njit(cache=True, error_model="numpy", nogil=True)
+def _heads_T_add(d, stack, out):
+    """``_heads_T`` of d (B, G H) added to out (B, H), in loops."""
     HS = stack.shape[1]
     NH = out.shape[1] // HS
-    out[:] = 0
     for b in range(d.shape[0]):
         for m in range(stack.shape[0]):
             n = m % NH
@@ -400,6 +512,18 @@ def _heads_T_into(d, stack, out):
                 dj = d[b, m * HS + j]
                 for k in range(HS):
                     out[b, n * HS + k] += stack[m, j, k] * dj
+
+
+@numba.njit(cache=True, error_model="numpy", nogil=True)
+def _heads_outer_into(d, u, out):
+    """``_heads_outer``: Σ over the rows of d (N, G H) and u (N, H) of d uᵀ, head by head, into
+    out (G NH, HS, HS); block m from the columns of head m % NH, one GEMM per block."""
+    HS = out.shape[1]
+    NH = u.shape[1] // HS
+    for m in range(out.shape[0]):
+        n = m % NH
+        _gemm(np.ascontiguousarray(d[:, m * HS:(m + 1) * HS]).T,
+              np.ascontiguousarray(u[:, n * HS:(n + 1) * HS]), out[m])
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
 def _forward_steps(x, D, H, NH, b_z, b_i, b_f, b_o, stack_h_prev_heads, stack_x, proj_h_prev_heads, proj_x, seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f):
@@ -459,34 +583,28 @@ def _forward_steps(x, D, H, NH, b_z, b_i, b_f, b_o, stack_h_prev_heads, stack_x,
                 h__b[j] = c__b[j]*o__b[j]/n___b[j]
 
 
-def forward(params, x, state0=None):
-    """Run the cell over a sequence.
-
-    ``x`` is (T, B, D), time-major; ``state0`` maps each of ``STATES`` to a (B, size)
-    array (zeros when None). Returns ``(hs, state, cache)``: hs (T, B, H) holds h_t
-    for t = 1..T, state the final states, and cache what ``backward`` needs (it refers to
-    ``x``, so change neither before calling ``backward``).  The first call for a dtype
-    compiles the loop, or loads it from numba's cache.
-    """
-    x, (T, B, D, H, NH), dtype = _sizes(params, x)
-    W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o = (params[name] for name in PARAMS)
-    state0 = _states(state0, "state0", B, D, H, NH, dtype)
+@numba.njit(cache=True, error_model="numpy", nogil=True)
+def _forward_pass(x, D, H, NH, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, _h0, _c0, _n0, _m0):
+    """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
+    every step (one GEMM each), each state's sequence and the cached values."""
+    T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_z; R_i; R_f; R_o] h_prev_heads: the products on h_prev_heads as one matrix
-    stack_h_prev_heads = np.concatenate([R_z, R_i, R_f, R_o])
+    stack_h_prev_heads = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
     proj_h_prev_heads = np.empty((B, 4*H), dtype)
     # [W_z; W_i; W_f; W_o] x: the products on x as one matrix
-    stack_x = np.concatenate([W_z, W_i, W_f, W_o])
-    # one GEMM for every step at once, the biases folded in
-    proj_x = (x.reshape(T * B, D) @ stack_x.T).reshape(T, B, 4*H)
-    proj_x += np.concatenate([b_z, b_i, b_f, b_o])
+    stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
+    # one GEMM for every step at once, added to the biases
+    proj_x = np.empty((T, B, 4*H), dtype)
+    proj_x.reshape(T * B, 4*H)[:] = np.concatenate((b_z, b_i, b_f, b_o))
+    _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 4*H))
     seq_h = np.empty((T + 1, B, H), dtype)
-    seq_h[0] = state0["h"]
+    seq_h[0] = _h0
     seq_c = np.empty((T + 1, B, H), dtype)
-    seq_c[0] = state0["c"]
+    seq_c[0] = _c0
     seq_n = np.empty((T + 1, B, H), dtype)
-    seq_n[0] = state0["n"]
+    seq_n[0] = _n0
     seq_m = np.empty((T + 1, B, H), dtype)
-    seq_m[0] = state0["m"]
+    seq_m[0] = _m0
     cache_halfstep_0 = np.empty((T, B, H), dtype)
     cache_halfstep_1 = np.empty((T, B, H), dtype)
     cache_sigma_3 = np.empty((T, B, H), dtype)
@@ -495,6 +613,24 @@ def forward(params, x, state0=None):
     cache_i = np.empty((T, B, H), dtype)
     cache_f = np.empty((T, B, H), dtype)
     _forward_steps(x, D, H, NH, b_z, b_i, b_f, b_o, stack_h_prev_heads, stack_x, proj_h_prev_heads, proj_x, seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f)
+    return seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f
+
+
+def forward(params, x, state0=None):
+    """Run the cell over a sequence.
+
+    ``x`` is (T, B, D), time-major; ``state0`` maps each of ``STATES`` to a (B, size)
+    array (zeros when None). Returns ``(hs, state, cache)``: hs (T, B, H) holds h_t
+    for t = 1..T, state the final states, and cache what ``backward`` needs (it refers to
+    ``x``, so change neither before calling ``backward``).  The first call for a dtype
+    compiles the passes, or loads them from numba's cache.
+    """
+    x, (T, B, D, H, NH), dtype = _sizes(params, x)
+    W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o = (params[name] for name in PARAMS)
+    state0 = _states(state0, "state0", B, D, H, NH, dtype)
+    x = np.ascontiguousarray(x)   # its rows go to BLAS
+    seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f = _forward_pass(
+        x, D, H, NH, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, *[state0[s] for s in STATES])
     cache = {"cell": CELL, "input": x, "seq_h": seq_h, "seq_c": seq_c, "seq_n": seq_n, "seq_m": seq_m, "cache_halfstep_0": cache_halfstep_0, "cache_halfstep_1": cache_halfstep_1, "cache_sigma_3": cache_sigma_3, "cache_z": cache_z, "cache_o": cache_o, "cache_i": cache_i, "cache_f": cache_f, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
@@ -565,6 +701,56 @@ def _backward_steps(x, D, H, NH, dhs, b_z, b_i, b_f, b_o, stack_h_prev_heads, st
         _heads_T_into(dproj_h_prev_heads[t], stack_h_prev_heads, dh_next)
 
 
+@numba.njit(cache=True, error_model="numpy", nogil=True)
+def _backward_pass(x, D, H, NH, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f, _h0, _c0, _n0, _m0):
+    """The gradients: every step's (``_backward_steps``), then each fused group's weight
+    gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
+    Returned as ``backward``'s keys are ordered."""
+    T, B, dtype = x.shape[0], x.shape[1], x.dtype
+    dh_next = _h0.copy()
+    dc_next = _c0.copy()
+    dn_next = _n0.copy()
+    dm_next = _m0.copy()
+    stack_h_prev_heads = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
+    stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
+    dproj_h_prev_heads = np.empty((T, B, 4*H), dtype)
+    dproj_x = np.empty((T, B, 4*H), dtype)
+    _backward_steps(x, D, H, NH, dhs, b_z, b_i, b_f, b_o, stack_h_prev_heads, stack_x, seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f, dproj_h_prev_heads, dproj_x, dh_next, dc_next, dn_next, dm_next)
+    # weight gradients: one GEMM per fused group over all T*B rows, per-head blocks one GEMM per block
+    dstack_h_prev_heads = np.empty(stack_h_prev_heads.shape, dtype)
+    _heads_outer_into(dproj_h_prev_heads.reshape(T * B, 4*H), np.ascontiguousarray(seq_h[:-1]).reshape(T * B, -1), dstack_h_prev_heads)
+    dstack_x = np.empty((4*H, x.shape[2]), dtype)
+    _gemm(dproj_x.reshape(T * B, 4*H).T, np.ascontiguousarray(x).reshape(T * B, -1), dstack_x)
+    # bias gradients: dproj_h_prev_heads summed over every step and sample at once
+    sum_dproj_h_prev_heads = dproj_h_prev_heads.reshape(T * B, -1).sum(axis=0)
+    # (grad:x) the products on x sent back, over all T*B rows
+    dx = np.empty((T, B, D), dtype)
+    _gemm(dproj_x.reshape(T * B, 4*H), stack_x, dx.reshape(T * B, D))
+    return (
+        dstack_x[:H],  # (grad:W_z)
+        dstack_x[H:2*H],  # (grad:W_i)
+        dstack_x[2*H:3*H],  # (grad:W_f)
+        dstack_x[3*H:4*H],  # (grad:W_o)
+        dstack_h_prev_heads[:NH],  # (grad:R_z)
+        dstack_h_prev_heads[NH:2*NH],  # (grad:R_i)
+        dstack_h_prev_heads[2*NH:3*NH],  # (grad:R_f)
+        dstack_h_prev_heads[3*NH:4*NH],  # (grad:R_o)
+        sum_dproj_h_prev_heads[:H],  # (grad:b_z)
+        sum_dproj_h_prev_heads[H:2*H],  # (grad:b_i)
+        sum_dproj_h_prev_heads[2*H:3*H],  # (grad:b_f)
+        sum_dproj_h_prev_heads[3*H:4*H],  # (grad:b_o)
+        dx,  # (grad:x)
+        dh_next,  # (init:h0)
+        dc_next,  # (init:c0)
+        dn_next,  # (init:n0)
+        dm_next,  # (init:m0)
+    )
+
+
+#: The keys of the gradients ``_backward_pass`` returns, in order.
+_GRADS = PARAMS + ("x", "h0", "c0", "n0", "m0", )
+
+
 def backward(params, cache, dhs, dstate=None):
     """Backpropagation through time.
 
@@ -585,50 +771,7 @@ def backward(params, cache, dhs, dstate=None):
                          f"{dhs.dtype} {dhs.shape}")
     dhs = dhs.astype(dtype, copy=False)
     dnext = _states(dstate, "dstate", B, D, H, NH, dtype)
-    dh_next = dnext["h"].copy()
-    seq_h = cache["seq_h"]
-    dc_next = dnext["c"].copy()
-    seq_c = cache["seq_c"]
-    dn_next = dnext["n"].copy()
-    seq_n = cache["seq_n"]
-    dm_next = dnext["m"].copy()
-    seq_m = cache["seq_m"]
-    cache_halfstep_0 = cache["cache_halfstep_0"]
-    cache_halfstep_1 = cache["cache_halfstep_1"]
-    cache_sigma_3 = cache["cache_sigma_3"]
-    cache_z = cache["cache_z"]
-    cache_o = cache["cache_o"]
-    cache_i = cache["cache_i"]
-    cache_f = cache["cache_f"]
-    stack_h_prev_heads = np.concatenate([R_z, R_i, R_f, R_o])
-    stack_x = np.concatenate([W_z, W_i, W_f, W_o])
-    dproj_h_prev_heads = np.empty((T, B, 4*H), dtype)
-    dproj_x = np.empty((T, B, 4*H), dtype)
-    _backward_steps(x, D, H, NH, dhs, b_z, b_i, b_f, b_o, stack_h_prev_heads, stack_x, seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f, dproj_h_prev_heads, dproj_x, dh_next, dc_next, dn_next, dm_next)
-    grads = {}
-    # weight gradients: one GEMM per fused group over all T*B rows
-    dstack_h_prev_heads = _heads_outer(dproj_h_prev_heads, seq_h[:-1], stack_h_prev_heads)
-    dstack_x = dproj_x.reshape(T * B, -1).T @ x.reshape(T * B, -1)
-    grads["R_z"] = dstack_h_prev_heads[:NH]  # (grad:R_z)
-    grads["R_i"] = dstack_h_prev_heads[NH:2*NH]  # (grad:R_i)
-    grads["R_f"] = dstack_h_prev_heads[2*NH:3*NH]  # (grad:R_f)
-    grads["R_o"] = dstack_h_prev_heads[3*NH:4*NH]  # (grad:R_o)
-    grads["W_z"] = dstack_x[:H]  # (grad:W_z)
-    grads["W_i"] = dstack_x[H:2*H]  # (grad:W_i)
-    grads["W_f"] = dstack_x[2*H:3*H]  # (grad:W_f)
-    grads["W_o"] = dstack_x[3*H:4*H]  # (grad:W_o)
-    # bias gradients: dproj_h_prev_heads summed over every step and sample at once
-    sum_dproj_h_prev_heads = dproj_h_prev_heads.reshape(T * B, -1).sum(axis=0)
-    grads["b_z"] = sum_dproj_h_prev_heads[:H]  # (grad:b_z)
-    grads["b_i"] = sum_dproj_h_prev_heads[H:2*H]  # (grad:b_i)
-    grads["b_f"] = sum_dproj_h_prev_heads[2*H:3*H]  # (grad:b_f)
-    grads["b_o"] = sum_dproj_h_prev_heads[3*H:4*H]  # (grad:b_o)
-    grads = {name: grads[name] for name in PARAMS}
-    # (grad:x)
-    grads["x"] = (dproj_x.reshape(T * B, -1) @ stack_x).reshape(T, B, D)
-    grads["h0"] = dh_next  # (init:h0)
-    grads["c0"] = dc_next  # (init:c0)
-    grads["n0"] = dn_next  # (init:n0)
-    grads["m0"] = dm_next  # (init:m0)
+    grads = dict(zip(_GRADS, _backward_pass(
+        x, D, H, NH, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o,
+        *[cache[name] for name in ("seq_h", "seq_c", "seq_n", "seq_m", "cache_halfstep_0", "cache_halfstep_1", "cache_sigma_3", "cache_z", "cache_o", "cache_i", "cache_f", )], *[dnext[s] for s in STATES])))
     return grads
-

@@ -2,7 +2,7 @@
 ``symlstm.generated.numba.<cell>``.
 
 The plan is the NumPy module's.  Inside the compiled loop the fused GEMMs call BLAS
-(``np.dot`` into a buffer), and every run of element-wise statements of one size between two
+(``_gemm``: one call of MKL's GEMM, or OpenBLAS's, into a buffer), and every run of element-wise statements of one size between two
 GEMMs becomes one loop nest, over the samples and the vector's entries.  A value lives in a
 register unless a later nest, a GEMM or the backward pass reads it.  exp, tanh, σ, softplus
 and log σ are written in branch-free arithmetic (:func:`math_context`), which LLVM
@@ -34,7 +34,26 @@ def numba_module(d: Derivation, rebuild: str | None = None) -> str:
     fwd, bwd = _forward_kernel(plan), _backward_kernel(plan)
     fwd["args"], bwd["args"] = _arguments(plan)
     return environment().get_template(TEMPLATE).render(
-        template=TEMPLATE, rebuild=rebuild, **context, **math_context(), fwd=fwd, bwd=bwd)
+        template=TEMPLATE, rebuild=rebuild, **context, **math_context(), fwd=fwd, bwd=bwd,
+        **_passes(context))
+
+
+def _passes(context: dict) -> dict:
+    """What the compiled passes around the loops name: the arrays the forward pass keeps for
+    ``backward``, each state's initial value (or its gradient) as an argument, and what the
+    backward pass returns, each with its label, in the order of ``backward``'s keys."""
+    labels = context["labels"]
+    grads = dict(context["matrix_grads"])
+    grads.update((name, local) for name, local, _, _ in context["vector_grads"])
+    grads.update((name, f"sum_{buffer}[{rows}]") for name, buffer, rows in context["summed_grads"])
+    returned = [(grads[name], labels[name]) for name, _ in context["params"]]
+    returned += [(x["dlocal"], labels[x["name"]]) for x in context["inputs"]]
+    returned += [(s["carry"], labels[s["name"] + "0"]) for s in context["state_locals"]]
+    computed = {g["name"] for g in context["input_grads"]}
+    return dict(cache_arrays=[naming.sequence(name) for name, _ in context["states"]]
+                + [naming.cached(name) for name, _ in context["cached"]],
+                state_inits=[f"_{name}0" for name, _ in context["states"]], returned=returned,
+                summed_inputs=[x for x in context["inputs"] if x["name"] not in computed])
 
 
 def _arguments(plan: Plan) -> tuple[list[str], list[str]]:

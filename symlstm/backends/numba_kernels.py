@@ -28,7 +28,7 @@ class Elem(NamedTuple):
 
 
 class Gemm(NamedTuple):
-    """``np.dot(a, b, out)``, one BLAS call, with what it computes; ``reads`` and
+    """``_gemm(a, b, out)``, one call of the bound BLAS's GEMM, with what it computes; ``reads`` and
     ``writes`` name the arrays (the loops may move past it only if they touch neither)."""
     line: str
     comment: str = ""
@@ -36,7 +36,7 @@ class Gemm(NamedTuple):
     writes: str = ""
 
 
-def _gemm(a: str, b: str, out: str, comment: str, call: str = "np.dot") -> Gemm:
+def _gemm(a: str, b: str, out: str, comment: str, call: str = "_gemm") -> Gemm:
     """``call(a, b, out)``: a BLAS GEMM, or the loops over heads of ``_heads_into`` and
     ``_heads_T_into`` (per-head blocks, whose products are small and many)."""
     return Gemm(f"{call}({a}, {b}, {out})", comment, frozenset({_base(a), _base(b)}), _base(out))
@@ -183,7 +183,7 @@ def _split(step: _Step, e: Elem) -> list:
     items, subs = [], {}
     for ga in sorted(e.rhs.atoms(GroupAdjoint), key=sp.default_sort_key):
         buf, name = ga.args
-        call = "_heads_T_into" if isinstance(ga, HeadsAdjoint) else "np.dot"
+        call = "_heads_T_into" if isinstance(ga, HeadsAdjoint) else "_gemm"
         if e.rhs == ga and isinstance(e.target, Loc) and e.target.offset == 0 and not e.add \
                 and "[" not in e.target.array:   # the GEMM writes the carry itself
             return [_gemm(f"{buf}[t]", f"stack_{name}", e.target.array, e.comment, call)]
