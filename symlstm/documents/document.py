@@ -9,7 +9,7 @@ import numpy as np
 import sympy as sp
 
 from .. import naming
-from ..cell.matrices import refuse_per_head
+from ..cell.matrices import per_head_parts
 from ..cell.ops import sigma
 from ..cell.shipped import CELLS
 from ..derivation.bptt import Derivation
@@ -37,7 +37,6 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
     """The source of the derivation document for ``d.cell``; with ``head`` (a
     :class:`~symlstm.network.heads.HeadDerivation`), the document starts at the loss.  Its header
     names ``rebuild`` as the command that regenerates it, if given."""
-    refuse_per_head(d.cell, "derivation document")
     cell, g = d.cell, graph(d.cell)
     shipped = cell.name in CELLS and CELLS[cell.name]() == cell
     title = cell.title if cell.title.lower().endswith(" cell") or cell.title.lower() == "cell" \
@@ -302,12 +301,14 @@ def _flow(d) -> list[dict]:
     out (Σ diag(a) M) when every one from that state is short enough, else the chain of
     local Jacobians that gives them."""
     found = jacobians(d)
+    heads = bool(per_head_parts(d.cell))   # diag(a) M does not hold a matrix per head
     out = []
     for prev in d.cell.prev_states:
         js = [j for j in found if j.wrt == prev]
         if not js:
             continue
-        compact = [_jacobian(j) for j in js] if all(j.terms for j in js) else None
+        compact = [_jacobian(j) for j in js] if all(j.terms for j in js) and not heads \
+            else None
         if compact is not None and all(len(c["terms"]) <= MAX_LINES for c in compact):
             out.append(dict(wrt=latex(prev), compact=compact, chain=None))
         else:
