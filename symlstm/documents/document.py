@@ -26,8 +26,8 @@ from .latex import latex
 from .layout import graph
 from .lines import LINE_WIDTH, latex_lines, latex_width
 from .summary import summary
-from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about,
-                  tex_remarks)
+from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, matrix_states,
+                  tex_about, tex_remarks)
 
 
 TEX_TEMPLATE = "latex/derivation.tex.jinja"
@@ -58,11 +58,14 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
         through_time=[dict(label=eqref(x.label), lhs=latex(x.lhs), reads=_later(x),
                            element=_tex(x, cell, element=True)["element"])
                       for x in d.through_time],
-        inputs=[_tex(x, cell, element=True)["element"] for x in (*d.inputs, *d.initial)],
+        inputs=[_tex(x, cell, element=True)["element"]
+                for x in (*d.inputs, *(() if matrix_states(cell) else d.initial))],
         initial=[_tex(x, cell) for x in d.initial],
         param_elements=[e["element"] for e, p in sorted(zip(params, d.params),
                                                         key=lambda ep: not _is_matrix(ep[1]))],
         flow=_flow(d),
+        matrix_flow=[dict(state=latex(s), rec=eqref(g.label)) for s in matrix_states(cell)
+                     for g in d.through_time if naming.adjoint_of(g.lhs) == s],
         rnn_jacobians=_rnn_jacobians() if cell.name != "rnn" else [],
         states=", ".join(f"${naming.latex_base(n)}_t$" for n in cell.states),
         hidden_states=", ".join(f"${naming.latex_base(n)}_t$" for n, dim in cell.states.items()
@@ -300,8 +303,10 @@ def _flow(d) -> list[dict]:
     """The one-step Jacobians for the document, by the state they start from: multiplied
     out (Σ diag(a) M) when every one from that state is short enough, else the chain of
     local Jacobians that gives them."""
+    if matrix_states(d.cell):   # maps of matrices, which diag(a) M does not write
+        return []
     found = jacobians(d)
-    heads = bool(per_head_parts(d.cell))   # diag(a) M does not hold a matrix per head
+    heads = bool(per_head_parts(d.cell))   # a number per head scales a head's entries
     out = []
     for prev in d.cell.prev_states:
         js = [j for j in found if j.wrt == prev]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import naming
-from ..cell.ops import halfstep, sigma
+from ..cell.matrices import per_head_parts
+from ..cell.ops import halfstep, headsum, sigma
 from ..cell.parts import HEAD_MATRIX
 from ..derivation.bptt import Derivation
 from .latex import latex
@@ -65,16 +66,18 @@ def _shapes(d) -> list[tuple[str, str]]:
 
 
 def _heads(d) -> dict | None:
-    """The cell's matrices and numbers per head, as lists of names (None without heads)."""
+    """The cell's matrices and numbers per head, as names in a sentence, and whether a sum
+    within a head appears (None for a cell without them)."""
     cell = d.cell
-    if "NH" not in cell.dims:
+    if not per_head_parts(cell):
         return None
     found = {HEAD_MATRIX: [], "NH": []}
     for v in (*cell.prev_states, *(g.lhs for g in d.forward)):
         if cell.dim(v) in found:
             found[cell.dim(v)].append(f"${latex(v)}$")
     return dict(matrices=_listed(found[HEAD_MATRIX]), one_matrix=len(found[HEAD_MATRIX]) == 1,
-                numbers=_listed(found["NH"]))
+                numbers=_listed(found["NH"]),
+                sums=any(t.expr.atoms(headsum) for g in d.all() for t in g.terms))
 
 
 def _listed(names: list[str]) -> str:

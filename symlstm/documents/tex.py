@@ -106,5 +106,10 @@ def broken(terms: list[str], width: float = LINE_WIDTH) -> list[str]:
             for term in terms for k, line in enumerate(latex_lines(term, width - 4))]
 
 
+def matrix_states(cell) -> list:
+    """The states at t that are matrices per head."""
+    return [s for s in cell.new_states if cell.dim(s) == HEAD_MATRIX]
+
+
 def _is_matrix(g) -> bool:
     return any(t.expr.func.__name__ == "Outer" for t in g.terms)
