@@ -5,8 +5,10 @@ import re
 import shutil
 import subprocess
 
+import headcellgen
 import pytest
 import sympy as sp
+from hypothesis import HealthCheck, given, settings
 
 import symlstm
 from symlstm import build, naming
@@ -174,3 +176,17 @@ def test_the_document_builds_and_its_text_holds_every_equation(name, tmp_path):
     for g in d.all():
         assert f"({g.label})" in flat, f"{g.label} is not tagged in {name}.pdf"
     assert "∈RNh×H/Nh×H/Nh" in flat   # C_t ∈ ℝ^{N_h × H/N_h × H/N_h}
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(headcellgen.cells())
+def test_every_random_cell_with_matrices_per_head_gets_its_document(cell):
+    """The grammar's whole per-head part (outer products, Cq and Cᵀq, sums within a head,
+    numbers per head) prints: every equation tagged once, the matrix state with its shape."""
+    d = symlstm.derive(cell)
+    tex = latex_document(d)
+    for g in d.all():
+        _tagged(tex, g.label)
+    assert r"C_{t-1}" in _summary(tex).split("Shapes:")[1].split(r"\in \R^{N_h \times H/N_h")[0]
+    assert r"\mathbf{1}_{h}^{\top}\!\left(\delta C" not in tex   # a matrix's sum is ⟨A, B⟩
