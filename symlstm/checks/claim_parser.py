@@ -19,7 +19,8 @@ from ..cell.parts import HEAD_MATRIX
 FUNCTIONS = {"sigma": sigma, "σ": sigma, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log,
              "relu": relu, "softplus": softplus, "sech": sp.sech, "cosh": sp.cosh,
              "sinh": sp.sinh, "sqrt": sp.sqrt, "erf": sp.erf, "diff": sp.diff, "MatVec": MatVec,
-             "MatTVec": MatTVec, "Outer": Outer, "TimeSum": TimeSum, "Transposed": Transposed,
+             "MatTVec": MatTVec, "Outer": Outer, "HeadOuter": HeadOuter,
+             "TimeSum": TimeSum, "Transposed": Transposed,
              "Concat": Concat, "Part": Part, "Place": Place, "lse": lse, "total": total,
              "softmax": lambda a: sp.exp(a - lse(a)),
              **{f.__name__: f for f in (*OPS, *REDUCTIONS)}}
@@ -199,7 +200,7 @@ class _Parser:
             if b.shape not in "sv":
                 self.fail("a number or a vector to divide by", token, "a matrix")
             return _Value(a.expr / b.expr, self.combined(a.shape, b.shape, token, "divided"))
-        if op in ("⊙", "∘"):
+        if op in ("⊙", "∘") or (op == "*" and shapes == "mm"):   # SymPy's C[t-1]*δC[t]
             if "r" in shapes or shapes in ("mv", "vm"):
                 self.fail("factors of one shape around ⊙, which multiplies entry by entry (a "
                           "matrix product is written R_fᵀ δfbar[t+1], an outer product "
