@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 import headcellgen
+import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import HealthCheck, given, settings
@@ -149,11 +150,59 @@ def test_sums_within_a_head_print_as_dot_products():
 def test_the_flow_section_sends_matrices_to_their_recurrences(document):
     d, tex = document
     flow = tex[tex.index(r"\section{How gradients flow"):tex.index(r"\appendix")]
-    assert "map matrices to matrices" in flow
+    assert "map matrices to matrices" in " ".join(flow.split())
     assert r"\eqref{eq:rec:" in flow
     assert r"\operatorname{diag}\left(k_{t}\right)" not in flow   # no diag of a matrix map
     entries = tex[tex.index(r"\section{Entry by entry}"):]
     assert r"\delta x_{t,k}" in entries and "rec:" not in entries
+
+
+def test_the_jacobians_of_matrices_are_written_as_changes():
+    """dS_t = α_t (dS_{t-1} - β_t dSk_t k_tᵀ) with dSk_t = dS_{t-1} k_t: the map
+    dS_{t-1} ↦ α_t dS_{t-1} (I - β_t k_t k_tᵀ) of the paper, equation by equation."""
+    tex = latex_document(symlstm.derive(get_cell("gated_delta_net")))
+    flow = tex[tex.index(r"\section{How gradients flow"):tex.index(r"\appendix")]
+    assert r"\mathrm{d}\mathit{Sk}_{t} &= \mathrm{d}S_{t-1} k_{t}" in flow
+    assert (r"\mathrm{d}S_{t} &= \alpha_{t} \odot \left(\mathrm{d}S_{t-1} - \beta_{t} \odot "
+            r"\mathrm{d}\mathit{Sk}_{t} k_{t}^{\top}\right)") in flow
+    tex = latex_document(symlstm.derive(get_cell("mlstm")))
+    flow = tex[tex.index(r"\section{How gradients flow"):tex.index(r"\appendix")]
+    assert r"\mathrm{d}C_{t} &= f_{t} \odot \mathrm{d}C_{t-1}" in flow
+    assert r"\mathrm{d}\tilde{h}_{t} &= \frac{\mathrm{d}C_{t} q_{t}}{d_{t}}" in flow
+    assert r"\left\langle q_{t}, \mathrm{d}n_{t} \right\rangle" in flow   # d_t reads n_tᵀ q_t
+
+
+def test_a_change_is_the_derivative_along_it():
+    """The differential of a cell's equation against central differences of that equation:
+    its value at v + ε dv minus its value at v - ε dv, over 2ε."""
+    from symlstm.checks.numeric import evaluate
+    from symlstm.documents.differentials import Change, differential
+    cell = get_cell("mlstm")
+    rng = np.random.default_rng(0)
+    sizes = {"D": 2, "H": 4, "NH": 2, "HS": 2}
+    number = {"D": 2, "H": 4, "NH": 2, HEAD_MATRIX: (2, 2, 2)}
+
+    def shape(s):
+        dims = (cell.dim(s),) if naming.parse(s) is not None else cell.param(s.name).shape
+        return sum((number[d] if isinstance(number[d], tuple) else (number[d],) for d in dims),
+                   ())
+    for eq in cell.equations:
+        names = [s for s in eq.rhs.free_symbols if s.name not in ("HS", "eps")]
+        vectors = [s for s in names if naming.parse(s) is not None]
+        at = {s: rng.standard_normal(shape(s)) for s in names}
+        at.update({s: v for s, v in ((sp.Symbol("eps"), 1e-6),) if s in eq.rhs.free_symbols})
+        move = {s: rng.standard_normal(np.shape(v)) for s, v in at.items() if s in vectors}
+        changes = {s: Change(s) for s in move}
+        dy = differential(eq.rhs, changes)
+        named = {Change(s): sp.Symbol(f"d_{s.name}") for s in move}
+        value = evaluate(dy.xreplace(named), {**at, **{named[Change(s)]: v for s, v in
+                                                      move.items()}}.__getitem__, sizes)
+        eps = 1e-6
+        plus = evaluate(eq.rhs, {**at, **{s: at[s] + eps * move[s] for s in move}}.__getitem__,
+                        sizes)
+        minus = evaluate(eq.rhs, {**at, **{s: at[s] - eps * move[s] for s in move}}.__getitem__,
+                         sizes)
+        assert np.allclose(value, (plus - minus) / (2 * eps), atol=1e-6), eq.label
 
 
 @pytest.mark.skipif(not all(shutil.which(t) for t in ("latexmk", "pdftotext")),

@@ -21,6 +21,7 @@ from ..printers.templates import REBUILD, environment
 from ..printers.text import latex_text
 from . import notation
 from .batched import batched
+from .differentials import differential_flow
 from .drawing import _tikz
 from .latex import latex
 from .layout import graph
@@ -64,8 +65,7 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
         param_elements=[e["element"] for e, p in sorted(zip(params, d.params),
                                                         key=lambda ep: not _is_matrix(ep[1]))],
         flow=_flow(d),
-        matrix_flow=[dict(state=latex(s), rec=eqref(g.label)) for s in matrix_states(cell)
-                     for g in d.through_time if naming.adjoint_of(g.lhs) == s],
+        matrix_flow=differential_flow(d),
         rnn_jacobians=_rnn_jacobians() if cell.name != "rnn" else [],
         states=", ".join(f"${naming.latex_base(n)}_t$" for n in cell.states),
         hidden_states=", ".join(f"${naming.latex_base(n)}_t$" for n, dim in cell.states.items()

@@ -146,6 +146,9 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
             return rf"{self._print(W.args[0])} {self._wrap(u)}"
         return rf"{self._wrap(W)}^{{\top}} {self._wrap(u)}"
 
+    def _print_Change(self, expr):   # d v, the change of v
+        return rf"\mathrm{{d}}{self._print(expr.args[0])}"
+
     def _print_Transposed(self, expr):
         return rf"{self._print(expr.args[0])}^{{\top}}"
 
