@@ -436,3 +436,55 @@ def test_a_parameter_or_vector_named_like_a_function_reads_as_itself():
             claim = str(g).split(" = ", 1)[1]
             assert check_claim(d, g.label, claim).holds, f"{g.label}: {claim}"
     assert not check_claim(d, "grad:tanh", "Σ_t δexp[t] ⊙ tanh(W x[t])").holds
+
+
+# --- matrices per head ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mlstm():
+    return symlstm.derive(symlstm.cell.shipped.get_cell("mlstm"))
+
+
+@pytest.mark.parametrize("label, claim", [
+    ("rec:C", "δC[t+1] ⊙ f[t+1] + (δhtilde[t]/d[t]) q[t]ᵀ"),
+    ("adj:f", "headsum(δn[t] ⊙ n[t-1]) + headsum(δC[t] ⊙ C[t-1])"),
+    ("adj:i", "headsum(δn[t] ⊙ k[t]) + headsum(δC[t] ⊙ (v[t] k[t]ᵀ))"),
+    ("adj:v", "(δC[t] ⊙ i[t]) k[t]"),
+])
+def test_a_claim_with_matrices_per_head_is_judged(mlstm, label, claim):
+    """v kᵀ is each head's outer product, C q each head's matrix times the head's entries,
+    and a number per head (f, i) scales a matrix or a vector of its head."""
+    verdict = symlstm.check_claim(mlstm, label, claim)
+    assert verdict.holds, (verdict.missing, verdict.extra)
+
+
+@pytest.mark.parametrize("label, claim, wrong", [
+    ("rec:C", "δC[t+1] ⊙ f[t+1] + q[t] (δhtilde[t]/d[t])ᵀ", "q[t]"),       # transposed
+    ("adj:v", "(δC[t] ⊙ i[t])ᵀ k[t]", "Transposed"),                     # Cᵀ k for C k
+    ("rec:C", "δC[t+1] ⊙ f[t+1]", None),                                  # a path left out
+])
+def test_a_wrong_claim_with_matrices_per_head_names_the_path(mlstm, label, claim, wrong):
+    verdict = symlstm.check_claim(mlstm, label, claim)
+    assert not verdict.holds and verdict.missing
+    assert (wrong is None) == (verdict.extra == ())
+    if wrong:
+        assert wrong in str(verdict.extra)
+    assert verdict.counterexample["sizes"] == {"D": 2, "H": 4, "NH": 2, "HS": 2}
+
+
+def test_gated_delta_net_claims_read_the_transposed_state():
+    g = symlstm.derive(symlstm.cell.shipped.get_cell("gated_delta_net"))
+    assert symlstm.check_claim(g, "adj:q", "S[t]ᵀ δo[t]").holds
+    assert not symlstm.check_claim(g, "adj:q", "S[t] δo[t]").holds
+    assert symlstm.check_claim(
+        g, "rec:S", "δo[t] q[t]ᵀ + δS[t+1] ⊙ alpha[t+1] + δSk[t+1] k[t+1]ᵀ").holds
+
+
+@pytest.mark.parametrize("name", ["mlstm", "gated_delta_net"])
+def test_every_derived_equation_with_matrices_per_head_holds_as_printed(name):
+    """What ``print(d)`` prints (HeadOuter(v, k), headsum(C[t-1]*δC[t]), MatVec) is read back
+    and holds: the notation a user copies is the one the judge reads."""
+    d = symlstm.derive(symlstm.cell.shipped.get_cell(name))
+    for g in d.all():
+        if g.kind != naming.FORWARD:
+            assert check_claim(d, g.label, str(g).split(" = ", 1)[1]).holds, g.label

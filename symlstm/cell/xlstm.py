@@ -69,13 +69,15 @@ def slstm() -> Cell:
     return b.build()
 
 
-MLSTM_ABOUT = (
-    "The mLSTM of Beck et al., xLSTM: Extended Long Short-Term Memory (2024), as the "
-    "stabilised recurrent step of its reference code. Each of the NH heads keeps a matrix "
-    "memory C (d x d, d = H/NH), a normaliser n (d) and a stabiliser m (one number): "
-    "C_t = f C_{t-1} + i v k^T and n_t = f n_{t-1} + i k, with the exponential input gate "
-    "i = exp(ibar - m_t) and the forget gate f = exp(log sigma(fbar) + m_{t-1} - m_t), one "
-    "number per head each, and the output h = o * C_t q / (max(|n_t^T q|, exp(-m_t)) + 1e-6).")
+MLSTM_ABOUT = Latex(
+    "The mLSTM of Beck et al., ``xLSTM: Extended Long Short-Term Memory'' (2024), as the "
+    "stabilised recurrent step of its reference code. Each of the $N_h$ heads keeps a matrix "
+    "memory $C_t$ ($H/N_h \\times H/N_h$), a normaliser $n_t$ ($H/N_h$ entries) and a "
+    "stabiliser $m_t$ (one number): $C_t = f_t C_{t-1} + i_t v_t k_t^\\top$ and "
+    "$n_t = f_t n_{t-1} + i_t k_t$, with the exponential input gate "
+    "$i_t = \\exp(\\bar{i}_t - m_t)$ and the forget gate "
+    "$f_t = \\exp(\\log\\sigma(\\bar{f}_t) + m_{t-1} - m_t)$, one number per head each, and the "
+    "output $h_t = o_t \\odot C_t q_t / (\\max(|n_t^\\top q_t|, \\exp(-m_t)) + 10^{-6})$.")
 
 
 def mlstm() -> Cell:

@@ -10,15 +10,17 @@ from typing import NamedTuple
 import sympy as sp
 
 from .. import naming
-from ..cell.ops import (OPS, REDUCTIONS, Concat, MatTVec, MatVec, Outer, Part, Place, TimeSum,
-                        Transposed, lse, mean, relu, sigma, softplus, total)
+from ..cell.ops import (OPS, REDUCTIONS, Concat, HeadOuter, MatTVec, MatVec, Outer, Part, Place,
+                        TimeSum, Transposed, headsum, lse, mean, relu, sigma, softplus, total)
+from ..cell.parts import HEAD_MATRIX
 
 
 #: Names a claim may call besides the cell's own: the printed notation's functions.
 FUNCTIONS = {"sigma": sigma, "σ": sigma, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log,
              "relu": relu, "softplus": softplus, "sech": sp.sech, "cosh": sp.cosh,
              "sinh": sp.sinh, "sqrt": sp.sqrt, "erf": sp.erf, "diff": sp.diff, "MatVec": MatVec,
-             "MatTVec": MatTVec, "Outer": Outer, "TimeSum": TimeSum, "Transposed": Transposed,
+             "MatTVec": MatTVec, "Outer": Outer, "HeadOuter": HeadOuter,
+             "TimeSum": TimeSum, "Transposed": Transposed,
              "Concat": Concat, "Part": Part, "Place": Place, "lse": lse, "total": total,
              "softmax": lambda a: sp.exp(a - lse(a)),
              **{f.__name__: f for f in (*OPS, *REDUCTIONS)}}
@@ -28,6 +30,9 @@ SIZES = {"D": 2, "H": 3}   # small and different, so that a transposed product s
 #: The sizes a cell may declare beyond D and H (cell.EXTRA_SIZES), and the head size H/NH.
 EXTRA = {"P": 4, "NH": 3, "HS": 1}
 ALL_SIZES = {**SIZES, **EXTRA}
+#: The sizes of a cell with heads: two heads of two entries, so that a matrix per head and
+#: its transpose differ.
+HEAD_SIZES = {**ALL_SIZES, "H": 4, "NH": 2, "HS": 2}
 REACH = 2                  # a claim reads steps t-2 to t+2
 #: ASCII spellings of the adjoints' marks: delta_h[t] is δh[t], Delta_h[t] is Δh[t] and
 #: delta_plus_c[t] is δ⁺c[t] (longest first).
@@ -195,7 +200,7 @@ class _Parser:
             if b.shape not in "sv":
                 self.fail("a number or a vector to divide by", token, "a matrix")
             return _Value(a.expr / b.expr, self.combined(a.shape, b.shape, token, "divided"))
-        if op in ("⊙", "∘"):
+        if op in ("⊙", "∘") or (op == "*" and shapes == "mm"):   # SymPy's C[t-1]*δC[t]
             if "r" in shapes or shapes in ("mv", "vm"):
                 self.fail("factors of one shape around ⊙, which multiplies entry by entry (a "
                           "matrix product is written R_fᵀ δfbar[t+1], an outer product "
@@ -206,8 +211,9 @@ class _Parser:
             if isinstance(W, Transposed) and isinstance(W.args[0], sp.Symbol):
                 return _Value(c * MatTVec(W.args[0], b.expr), "v")
             return _Value(c * MatVec(W, b.expr), "v")
-        if shapes == "vr":
-            return _Value(Outer(a.expr, b.expr), "m")
+        if shapes == "vr":   # v kᵀ: a matrix per head in a cell with heads
+            heads = HEAD_MATRIX in self.d.vectors.values()
+            return _Value((HeadOuter if heads else Outer)(a.expr, b.expr), "m")
         if shapes in ("ss", "sv", "vs", "vv", "sm", "ms"):
             return _Value(a.expr * b.expr, self.combined(a.shape, b.shape, token, "multiplied"))
         if shapes == "vm":
@@ -315,7 +321,8 @@ class _Parser:
         except (TypeError, ValueError) as err:
             self.fail(f"as many arguments as {name.text} takes ({err})", name, str(len(args)))
         shape = {MatVec: "v", MatTVec: "v", Part: "v", Place: "v", Concat: "v", lse: "v",
-                 total: "v", mean: "v", Outer: "m", Transposed: "m"}.get(f, args[0].shape)
+                 total: "v", mean: "v", headsum: "s", Outer: "m", HeadOuter: "m",
+                 Transposed: "m"}.get(f, args[0].shape)
         return _Value(e ** 2 if square else e, shape)
 
     def vector(self, t: _Token) -> _Value:
@@ -351,7 +358,12 @@ class _Parser:
         self.expect("]", "']' after the time, as in c[t-1]")
         if abs(shift) > REACH:
             self.fail(f"a time from t-{REACH} to t+{REACH}", index, f"t{shift:+d}")
-        return _Value(naming.timed(base, shift, kind), "v")
+        return _Value(naming.timed(base, shift, kind), _HEAD_SHAPES.get(self.d.vectors[base], "v"))
+
+
+#: A matrix per head is a matrix, and one number per head goes with a vector or a matrix per
+#: head as a number does (each head's number with that head's entries).
+_HEAD_SHAPES = {HEAD_MATRIX: "m", "NH": "s"}
 
 
 def _check_names(d, expr: sp.Expr) -> None:

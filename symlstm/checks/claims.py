@@ -26,11 +26,12 @@ import sympy as sp
 
 from .. import naming
 from ..cell.ops import MatTVec, MatVec, Outer
-from ..cell.parts import size_value
+from ..cell.parts import HEAD_MATRIX, size_value
 from ..derivation.bptt import Derivation, describe_path
 from ..derivation.sweep import Term
 from ..lower.values import with_values
-from .claim_parser import ALL_SIZES, SIZES, ClaimError, _check_names, _unsummed, read
+from .claim_parser import (ALL_SIZES, HEAD_SIZES, SIZES, ClaimError, _check_names, _unsummed,
+                           read)
 from .numeric import EvaluationError, Run, evaluate, unroll
 
 
@@ -147,6 +148,7 @@ class _Subject(NamedTuple):
     targets: str               # "" without a head, else the head's: "real" or "class"
     marked: dict               # δ⁺ and Δ -> the vectors that have them (states; h)
     constants: dict            # the cell's named constants (ε) -> their values
+    sizes: dict                # the sizes the runs take: ALL_SIZES, HEAD_SIZES with heads
 
 
 def _subject(derivation) -> _Subject:
@@ -178,8 +180,9 @@ def _subject(derivation) -> _Subject:
     marked = {kind: {p.base for p in map(naming.parse, (*carries, *(
         s for _, rhs in backward for s in rhs.free_symbols))) if p and p.kind == kind}
         for kind in (naming.CARRY, naming.EXTERNAL)}
+    sizes = HEAD_SIZES if "NH" in cell.sizes else ALL_SIZES
     return _Subject(name, gradients, tuple(forward), tuple(backward), carries, vectors, params,
-                    head.head.targets if head else "", marked, constants)
+                    head.head.targets if head else "", marked, constants, sizes)
 
 
 # --- runs of the cell ----------------------------------------------------------------------
@@ -209,7 +212,10 @@ class _Runs:
     def shape(self, s: sp.Symbol) -> tuple[int, ...]:
         p = naming.parse(s)
         dims = self.d.params[s.name] if p is None else (self.d.vectors[p.base],)
-        return tuple(OUTPUTS if dim == "K" else size_value(dim, **ALL_SIZES) for dim in dims)
+        sizes = self.d.sizes
+        if dims == (HEAD_MATRIX,):   # one matrix per head
+            return (sizes["NH"], sizes["HS"], sizes["HS"])
+        return tuple(OUTPUTS if dim == "K" else size_value(dim, **sizes) for dim in dims)
 
     def _run(self, k: int) -> Run:
         def leaf(s: sp.Symbol, step):
@@ -228,14 +234,14 @@ class _Runs:
             return rng.standard_normal(shape)
         d = self.d
         try:
-            return unroll(STEPS, d.forward, d.backward, d.carries, leaf, ALL_SIZES)
+            return unroll(STEPS, d.forward, d.backward, d.carries, leaf, d.sizes)
         except EvaluationError as e:
             raise ClaimError(f"{d.name!r} cannot be run: {e}") from None
 
     def value(self, e: sp.Expr, k: int, t: int):
         """e on run k with t at step ``t``, as a NumPy array (or a number)."""
         try:
-            return evaluate(e, self.runs[k].at(t), ALL_SIZES)
+            return evaluate(e, self.runs[k].at(t), self.d.sizes)
         except KeyError as missing:
             raise ClaimError(f"{missing.args[0]} has no value in a run of {self.d.name!r}: "
                              "it is not a vector the cell computes") from None
@@ -318,7 +324,9 @@ def _counterexample(claimed, derived, runs: _Runs) -> dict:
         if isinstance(e, ClaimError):
             raise
         claim = f"no value ({e})"
-    sizes = {**SIZES, "K": OUTPUTS} if runs.d.targets else dict(SIZES)
+    heads = ("NH", "HS") if runs.d.sizes is HEAD_SIZES else ()
+    sizes = {k: runs.d.sizes[k] for k in (*SIZES, *heads)}
+    sizes = {**sizes, "K": OUTPUTS} if runs.d.targets else sizes
     return {"sizes": sizes, "steps": STEPS, "run": k, "step": t,
             "at": {comment(s): runs.runs[k].value(s, t) for s in used},
             "claim": claim, "derived": runs.value(derived, k, t)}

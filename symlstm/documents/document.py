@@ -9,7 +9,7 @@ import numpy as np
 import sympy as sp
 
 from .. import naming
-from ..cell.matrices import refuse_per_head
+from ..cell.matrices import per_head_parts
 from ..cell.ops import sigma
 from ..cell.shipped import CELLS
 from ..derivation.bptt import Derivation
@@ -21,13 +21,14 @@ from ..printers.templates import REBUILD, environment
 from ..printers.text import latex_text
 from . import notation
 from .batched import batched
+from .differentials import differential_flow
 from .drawing import _tikz
 from .latex import latex
 from .layout import graph
 from .lines import LINE_WIDTH, latex_lines, latex_width
 from .summary import summary
-from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, tex_about,
-                  tex_remarks)
+from .tex import (FIGURE_DIR, _is_matrix, _tex, _tex_size, _tt, broken, eqref, matrix_states,
+                  tex_about, tex_remarks)
 
 
 TEX_TEMPLATE = "latex/derivation.tex.jinja"
@@ -37,7 +38,6 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
     """The source of the derivation document for ``d.cell``; with ``head`` (a
     :class:`~symlstm.network.heads.HeadDerivation`), the document starts at the loss.  Its header
     names ``rebuild`` as the command that regenerates it, if given."""
-    refuse_per_head(d.cell, "derivation document")
     cell, g = d.cell, graph(d.cell)
     shipped = cell.name in CELLS and CELLS[cell.name]() == cell
     title = cell.title if cell.title.lower().endswith(" cell") or cell.title.lower() == "cell" \
@@ -59,11 +59,13 @@ def latex_document(d: Derivation, head=None, rebuild: str | None = None) -> str:
         through_time=[dict(label=eqref(x.label), lhs=latex(x.lhs), reads=_later(x),
                            element=_tex(x, cell, element=True)["element"])
                       for x in d.through_time],
-        inputs=[_tex(x, cell, element=True)["element"] for x in (*d.inputs, *d.initial)],
+        inputs=[_tex(x, cell, element=True)["element"]
+                for x in (*d.inputs, *(() if matrix_states(cell) else d.initial))],
         initial=[_tex(x, cell) for x in d.initial],
         param_elements=[e["element"] for e, p in sorted(zip(params, d.params),
                                                         key=lambda ep: not _is_matrix(ep[1]))],
         flow=_flow(d),
+        matrix_flow=differential_flow(d),
         rnn_jacobians=_rnn_jacobians() if cell.name != "rnn" else [],
         states=", ".join(f"${naming.latex_base(n)}_t$" for n in cell.states),
         hidden_states=", ".join(f"${naming.latex_base(n)}_t$" for n, dim in cell.states.items()
@@ -301,13 +303,17 @@ def _flow(d) -> list[dict]:
     """The one-step Jacobians for the document, by the state they start from: multiplied
     out (Σ diag(a) M) when every one from that state is short enough, else the chain of
     local Jacobians that gives them."""
+    if matrix_states(d.cell):   # maps of matrices, which diag(a) M does not write
+        return []
     found = jacobians(d)
+    heads = bool(per_head_parts(d.cell))   # a number per head scales a head's entries
     out = []
     for prev in d.cell.prev_states:
         js = [j for j in found if j.wrt == prev]
         if not js:
             continue
-        compact = [_jacobian(j) for j in js] if all(j.terms for j in js) else None
+        compact = [_jacobian(j) for j in js] if all(j.terms for j in js) and not heads \
+            else None
         if compact is not None and all(len(c["terms"]) <= MAX_LINES for c in compact):
             out.append(dict(wrt=latex(prev), compact=compact, chain=None))
         else:

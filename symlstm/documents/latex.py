@@ -9,9 +9,9 @@ from sympy.printing.latex import LatexPrinter
 
 from .. import naming
 from ..cell import display
-from ..cell.ops import OPS, Transposed
-from ..printers.table import (_hadamard, _has_symbols, _split_fraction, _TablePrinter,
-                              positive_first, signed)
+from ..cell.ops import HS, OPS, HeadOuter, Transposed, headsum, sqrt
+from ..printers.table import (_adjoint_first, _hadamard, _has_symbols, _split_fraction,
+                              _TablePrinter, positive_first, signed)
 
 
 class CellLatexPrinter(_TablePrinter, LatexPrinter):
@@ -42,7 +42,36 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
         finally:
             self._bound.pop()
 
+    def _print(self, expr, **kwargs):
+        if isinstance(expr, headsum) and not kwargs:
+            return self._print_headsum(expr)
+        if isinstance(expr, sqrt) and expr.args[0] == HS:
+            return r"\sqrt{H/N_h}"
+        return super()._print(expr, **kwargs)
+
+    def _print_headsum(self, expr):
+        """A sum within each head as a textbook writes it: uᵀ A w for the entries of A
+        weighted by an outer product u wᵀ, ‖a‖² for a square, ⟨a, b⟩ for the sum of a
+        product (the dot product of vectors, Σ_{ab} A_ab B_ab of matrices)."""
+        a = expr.args[0]
+        coeff, factors = a.as_coeff_mul() if isinstance(a, sp.Mul) else (sp.S.One, (a,))
+        sign = "- " if coeff == -1 else "" if coeff == 1 else self._print(coeff) + " "
+        outer = next((f for f in factors if isinstance(f, HeadOuter)), None)
+        if outer is not None and len(factors) > 1:
+            rest = sp.Mul(*(f for f in factors if f is not outer))
+            u, w = outer.args
+            return rf"{sign}{self._wrap(u)}^{{\top}} {self._wrap(rest)} {self._wrap(w)}"
+        if len(factors) == 1 and factors[0].is_Pow and factors[0].exp == 2:
+            return rf"{sign}\lVert {self._print(factors[0].base)} \rVert^{{2}}"
+        if len(factors) > 1:
+            first = min(factors, key=_adjoint_first)
+            rest = sp.Mul(*(f for f in factors if f is not first))
+            return rf"{sign}\left\langle {self._print(first)}, {self._print(rest)} \right\rangle"
+        return super()._print(expr)
+
     def _print_Symbol(self, expr, style="plain"):
+        if expr == HS:   # the head size
+            return r"(H/N_h)"
         index = self._settings["index"]
         return naming.latex(expr, self._settings["origin"], index[-1] if index else "")
 
@@ -116,6 +145,9 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
         if isinstance(W, Transposed):      # (Wᵀ)ᵀ u = W u
             return rf"{self._print(W.args[0])} {self._wrap(u)}"
         return rf"{self._wrap(W)}^{{\top}} {self._wrap(u)}"
+
+    def _print_Change(self, expr):   # d v, the change of v
+        return rf"\mathrm{{d}}{self._print(expr.args[0])}"
 
     def _print_Transposed(self, expr):
         return rf"{self._print(expr.args[0])}^{{\top}}"

@@ -174,7 +174,8 @@ def _join(line: list) -> str:
     out = ""
     for t in line:
         if isinstance(t, _Group):
-            out += rf"\left{t.open}{_join(t.items)}\right{t.close}"
+            gap = " " if t.open[-1:].isalpha() else ""   # \left\langle x, not \langlex
+            out += rf"\left{t.open}{gap}{_join(t.items)}\right{t.close}"
         elif isinstance(t, _Break):
             out += " "
         else:

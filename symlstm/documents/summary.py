@@ -5,7 +5,9 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import naming
-from ..cell.ops import sigma
+from ..cell.matrices import per_head_parts
+from ..cell.ops import halfstep, headsum, sigma
+from ..cell.parts import HEAD_MATRIX
 from ..derivation.bptt import Derivation
 from .latex import latex
 from .lines import LINE_WIDTH, latex_width
@@ -26,6 +28,8 @@ def summary(d: Derivation) -> dict:
         shapes=_shapes(d),
         logistic=any(eq.rhs.atoms(sigma) for eq in cell.equations),
         tanh=any(eq.rhs.atoms(sp.tanh) for eq in cell.equations),
+        halfstep=any(t.expr.atoms(halfstep) for g in d.all() for t in g.terms),
+        heads=_heads(d),
         unrolled=_unrolled(cell),
         loops=_loops(d))
 
@@ -59,6 +63,26 @@ def _shapes(d) -> list[tuple[str, str]]:
     for v in (*cell.input_symbols, *cell.prev_states, *(g.lhs for g in d.forward)):
         groups.setdefault(_tex_size(cell.dim(v), False), []).append(latex(v))
     return [(", ".join(names), size) for size, names in groups.items()]
+
+
+def _heads(d) -> dict | None:
+    """The cell's matrices and numbers per head, as names in a sentence, and whether a sum
+    within a head appears (None for a cell without them)."""
+    cell = d.cell
+    if not per_head_parts(cell):
+        return None
+    found = {HEAD_MATRIX: [], "NH": []}
+    for v in (*cell.prev_states, *(g.lhs for g in d.forward)):
+        if cell.dim(v) in found:
+            found[cell.dim(v)].append(f"${latex(v)}$")
+    return dict(matrices=_listed(found[HEAD_MATRIX]), one_matrix=len(found[HEAD_MATRIX]) == 1,
+                numbers=_listed(found["NH"]),
+                sums=any(t.expr.atoms(headsum) for g in d.all() for t in g.terms))
+
+
+def _listed(names: list[str]) -> str:
+    """Names in a sentence: "a", "a and b", "a, b and c"."""
+    return " and ".join(filter(None, [", ".join(names[:-1]), *names[-1:]]))
 
 
 def _params_by_shape(cell) -> list[tuple[str, str]]:

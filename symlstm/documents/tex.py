@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .. import naming
-from ..cell.parts import Latex
+from ..cell.parts import HEAD_MATRIX, Latex
 from ..printers.table import signed
 from ..printers.text import latex_text
 from .latex import latex
@@ -14,6 +14,8 @@ from .lines import LINE_WIDTH, latex_lines
 
 def _tex_size(dim: str, product: bool) -> str:
     """A size in a document: ``2H + 1``, in parentheses inside a product (H × (D + H))."""
+    if dim == HEAD_MATRIX:   # one H/NH × H/NH matrix per head
+        return r"N_h \times H/N_h \times H/N_h"
     text = dim.replace("*", "").replace("NH", "N_h")   # the number of heads
     return f"({text})" if product and "+" in text else text
 
@@ -102,6 +104,11 @@ def broken(terms: list[str], width: float = LINE_WIDTH) -> list[str]:
     """One line per term, a term too long for a line continued on more, indented."""
     return [line if k == 0 else r"\qquad " + line
             for term in terms for k, line in enumerate(latex_lines(term, width - 4))]
+
+
+def matrix_states(cell) -> list:
+    """The states at t that are matrices per head."""
+    return [s for s in cell.new_states if cell.dim(s) == HEAD_MATRIX]
 
 
 def _is_matrix(g) -> bool:
