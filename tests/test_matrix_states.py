@@ -283,11 +283,11 @@ def test_the_output_is_a_vector_not_a_matrix():
         _cell(body, output="C")
 
 
-@pytest.mark.parametrize("stage", ["numba", "document"])
-def test_numba_and_documents_refuse_matrices_per_head_by_name(stage):
-    from symlstm.backends.numba import numba_module
+@pytest.mark.parametrize("stage", ["lowering", "document"])
+def test_fused_lowering_and_documents_refuse_matrices_per_head_by_name(stage):
     from symlstm.documents.document import latex_document
-    make = {"numba": numba_module, "document": latex_document}[stage]
+    from symlstm.lower.plan import lower
+    make = {"lowering": lower, "document": latex_document}[stage]
     with pytest.raises(CellError, match=r"cell 'mlstm' has matrices or numbers per head \(C "
                                         r"\(size NH×H/NH×H/NH\), m \(size NH\).*does not handle"):
         make(symlstm.derive("mlstm"))
