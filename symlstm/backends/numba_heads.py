@@ -15,12 +15,14 @@ live in arrays of one step that every step overwrites.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import sympy as sp
 
 from .. import naming
 from ..cell.matrices import per_head_parts
-from ..cell.ops import (Abs, HeadOuter, MatTVec, MatVec, Max, Min, Outer, Transposed, exp,
-                        halfstep, headsum, log, logsigmoid, matrix_param, mean, relu, sigma, sign,
+from ..cell.ops import (Abs, MatTVec, MatVec, Max, Min, Outer, Transposed, exp,
+                        halfstep, headsum, log, logsigmoid, mean, relu, sigma, sign,
                         softplus, sqrt, step, tanh, total)
 from ..cell.parts import HEAD_MATRIX, SIZE_SYMBOLS, CellError
 from ..derivation.bptt import Derivation
@@ -48,12 +50,13 @@ COUNT = {"H": "NH * HS", "NH": "NH", "1": "1", HEAD_MATRIX: "NH * HS * HS"}
 _RANK = {"1": 0, "NH": 1, "H": 2, HEAD_MATRIX: 3}
 
 
-class Place:
+class Place(NamedTuple):
     """Where a value of the step lives: ``array`` indexed by ``prefix`` (the step, or
     nothing), then the sample (unless a parameter) and the entry."""
-
-    def __init__(self, array: str, size: str, prefix: str = "", batched: bool = True):
-        self.array, self.size, self.prefix, self.batched = array, size, prefix, batched
+    array: str
+    size: str
+    prefix: str = ""
+    batched: bool = True
 
 
 class EntryPrinter(CellNumPyPrinter):
@@ -94,7 +97,8 @@ class EntryPrinter(CellNumPyPrinter):
 
     def _print_HeadOuter(self, expr):   # (u vᵀ)[r, c] = u[r] v[c]
         u, v = expr.args
-        return f"{self.at(u, j=self._settings['ix']['r'])} * {self.at(v, j=self._settings['ix']['c'])}"
+        ix = self._settings["ix"]
+        return f"{self.at(u, j=ix['r'])} * {self.at(v, j=ix['c'])}"
 
     def at(self, e, **moved) -> str:
         """``e`` printed with some loop indices renamed (``j="k"``)."""
@@ -148,19 +152,12 @@ class Step:
         """``e`` with each reduction in it computed first into an array of its own size."""
         if not isinstance(e, sp.Expr) or e.is_Atom or e in self.places:
             return e
-        if isinstance(e, (MatVec, MatTVec)):
-            M, u = e.args
-            self.hoist(u)
-            if not isinstance(M, sp.Symbol) and not isinstance(M, Transposed):
-                self.hoist(M)
-            elif isinstance(M, Transposed) and not isinstance(M.args[0], sp.Symbol):
-                self.hoist(M.args[0])
-            self._reduction(e)
-            return e
         for a in e.args:
             self.hoist(a)
-        if e.func in (headsum, total, mean):
-            self._reduction(e)
+        if isinstance(e, (MatVec, MatTVec)):
+            self._product(e)
+        elif e.func in (headsum, total, mean):
+            self._sum(e)
         return e
 
     def _temp(self, e, size: str) -> str:
@@ -169,35 +166,29 @@ class Step:
         self.places[e] = Place(name, size)
         return name
 
-    def _reduction(self, e) -> None:
-        if e in self.places:
-            return
-        if e.func in (headsum, total, mean):
-            a = e.args[0]
-            inner, outer = self.size(a), "NH" if e.func is headsum else "1"
-            name = self._temp(e, outer)
-            ix = dict(IX)
-            summed = loops(inner, [f"acc += {self.code(a, ix)}"], ix, batch=False)
-            if outer == "NH":   # the loop over the heads is the outer one
-                summed = [line[4:] for line in summed[1:]] if inner != "NH" else \
-                    [f"acc += {self.code(a, ix)}"]
-            div = f" / ({COUNT[inner]})" if e.func is mean else ""
-            self.lines += loops(outer, ["acc = 0.0", *summed, f"{name}[{'b, n' if outer == 'NH' else 'b'}] = acc{div}"], IX)
-            return
-        self._product(e)
+    def _sum(self, e) -> None:
+        """Σ within each head (headsum) or over every entry of a sample (total, mean)."""
+        a = e.args[0]
+        inner, outer = self.size(a), "NH" if e.func is headsum else "1"
+        name = self._temp(e, outer)
+        summed = loops(inner, [f"acc += {self.code(a)}"], IX, batch=False)
+        if outer == "NH":   # inside the loop over the heads already
+            summed = [line[4:] for line in summed[1:]] if inner != "NH" else summed
+        div = f" / ({COUNT[inner]})" if e.func is mean else ""
+        target = f"{name}[b, n]" if outer == "NH" else f"{name}[b]"
+        self.lines += loops(outer, ["acc = 0.0", *summed, f"{target} = acc{div}"], IX)
 
     def _product(self, e) -> None:
         M, u = e.args
         transposed = isinstance(e, MatTVec) != isinstance(M, Transposed)   # Mᵀ u
         W = M.args[0] if isinstance(M, Transposed) else M
-        P = matrix_param(W)
-        if isinstance(W, sp.Symbol) and naming.parse(P) is None:
+        if isinstance(W, sp.Symbol) and naming.parse(W) is None:   # a parameter
             return self._param_product(e, W, u, transposed)
         name = self._temp(e, "H")   # a matrix per head applied to an H-vector, head by head
-        ix = dict(IX, k="k")
-        entry = dict(r="k", c="j") if transposed else dict(r="j", c="k")
-        body = [f"acc += ({self.code(W, dict(ix, **entry))}) * ({self.code(u, dict(ix, j='k'))})"]
-        self.lines += loops("H", ["acc = 0.0", *loops_k(body), f"{name}[b, n, j] = acc"], IX)
+        entry = dict(IX, r="k", c="j") if transposed else dict(IX, r="j", c="k")
+        body = f"acc += ({self.code(W, entry)}) * ({self.code(u, dict(IX, j='k'))})"
+        self.lines += loops("H", ["acc = 0.0", "for k in range(HS):", "    " + body,
+                                  f"{name}[b, n, j] = acc"], IX)
 
     def _param_product(self, e, W, u, transposed: bool) -> None:
         cell = self.cell
@@ -218,10 +209,6 @@ class Step:
         body = loops(cols, [f"acc += {w} * ({self.code(u, ix)})"], ix, batch=False)
         target = {"H": "b, n, j", "NH": "b, n", "1": "b"}[rows]
         self.lines += loops(rows, ["acc = 0.0", *body, f"{name}[{target}] = acc"], IX)
-
-
-def loops_k(body: list[str]) -> list[str]:
-    return ["for k in range(HS):", *("    " + line for line in body)]
 
 
 def numba_heads_module(d: Derivation, rebuild: str | None = None) -> str:
@@ -338,7 +325,7 @@ def _backward(d: Derivation, shared: dict, x) -> dict:
         return buffers[u][0]
 
     users: dict = {}
-    after, grads = [], []
+    grads = []
     for g in d.params:
         p = cell.param(g.name)
         if not p.is_matrix:
