@@ -50,7 +50,7 @@ def problem(mod, dtype, scale, T=4, B=3, D=5, H=8, NH=2, seed=0):
     """Parameters (``scale`` times PyTorch's initialisation), input, initial states and the
     gradients of a loss with respect to the outputs and the final states."""
     rng = np.random.default_rng(seed)
-    params = {k: (scale * v).astype(dtype)
+    params = {k: np.asarray(scale * v, dtype)   # a scalar parameter as a 0-d array
               for k, v in mod.init_params(D, H, seed, num_heads=NH).items()}
     sizes = {"NH": NH, "H/NH": H // NH}
     state0 = {s: rng.standard_normal((B, *(sizes[d] for d in shape))).astype(dtype)
@@ -130,3 +130,24 @@ def test_random_cells_with_heads_get_the_numpy_modules_results(cell):
     ref = load(numpy_module(d), folder, "headcell_numpy")
     mine = load(numba_module(d), folder, "headcell_numba")
     compare(ref, mine, *problem(ref, np.float64, 1.0, seed=1), 1e-12)
+
+
+def test_a_mean_over_every_entry_reads_the_sizes(tmp_path):
+    """mean(r ⊙ r) sends δs/H back to r: the compiled loops know H (and D), not only NH
+    and the head size."""
+    from symlstm import CellBuilder, matvec
+    from symlstm.cell.ops import mean, outer, sigma, tanh
+    b = CellBuilder("meancell", "A mean over every entry")
+    NH = b.size("NH")
+    x, C = b.input("x"), b.state("C", NH, "H/NH", "H/NH")
+    a = b.param("a", NH)
+    v = b.let("v", matvec(b.param("W_v", "H", "D"), x))
+    k = b.let("k", tanh(matvec(b.param("W_k", "H", "D"), x)))
+    f = b.let("f", sigma(matvec(b.param("w_f", NH, "D"), x) + a))
+    r = b.let("r", matvec(b.let("C", f * C + outer(v, k)), k))
+    s = b.let("s", mean(r * r))
+    b.let("h", r / (1 + s) + a * k)
+    d = symlstm.derive(b.build(output="h"))
+    ref = load(numpy_module(d), tmp_path, "meancell_numpy")
+    mine = load(numba_module(d), tmp_path, "meancell_numba")
+    compare(ref, mine, *problem(ref, np.float64, 1.0), 1e-12)
