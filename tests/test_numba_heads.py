@@ -151,3 +151,14 @@ def test_a_mean_over_every_entry_reads_the_sizes(tmp_path):
     ref = load(numpy_module(d), tmp_path, "meancell_numpy")
     mine = load(numba_module(d), tmp_path, "meancell_numba")
     compare(ref, mine, *problem(ref, np.float64, 1.0), 1e-12)
+
+
+def test_without_numba_the_import_names_the_extra(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "mlstm_numba.py").write_text(numba_module(symlstm.derive("mlstm")))
+    script = (f"import sys; sys.modules['numba'] = None; sys.path.insert(0, {str(tmp_path)!r})\n"
+              "import mlstm_numba")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "ImportError" in out.stderr and "pip install 'symlstm[numba]'" in out.stderr, out.stderr

@@ -20,7 +20,6 @@ from typing import NamedTuple
 import sympy as sp
 
 from .. import naming
-from ..cell.matrices import per_head_parts
 from ..cell.ops import (Abs, MatTVec, MatVec, Max, Min, Outer, Transposed, exp,
                         halfstep, headsum, log, logsigmoid, mean, relu, sigma, sign,
                         softplus, sqrt, step, tanh, total)
@@ -30,7 +29,7 @@ from ..derivation.sweep import size_of
 from ..lower.division import quotients
 from ..lower.values import with_values
 from ..printers.templates import environment
-from .heads import HeadsPrinter, _check_layout, heads_context
+from .heads import HeadsPrinter, heads_context
 from .numpy import CellNumPyPrinter
 
 TEMPLATE = "numba/heads.py.jinja"
@@ -45,6 +44,10 @@ SPELLINGS = {
 }
 #: The shape of one step's array of each size, after (T,) or (T + 1,) where it is kept.
 SHAPE = {"H": "(B, NH, HS)", "NH": "(B, NH)", "1": "(B,)", HEAD_MATRIX: "(B, NH, HS, HS)"}
+#: The shape a vector parameter and its gradient have in the loops.
+VECTOR = {"H": "(NH, HS)", "NH": "(NH,)", "1": "(1,)"}
+#: The loop indices over one sample's entries of each size (see ``EntryPrinter``).
+INDICES = {"1": "", "NH": "n", "H": "nj", HEAD_MATRIX: "nrc"}
 #: How many entries of each size one sample has (a mean's divisor).
 COUNT = {"H": "NH * HS", "NH": "NH", "1": "1", HEAD_MATRIX: "NH * HS * HS"}
 _RANK = {"1": 0, "NH": 1, "H": 2, HEAD_MATRIX: 3}
@@ -82,11 +85,8 @@ class EntryPrinter(CellNumPyPrinter):
 
     def _entry(self, place: Place) -> str:
         ix = self._settings["ix"]
-        at = {"1": [], "NH": [ix["n"]], "H": [ix["n"], ix["j"]],
-              HEAD_MATRIX: [ix["n"], ix["r"], ix["c"]]}[place.size]
-        if place.batched:
-            at = [ix["b"], *at]
-        at = [place.prefix] * bool(place.prefix) + at
+        at = [place.prefix] * bool(place.prefix) + [ix["b"]] * place.batched + \
+            [ix[i] for i in INDICES[place.size]]
         return f"{place.array}[{', '.join(at)}]" if at else place.array
 
     def _print_Symbol(self, expr):
@@ -112,10 +112,9 @@ class EntryPrinter(CellNumPyPrinter):
 
 def loops(size: str, body: list[str], ix: dict, batch: bool = True) -> list[str]:
     """``body`` inside the loops over the samples, heads and entries of ``size``."""
-    names = {"1": [], "NH": ["n"], "H": ["n", "j"], HEAD_MATRIX: ["n", "r", "c"]}[size]
     extent = {"n": "NH", "j": "HS", "r": "HS", "c": "HS", "b": "B"}
     lines, indent = [], ""
-    for name in (["b"] if batch else []) + names:
+    for name in "b" * batch + INDICES[size]:
         lines.append(f"{indent}for {ix[name]} in range({extent[name]}):")
         indent += "    "
     return lines + [indent + line for line in body]
@@ -141,12 +140,10 @@ class Step:
         self.printer._settings["ix"] = dict(ix or IX)
         return self.printer.doprint(e)
 
-    def statement(self, target: str, e, size: str, op: str = "=", batch: bool = True,
-                  ix=None) -> None:
+    def statement(self, target: str, e, size: str, op: str = "=") -> None:
         """``target`` (an array entry at the loop indices) op= ``e``, over ``size``."""
         e = self.hoist(quotients(e))
-        ix = dict(ix or IX)
-        self.lines += loops(size, [f"{target} {op} {self.code(e, ix)}"], ix, batch)
+        self.lines += loops(size, [f"{target} {op} {self.code(e)}"], IX)
 
     def hoist(self, e):
         """``e`` with each reduction in it computed first into an array of its own size."""
@@ -215,17 +212,13 @@ def numba_heads_module(d: Derivation, rebuild: str | None = None) -> str:
     """The Numba module of a cell with matrices per head (see the module's docstring)."""
     context = heads_context(d, HeadsPrinter)
     return environment().get_template(TEMPLATE).render(
-        **context, **kernels(with_values(d)), template=TEMPLATE, rebuild=rebuild)
+        **context, **_kernels(with_values(d)), template=TEMPLATE, rebuild=rebuild)
 
 
-def kernels(d: Derivation) -> dict:
+def _kernels(d: Derivation) -> dict:
     """The loop bodies of both passes, the arrays each reads and writes, and the GEMMs
     around them (see the module's docstring)."""
-    cell = d.cell
-    if not per_head_parts(cell):
-        raise CellError(f"cell {cell.name!r} has no matrices or numbers per head; its Numba "
-                        "module is symlstm.backends.numba.numba_module's own")
-    _check_layout(cell)
+    cell = d.cell   # heads_context has checked its layout
     x = cell.input_symbols[0]
     shared = _param_places(cell)
     projections = {}
@@ -257,11 +250,28 @@ def kernels(d: Derivation) -> dict:
     fwd = _forward(cell, shared, dict(work))
     bwd = _backward(d, shared, x)
     out = shared[naming.timed(cell.output)]
+    given = ["T", "B", "D", "H", "NH", "HS"]
+    params = [f"P_{p.name}" for p in cell.params]
+    held = [*params, *(f"X_{W}" for W in projections)]
+    reread = {f"X_{m.args[0]}" for g in (*d.step, *d.inputs, *d.initial, *d.params)
+              for m in g.rhs.atoms(MatVec) if m.args[1] == x}   # the rest is not cached
+    states = [f"S_{s}" for s in cell.states]
+    fwd["args"] = [*given, *held, *states, *cached, *(a for a, _ in fwd["work"])]
+    fwd["call"] = [*given, *(f'a["{a}"]' for a in (*held, *states, *cached)),
+                   *(a for a, _ in fwd["work"])]
+    carried = [a for s in cell.states for a in (f"S_{s}", f"N_{s}")]
+    mine = [*(g[1] for g in bwd["grads"]), *(b for b, _ in bwd["buffers"]),
+            *(a for a, _ in bwd["work"])]
+    held = [*params, *sorted(reread)]
+    bwd["args"] = [*given, "DH", *held, *carried, *cached, *mine]
+    bwd["call"] = [*given, "DH", *(f'a["{a}"]' for a in held),
+                   *(a if a.startswith("N_") else f'a["{a}"]' for a in carried),
+                   *(f'a["{a}"]' for a in cached), *mine]
     return dict(
-        projections=[(W, "(T, B, NH, HS)" if rows == "H" else "(T, B, NH)")
-                     for W, rows in projections.items()],
-        param_places=[(p.name, None if p.is_matrix or not p.shape else
-                       {"H": "(NH, HS)", "NH": "(NH,)"}[p.shape[0]]) for p in cell.params],
+        projections=[(W, f"(T, {SHAPE[rows][1:]}") for W, rows in projections.items()],
+        uncached=[f"X_{W}" for W in projections if f"X_{W}" not in reread],
+        param_places=[(p.name, None if p.is_matrix or not p.shape else VECTOR[p.shape[0]])
+                      for p in cell.params],
         state_arrays=[(s, f"S_{s}", SHAPE[dim]) for s, dim in cell.states.items()],
         cached_arrays=list(cached.items()), hs_array=out.array,
         hs_slice="[1:]" if out.prefix == "t + 1" else "",
@@ -281,8 +291,8 @@ def _param_places(cell) -> dict:
     return places
 
 
-def _target(place: Place, ix=IX) -> str:
-    return EntryPrinter({"places": {}, "ix": dict(ix)})._entry(place)
+def _target(place: Place) -> str:
+    return EntryPrinter({"places": {}, "ix": dict(IX)})._entry(place)
 
 
 def _forward(cell, shared: dict, work: dict) -> dict:
@@ -302,9 +312,7 @@ def _backward(d: Derivation, shared: dict, x) -> dict:
     through the input, the adjoints δa_t that do (``buffers``), and the carries."""
     cell = d.cell
     places, work = dict(shared), {}
-    out = naming.timed(cell.output, 0, naming.EXTERNAL)
-    places[out] = Place("DH", "H", "t")
-    carries = []
+    places[naming.timed(cell.output, 0, naming.EXTERNAL)] = Place("DH", "H", "t")
     for s, dim in cell.states.items():
         places[naming.timed(s, 0, naming.CARRY)] = Place(f"N_{s}", dim)
     for g in d.step:
@@ -335,8 +343,7 @@ def _backward(d: Derivation, shared: dict, x) -> dict:
             step.lines.append(f"# {g.label}")
             step.statement(f"D_{g.name}[{ {'H': 'n, j', 'NH': 'n', '1': '0'}[size] }]", expr,
                            loop, op="+=")
-            grads.append((g.name, f"D_{g.name}", "(NH, HS)" if size == "H" else
-                          "(NH,)" if size == "NH" else "(1,)", []))
+            grads.append((g.name, f"D_{g.name}", VECTOR[size], []))
             continue
         through = []
         for t in g.terms:
@@ -356,10 +363,8 @@ def _backward(d: Derivation, shared: dict, x) -> dict:
     dx = []
     for term in sp.Add.make_args(d.inputs[0].rhs) if d.inputs else ():
         W, u = term.args if isinstance(term, (MatTVec, MatVec)) else (None, None)
-        if isinstance(term, MatVec) and isinstance(W, Transposed):
-            W = W.args[0]
-        elif not isinstance(term, MatTVec):
-            W = None
+        W = W.args[0] if isinstance(term, MatVec) and isinstance(W, Transposed) else \
+            W if isinstance(term, MatTVec) else None
         if not isinstance(W, sp.Symbol) or cell.param(W.name).shape[-1] != "D":
             raise CellError(f"cell {cell.name!r}: the Numba module takes the gradient of the "
                             f"input as a sum of Wᵀ u, got {term}")
@@ -376,9 +381,7 @@ def _backward(d: Derivation, shared: dict, x) -> dict:
     step.lines += [f"N_{s}[:] = M_{s}" for s in carries]
     step.lines += [f"N_{s}[:] = 0.0" for s in cell.states if s not in carries]
     return dict(lines=step.lines, work=list(work.items()), grads=grads, dx=dx,
-                buffers=[(name, "(T, B, NH, HS)" if rows == "H" else "(T, B, NH)")
-                         for name, rows in buffers.values()],
-                carried=carries, dropped=[s for s in cell.states if s not in carries])
+                buffers=[(name, f"(T, {SHAPE[rows][1:]}") for name, rows in buffers.values()])
 
 
 def _outer_into(step: Step, name: str, shape, u, v) -> None:
