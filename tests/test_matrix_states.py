@@ -283,14 +283,11 @@ def test_the_output_is_a_vector_not_a_matrix():
         _cell(body, output="C")
 
 
-@pytest.mark.parametrize("stage", ["numba"])
-def test_numba_and_documents_refuse_matrices_per_head_by_name(stage):
-    from symlstm.backends.numba import numba_module
-    from symlstm.documents.document import latex_document
-    make = {"numba": numba_module, "document": latex_document}[stage]
+def test_the_fused_lowering_refuses_matrices_per_head_by_name():
+    from symlstm.lower.plan import lower
     with pytest.raises(CellError, match=r"cell 'mlstm' has matrices or numbers per head \(C "
                                         r"\(size NH×H/NH×H/NH\), m \(size NH\).*does not handle"):
-        make(symlstm.derive("mlstm"))
+        lower(symlstm.derive("mlstm"))
 
 
 # --- the NumPy module ----------------------------------------------------------------------

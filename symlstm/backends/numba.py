@@ -15,10 +15,12 @@ import functools
 import sympy as sp
 
 from .. import naming
+from ..cell.matrices import per_head_parts
 from ..derivation.bptt import Derivation
 from ..lower.plan import Plan, lower
 from ..printers.templates import environment
 from .code import NUMPY, code_context
+from .numba_heads import numba_heads_module
 from .numba_kernels import _backward_kernel, _carries, _forward_kernel
 from .numba_printer import SPELLINGS, ElementPrinter  # noqa: F401  (the tests read them here)
 
@@ -28,7 +30,10 @@ TEMPLATE = "numba/cell.py.jinja"
 
 def numba_module(d: Derivation, rebuild: str | None = None) -> str:
     """The source of ``symlstm.generated.numba.<cell>`` for ``d.cell``; its header names
-    ``rebuild`` as the command that regenerates it, if given."""
+    ``rebuild`` as the command that regenerates it, if given.  A cell with matrices or
+    numbers per head gets the module of :mod:`.numba_heads`."""
+    if per_head_parts(d.cell):
+        return numba_heads_module(d, rebuild)
     plan = lower(d)
     context = code_context(d, NUMPY, "Numba", plan=plan)
     fwd, bwd = _forward_kernel(plan), _backward_kernel(plan)

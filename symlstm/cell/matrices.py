@@ -147,6 +147,6 @@ def refuse_per_head(cell, stage: str) -> None:
     if found:
         raise CellError(
             f"cell {cell.name!r} has matrices or numbers per head ({', '.join(found[:6])}); the "
-            f"{stage} does not handle them yet; the NumPy and PyTorch modules do "
-            "(symlstm.backends.code.numpy_module, symlstm.backends.torch.torch_module), and "
-            "symlstm.verify checks the first")
+            f"{stage} does not handle them yet; the NumPy, Numba and PyTorch modules do "
+            "(symlstm.backends.code.numpy_module, symlstm.backends.numba.numba_module, "
+            "symlstm.backends.torch.torch_module), and symlstm.verify checks the first")

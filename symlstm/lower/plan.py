@@ -85,7 +85,7 @@ class Plan(NamedTuple):
 
 def lower(d: Derivation) -> Plan:
     """Turn the derivation of one cell into the statements of its generated step."""
-    refuse_per_head(d.cell, "Numba module (the fused lowering)")
+    refuse_per_head(d.cell, "fused lowering of the vector cells (symlstm.lower.plan)")
     d = _spread_places(with_values(d))
     cell, plain = d.cell, _groups(d)
     back_terms = {v: _fuse(v, ts, plain) for v, ts in d.sweep.terms.items()}
