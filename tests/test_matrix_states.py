@@ -347,6 +347,20 @@ def test_numpy_module_refuses_a_cell_of_vectors():
         write(symlstm.derive("lstm"))
 
 
+def test_modules_refuse_a_learnable_scalar_in_a_cell_with_heads():
+    """Its gradient sums every entry of every sample; the modules say what to write instead."""
+    from symlstm.backends.heads import heads_module as write
+    b = CellBuilder("scaled", "Scaled memory")
+    b.size("NH")
+    x, C = b.input("x"), b.state("C", "NH", "H/NH", "H/NH")
+    q = b.let("q", matvec(b.param("W_q", "H", "D"), x))
+    g, alpha = b.param("g", "NH"), b.param("alpha")
+    b.let("C", alpha * g * C + outer(q, q))
+    b.let("o", matvec(C, q))
+    with pytest.raises(CellError, match=r"alpha is a learnable scalar.*param\(name, 'NH'\)"):
+        write(symlstm.derive(b.build(output="o")))
+
+
 @pytest.mark.parametrize("name", ["mlstm", "gated_delta_net"])
 @pytest.mark.parametrize("NH", [1, 2])
 def test_verify_passes_within_a_minute(name, NH):

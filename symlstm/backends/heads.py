@@ -218,3 +218,8 @@ def _check_layout(cell) -> None:
                             "head only")
     if cell.output_dim != "H":
         raise CellError(f"cell {cell.name!r}: the output must be an H-vector")
+    scalars = [p.name for p in cell.params if not p.shape]
+    if scalars:   # its gradient sums every entry of every sample, which no helper here does
+        raise CellError(f"cell {cell.name!r}: {', '.join(scalars)} is a learnable scalar "
+                        "(shape ()); the modules of a cell with heads take parameters with "
+                        "sizes only: give it one number per head, param(name, 'NH')")
