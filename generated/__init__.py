@@ -25,8 +25,6 @@ CELLS = (
     "lstm_zoneout",
     "lstmp",
     "slstm",
-    "mlstm",
-    "gated_delta_net",
 )
 NETWORKS = (
     "lstm_regression",
