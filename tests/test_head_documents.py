@@ -80,9 +80,9 @@ def test_matrices_and_numbers_per_head_have_their_shapes(document):
     numbers = [latex(g.lhs) for g in d.forward if cell.dim(g.lhs) == "NH"]
     assert matrices and numbers
     for name in matrices:
-        assert name in groups[r"N_h \times H/N_h \times H/N_h"].split(", "), name
+        assert name in groups[r"N_h \times H/N_h \times H/N_h"].split(", \\allowbreak "), name
     for name in numbers:
-        assert name in groups["N_h"].split(", "), name
+        assert name in groups["N_h"].split(", \\allowbreak "), name
     for p in cell.params:
         if p.shape == ("NH", "D"):
             shape = _equation(tex, f"grad:{p.name}")

@@ -62,7 +62,8 @@ def _shapes(d) -> list[tuple[str, str]]:
     cell, groups = d.cell, {}
     for v in (*cell.input_symbols, *cell.prev_states, *(g.lhs for g in d.forward)):
         groups.setdefault(_tex_size(cell.dim(v), False), []).append(latex(v))
-    return [(", ".join(names), size) for size, names in groups.items()]
+    # a break is allowed after each comma: forty vectors of one size are longer than a line
+    return [(", \\allowbreak ".join(names), size) for size, names in groups.items()]
 
 
 def _heads(d) -> dict | None:
