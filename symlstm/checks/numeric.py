@@ -179,10 +179,9 @@ def unroll(T: int, forward, backward, carries: dict, leaf: Callable, sizes: dict
             series(lhs)[t] = evaluate(rhs, lookup(t), sizes)
     for t in range(T, 0, -1):
         for carry, rhs in carries.items():   # the state's shape, even where rhs is 0
-            zero = np.zeros(np.shape(run.value(naming.timed(naming.parse(carry).base), t)))
             last = (final or {}).get(naming.parse(carry).base, 0)
-            series(carry)[t] = zero + evaluate(rhs, run.at(t + 1), sizes) if t < T \
-                else zero + last
+            sent = evaluate(rhs, run.at(t + 1), sizes) if t < T else last
+            series(carry)[t] = _shaped(sent, run, carry, t)
         for lhs, rhs in backward:   # the vector's shape: δX of X's mean is one number per X
             series(lhs)[t] = _shaped(evaluate(rhs, lookup(t), sizes), run, lhs, t)
     return run
