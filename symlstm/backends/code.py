@@ -13,7 +13,7 @@ import sympy as sp
 from .. import naming
 from ..cell.matrices import per_head_parts
 from ..cell.ops import Outer, Transposed, matrix_param
-from ..cell.parts import EXTRA_SIZES, SIZES, size_counts, size_expr
+from ..cell.parts import size_expr
 from ..derivation.bptt import Derivation
 from ..lower.plan import Plan, lower
 from ..printers.comment import comment
@@ -21,6 +21,7 @@ from ..printers.templates import REBUILD, environment
 from ..printers.text import python_string
 from .heads import heads_module
 from .numpy import head_pycode, pycode, pycode_into
+from .sizes import sizes_context
 
 
 PY_TEMPLATE = "numpy/cell.py.jinja"
@@ -71,7 +72,7 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
         output_size="STATE_SIZES[OUTPUT]" if cell.output_is_state else "OUTPUT_SIZE",
         params=[(p.name, _shape(p.shape)) for p in cell.params],
         param_locals=[naming.code(p.symbol) for p in cell.params],
-        **_sizes_context(cell),
+        **sizes_context(cell),
         states=[(n, dim) for n, dim in cell.states.items()],
         state_locals=[dict(name=n, prev=naming.code(naming.timed(n, -1)),
                            carry=naming.code(naming.timed(n, 0, naming.CARRY)))
@@ -99,26 +100,6 @@ def code_context(d: Derivation, spell: Spelling, backend: str, plan: Plan | None
         labels=_grad_labels(cell),
         lib=spell.lib,
     )
-
-
-def _sizes_context(cell) -> dict:
-    """The sizes as the module's code handles them: ``dims``, the sizes its functions take
-    ("D, H", or "D, H, P" for a cell that declares P); each size string's counts of the sizes
-    the cell has (``count_names``) and its constant; where the sizes beyond D and H are read."""
-    extra = cell.sizes
-    counted = [n for n in SIZES if n in ("D", "H", *extra) or n == "H/NH" and "NH" in extra]
-    columns = [list(SIZES).index(n) for n in counted] + [len(SIZES)]
-    dims = dict.fromkeys([d for p in cell.params for d in p.shape] + [*cell.states.values()]
-                         + [*cell.inputs.values()])
-    code = [SIZES[n][0] for n in counted]
-    return dict(
-        dims=", ".join(["D", "H", *extra]), inferred=", ".join(["H", *extra]),
-        extra_sizes=[(n, EXTRA_SIZES[n]) for n in extra], extra_names=list(extra),
-        count_names=code,
-        count_values=", ".join("H // NH" if c == "HS" else c for c in code),
-        size_counts=[(dim, tuple(size_counts(dim)[k] for k in columns)) for dim in dims],
-        extra_at=[(n, next((p.name, p.shape.index(n)) for p in cell.params if n in p.shape))
-                  for n in extra])
 
 
 def _grad_labels(cell) -> dict[str, str]:

@@ -33,6 +33,7 @@ from ..lower.values import with_values
 from ..printers.templates import environment
 from ..printers.text import python_string
 from .numpy import CellNumPyPrinter
+from .sizes import sizes_context
 
 TEMPLATE = "numpy/heads.py.jinja"
 #: The sizes a vector of a cell with heads may have, and its array's shape after (B,).
@@ -196,7 +197,9 @@ def heads_context(d: Derivation, printer_class) -> dict:
         output=naming.code(naming.timed(cell.output)),
         dout=naming.code(naming.timed(cell.output, 0, naming.EXTERNAL)),
         params=params, forward=forward, backward=backward, carries=carries, cached=cached,
+        param_names=repr(tuple(p.name for p in cell.params)),
         param_shapes={p.name: p.shape for p in cell.params},
+        **sizes_context(cell), extras=[], output_size="OUTPUT_SIZE",
         state_names=repr(tuple(cell.states)), input_name=first, output_name=cell.output,
         state_shapes=repr({s: SHAPES[dim] for s, dim in cell.states.items()}),
         state_sizes=repr(dict(cell.states)))

@@ -371,11 +371,10 @@ def lstmp() -> Cell:
 CELLS = {f.__name__: f for f in (
     lstm, peephole_lstm, lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_cifg,
     lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor, gru_cho, mingru, minlstm,
-    layernorm_lstm, sru, lstm_zoneout, lstmp, slstm)}
+    layernorm_lstm, sru, lstm_zoneout, lstmp, slstm, mlstm, gated_delta_net)}
 
-
-#: Cells with matrices per head: derived and checked (brute force, central differences),
-#: not yet generated, so not in ``CELLS``; the backends and documents refuse them.
+#: The shipped cells whose states include a matrix per head: their modules take and return
+#: state arrays per head, (B, NH, d, d), (B, NH, d) and (B, NH) (``STATE_SHAPES``).
 MATRIX_CELLS = {"mlstm": mlstm, "gated_delta_net": gated_delta_net}
 
 
@@ -387,8 +386,6 @@ def get_cell(cell):
         raise TypeError("got a CellBuilder: call its .build() to get the Cell")
     if not isinstance(cell, str):
         raise TypeError(f"expected a cell name or a Cell, got {type(cell).__name__}")
-    if cell in MATRIX_CELLS:
-        return MATRIX_CELLS[cell]()
     if cell not in CELLS:
         raise KeyError(f"unknown cell {cell!r}; available: {', '.join(CELLS)}")
     return CELLS[cell]()

@@ -119,8 +119,9 @@ def rows(d, gradients, shapes: bool = True) -> list[list[dict]]:
 
 
 #: The width (in :func:`~symlstm.printers.latex_width`'s characters) of the equations that
-#: share a row of the summary, with their shapes and labels.
-ROW_WIDTH = 86
+#: share a row of the summary, with their shapes and labels (a row estimated at 86, mLSTM's
+#: δW_v and δW_o, overran the line by 3.5 pt).
+ROW_WIDTH = 85
 BETWEEN = 11    # the space between two equations of a row, and the second one's label's
 
 
