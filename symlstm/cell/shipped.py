@@ -7,6 +7,7 @@ from .model import Cell, CellBuilder
 from .ops import H, concat, matvec, mean, part, sigma, sqrt, transpose
 from .parts import Latex
 from .delta import gated_delta_net
+from .mamba import s6
 from .xlstm import mlstm, slstm
 
 
@@ -374,9 +375,9 @@ CELLS = {f.__name__: f for f in (
     layernorm_lstm, sru, lstm_zoneout, lstmp, slstm)}
 
 
-#: Cells with matrices per head: derived and checked (brute force, central differences),
-#: not yet generated, so not in ``CELLS``; the backends and documents refuse them.
-MATRIX_CELLS = {"mlstm": mlstm, "gated_delta_net": gated_delta_net}
+#: Cells with matrices per head or per channel: derived and checked (brute force, central
+#: differences), not yet generated, so not in ``CELLS``; the backends and documents refuse them.
+MATRIX_CELLS = {"mlstm": mlstm, "gated_delta_net": gated_delta_net, "s6": s6}
 
 
 def get_cell(cell):

@@ -15,7 +15,7 @@ import sympy as sp
 
 from .. import naming
 from ..cell.ops import (OPS, REDUCTIONS, Concat, HeadOuter, MatTVec, MatVec, Outer, Part, Place,
-                        Transposed)
+                        RowSum, Transposed)
 
 
 class EvaluationError(ValueError):
@@ -46,7 +46,8 @@ _REDUCE = {"total": lambda a: np.sum(a, axis=-1, keepdims=True) if np.ndim(a) < 
 def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[str, int]):
     """The value of ``e``: each symbol's from ``lookup``, sizes (D, H in a ``Part``'s bounds)
     from ``sizes``.  A matrix per head is an array (NH, H/NH, H/NH), one number per head an
-    array (NH,), which goes element-wise with an H-vector head by head."""
+    array (NH,), which goes element-wise with an H-vector head by head; a matrix per channel
+    is an array (H, N), with which an H-vector goes row by row."""
     if isinstance(e, sp.Symbol):
         return sizes[e.name] if e.name in sizes else lookup(e)
     if e.is_Number or e.is_NumberSymbol:
@@ -67,6 +68,8 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
         return np.concatenate([np.atleast_1d(a) for a in args], axis=-1)
     if (e.is_Add or e.is_Mul) and len(args) > 1 and "NH" in sizes:
         args = _per_head(args, sizes["NH"])
+    if (e.is_Add or e.is_Mul) and "N" in sizes and any(np.ndim(a) == 2 for a in args):
+        args = [np.reshape(a, (-1, 1)) if np.ndim(a) == 1 else a for a in args]
     if e.is_Add:
         return sum(args[1:], args[0])
     if e.is_Mul:
@@ -88,6 +91,10 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
         return args[0].T @ args[1]
     if isinstance(e, Outer):
         return np.outer(args[0], args[1])
+    if isinstance(e, HeadOuter) and "NH" not in sizes:   # u bᵀ, a matrix per channel
+        return np.outer(args[0], args[1])
+    if isinstance(e, RowSum):
+        return np.sum(args[0], axis=-1)
     if isinstance(e, HeadOuter):   # the diagonal blocks of u vᵀ
         u, v = (np.reshape(a, (sizes["NH"], -1)) for a in args)
         return np.einsum("na,nb->nab", u, v)

@@ -1,0 +1,196 @@
+"""Matrices per channel: Mamba's selective scan (s6) derived through the one generic sweep,
+its derivation evaluated as written and held against brute force of the unrolled loss and
+central differences at tiny sizes; the grammar's errors for matrices per channel."""
+import numpy as np
+import pytest
+import sympy as sp
+
+import symlstm
+from symlstm import CellError, naming
+from symlstm.cell.ops import matvec, mean, outer, transpose
+from symlstm.cell.parts import CHANNEL_MATRIX, size_value
+from symlstm.checks import bruteforce, evaluated
+from symlstm.checks.numeric import unroll
+
+
+def draw(cell, H, N, T=3, B=2, seed=0, scale=1.0, xscale=1.0):
+    """Parameters, input (T, B, H), initial states and their gradients and dhs for ``cell``
+    at H channels of N states: a matrix per channel is (B, H, N)."""
+    rng = np.random.default_rng(seed)
+    sizes = dict(D=H, H=H, N=N)
+
+    def shape(dim):
+        return (H, N) if dim == CHANNEL_MATRIX else (size_value(dim, **sizes),)
+    params = {p.name: scale * 0.5 * rng.standard_normal(
+        tuple(size_value(d, **sizes) for d in p.shape)) for p in cell.params}
+    x = xscale * rng.standard_normal((T, B, H))
+    state0 = {s: 0.5 * rng.standard_normal((B, *shape(d))) for s, d in cell.states.items()}
+    dstate = {s: rng.standard_normal(v.shape) for s, v in state0.items()}
+    dhs = rng.standard_normal((T, B, size_value(cell.output_dim, **sizes)))
+    return params, x, state0, dhs, dstate, sizes
+
+
+def rel(a, b):
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+
+
+def derived(cell, params, x, state0, dhs, dstate, sizes):
+    return evaluated.gradients(symlstm.derive(cell), params, x, state0, dhs, dstate, **sizes)
+
+
+def s6():
+    return symlstm.cell.shipped.get_cell("s6")
+
+
+@pytest.mark.parametrize("H", [2, 3])
+def test_s6_derivation_matches_brute_force_at_tiny_sizes(H):
+    """H = 2 and 3 channels of N = 2 states, T = 3, the final state in the loss."""
+    cell = s6()
+    params, x, state0, dhs, dstate, sizes = draw(cell, H, 2, seed=H)
+    grads, outputs, final = derived(cell, params, x, state0, dhs, dstate, sizes)
+    ref = bruteforce.unroll(cell, params, x, state0, dhs, dstate, **sizes)
+    assert set(grads) == set(ref.grads) == {*params, "x", "h0"}
+    assert rel(outputs, ref.outputs) < 1e-12
+    assert rel(final["h"], ref.final["h"]) < 1e-12
+    for key, g in ref.grads.items():
+        assert g.shape == grads[key].shape, key
+        assert rel(grads[key], g) < 1e-9, key
+
+
+def _forward_loss(cell, params, x, state0, dhs, dstate, sizes):
+    """Σ ⟨dhs, y⟩ + ⟨dstate, h_T⟩ from the cell's forward equations alone."""
+    sizes = evaluated.sizes_of(cell, **sizes)
+    forward = [(eq.lhs, eq.rhs) for eq in cell.equations]
+    loss = 0.0
+    for b in range(x.shape[1]):
+        def leaf(s, step, b=b):
+            p = naming.parse(s)
+            if p is None:
+                return params[s.name]
+            return x[step - 1, b] if p.base in cell.inputs else state0[p.base][b]
+        run = unroll(len(x), forward, [], {}, leaf, sizes)
+        loss += sum(np.sum(dhs[t - 1, b] * run.value(naming.timed(cell.output), t))
+                    for t in range(1, len(x) + 1))
+        loss += sum(np.sum(dstate[s][b] * run.value(naming.timed(s), len(x)))
+                    for s in cell.states)
+    return loss
+
+
+def test_s6_derivation_matches_central_differences():
+    cell = s6()
+    params, x, state0, dhs, dstate, sizes = draw(cell, 3, 2, seed=5)
+    grads, _, _ = derived(cell, params, x, state0, dhs, dstate, sizes)
+    arrays = {**params, "x": x, **{f"{s}0": v for s, v in state0.items()}}
+    h = 1e-6
+    for key, a in arrays.items():
+        numeric = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + h
+            up = _forward_loss(cell, params, x, state0, dhs, dstate, sizes)
+            a[idx] = old - h
+            down = _forward_loss(cell, params, x, state0, dhs, dstate, sizes)
+            a[idx] = old
+            numeric[idx] = (up - down) / (2 * h)
+        assert rel(grads[key], numeric) < 1e-6, key
+
+
+def test_s6_adjoints_are_the_textbook_ones():
+    """δh_t = δ⁺h_t + δy_t C_tᵀ, δh_{t-1} = δh_t ⊙ exp(Δ_t A), δB_t = δh_tᵀ (Δ ⊙ x), and Δ
+    gets the row sums of what its broadcast over the columns sends back."""
+    d = symlstm.derive(s6())
+    step = {str(g.lhs): str(g.rhs) for g in (*d.step, *d.initial)}
+    assert step["δh[t]"] == "δ⁺h[t] + HeadOuter(δy[t], Ct[t])"
+    assert step["δBt[t]"] == "MatTVec(δh[t], u[t])"
+    assert step["δCt[t]"] == "MatTVec(h[t], δy[t])"
+    assert "RowSum(" in step["δDelta[t]"]
+    assert sp.simplify(sp.sympify(step["δh[t-1]"].replace("[t]", "_t").replace("δ", "d"))
+                       - sp.sympify("dh_t*exp(A_t*Delta_t)")) == 0
+
+
+def _channel_cell(body, declare_n=True, state=("H", "N")):
+    """A small cell with a matrix per channel, ``body(b, x, h, p)`` writing its equations."""
+    b = symlstm.CellBuilder("chan", "Channels")
+    if declare_n:
+        b.size("N")
+    x, h = b.input("x", "H"), b.state("h", *state)
+    p = {"W_B": b.param("W_B", "N", "H"), "W_C": b.param("W_C", "N", "H"),
+         "A": b.param("A", "H", "N"), "W": b.param("W", "H", "H")}
+    body(b, x, h, p)
+    return b.build(output="y")
+
+
+def _good(b, x, h, p):
+    Bt, Ct = b.let("Bt", matvec(p["W_B"], x)), b.let("Ct", matvec(p["W_C"], x))
+    u = b.let("u", matvec(p["W"], x))
+    h_t = b.let("h", p["A"] * h + outer(u, Bt))
+    b.let("y", matvec(h_t, Ct))
+
+
+def _variant(**changes):
+    def body(b, x, h, p):
+        Bt, Ct = b.let("Bt", matvec(p["W_B"], x)), b.let("Ct", matvec(p["W_C"], x))
+        u = b.let("u", matvec(p["W"], x))
+        fac = changes.get("outer", lambda u, Bt, Ct: outer(u, Bt))(u, Bt, Ct)
+        h_t = b.let("h", changes.get("decay", lambda p, h, u: p["A"] * h)(p, h, u) + fac)
+        b.let("y", changes.get("out", lambda h_t, Ct, u: matvec(h_t, Ct))(h_t, Ct, u))
+    return body
+
+
+def test_a_well_formed_channel_cell_builds_and_its_sizes_are_read():
+    cell = _channel_cell(_good)
+    assert cell.states == {"h": CHANNEL_MATRIX}
+    assert cell.dim(naming.timed("y")) == "H" and cell.sizes == ("N",)
+
+
+@pytest.mark.parametrize("body, match", [
+    (_variant(outer=lambda u, Bt, Ct: outer(Bt, u)),
+     r"the factors have the sizes \('N', 'H'\); outer\(u, b\) makes a matrix per channel"),
+    (_variant(outer=lambda u, Bt, Ct: outer(u, u)),
+     r"the factors have the sizes \('H', 'H'\)"),
+    (_variant(out=lambda h_t, Ct, u: matvec(h_t, u)),
+     r"h\[t\] is a matrix per channel, H × N, applied to a vector of size N, but u\[t\] has "
+     r"size H"),
+    (_variant(out=lambda h_t, Ct, u: matvec(transpose(h_t), Ct)),
+     r"h\[t\]ᵀ is a matrix per channel, N × H, applied to a vector of size H, but Ct\[t\]"),
+    (_variant(decay=lambda p, h, u: h * naming.timed("Bt")),
+     r"combines a matrix per channel \(H × N\) with a vector of size N element-wise"),
+    (_variant(decay=lambda p, h, u: p["A"] * h + matvec(p["A"], naming.timed("Bt"))),
+     r"parameter A \('H', 'N'\) is used both in a matrix product"),
+    (_variant(out=lambda h_t, Ct, u: mean(h_t) * u),
+     r"takes the mean of a matrix"),
+])
+def test_misused_channel_matrices_are_refused_with_what_was_expected(body, match):
+    with pytest.raises(CellError, match=match):
+        _channel_cell(body)
+
+
+def test_misdeclared_channel_matrices_are_refused():
+    with pytest.raises(CellError, match=r"uses the size 'N': declare it first with size\('N'\)"):
+        _channel_cell(_good, declare_n=False)
+    with pytest.raises(CellError, match=r"give one size for a vector.*\('H', 'N'\) for a matrix "
+                                        r"per channel, e.g. state\('h', 'H', 'N'\); got \('N', 'H'\)"):
+        _channel_cell(_good, state=("N", "H"))
+    b = symlstm.CellBuilder("both", "Both")
+    b.size("NH")
+    with pytest.raises(CellError, match=r"either heads, size\('NH'\).*or a state size, size\('N'\)"):
+        b.size("N")
+    with pytest.raises(CellError, match=r"output 'h' is a matrix per channel; the output is a "
+                                        "vector"):
+        b = symlstm.CellBuilder("chan", "Channels")
+        b.size("N")
+        x, h = b.input("x", "H"), b.state("h", "H", "N")
+        Bt = b.let("Bt", matvec(b.param("W_B", "N", "H"), x))
+        b.let("h", b.param("A", "H", "N") * h + outer(x, Bt))
+        b.build(output="h")
+
+
+def test_outer_without_heads_or_state_size_says_what_to_declare():
+    b = symlstm.CellBuilder("plain", "Plain")
+    x = b.input("x", "H")
+    W = b.param("W", "H", "H")
+    C = b.let("C", outer(x, x))
+    with pytest.raises(CellError, match=r"declare the number of heads first with size\('NH'\).*"
+                                        r"or the state size with size\('N'\)"):
+        b.let("y", matvec(C, x) + matvec(W, x))
+        b.build(output="y")
