@@ -194,3 +194,154 @@ def test_outer_without_heads_or_state_size_says_what_to_declare():
                                         r"or the state size with size\('N'\)"):
         b.let("y", matvec(C, x) + matvec(W, x))
         b.build(output="y")
+
+
+# --- the NumPy and PyTorch modules, against autograd of the issue's equations --------------
+
+def _load(source, name, tmp_path):
+    import importlib.util
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def numpy_s6(tmp_path):
+    from symlstm.backends.code import numpy_module
+    return _load(numpy_module(symlstm.derive("s6")), "s6_numpy", tmp_path)
+
+
+def torch_s6(tmp_path):
+    from symlstm.backends.torch import torch_module
+    return _load(torch_module(symlstm.derive("s6")), "s6_torch", tmp_path)
+
+
+def _selective_scan_torch(p, x, h):
+    """Mamba's selective_scan_ref (softplus Δ, real A), one channel row of N states each,
+    written out loop by loop: Δ = softplus(W_dt x + b_dt), B = W_B x, C = W_C x,
+    A = -exp(A_log), h = exp(Δ A) h + Δ B x, y = h C + D x."""
+    torch = pytest.importorskip("torch")
+    ys = []
+    A = -torch.exp(p["A_log"])                                   # (H, N)
+    for xt in x:                                                  # (B, H)
+        # softplus as log(1 + e^a) for every a: torch's softplus returns a itself above 20,
+        # off by e^-20 there, which the saturated draw reaches
+        delta = torch.logaddexp(xt @ p["W_dt"].T + p["b_dt"], torch.zeros(()).double())
+        Bt, Ct = xt @ p["W_B"].T, xt @ p["W_C"].T                 # (B, N)
+        deltaA = torch.exp(torch.einsum("bd,dn->bdn", delta, A))
+        deltaBx = torch.einsum("bd,bn,bd->bdn", delta, Bt, xt)
+        h = deltaA * h + deltaBx
+        ys.append(torch.einsum("bdn,bn->bd", h, Ct) + p["D_skip"] * xt)
+    return torch.stack(ys), h
+
+
+def _autograd(params, x, state0, dhs, dstate):
+    torch = pytest.importorskip("torch")
+    leaves = {k: torch.tensor(v, requires_grad=True) for k, v in
+              [*params.items(), ("x", x), ("h0", state0["h"])]}
+    ys, h = _selective_scan_torch(leaves, leaves["x"], leaves["h0"])
+    loss = (ys * torch.tensor(dhs)).sum() + (h * torch.tensor(dstate["h"])).sum()
+    loss.backward()
+    return {k: v.grad.numpy() for k, v in leaves.items()}, ys.detach().numpy(), \
+        h.detach().numpy()
+
+
+SCALES = pytest.mark.parametrize("scale, xscale", [(1.0, 1.0), (20.0, 5.0)],
+                                 ids=["moderate", "saturated"])
+
+
+@SCALES
+def test_s6_derivation_matches_torch_autograd(scale, xscale):
+    cell = s6()
+    params, x, state0, dhs, dstate, sizes = draw(cell, 4, 3, T=5, B=3, seed=7, scale=scale,
+                                                 xscale=xscale)
+    grads, outputs, final = derived(cell, params, x, state0, dhs, dstate, sizes)
+    ref, ys, h = _autograd(params, x, state0, dhs, dstate)
+    assert rel(outputs, ys) < 1e-10 and rel(final["h"], h) < 1e-10
+    for key, g in ref.items():
+        assert rel(grads[key], g) < 1e-10, key
+
+
+@SCALES
+def test_s6_numpy_module_matches_torch_autograd(scale, xscale, tmp_path):
+    """The module's forward and backward, state h (B, H, N), 1e-10 in float64; saturated:
+    parameters ×20 and input ×5, where Δ A reaches hundreds below zero."""
+    mod = numpy_s6(tmp_path)
+    params, x, state0, dhs, dstate, _ = draw(s6(), 4, 3, T=5, B=3, seed=5, scale=scale,
+                                             xscale=xscale)
+    hs, state, cache = mod.forward(params, x, state0)
+    grads = mod.backward(params, cache, dhs, dstate)
+    ref, ys, h = _autograd(params, x, state0, dhs, dstate)
+    assert rel(hs, ys) < 1e-10 and state["h"].shape == (3, 4, 3) and rel(state["h"], h) < 1e-10
+    assert set(grads) == set(ref)
+    for key, g in ref.items():
+        assert grads[key].shape == g.shape, key
+        assert np.all(np.isfinite(grads[key])), key
+        assert rel(grads[key], g) < 1e-10, key
+
+
+@SCALES
+def test_s6_torch_module_backward_is_autograd_of_the_equations(scale, xscale, tmp_path):
+    torch = pytest.importorskip("torch")
+    mod = torch_s6(tmp_path)
+    params, x, state0, dhs, dstate, _ = draw(s6(), 4, 3, T=5, B=3, seed=9, scale=scale,
+                                             xscale=xscale)
+    ref, ys, h = _autograd(params, x, state0, dhs, dstate)
+    leaves = {k: torch.tensor(v, requires_grad=True) for k, v in
+              [*params.items(), ("x", x), ("h0", state0["h"])]}
+    hs, final = mod.forward({p: leaves[p] for p in params}, leaves["x"], {"h": leaves["h0"]})
+    loss = (hs * torch.tensor(dhs)).sum() + (final["h"] * torch.tensor(dstate["h"])).sum()
+    loss.backward()
+    assert rel(hs.detach().numpy(), ys) < 1e-10
+    for key, g in ref.items():
+        assert rel(leaves[key].grad.numpy(), g) < 1e-10, key
+
+
+def test_s6_verify_passes_within_a_minute():
+    import time
+    start = time.perf_counter()
+    report = symlstm.verify("s6")
+    assert report.ok and time.perf_counter() - start < 60
+    assert report.sizes["N"] == 2 and report.sizes["D"] == report.sizes["H"]
+    assert {r.key for r in report.rows} >= {"A_log", "D_skip", "h0", "x"}
+
+
+def test_s6_numpy_module_never_forms_more_than_a_state(tmp_path):
+    """Every array a step caches is at most the state, B × H × N (A, H × N, has no batch)."""
+    mod = numpy_s6(tmp_path)
+    params, x, state0, dhs, dstate, _ = draw(s6(), 4, 3, T=2, B=2)
+    _, _, cache = mod.forward(params, x, state0)
+    assert max(v.size for step in cache["steps"] for v in step.values()) == 2 * 4 * 3
+    assert mod.STATE_SHAPES == {"h": ("H", "N")} and mod.EXTRA_SIZES == {"N": "state_size"}
+
+
+def test_s6_modules_keep_float32_and_refuse_bad_input(tmp_path):
+    torch = pytest.importorskip("torch")
+    mod = numpy_s6(tmp_path)
+    params = mod.init_params(4, 4, rng=0, dtype=np.float32, state_size=3)
+    x = np.random.default_rng(0).standard_normal((5, 2, 4)).astype(np.float32)
+    hs, state, cache = mod.forward(params, x)
+    grads = mod.backward(params, cache, np.ones_like(hs))
+    assert hs.dtype == np.float32 and {g.dtype for g in grads.values()} == {np.dtype("float32")}
+    with pytest.raises(ValueError, match=r"params\['A_log'\] must be a float32 array of shape "
+                                         r"\(4, 3\)"):
+        mod.forward({**params, "A_log": np.zeros((3, 4), np.float32)}, x)
+    with pytest.raises(ValueError, match=r"x must have one entry per channel, H = 4"):
+        mod.forward(params, x[..., :3])
+    with pytest.raises(ValueError, match=r"state0\['h'\] must have the shape \(2, 4, 3\)"):
+        mod.forward(params, x, {"h": np.zeros((2, 3, 4))})
+    with pytest.raises(ValueError, match="input_size must equal hidden_size"):
+        mod.init_params(3, 4, state_size=2)
+    net = torch_s6(tmp_path).Cell(4, 4, state_size=3)
+    out, final = net(torch.randn(6, 3, 4))
+    out.square().sum().backward()
+    assert out.dtype == torch.float32 and final["h"].shape == (3, 4, 3)
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_stages_without_matrices_per_channel_refuse_s6_by_name():
+    from symlstm.backends.numba import numba_module
+    with pytest.raises(CellError, match=r"cell 's6' has matrices per channel \(h \(size H×N\)"):
+        numba_module(symlstm.derive("s6"))

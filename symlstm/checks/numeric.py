@@ -15,7 +15,7 @@ import sympy as sp
 
 from .. import naming
 from ..cell.ops import (OPS, REDUCTIONS, Concat, HeadOuter, MatTVec, MatVec, Outer, Part, Place,
-                        RowSum, Transposed)
+                        RowSum, Transposed, softplus)
 
 
 class EvaluationError(ValueError):
@@ -36,6 +36,9 @@ class _NumPyFunctions:
 
 _ELEMENTARY = {sp.sech: lambda a: 1 / np.cosh(a), sp.cosh: np.cosh, sp.sinh: np.sinh,
                sp.exp: np.exp, sp.log: np.log, sp.tanh: np.tanh}
+#: Operations whose definition loses digits in float64 where the exact value does not:
+#: log(1 + e^a) keeps only e^a's first digits below a ≈ -20 (1 + e^a rounds), logaddexp all.
+_ACCURATE = {softplus: lambda a: np.logaddexp(0, a)}
 _REDUCE = {"total": lambda a: np.sum(a, axis=-1, keepdims=True) if np.ndim(a) < 3 else
            np.sum(a).reshape(1),
            "mean": lambda a: np.mean(a, axis=-1, keepdims=True),
@@ -100,8 +103,12 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
         return np.einsum("na,nb->nab", u, v)
     if e.func.__name__ == "headsum":
         return np.sum(np.reshape(args[0], (sizes["NH"], -1)), axis=-1)
+    if e.func in _ACCURATE:
+        return _ACCURATE[e.func](*args)
     if e.func in OPS:
         return OPS[e.func].definition(*args, _NumPyFunctions)
+    if e.func in REDUCTIONS and "N" in sizes and np.ndim(args[0]) == 2:   # a matrix per channel
+        return np.sum(args[0]).reshape(1)
     if e.func in REDUCTIONS:
         return _REDUCE[e.func.__name__](args[0])
     if e.func in _ELEMENTARY:
