@@ -342,6 +342,45 @@ def test_s6_modules_keep_float32_and_refuse_bad_input(tmp_path):
 
 
 def test_stages_without_matrices_per_channel_refuse_s6_by_name():
-    from symlstm.backends.numba import numba_module
+    from symlstm.lower.plan import lower
     with pytest.raises(CellError, match=r"cell 's6' has matrices per channel \(h \(size H×N\)"):
-        numba_module(symlstm.derive("s6"))
+        lower(symlstm.derive("s6"))
+
+
+# --- the Numba module ----------------------------------------------------------------------
+
+def numba_s6(tmp_path):
+    pytest.importorskip("numba")
+    from symlstm.backends.numba import numba_module
+    return _load(numba_module(symlstm.derive("s6")), "s6_numba", tmp_path)
+
+
+@SCALES
+def test_s6_numba_module_matches_the_numpy_module(scale, xscale, tmp_path):
+    """Forward, final state and every gradient within 1e-12 of the NumPy module's in
+    float64; the same API, layouts and refusals."""
+    mine, ref = numba_s6(tmp_path), numpy_s6(tmp_path)
+    params, x, state0, dhs, dstate, _ = draw(s6(), 4, 3, T=5, B=3, seed=11, scale=scale,
+                                             xscale=xscale)
+    hs, state, cache = mine.forward(params, x, state0)
+    grads = mine.backward(params, cache, dhs, dstate)
+    ref_hs, ref_state, ref_cache = ref.forward(params, x, state0)
+    ref_grads = ref.backward(params, ref_cache, dhs, dstate)
+    assert rel(hs, ref_hs) < 1e-12 and rel(state["h"], ref_state["h"]) < 1e-12
+    assert set(grads) == set(ref_grads)
+    for key, g in ref_grads.items():
+        assert grads[key].shape == g.shape, key
+        assert rel(grads[key], g) < 1e-12, key
+    assert mine.STATE_SHAPES == ref.STATE_SHAPES and mine.PARAMS == ref.PARAMS
+    with pytest.raises(ValueError, match=r"x must have one entry per channel, H = 4"):
+        mine.forward(params, x[..., :3])
+
+
+def test_s6_numba_module_keeps_float32(tmp_path):
+    mod = numba_s6(tmp_path)
+    params = mod.init_params(4, 4, rng=0, dtype=np.float32, state_size=3)
+    x = np.random.default_rng(0).standard_normal((5, 2, 4)).astype(np.float32)
+    hs, state, cache = mod.forward(params, x)
+    grads = mod.backward(params, cache, np.ones_like(hs))
+    assert hs.dtype == np.float32 and state["h"].shape == (2, 4, 3)
+    assert {g.dtype for g in grads.values()} == {np.dtype("float32")}
