@@ -384,3 +384,21 @@ def test_s6_numba_module_keeps_float32(tmp_path):
     grads = mod.backward(params, cache, np.ones_like(hs))
     assert hs.dtype == np.float32 and state["h"].shape == (2, 4, 3)
     assert {g.dtype for g in grads.values()} == {np.dtype("float32")}
+
+
+@pytest.mark.parametrize("label, claim, holds", [
+    ("rec:h", "δh[t+1] ⊙ exp(A[t+1] ⊙ Delta[t+1]) + δy[t] Ct[t]ᵀ", True),
+    ("rec:h", "δh[t+1] ⊙ exp(A[t+1] ⊙ Delta[t+1]) + δy[t] Bt[t]ᵀ", False),
+    ("rec:h", "δh[t+1] + δy[t] Ct[t]ᵀ", False),
+    ("adj:Bt", "δh[t]ᵀ u[t]", True),
+    ("adj:Bt", "h[t]ᵀ u[t]", False),
+    ("adj:u", "δh[t] Bt[t]", True),
+    ("adj:Delta", "x[t] ⊙ δu[t] + RowSum(A[t] ⊙ h[t-1] ⊙ δh[t] ⊙ exp(A[t] ⊙ Delta[t]))", True),
+    ("adj:Delta", "x[t] ⊙ δu[t]", False),
+    ("grad:A_log", "-Σ_t δA[t] ⊙ exp(A_log)", True),
+    ("grad:A_log", "Σ_t δA[t] ⊙ exp(A_log)", False),
+])
+def test_check_claim_judges_claims_about_s6(label, claim, holds):
+    """Claims in the printed notation: an H-vector ⊙ a matrix per channel, u bᵀ, h c, hᵀ u and
+    a row's sum, judged on runs at H = 3 channels of N = 2 states."""
+    assert symlstm.check_claim(symlstm.derive("s6"), label, claim).holds is holds
