@@ -74,3 +74,21 @@ def test_random_cells_with_matrices_per_channel_get_correct_gradients(cell):
 def test_many_random_cells_with_matrices_per_channel(cell):
     note_replay("test_many_random_cells_with_matrices_per_channel")
     check_cell(cell)
+
+
+@settings(max_examples=3, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(channel_cells())
+def test_random_cells_with_matrices_per_channel_get_the_same_numba_module(cell):
+    """The Numba module (``symlstm.backends.numba_channels``) within 1e-12 of the NumPy one."""
+    pytest.importorskip("numba")
+    from symlstm.backends.numba import numba_module
+    d = symlstm.derive(cell)
+    mine, ref = module(d, numba_module), module(d, numpy_module)
+    params, x, state0, dhs, dstate, _ = draw(cell, 3, 2, seed=4)
+    hs, state, cache = mine.forward(params, x, state0)
+    grads = mine.backward(params, cache, dhs, dstate)
+    ref_hs, ref_state, ref_cache = ref.forward(params, x, state0)
+    assert rel(hs, ref_hs) < 1e-12
+    for key, g in ref.backward(params, ref_cache, dhs, dstate).items():
+        assert rel(grads[key], g) < 1e-12, key
