@@ -376,6 +376,17 @@ def test_s6_numba_module_matches_the_numpy_module(scale, xscale, tmp_path):
         mine.forward(params, x[..., :3])
 
 
+def test_s6_numba_module_caches_one_state_per_step(tmp_path):
+    """The cache holds the states once per step (T + 1, B, H, N), A = -exp(A_log) once
+    (H, N), and vectors of at most H entries per step and sample."""
+    mod = numba_s6(tmp_path)
+    params, x, state0, _, _, _ = draw(s6(), 4, 3, T=5, B=2)
+    _, _, cache = mod.forward(params, x, state0)
+    assert cache["S_h"].shape == (6, 2, 4, 3) and cache["K_A"].shape == (4, 3)
+    assert all(v.shape[:2] == (5, 2) and v[0, 0].size <= 4
+               for k, v in cache.items() if k.startswith("C_"))
+
+
 def test_s6_numba_module_keeps_float32(tmp_path):
     mod = numba_s6(tmp_path)
     params = mod.init_params(4, 4, rng=0, dtype=np.float32, state_size=3)

@@ -7,8 +7,9 @@ matrix per channel (B, H, N), none of a number per sample (B,).  Each reduction 
 statement (h c, hᵀ u, a product by a parameter matrix, a row's sum, a total) is computed
 first, into an array of its own size, by a loop over what it sums; so nothing larger than a
 state is formed.  The states are kept as sequences (T + 1, B, ...), the one state per step
-that the backward pass reads; the other values it reads are cached per step, the rest live
-in arrays of one step that every step overwrites.
+that the backward pass reads; the other values it reads are cached per step, but for those
+made of the parameters alone (A = -exp(A_log)), one array for all steps and samples; the
+rest live in arrays of one step that every step overwrites.
 """
 from __future__ import annotations
 
@@ -159,8 +160,12 @@ def _kernels(d: Derivation) -> dict:
         if eq.lhs in shared:
             continue
         dim, name = cell.dim(eq.lhs), naming.code(eq.lhs)
-        if eq.lhs in read or naming.parse(eq.lhs).base == cell.output:
-            cached[f"C_{name}"] = SHAPE[dim]
+        if _of_parameters(eq.rhs) and dim != "1":   # A = -exp(A_log): one array for all
+            cached[f"K_{name}"] = f"({', '.join(EXTENT[i] for i in INDICES[dim])}" + \
+                ("," if dim in ("H", "N") else "") + ")"
+            shared[eq.lhs] = Place(f"K_{name}", dim, batched=False)
+        elif eq.lhs in read or naming.parse(eq.lhs).base == cell.output:
+            cached[f"C_{name}"] = f"(T, {SHAPE[dim][1:]}"
             shared[eq.lhs] = Place(f"C_{name}", dim, "t")
         else:
             work[f"W_{name}"] = SHAPE[dim]
@@ -184,6 +189,13 @@ def _kernels(d: Derivation) -> dict:
                 hs_slice="[1:]" if out.prefix == "t + 1" else "", fwd=fwd, bwd=bwd)
 
 
+def _of_parameters(rhs: sp.Expr) -> bool:
+    """Whether ``rhs`` reads parameters only, element-wise: the same at every step and for
+    every sample, so that one array holds it."""
+    return all(naming.parse(s) is None for s in rhs.free_symbols) and not rhs.atoms(
+        MatVec, MatTVec, RowSum, total, mean)
+
+
 def _target(place: Place) -> str:
     return ChannelEntryPrinter({"places": {}, "ix": dict(IX)})._entry(place)
 
@@ -196,7 +208,8 @@ def _forward(cell, shared: dict, work: dict) -> dict:
     step = Step(cell, places, dict(work))
     for eq in cell.equations:
         step.lines.append(f"# fwd:{eq.label}")
-        step.statement(_target(places[eq.lhs]), eq.rhs, cell.dim(eq.lhs))
+        step.statement(_target(places[eq.lhs]), eq.rhs, cell.dim(eq.lhs),
+                       batch=places[eq.lhs].batched)
     return dict(lines=step.lines, work=list(step.arrays.items()))
 
 
