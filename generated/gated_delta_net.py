@@ -195,14 +195,14 @@ def _states(given, what, B, D, H, NH, dtype):
 
 
 
-def _head_sizes(params):
+def _step_sizes(params):
     """(H, NH, HS), read off the parameters (checked by ``_sizes``)."""
     H = params["W_q"].shape[0]
     NH = params["w_a"].shape[0]
     return H, NH, H // NH
 
 
-def _locals(params, NH, HS):
+def _locals(params, H, NH, HS):
     """Each parameter as the step reads it: an H-vector (NH, HS), one per head (NH, 1)."""
     shapes = {"H": (NH, HS), "NH": (NH, 1)}
     return {name: params[name].reshape(shapes[shape[0]]) if len(shape) == 1 else params[name]
@@ -213,8 +213,8 @@ def _forward(params, x, state0):
     """The forward pass over ``x`` (T, B, D) from ``state0`` (zeros where a state is
     missing): hs (T, B, H), the final states, and what ``_backward`` reads."""
     T, B, D = x.shape
-    H, NH, HS = _head_sizes(params)
-    p = _locals(params, NH, HS)
+    H, NH, HS = _step_sizes(params)
+    p = _locals(params, H, NH, HS)
     W_q = p["W_q"]
     W_k = p["W_k"]
     W_v = p["W_v"]
@@ -251,8 +251,8 @@ def _backward(params, cache, dhs, dstate):
     and of the initial states (``S0``)."""
     seq = cache["input"]
     T, B, D = seq.shape
-    H, NH, HS = _head_sizes(params)
-    p = _locals(params, NH, HS)
+    H, NH, HS = _step_sizes(params)
+    p = _locals(params, H, NH, HS)
     W_q = p["W_q"]
     d_W_q = 0 * W_q
     W_k = p["W_k"]

@@ -36,9 +36,9 @@ PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)?\Z")
 _TIMED = re.compile(r"(?P<kind>δ⁺|δ|Δ)?(?P<base>[A-Za-z0-9_]+)\[t(?P<shift>[+-]\d+)?\]\Z")
 
 #: The sizes' names in generated code (``cell.SIZES``: D, H, the projection size P, the number
-#: of heads NH and the head size HS = H/NH): a size expression's symbols, so no parameter may be
-#: called so.
-SIZES = frozenset({"D", "H", "P", "NH", "HS"})
+#: of heads NH, the head size HS = H/NH and the state size N): a size expression's symbols, so
+#: no parameter may be called so.
+SIZES = frozenset({"D", "H", "P", "NH", "HS", "N"})
 
 #: Every name a generated module (NumPy, PyTorch or Numba) uses for itself where a cell's
 #: names are in scope: its imports, constants and functions, the arguments and locals of the
@@ -260,8 +260,8 @@ def check_param_name(name: str) -> None:
             "underscore before a subscript, e.g. 'W_z' or 'b_hn'")
     if name in SIZES:
         raise ValueError(f"parameter name {name!r} is not allowed: {', '.join(sorted(SIZES))} "
-                         "are the sizes (input, hidden, projection size, number of heads and "
-                         "head size)")
+                         "are the sizes (input, hidden, projection size, number of heads, head "
+                         "size and state size)")
     if name.startswith(MODULE_PREFIXES):
         raise ValueError(f"parameter name {name!r} starts like one of the generated module's own "
                          f"arrays or cached values ({', '.join(MODULE_PREFIXES)})")

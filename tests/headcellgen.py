@@ -81,3 +81,63 @@ def cells(draw):
         out = out + b.let("s", total(r * r)) / 10 * k
     b.let("h", out + (h / 2 if h is not None else 0))
     return b.build(output="h")
+
+
+@st.composite
+def channel_cells(draw):
+    """A random cell with a matrix per channel S (H × N, the state size N): the new S an
+    H-vector decay (a gate, or exp(Δ ⊙ A) of a parameter ("H", "N") used element-wise) times
+    S plus an outer product u bᵀ of an H-vector and an N-vector, maybe gated; read out by
+    ``matvec(S, c)`` or through ``matvec(transpose(S), u)`` and a matrix ("H", "N"); maybe an
+    H-vector state h beside it, and a sum of S's entries."""
+    b = CellBuilder("chancell", "A random cell with a matrix per channel")
+    N = b.size("N")
+    x = b.input("x", "H")
+    S = b.state("S", "H", N)
+    h = b.state("h") if draw(st.booleans()) else None
+    params = {}
+
+    def param(name, *shape):
+        if name not in params:
+            params[name] = b.param(name, *shape)
+        return params[name]
+
+    def hvec(name, act=None):
+        a = matvec(param(f"W_{name}", "H", "H"), x)
+        if h is not None and draw(st.booleans()):
+            a = a + matvec(param(f"R_{name}", "H", "H"), h)
+        if draw(st.booleans()):
+            a = a + param(f"b_{name}", "H")
+        return b.let(name, (act or ACTS[draw(st.sampled_from(sorted(ACTS)))])(a))
+
+    def nvec(name):
+        a = matvec(param(f"W_{name}", N, "H"), x)
+        return b.let(name, tanh(a) if draw(st.booleans()) else a)
+
+    u, bv = hvec("u"), nvec("bv")
+    kind = draw(st.sampled_from(["gate", "selective", "both"]))
+    decay = 1
+    if kind in ("selective", "both"):   # exp(Δ ⊙ A), A = -exp(A_log) per channel and state
+        a = b.let("a", -exp(param("A_log", "H", N)))
+        decay = exp(hvec("dt", softplus) * a)
+    if kind in ("gate", "both"):
+        decay = decay * hvec("g", sigma)
+    new = outer(u, bv)
+    if draw(st.booleans()):
+        new = hvec("i", sigma) * new
+    S_t = b.let("S", decay * S + new)
+    if draw(st.booleans()):
+        r = b.let("r", matvec(S_t, nvec("cv")))
+    else:
+        z = b.let("z", matvec(transpose(S_t), u))
+        r = b.let("r", matvec(param("W_o", "H", N), z))
+    out = ACTS[draw(st.sampled_from(sorted(ACTS)))](r)
+    if draw(st.booleans()):
+        out = out + b.let("s", total(S_t * S_t)) / 10 * u
+    if draw(st.booleans()):
+        out = out + param("D_skip", "H") * x
+    if h is None:
+        b.let("y", out)
+        return b.build(output="y")
+    b.let("h", out + h / 2)
+    return b.build(output="h")

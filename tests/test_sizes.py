@@ -164,7 +164,7 @@ def test_misused_sizes_are_refused_clearly():
     b.size("P")
     with pytest.raises(CellError, match="declared twice"):
         b.size("P")
-    with pytest.raises(CellError, match="'P' is not allowed: D, H, HS, NH, P are the sizes"):
+    with pytest.raises(CellError, match="'P' is not allowed: D, H, HS, N, NH, P are the sizes"):
         CellBuilder("c", "C").param("P", "H")
     with pytest.raises(CellError, match="is not one of D, H, P, NH, H/NH"):
         CellBuilder("c", "C").param("W", "Q")

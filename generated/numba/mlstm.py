@@ -205,14 +205,14 @@ def _states(given, what, B, D, H, NH, dtype):
 
 
 
-def _head_sizes(params):
+def _step_sizes(params):
     """(H, NH, HS), read off the parameters (checked by ``_sizes``)."""
     H = params["W_q"].shape[0]
     NH = params["w_i"].shape[0]
     return H, NH, H // NH
 
 
-def _locals(params, NH, HS):
+def _locals(params, H, NH, HS):
     """Each parameter as the step reads it: an H-vector (NH, HS), one per head (NH, 1)."""
     shapes = {"H": (NH, HS), "NH": (NH, 1)}
     return {name: params[name].reshape(shapes[shape[0]]) if len(shape) == 1 else params[name]
@@ -316,7 +316,7 @@ def _arrays(x, params, state0):
     """The loop's arrays: the parameters as it reads them, the products of the input by the
     parameters, the states' sequences from ``state0``, the cached values."""
     T, B, D = x.shape
-    H, NH, HS = _head_sizes(params)
+    H, NH, HS = _step_sizes(params)
     dtype, X = x.dtype, x.reshape(T * B, D)
     a = {}
     a["P_W_q"] = np.ascontiguousarray(params["W_q"])
@@ -359,7 +359,7 @@ def _arrays(x, params, state0):
 
 def _forward(params, x, state0):
     T, B, D = x.shape
-    H, NH, HS = _head_sizes(params)
+    H, NH, HS = _step_sizes(params)
     dtype, a = x.dtype, _arrays(x, params, state0 or {})
     R_0 = np.empty((B, NH), dtype)
     R_1 = np.empty((B, NH, HS), dtype)
@@ -599,7 +599,7 @@ def _backward_steps(T, B, D, H, NH, HS, DH, P_W_q, P_W_k, P_W_v, P_W_o, P_b_q, P
 def _backward(params, cache, dhs, dstate):
     x, a = cache["input"], cache
     T, B, D = x.shape
-    H, NH, HS = _head_sizes(params)
+    H, NH, HS = _step_sizes(params)
     dtype, dstate = x.dtype, dstate or {}
     DH = np.ascontiguousarray(dhs, dtype).reshape(T, B, NH, HS)
     N_C = _given(dstate, "C", (B, NH, HS, HS), dtype)

@@ -19,6 +19,7 @@ from ..lower.plan import Plan, lower
 from ..printers.comment import comment
 from ..printers.templates import REBUILD, environment
 from ..printers.text import python_string
+from .channels import channels_module, has_channels
 from .heads import heads_module
 from .numpy import head_pycode, pycode, pycode_into
 from .sizes import sizes_context
@@ -46,7 +47,9 @@ NUMPY = Spelling(pycode, pycode_into, dict(
 def numpy_module(d: Derivation, rebuild: str | None = None) -> str:
     """The source of the generated NumPy module for ``d.cell``; its header names ``rebuild``
     as the command that regenerates it, if given.  A cell with matrices or numbers per head
-    gets the module of :mod:`.heads`."""
+    gets the module of :mod:`.heads`, one with matrices per channel that of :mod:`.channels`."""
+    if has_channels(d.cell):
+        return channels_module(d, rebuild)
     if per_head_parts(d.cell):
         return heads_module(d, rebuild)
     return environment().get_template(PY_TEMPLATE).render(

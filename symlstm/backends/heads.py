@@ -18,6 +18,8 @@ H-vectors, numbers per head or per sample and matrices per head, and refuses any
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
@@ -40,6 +42,22 @@ TEMPLATE = "numpy/heads.py.jinja"
 LAYOUT = {"H": "(NH, HS)", "NH": "(NH, 1)", "1": "(1, 1)", HEAD_MATRIX: "(NH, HS, HS)"}
 #: The shape of a state as ``forward`` takes and returns it, after (B,).
 SHAPES = {"H": ("NH", "H/NH"), "NH": ("NH",), HEAD_MATRIX: ("NH", "H/NH", "H/NH")}
+
+
+class Layout(NamedTuple):
+    """How a kind of matrix cell lays its arrays out: each vector's shape after (B,) by its
+    size (``vectors``), each state's shape in the sizes (``shapes``), the names the module
+    reads its sizes into, the shape of a step's output gradient, how a step reads its input
+    (a suffix to ``seq[t]``) and the input's size."""
+    vectors: dict
+    shapes: dict
+    size_names: str
+    dout: str
+    input: str
+    input_size: str
+
+
+HEADS = Layout(LAYOUT, SHAPES, "H, NH, HS", "(B, NH, HS)", "", "D")
 
 
 class Expand(sp.Function):
@@ -156,15 +174,17 @@ def heads_module(d: Derivation, rebuild: str | None = None) -> str:
                                                        template=TEMPLATE, rebuild=rebuild)
 
 
-def heads_context(d: Derivation, printer_class) -> dict:
-    """What the templates of a cell with matrices per head are rendered with, every
-    statement printed by ``printer_class``."""
+def heads_context(d: Derivation, printer_class, layout: Layout = HEADS) -> dict:
+    """What the templates of a cell with matrices per head (or, with the layout of
+    :mod:`.channels`, per channel) are rendered with, every statement printed by
+    ``printer_class``."""
     d = with_values(d)
     cell = d.cell
     if not per_head_parts(cell):
         raise CellError(f"cell {cell.name!r} has no matrices or numbers per head; its modules "
                         "are symlstm.backends.code.numpy_module and the others")
-    _check_layout(cell)
+    if layout is HEADS:
+        _check_layout(cell)
     printer = printer_class({"cell": cell})
 
     def code(e):   # every division numerator first, as in the vector cells' modules
@@ -179,8 +199,11 @@ def heads_context(d: Derivation, printer_class) -> dict:
     for g in d.params:
         p = cell.param(g.name)
         inner = sp.Add(*(t.expr for t in g.terms))
+        # a matrix of matvec gets Σ over the batch from its outer product; one used
+        # element-wise (a matrix per channel) a share per sample, as a vector does
         params.append(dict(name=g.name, local=naming.identifier(g.name), shape=p.shape,
-                           matrix=p.is_matrix, expr=code(inner), label=g.label))
+                           matrix=p.is_matrix and not elementwise(cell, p.symbol),
+                           expr=code(inner), label=g.label))
     read = set().union(*(g.rhs.free_symbols
                          for g in (*d.step, *d.inputs, *d.initial, *d.params)))
     cached = [naming.code(eq.lhs) for eq in cell.equations if eq.lhs in read]
@@ -192,7 +215,8 @@ def heads_context(d: Derivation, printer_class) -> dict:
         states=[dict(name=s, local=naming.code(naming.timed(s)),
                      prev=naming.code(naming.timed(s, -1)),
                      carry=naming.code(naming.timed(s, 0, naming.CARRY)),
-                     layout=LAYOUT[dim], carried=s in carried)
+                     layout=layout.vectors[dim], carried=s in carried,
+                     squeeze=_squeeze(layout.vectors[dim]))
                 for s, dim in cell.states.items()],
         output=naming.code(naming.timed(cell.output)),
         dout=naming.code(naming.timed(cell.output, 0, naming.EXTERNAL)),
@@ -201,8 +225,22 @@ def heads_context(d: Derivation, printer_class) -> dict:
         param_shapes={p.name: p.shape for p in cell.params},
         **sizes_context(cell), extras=[], output_size="OUTPUT_SIZE",
         state_names=repr(tuple(cell.states)), input_name=first, output_name=cell.output,
-        state_shapes=repr({s: SHAPES[dim] for s, dim in cell.states.items()}),
-        state_sizes=repr(dict(cell.states)))
+        state_shapes=repr({s: layout.shapes[dim] for s, dim in cell.states.items()}),
+        state_sizes=repr(dict(cell.states)), size_names=layout.size_names,
+        dout_layout=layout.dout, input_layout=layout.input, input_size=layout.input_size)
+
+
+def _squeeze(layout: str) -> str:
+    """What gives a state of the step's layout its shape in ``forward``'s: (B, NH, 1) and
+    (B, H, 1) lose their last axis, (B, 1, N) its middle one."""
+    return "[..., 0]" if layout.endswith(", 1)") else "[..., 0, :]" if \
+        layout.startswith("(1, ") else ""
+
+
+def elementwise(cell, P: sp.Symbol) -> bool:
+    """Whether the parameter ``P`` is used element-wise (outside every matrix product)."""
+    return any(P in eq.rhs.xreplace({m: sp.S.One for m in eq.rhs.atoms(MatVec)}).free_symbols
+               for eq in cell.equations)
 
 
 def _check_layout(cell) -> None:

@@ -19,7 +19,9 @@ from ..cell.matrices import per_head_parts
 from ..derivation.bptt import Derivation
 from ..lower.plan import Plan, lower
 from ..printers.templates import environment
+from .channels import has_channels
 from .code import NUMPY, code_context
+from .numba_channels import numba_channels_module
 from .numba_heads import numba_heads_module
 from .numba_kernels import _backward_kernel, _carries, _forward_kernel
 from .numba_printer import SPELLINGS, ElementPrinter  # noqa: F401  (the tests read them here)
@@ -31,7 +33,10 @@ TEMPLATE = "numba/cell.py.jinja"
 def numba_module(d: Derivation, rebuild: str | None = None) -> str:
     """The source of ``symlstm.generated.numba.<cell>`` for ``d.cell``; its header names
     ``rebuild`` as the command that regenerates it, if given.  A cell with matrices or
-    numbers per head gets the module of :mod:`.numba_heads`."""
+    numbers per head gets the module of :mod:`.numba_heads`, one with matrices per channel
+    that of :mod:`.numba_channels`."""
+    if has_channels(d.cell):
+        return numba_channels_module(d, rebuild)
     if per_head_parts(d.cell):
         return numba_heads_module(d, rebuild)
     plan = lower(d)

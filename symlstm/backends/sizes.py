@@ -1,7 +1,8 @@
 """The sizes as a generated module's code handles them, for every backend's templates."""
 from __future__ import annotations
 
-from ..cell.parts import EXTRA_SIZES, HEAD_MATRIX, HEADS_SHAPE, SIZES, size_counts
+from ..cell.parts import (CHANNEL_MATRIX, CHANNEL_SHAPE, EXTRA_SIZES, HEAD_MATRIX, HEADS_SHAPE,
+                          SIZES, size_counts)
 
 
 def sizes_context(cell) -> dict:
@@ -11,8 +12,8 @@ def sizes_context(cell) -> dict:
     extra = cell.sizes
     counted = [n for n in SIZES if n in ("D", "H", *extra) or n == "H/NH" and "NH" in extra]
     columns = [list(SIZES).index(n) for n in counted] + [len(SIZES)]
-    states = [d for dim in cell.states.values()
-              for d in (HEADS_SHAPE if dim == HEAD_MATRIX else (dim,))]
+    matrices = {HEAD_MATRIX: HEADS_SHAPE, CHANNEL_MATRIX: CHANNEL_SHAPE}
+    states = [d for dim in cell.states.values() for d in matrices.get(dim, (dim,))]
     heads = ["NH", "H/NH"] if "NH" in extra else []   # the per-head states' shapes
     dims = dict.fromkeys([d for p in cell.params for d in p.shape] + states
                          + [*cell.inputs.values()] + heads)

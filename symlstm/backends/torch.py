@@ -16,12 +16,14 @@ from ..cell.matrices import per_head_parts
 from ..derivation.bptt import Derivation
 from ..printers.templates import environment
 from .code import Spelling, code_context
+from .channels import ChannelsPrinter, channels_context, has_channels
 from .heads import HeadsPrinter, heads_context
 from .numpy import CellNumPyPrinter
 
 
 TEMPLATE = "torch/cell.py.jinja"
 HEADS_TEMPLATE = "torch/heads.py.jinja"
+CHANNELS_TEMPLATE = "torch/channels.py.jinja"
 
 #: Each operation of ``ops.OPS`` spelled in torch.  softplus returns a itself above its
 #: threshold, which is within float64's rounding only from a = 37 on (e^-37/37 < half an ulp),
@@ -110,10 +112,21 @@ class HeadsTorchPrinter(HeadsPrinter, TorchPrinter):
     _lib, _axis, _keep = "torch", "dim", "keepdim"
 
 
+class ChannelsTorchPrinter(ChannelsPrinter, TorchPrinter):
+    """Torch code of one step of a cell with matrices per channel, in the channels' layout."""
+
+    _lib, _axis, _keep = "torch", "dim", "keepdim"
+
+
 def torch_module(d: Derivation, rebuild: str | None = None) -> str:
     """The source of ``symlstm.generated.torch.<cell>`` for ``d.cell``; its header names
     ``rebuild`` as the command that regenerates it, if given.  A cell with matrices or
-    numbers per head gets the passes of :mod:`.heads` on tensors."""
+    numbers per head gets the passes of :mod:`.heads` on tensors, one with matrices per
+    channel those of :mod:`.channels`."""
+    if has_channels(d.cell):
+        return environment().get_template(CHANNELS_TEMPLATE).render(
+            **channels_context(d, ChannelsTorchPrinter), template=CHANNELS_TEMPLATE,
+            rebuild=rebuild)
     if per_head_parts(d.cell):
         return environment().get_template(HEADS_TEMPLATE).render(
             **heads_context(d, HeadsTorchPrinter), template=HEADS_TEMPLATE, rebuild=rebuild)

@@ -9,12 +9,16 @@ import sympy as sp
 
 from .. import naming
 from . import display
-from .matrices import (check_head_shapes, elementwise_dim, matvec_dim, outer_dim,
-                       reduction_dim)
+from .matrices import (check_head_shapes, elementwise_dim, matrix_param_dim, matvec_dim,
+                       outer_dim, reduction_dim)
 from .ops import (BINARY, CELL_REDUCTIONS, OPS, REDUCTIONS, STRUCTURE, Concat, HeadOuter, MatVec,
                   Part, Transposed, headsum)
-from .parts import (DIMS, EXTRA_SIZES, HEAD_MATRIX, HEADS_SHAPE, SIZE_SYMBOLS, SIZES, CellError,
-                    Equation, add_sizes, expr_counts, size, size_counts, sizes_used, spell_size)
+from .parts import (CHANNEL_MATRIX, DIMS, EXTRA_SIZES, HEAD_MATRIX, HEADS_SHAPE, MATRICES,
+                    SIZE_SYMBOLS, SIZES, CellError, Equation, add_sizes, expr_counts, size,
+                    size_counts, sizes_used, spell_size)
+
+
+_KIND = {HEAD_MATRIX: "head", CHANNEL_MATRIX: "channel"}
 
 
 def _named(rule, *args) -> None:
@@ -106,7 +110,7 @@ def _check_names(cell) -> None:
         constant_value(n, v)
     for d in (*cell.inputs.values(), *cell.states.values(), *(d for p in cell.params
                                                                 for d in p.shape)):
-        if d != HEAD_MATRIX and size(d) != d:
+        if d not in MATRICES and size(d) != d:
             raise CellError(f"size {d!r} is not in canonical spelling ({size(d)!r}); declare "
                             "sizes through CellBuilder")
     _check_sizes(cell)
@@ -117,7 +121,7 @@ def _check_names(cell) -> None:
     if cell.inputs and next(iter(cell.inputs.values())) != "D":
         # generated code reads D off the first input: without it there is no D
         uses_d = [n for n, d in list(cell.inputs.items())[1:] if d == "D"] + \
-            [n for n, d in cell.states.items() if d != HEAD_MATRIX and size_counts(d)[0]] + \
+            [n for n, d in cell.states.items() if d not in MATRICES and size_counts(d)[0]] + \
             [p.name for p in cell.params if any(size_counts(x)[0] for x in p.shape)]
         if uses_d:
             raise CellError(f"the input has the hidden size H, so there is no input size D, but "
@@ -127,9 +131,9 @@ def _check_names(cell) -> None:
         check_label(eq.label)
         naming.check_vector_name(naming.parse(eq.lhs).base, f"equation {eq.label!r}: variable")
     results = [naming.parse(eq.lhs).base for eq in cell.equations]
-    if cell.states.get(cell.output) == HEAD_MATRIX:
-        raise CellError(f"output {cell.output!r} is a matrix per head; the output is a vector "
-                        "(of size H, say C q)")
+    if cell.states.get(cell.output) in MATRICES:
+        raise CellError(f"output {cell.output!r} is a matrix per {_KIND[cell.states[cell.output]]}"
+                        "; the output is a vector (of size H, say C q)")
     if cell.output in cell.inputs or cell.output not in (*cell.states, *results):
         raise CellError(f"output {cell.output!r} is neither a state {sorted(cell.states)} nor "
                         "the result of an equation: the output is what the module returns "
@@ -278,11 +282,7 @@ def _dim_of(cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str | None:
             return dims[p.base]
         if e.name in cell.constants or e in size_symbols(cell):
             return None
-        param = cell.param(e.name)
-        if param.is_matrix:
-            raise CellError(f"equation {eq.label!r} uses the matrix {e} element-wise; "
-                            f"write matvec({e}, v) for the product with a vector v")
-        return param.shape[0] if param.shape else "1"
+        return matrix_param_dim(cell, eq, e)
     if e.func in REDUCTIONS:
         return reduction_dim(eq, e, _dim_of(cell, eq, e.args[0], dims))
     if isinstance(e, MatVec):
@@ -294,8 +294,9 @@ def _dim_of(cell, eq: Equation, e: sp.Expr, dims: dict[str, str]) -> str | None:
     if isinstance(e, Concat):
         if not all(isinstance(v, sp.Symbol) and naming.parse(v) is not None for v in e.args):
             raise CellError(f"equation {eq.label!r}: concat takes named vectors, got {display.text(e)}")
-        if any(dims[naming.parse(v).base] == HEAD_MATRIX for v in e.args):
-            raise CellError(f"equation {eq.label!r}: concat takes vectors, not matrices per head")
+        if any(dims[naming.parse(v).base] in MATRICES for v in e.args):
+            raise CellError(f"equation {eq.label!r}: concat takes vectors, not matrices per head "
+                            "or per channel")
         return add_sizes(dims[naming.parse(v).base] for v in e.args)
     # one number per sample (a reduction, a scalar) goes with any size, one per head (NH)
     # with an H-vector or a matrix per head
@@ -342,8 +343,8 @@ def _part_dim(cell, eq: Equation, e, dims) -> str:
         raise CellError(f"{where} the first argument must be a named vector or a vector "
                         "parameter; give the expression its own equation first")
     n = dims[naming.parse(v).base] if naming.parse(v) else cell.param(v.name).shape[0]
-    if n == HEAD_MATRIX:
-        raise CellError(f"{where} {v} is a matrix per head; part takes rows of a vector")
+    if n in MATRICES:
+        raise CellError(f"{where} {v} is a matrix per {_KIND[n]}; part takes rows of a vector")
     n = size_counts(n)
     a, b = (_bound(x, where) for x in (start, stop))
     if a == b or any(y < x for x, y in zip((*a, *b), (*b, *n))):

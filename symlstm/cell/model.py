@@ -27,8 +27,8 @@ from .. import naming
 from .checks import (_check_about, _check_title, _dim_of, _named, check, check_cell_name,
                      check_label, constant_value)
 from .ops import Transposed, matrix_param
-from .parts import (DIMS, EXTRA_SIZES, HEAD_MATRIX, HEADS_SHAPE, SIZES, CellError, Equation,
-                    Param, size)
+from .parts import (CHANNEL_MATRIX, CHANNEL_SHAPE, DIMS, EXTRA_SIZES, HEAD_MATRIX, HEADS_SHAPE,
+                    SIZES, CellError, Equation, Param, size)
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,12 @@ class Cell:
 
     def matrix_shape(self, W: sp.Expr) -> tuple[str, str]:
         """(rows, cols) of a matrix parameter W or of its transpose (H × H for per-head
-        blocks and for a matrix per head: the block-diagonal matrix they stand for)."""
-        if naming.parse(matrix_param(W)) is not None:   # a matrix per head, C or Cᵀ
+        blocks and for a matrix per head: the block-diagonal matrix they stand for; H × N for
+        a matrix per channel)."""
+        p = naming.parse(matrix_param(W))
+        if p is not None and self._vector_dims.get(p.base) == CHANNEL_MATRIX:
+            return CHANNEL_SHAPE[::-1] if isinstance(W, Transposed) else CHANNEL_SHAPE
+        if p is not None:   # a matrix per head, C or Cᵀ
             return ("H", "H")
         shape = self.param(matrix_param(W).name).shape
         if len(shape) == 3:
@@ -81,6 +85,8 @@ class Cell:
         p = naming.parse(symbol)
         if p is None:
             shape = self.param(symbol.name).shape
+            if shape == CHANNEL_SHAPE:   # used element-wise: a matrix per channel
+                return CHANNEL_MATRIX
             return shape[0] if shape else "1"   # a scalar: one number, as for each sample
         return self._vector_dims[p.base]
 
@@ -130,14 +136,18 @@ class CellBuilder:
         self.dims: dict[str, str] = dict(DIMS)
 
     def size(self, name: str) -> str:
-        """Declare a size beyond D and H: "P" (a projection size) or "NH" (a number of heads,
-        which brings the head size "H/NH"; H must then be a multiple of NH).  Returns the
-        size's name, for use in shapes."""
+        """Declare a size beyond D and H: "P" (a projection size), "NH" (a number of heads,
+        which brings the head size "H/NH"; H must then be a multiple of NH) or "N" (the
+        state size of a matrix per channel, H × N).  Returns the size's name, for use in
+        shapes."""
         if name not in EXTRA_SIZES:
             raise CellError(f"size {name!r} cannot be declared: the sizes a cell may declare "
                             f"are {', '.join(map(repr, EXTRA_SIZES))} (D and H are always there)")
         if name in self.dims:
             raise CellError(f"size {name!r} is declared twice")
+        if {name, *self.dims} >= {"N", "NH"}:
+            raise CellError("a cell declares either heads, size('NH') (matrices per head), or "
+                            "a state size, size('N') (matrices per channel, H × N), not both")
         self.dims[name] = SIZES[name][1]
         return name
 
@@ -156,14 +166,19 @@ class CellBuilder:
 
         A state is a vector of size "H" (the default), "D", "P", or "NH" (one number per head);
         ``state("C", "NH", "H/NH", "H/NH")`` is a matrix per head (one H/NH × H/NH matrix for
-        each of the NH heads, declare NH first with ``size("NH")``)."""
+        each of the NH heads, declare NH first with ``size("NH")``); ``state("h", "H", "N")``
+        a matrix per channel (a row of N entries for each of the H channels, declare N first
+        with ``size("N")``)."""
         self._declare(name, "state")
         if tuple(shape) == HEADS_SHAPE:
             self.states[name] = HEAD_MATRIX
+        elif tuple(shape) == CHANNEL_SHAPE:
+            self.states[name] = CHANNEL_MATRIX
         elif len(shape) > 1:
-            raise CellError(f"state {name!r}: give one size for a vector, or {HEADS_SHAPE} for a "
-                            f"matrix per head, e.g. state({name!r}, 'NH', 'H/NH', 'H/NH'); got "
-                            f"{shape}")
+            raise CellError(f"state {name!r}: give one size for a vector, {HEADS_SHAPE} for a "
+                            f"matrix per head, e.g. state({name!r}, 'NH', 'H/NH', 'H/NH'), or "
+                            f"{CHANNEL_SHAPE} for a matrix per channel, e.g. state({name!r}, "
+                            f"'H', 'N'); got {shape}")
         else:
             self.states[name] = size(shape[0] if shape else "H")
         return naming.timed(name, -1)

@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 import sympy as sp
 
 from .products import (  # noqa: F401 (re-exported: the grammar is read from ops)
-    D, H, HS, STRUCTURE, Concat, HeadOuter, MatTVec, MatVec, Outer, Part, Place, TimeSum,
+    D, H, HS, STRUCTURE, Concat, HeadOuter, MatTVec, MatVec, Outer, Part, Place, RowSum, TimeSum,
     Transposed, concat, matrix_param, matvec, outer, part, transpose)
 
 

@@ -16,6 +16,13 @@ HEADS_SHAPE = ("NH", "H/NH", "H/NH")
 #: each of the NH heads, stored (NH, H/NH, H/NH), a state declared with the shape HEADS_SHAPE.
 #: It is no size of the size grammar: only :func:`size_value` and :func:`broadcast` read it.
 HEAD_MATRIX = "NH×H/NH×H/NH"
+#: The shape of a matrix per channel (Mamba's state h): one row of N entries for each of the
+#: H channels, a state declared ``state("h", "H", "N")`` or a parameter used element-wise.
+CHANNEL_SHAPE = ("H", "N")
+#: The size of a variable that is a matrix per channel, stored (H, N) after the batch.
+CHANNEL_MATRIX = "H×N"
+#: The sizes that stand for matrices rather than vectors.
+MATRICES = (HEAD_MATRIX, CHANNEL_MATRIX)
 
 
 class CellError(ValueError):
@@ -58,11 +65,12 @@ class Param(NamedTuple):
 
 #: The sizes a cell's shapes are written in, each with its name in generated code and what it
 #: stands for: D and H always; P and NH where the cell declares them (``CellBuilder.size``);
-#: the head size H/NH wherever NH is declared.
+#: the head size H/NH wherever NH is declared; N, the state size of a matrix per channel.
 SIZES = {"D": ("D", "input size"), "H": ("H", "hidden size"), "P": ("P", "projection size"),
-         "NH": ("NH", "number of heads"), "H/NH": ("HS", "head size")}
+         "NH": ("NH", "number of heads"), "H/NH": ("HS", "head size"),
+         "N": ("N", "state size")}
 #: The sizes a cell may declare beyond D and H, with the keyword that generated code takes.
-EXTRA_SIZES = {"P": "proj_size", "NH": "num_heads"}
+EXTRA_SIZES = {"P": "proj_size", "NH": "num_heads", "N": "state_size"}
 
 _NAMES = "|".join(re.escape(n) for n in sorted(SIZES, key=len, reverse=True))
 _SIZE_TERM = re.compile(rf"\s*(?:(\d+)\s*\*\s*)?({_NAMES})\s*(?:\*\s*(\d+)\s*)?\Z|\s*(\d+)\s*\Z")
@@ -72,10 +80,10 @@ def size_counts(dim) -> tuple[int, ...]:
     """A size string as its count of each of ``SIZES`` and its constant: "D + 2*H" is
     (1, 2, 0, 0, 0, 0).
 
-    The grammar is symlstm's own: D, H, P, NH, H/NH, positive integers, ``+`` and ``*`` (an
+    The grammar is symlstm's own: D, H, P, NH, H/NH, N, positive integers, ``+`` and ``*`` (an
     integer times a size); nothing is evaluated."""
     if not isinstance(dim, str) or not dim.strip() or len(dim) > 100:
-        raise CellError(f"size {dim!r} is not allowed: use D, H, P, NH, H/NH, positive integers, "
+        raise CellError(f"size {dim!r} is not allowed: use D, H, P, NH, H/NH, N, positive integers, "
                         "+ and *, e.g. 'H', 'D + H' or '2*H'")
     counts = [0] * (len(SIZES) + 1)
     for term in dim.split("+"):
@@ -129,7 +137,8 @@ def size_expr(dim: str) -> sp.Expr:
 def sizes_used(dims) -> tuple[str, ...]:
     """The sizes of ``SIZES`` that the size strings ``dims`` mention, in table order (NH when
     the head size is)."""
-    dims = [n for d in dims for n in (HEADS_SHAPE if d == HEAD_MATRIX else (d,))]
+    dims = [n for d in dims for n in (HEADS_SHAPE if d == HEAD_MATRIX else CHANNEL_SHAPE
+                                      if d == CHANNEL_MATRIX else (d,))]
     counts = [size_counts(d) for d in dims]
     used = {name for k, name in enumerate(SIZES) if any(c[k] for c in counts)}
     used |= {"NH"} if "H/NH" in used else set()
@@ -142,6 +151,8 @@ def size_value(dim: str, D: int, H: int, **extra: int) -> int:
     values = {"D": D, "H": H, **extra}
     if "NH" in values:
         values["H/NH"] = H // values["NH"]
+    if dim == CHANNEL_MATRIX:
+        return H * values["N"]
     if dim == HEAD_MATRIX:
         return H * values["H/NH"] if "NH" in values else size_value("NH", D, H)
     *ns, k = size_counts(dim)
@@ -165,11 +176,14 @@ def combine(dims) -> tuple[str | None, tuple[str, ...]]:
 
     One number per sample ("1") goes with anything; one number per head ("NH") goes with an
     H-vector (each head's number with that head's H/NH entries) and with a matrix per head
-    (with all of its head's entries); otherwise the sizes must be equal."""
+    (with all of its head's entries); an H-vector goes with a matrix per channel (each
+    channel's number with all of its row); otherwise the sizes must be equal."""
     found = {d for d in dims if d is not None}
     sizes = found - {"1"}
     if "NH" in sizes and sizes & {"H", HEAD_MATRIX}:
         sizes.discard("NH")
+    if "H" in sizes and CHANNEL_MATRIX in sizes:
+        sizes.discard("H")
     if len(sizes) > 1:
         return None, tuple(sorted(sizes))
     return (sizes.pop() if sizes else found.pop() if found else None), ()
@@ -178,5 +192,6 @@ def combine(dims) -> tuple[str | None, tuple[str, ...]]:
 def reduces_to(small: str, big: str) -> bool:
     """Whether a gradient of size ``big`` is summed to reach a variable of size ``small`` that
     it was broadcast from: a number per sample from anything, a number per head from an
-    H-vector or a matrix per head."""
-    return small != big and (small == "1" or small == "NH" and big in ("H", HEAD_MATRIX))
+    H-vector or a matrix per head, an H-vector from a matrix per channel (its rows' sums)."""
+    return small != big and (small == "1" or small == "NH" and big in ("H", HEAD_MATRIX)
+                             or small == "H" and big == CHANNEL_MATRIX)

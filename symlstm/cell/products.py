@@ -32,13 +32,26 @@ class Outer(sp.Function):
 class HeadOuter(sp.Function):
     """``v kᵀ`` per head: for H-vectors v and k, the NH diagonal blocks of their outer product,
     one H/NH × H/NH matrix per head (C[a, b] = v_a k_b within each head).  In a cell it makes
-    a matrix per head; in a derivation it is what a product ``C q`` sends back to C."""
+    a matrix per head; in a derivation it is what a product ``C q`` sends back to C.  Of an
+    H-vector u and an N-vector b it is the matrix per channel u bᵀ (H × N)."""
 
     nargs = 2
 
     @classmethod
     def eval(cls, u, v):
         if u.is_zero or v.is_zero:
+            return sp.S.Zero
+
+
+class RowSum(sp.Function):
+    """Σ_s a[:, s]: a matrix per channel summed over each row, an H-vector.  It is what an
+    H-vector broadcast over the columns of a matrix per channel (Δ ⊙ A) gets back."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_zero:
             return sp.S.Zero
 
 
@@ -102,13 +115,15 @@ STRUCTURE = (MatVec, Transposed, Concat, HeadOuter)
 def matvec(W, v: sp.Symbol) -> sp.Expr:
     """``W v`` for use in a cell's equations: W a matrix parameter, or a matrix per head (a
     state at t-1 or an earlier result, such as mLSTM's C), or ``transpose(W)`` of either;
-    a matrix per head is applied to the H-vector v head by head."""
+    a matrix per head is applied to the H-vector v head by head, a matrix per channel h
+    (H × N) to an N-vector c (Σ_s h[:, s] c[s], an H-vector)."""
     return MatVec(W, v)
 
 
 def outer(v: sp.Symbol, k: sp.Symbol) -> sp.Expr:
     """``v kᵀ`` per head, of two named H-vectors: a matrix per head (NH × H/NH × H/NH) with
-    entries v_a k_b within each head."""
+    entries v_a k_b within each head; of a named H-vector u and N-vector b, the matrix per
+    channel u bᵀ (H × N)."""
     return HeadOuter(v, k)
 
 

@@ -7,6 +7,7 @@ from .model import Cell, CellBuilder
 from .ops import H, concat, matvec, mean, part, sigma, sqrt, transpose
 from .parts import Latex
 from .delta import gated_delta_net
+from .mamba import s6
 from .xlstm import mlstm, slstm
 
 
@@ -373,9 +374,11 @@ CELLS = {f.__name__: f for f in (
     lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor, gru_cho, mingru, minlstm,
     layernorm_lstm, sru, lstm_zoneout, lstmp, slstm, mlstm, gated_delta_net)}
 
-#: The shipped cells whose states include a matrix per head: their modules take and return
-#: state arrays per head, (B, NH, d, d), (B, NH, d) and (B, NH) (``STATE_SHAPES``).
-MATRIX_CELLS = {"mlstm": mlstm, "gated_delta_net": gated_delta_net}
+#: The cells whose states include a matrix per head or per channel.  mlstm and
+#: gated_delta_net ship (in ``CELLS``; their modules take and return state arrays per head,
+#: (B, NH, d, d), (B, NH, d) and (B, NH), ``STATE_SHAPES``); s6 is derived, checked and
+#: written by every backend but not yet generated, so not in ``CELLS``.
+MATRIX_CELLS = {"mlstm": mlstm, "gated_delta_net": gated_delta_net, "s6": s6}
 
 
 def get_cell(cell):
@@ -386,6 +389,8 @@ def get_cell(cell):
         raise TypeError("got a CellBuilder: call its .build() to get the Cell")
     if not isinstance(cell, str):
         raise TypeError(f"expected a cell name or a Cell, got {type(cell).__name__}")
+    if cell in MATRIX_CELLS:
+        return MATRIX_CELLS[cell]()
     if cell not in CELLS:
         raise KeyError(f"unknown cell {cell!r}; available: {', '.join(CELLS)}")
     return CELLS[cell]()

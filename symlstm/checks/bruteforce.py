@@ -333,6 +333,9 @@ def _leaf(e, env, j: int, n: int, context, tape: _Tape):
     if isinstance(e, Part):   # rows start:stop of a vector, the sizes already numbers
         inner = e.args[0]
         return _leaf(inner, env, j + int(e.args[1]), len(env[inner]), context, tape)
+    if isinstance(e, HeadOuter) and heads.count is None:   # entry (c, s) of u bᵀ: u_c b_s
+        c, s = divmod(j, len(env[e.args[1]]))
+        return env[e.args[0]][c] * env[e.args[1]][s]
     if isinstance(e, HeadOuter):   # entry (head, a, b) of a matrix per head: v_a k_b
         S = heads.size
         head, a, b = j // (S * S), (j // S) % S, j % S
@@ -344,7 +347,11 @@ def _leaf(e, env, j: int, n: int, context, tape: _Tape):
     if isinstance(e, MatVec):
         W, v = e.args
         M = env[W.args[0]].T if isinstance(W, Transposed) else env[W]
-        if naming.parse(matrix_param(W)) is not None:   # a matrix per head, kept flat
+        if naming.parse(matrix_param(W)) is not None and heads.count is None:   # per channel
+            M = env[matrix_param(W)].reshape(
+                (len(env[v]), -1) if isinstance(W, Transposed) else (-1, len(env[v])))
+            M = M.T if isinstance(W, Transposed) else M
+        elif naming.parse(matrix_param(W)) is not None:   # a matrix per head, kept flat
             M = env[matrix_param(W)].reshape(heads.count, heads.size, heads.size)
             M = M.swapaxes(1, 2) if isinstance(W, Transposed) else M
         total = 0
@@ -359,5 +366,6 @@ def _leaf(e, env, j: int, n: int, context, tape: _Tape):
     value = env[e]
     if np.ndim(value) == 0:   # a scalar parameter
         return value[()]
+    value = np.ravel(value)   # a parameter (H, N) used element-wise, row by row
     # one number per sample goes with any entry, one per head with each of its head's
     return value[j * len(value) // n]

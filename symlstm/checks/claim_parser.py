@@ -11,15 +11,16 @@ import sympy as sp
 
 from .. import naming
 from ..cell.ops import (OPS, REDUCTIONS, Concat, HeadOuter, MatTVec, MatVec, Outer, Part, Place,
-                        TimeSum, Transposed, headsum, lse, mean, relu, sigma, softplus, total)
-from ..cell.parts import HEAD_MATRIX
+                        RowSum, TimeSum, Transposed, headsum, lse, mean, relu, sigma, softplus,
+                        total)
+from ..cell.parts import CHANNEL_MATRIX, HEAD_MATRIX
 
 
 #: Names a claim may call besides the cell's own: the printed notation's functions.
 FUNCTIONS = {"sigma": sigma, "σ": sigma, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log,
              "relu": relu, "softplus": softplus, "sech": sp.sech, "cosh": sp.cosh,
              "sinh": sp.sinh, "sqrt": sp.sqrt, "erf": sp.erf, "diff": sp.diff, "MatVec": MatVec,
-             "MatTVec": MatTVec, "Outer": Outer, "HeadOuter": HeadOuter,
+             "MatTVec": MatTVec, "Outer": Outer, "HeadOuter": HeadOuter, "RowSum": RowSum,
              "TimeSum": TimeSum, "Transposed": Transposed,
              "Concat": Concat, "Part": Part, "Place": Place, "lse": lse, "total": total,
              "softmax": lambda a: sp.exp(a - lse(a)),
@@ -33,6 +34,8 @@ ALL_SIZES = {**SIZES, **EXTRA}
 #: The sizes of a cell with heads: two heads of two entries, so that a matrix per head and
 #: its transpose differ.
 HEAD_SIZES = {**ALL_SIZES, "H": 4, "NH": 2, "HS": 2}
+#: The sizes of a cell with matrices per channel: H ≠ N, so that h and hᵀ differ.
+CHANNEL_SIZES = {"D": 3, "H": 3, "N": 2}
 REACH = 2                  # a claim reads steps t-2 to t+2
 #: ASCII spellings of the adjoints' marks: delta_h[t] is δh[t], Delta_h[t] is Δh[t] and
 #: delta_plus_c[t] is δ⁺c[t] (longest first).
@@ -150,7 +153,7 @@ class _Parser:
         if "r" in (a, b):
             self.fail("no transposed vector here: xᵀ closes an outer product, as in "
                       "δzbar[t] x[t]ᵀ", token, "a transposed vector " + how)
-        if {a, b} == {"v", "m"}:
+        if {a, b} == {"v", "m"} and CHANNEL_MATRIX not in self.d.vectors.values():
             self.fail(f"a term of the same kind: a vector and a matrix cannot be {how}", token,
                       "a " + ("matrix" if b == "m" else "vector"))
         return "s" if a == b == "s" else "m" if "m" in (a, b) else "v"
@@ -200,8 +203,9 @@ class _Parser:
             if b.shape not in "sv":
                 self.fail("a number or a vector to divide by", token, "a matrix")
             return _Value(a.expr / b.expr, self.combined(a.shape, b.shape, token, "divided"))
-        if op in ("⊙", "∘") or (op == "*" and shapes == "mm"):   # SymPy's C[t-1]*δC[t]
-            if "r" in shapes or shapes in ("mv", "vm"):
+        channels = CHANNEL_MATRIX in self.d.vectors.values()   # an H-vector ⊙ its rows
+        if op in ("⊙", "∘") or (op == "*" and (shapes == "mm" or channels and "m" in shapes)):
+            if "r" in shapes or shapes in ("mv", "vm") and not channels:
                 self.fail("factors of one shape around ⊙, which multiplies entry by entry (a "
                           "matrix product is written R_fᵀ δfbar[t+1], an outer product "
                           "δzbar[t] x[t]ᵀ)", token, "⊙ between a matrix and a vector")
@@ -211,8 +215,8 @@ class _Parser:
             if isinstance(W, Transposed) and isinstance(W.args[0], sp.Symbol):
                 return _Value(c * MatTVec(W.args[0], b.expr), "v")
             return _Value(c * MatVec(W, b.expr), "v")
-        if shapes == "vr":   # v kᵀ: a matrix per head in a cell with heads
-            heads = HEAD_MATRIX in self.d.vectors.values()
+        if shapes == "vr":   # v kᵀ: a matrix per head (or channel) in a cell with them
+            heads = {HEAD_MATRIX, CHANNEL_MATRIX} & set(self.d.vectors.values())
             return _Value((HeadOuter if heads else Outer)(a.expr, b.expr), "m")
         if shapes in ("ss", "sv", "vs", "vv", "sm", "ms"):
             return _Value(a.expr * b.expr, self.combined(a.shape, b.shape, token, "multiplied"))
@@ -321,7 +325,7 @@ class _Parser:
         except (TypeError, ValueError) as err:
             self.fail(f"as many arguments as {name.text} takes ({err})", name, str(len(args)))
         shape = {MatVec: "v", MatTVec: "v", Part: "v", Place: "v", Concat: "v", lse: "v",
-                 total: "v", mean: "v", headsum: "s", Outer: "m", HeadOuter: "m",
+                 total: "v", mean: "v", headsum: "s", Outer: "m", HeadOuter: "m", RowSum: "v",
                  Transposed: "m"}.get(f, args[0].shape)
         return _Value(e ** 2 if square else e, shape)
 
@@ -363,7 +367,7 @@ class _Parser:
 
 #: A matrix per head is a matrix, and one number per head goes with a vector or a matrix per
 #: head as a number does (each head's number with that head's entries).
-_HEAD_SHAPES = {HEAD_MATRIX: "m", "NH": "s"}
+_HEAD_SHAPES = {HEAD_MATRIX: "m", "NH": "s", CHANNEL_MATRIX: "m"}
 
 
 def _check_names(d, expr: sp.Expr) -> None:

@@ -26,12 +26,12 @@ import sympy as sp
 
 from .. import naming
 from ..cell.ops import MatTVec, MatVec, Outer
-from ..cell.parts import HEAD_MATRIX, size_value
+from ..cell.parts import CHANNEL_MATRIX, HEAD_MATRIX, size_value
 from ..derivation.bptt import Derivation, describe_path
 from ..derivation.sweep import Term
 from ..lower.values import with_values
-from .claim_parser import (ALL_SIZES, HEAD_SIZES, SIZES, ClaimError, _check_names, _unsummed,
-                           read)
+from .claim_parser import (ALL_SIZES, CHANNEL_SIZES, HEAD_SIZES, SIZES, ClaimError, _check_names,
+                           _unsummed, read)
 from .numeric import EvaluationError, Run, evaluate, unroll
 
 
@@ -180,7 +180,8 @@ def _subject(derivation) -> _Subject:
     marked = {kind: {p.base for p in map(naming.parse, (*carries, *(
         s for _, rhs in backward for s in rhs.free_symbols))) if p and p.kind == kind}
         for kind in (naming.CARRY, naming.EXTERNAL)}
-    sizes = HEAD_SIZES if "NH" in cell.sizes else ALL_SIZES
+    sizes = HEAD_SIZES if "NH" in cell.sizes else CHANNEL_SIZES if "N" in cell.sizes else \
+        ALL_SIZES
     return _Subject(name, gradients, tuple(forward), tuple(backward), carries, vectors, params,
                     head.head.targets if head else "", marked, constants, sizes)
 
@@ -215,6 +216,8 @@ class _Runs:
         sizes = self.d.sizes
         if dims == (HEAD_MATRIX,):   # one matrix per head
             return (sizes["NH"], sizes["HS"], sizes["HS"])
+        if dims == (CHANNEL_MATRIX,):   # a row per channel
+            return (sizes["H"], sizes["N"])
         return tuple(OUTPUTS if dim == "K" else size_value(dim, **sizes) for dim in dims)
 
     def _run(self, k: int) -> Run:

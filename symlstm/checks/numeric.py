@@ -15,7 +15,7 @@ import sympy as sp
 
 from .. import naming
 from ..cell.ops import (OPS, REDUCTIONS, Concat, HeadOuter, MatTVec, MatVec, Outer, Part, Place,
-                        Transposed)
+                        RowSum, Transposed, softplus)
 
 
 class EvaluationError(ValueError):
@@ -36,6 +36,9 @@ class _NumPyFunctions:
 
 _ELEMENTARY = {sp.sech: lambda a: 1 / np.cosh(a), sp.cosh: np.cosh, sp.sinh: np.sinh,
                sp.exp: np.exp, sp.log: np.log, sp.tanh: np.tanh}
+#: Operations whose definition loses digits in float64 where the exact value does not:
+#: log(1 + e^a) keeps only e^a's first digits below a ≈ -20 (1 + e^a rounds), logaddexp all.
+_ACCURATE = {softplus: lambda a: np.logaddexp(0, a)}
 _REDUCE = {"total": lambda a: np.sum(a, axis=-1, keepdims=True) if np.ndim(a) < 3 else
            np.sum(a).reshape(1),
            "mean": lambda a: np.mean(a, axis=-1, keepdims=True),
@@ -46,7 +49,8 @@ _REDUCE = {"total": lambda a: np.sum(a, axis=-1, keepdims=True) if np.ndim(a) < 
 def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[str, int]):
     """The value of ``e``: each symbol's from ``lookup``, sizes (D, H in a ``Part``'s bounds)
     from ``sizes``.  A matrix per head is an array (NH, H/NH, H/NH), one number per head an
-    array (NH,), which goes element-wise with an H-vector head by head."""
+    array (NH,), which goes element-wise with an H-vector head by head; a matrix per channel
+    is an array (H, N), with which an H-vector goes row by row."""
     if isinstance(e, sp.Symbol):
         return sizes[e.name] if e.name in sizes else lookup(e)
     if e.is_Number or e.is_NumberSymbol:
@@ -67,6 +71,8 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
         return np.concatenate([np.atleast_1d(a) for a in args], axis=-1)
     if (e.is_Add or e.is_Mul) and len(args) > 1 and "NH" in sizes:
         args = _per_head(args, sizes["NH"])
+    if (e.is_Add or e.is_Mul) and "N" in sizes and any(np.ndim(a) == 2 for a in args):
+        args = [np.reshape(a, (-1, 1)) if np.ndim(a) == 1 else a for a in args]
     if e.is_Add:
         return sum(args[1:], args[0])
     if e.is_Mul:
@@ -88,13 +94,21 @@ def evaluate(e: sp.Expr, lookup: Callable[[sp.Symbol], np.ndarray], sizes: dict[
         return args[0].T @ args[1]
     if isinstance(e, Outer):
         return np.outer(args[0], args[1])
+    if isinstance(e, HeadOuter) and "NH" not in sizes:   # u bᵀ, a matrix per channel
+        return np.outer(args[0], args[1])
+    if isinstance(e, RowSum):
+        return np.sum(args[0], axis=-1)
     if isinstance(e, HeadOuter):   # the diagonal blocks of u vᵀ
         u, v = (np.reshape(a, (sizes["NH"], -1)) for a in args)
         return np.einsum("na,nb->nab", u, v)
     if e.func.__name__ == "headsum":
         return np.sum(np.reshape(args[0], (sizes["NH"], -1)), axis=-1)
+    if e.func in _ACCURATE:
+        return _ACCURATE[e.func](*args)
     if e.func in OPS:
         return OPS[e.func].definition(*args, _NumPyFunctions)
+    if e.func in REDUCTIONS and "N" in sizes and np.ndim(args[0]) == 2:   # a matrix per channel
+        return np.sum(args[0]).reshape(1)
     if e.func in REDUCTIONS:
         return _REDUCE[e.func.__name__](args[0])
     if e.func in _ELEMENTARY:

@@ -145,8 +145,8 @@ def inputs(mod, x) -> dict:
     return dict(x) if isinstance(x, dict) else {mod.INPUT: x}
 
 
-#: Default sizes beyond D and H, for modules that have them: P below H, two heads.
-EXTRA_DEFAULTS = dict(P=2, NH=2)
+#: Default sizes beyond D and H, for modules that have them: P below H, two heads, N = 2.
+EXTRA_DEFAULTS = dict(P=2, NH=2, N=2)
 
 
 def extra_sizes(mod, H, **given) -> dict:

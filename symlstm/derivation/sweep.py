@@ -13,9 +13,10 @@ import sympy as sp
 
 from .. import naming
 from ..cell.model import Cell
-from ..cell.ops import (Concat, HeadOuter, MatTVec, MatVec, Outer, Part, Place, Transposed, diff,
-                        expand_means, headsum, matrix_param, total)
-from ..cell.parts import HEAD_MATRIX, Equation, combine, reduces_to, size_expr, spell_size_expr
+from ..cell.ops import (Concat, HeadOuter, MatTVec, MatVec, Outer, Part, Place, RowSum, Transposed,
+                        diff, expand_means, headsum, matrix_param, total)
+from ..cell.parts import (CHANNEL_MATRIX, HEAD_MATRIX, Equation, combine, reduces_to, size_expr,
+                          spell_size_expr)
 
 
 LOSS = "loss"     # the path from the loss straight to the output h_t
@@ -97,8 +98,9 @@ def _paths(eq: Equation, outputs, cell: Cell | None = None) -> list[tuple[sp.Sym
         raw, local = local_derivative(body, v, atoms, outputs)
         term = delta * local
         small = cell.dim(v)
-        if small in ("1", "NH") and reduces_to(small, size_of(cell, term)):
-            term = total(term) if small == "1" else headsum(term)   # the sum over v's uses
+        if small in ("1", "NH", "H") and reduces_to(small, size_of(cell, term)):
+            # the sum over v's uses: of every entry, of each head's, of each channel's row
+            term = {"1": total, "NH": headsum, "H": RowSum}[small](term)
         paths.append((v, Term(eq.label, local, term, raw)))
     for o, dummy in outers.items():   # v kᵀ sends (δ of it) k to v and (δ of it)ᵀ v to k
         v, k = o.args
@@ -139,17 +141,21 @@ def _is_variable(cell: Cell, v: sp.Symbol) -> bool:
 
 def size_of(cell: Cell, e: sp.Expr) -> str:
     """The size of the vector an element-wise expression makes (a reduction in it is one
-    number per sample, or per head; v kᵀ is a matrix per head)."""
-    found = {"NH" for _ in e.atoms(headsum)}
-    e = e.xreplace({r: sp.S.One for r in e.atoms(total, Place, headsum)})   # what they sum
-    found |= {HEAD_MATRIX for _ in e.atoms(HeadOuter)}                       # does not count
-    e = e.xreplace({r: sp.S.One for r in e.atoms(HeadOuter)})
+    number per sample, or per head; v kᵀ is a matrix per head, u bᵀ of an N-vector b a
+    matrix per channel)."""
+    found = {"NH" for _ in e.atoms(headsum)} | {"H" for _ in e.atoms(RowSum)}
+    e = e.xreplace({r: sp.S.One for r in e.atoms(total, Place, headsum, RowSum)})   # what
+    found |= {CHANNEL_MATRIX if size_of(cell, o.args[1]) == "N" else HEAD_MATRIX   # they sum
+              for o in e.atoms(HeadOuter)}                                         # does not
+    e = e.xreplace({r: sp.S.One for r in e.atoms(HeadOuter)})                      # count
     found |= {spell_size_expr(r.args[2] - r.args[1]) for r in e.atoms(Part)}
     e = e.xreplace({r: sp.S.One for r in e.atoms(Part)})
     for m in e.atoms(MatVec, MatTVec):   # W u has W's rows, Wᵀ u its columns
         W = m.args[0]
         if isinstance(W, (sp.Symbol, Transposed)):
             found.add(cell.matrix_shape(W)[0 if isinstance(m, MatVec) else 1])
+        elif size_of(cell, W) == CHANNEL_MATRIX:   # an expression (δh) applied to a vector
+            found.add("H" if isinstance(m, MatVec) else "N")
         else:   # a matrix per head that is an expression (i ⊙ δC) applied to an H-vector
             found.add("H")
     e = e.xreplace({m: sp.S.One for m in e.atoms(MatVec, MatTVec)})

@@ -184,6 +184,9 @@ class CellLatexPrinter(_TablePrinter, LatexPrinter):
         right = self._print(v) if isinstance(v, sp.Symbol) else rf"\left({self._print(v)}\right)"
         return rf"{self._wrap(u)} {right}^{{\top}}"
 
+    def _print_RowSum(self, expr):   # the sums of a matrix per channel's rows: M 1_N
+        return rf"\left({self._print(expr.args[0])}\right) \mathbf{{1}}_{{N}}"
+
     def _print_HeadOuter(self, expr):   # v kᵀ, head by head (no entry-by-entry form yet)
         u, v = expr.args
         right = self._print(v) if isinstance(v, sp.Symbol) else rf"\left({self._print(v)}\right)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .. import naming
-from ..cell.parts import HEAD_MATRIX, Latex
+from ..cell.parts import CHANNEL_MATRIX, HEAD_MATRIX, Latex
 from ..printers.table import signed
 from ..printers.text import latex_text
 from .latex import latex
@@ -16,6 +16,8 @@ def _tex_size(dim: str, product: bool) -> str:
     """A size in a document: ``2H + 1``, in parentheses inside a product (H × (D + H))."""
     if dim == HEAD_MATRIX:   # one H/NH × H/NH matrix per head
         return r"N_h \times H/N_h \times H/N_h"
+    if dim == CHANNEL_MATRIX:   # a row of N per channel
+        return r"H \times N"
     text = dim.replace("*", "").replace("NH", "N_h")   # the number of heads
     return f"({text})" if product and "+" in text else text
 
