@@ -413,3 +413,12 @@ def test_check_claim_judges_claims_about_s6(label, claim, holds):
     """Claims in the printed notation: an H-vector ⊙ a matrix per channel, u bᵀ, h c, hᵀ u and
     a row's sum, judged on runs at H = 3 channels of N = 2 states."""
     assert symlstm.check_claim(symlstm.derive("s6"), label, claim).holds is holds
+
+
+def test_s6_document_writes_shapes_and_row_sums():
+    """The derivation document: the state's shape H × N, a row's sum as M 1_N, no raw
+    size strings."""
+    from symlstm.documents.document import latex_document
+    tex = latex_document(symlstm.derive("s6"))
+    assert r"h_{t-1}, \allowbreak A_{t}, \allowbreak h_{t} \in \R^{H \times N}" in tex
+    assert r"\right) \mathbf{1}_{N}" in tex and "RowSum" not in tex and "×" not in tex
