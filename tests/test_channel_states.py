@@ -168,12 +168,14 @@ def test_misused_channel_matrices_are_refused_with_what_was_expected(body, match
 def test_misdeclared_channel_matrices_are_refused():
     with pytest.raises(CellError, match=r"uses the size 'N': declare it first with size\('N'\)"):
         _channel_cell(_good, declare_n=False)
-    with pytest.raises(CellError, match=r"give one size for a vector.*\('H', 'N'\) for a matrix "
-                                        r"per channel, e.g. state\('h', 'H', 'N'\); got \('N', 'H'\)"):
+    with pytest.raises(CellError, match=r"give one size for a vector.*\('H', 'N'\) for a "
+                                        r"matrix per channel, e.g. state\('h', 'H', 'N'\); "
+                                        r"got \('N', 'H'\)"):
         _channel_cell(_good, state=("N", "H"))
     b = symlstm.CellBuilder("both", "Both")
     b.size("NH")
-    with pytest.raises(CellError, match=r"either heads, size\('NH'\).*or a state size, size\('N'\)"):
+    with pytest.raises(CellError,
+                       match=r"either heads, size\('NH'\).*or a state size, size\('N'\)"):
         b.size("N")
     with pytest.raises(CellError, match=r"output 'h' is a matrix per channel; the output is a "
                                         "vector"):
