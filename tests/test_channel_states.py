@@ -168,12 +168,14 @@ def test_misused_channel_matrices_are_refused_with_what_was_expected(body, match
 def test_misdeclared_channel_matrices_are_refused():
     with pytest.raises(CellError, match=r"uses the size 'N': declare it first with size\('N'\)"):
         _channel_cell(_good, declare_n=False)
-    with pytest.raises(CellError, match=r"give one size for a vector.*\('H', 'N'\) for a matrix "
-                                        r"per channel, e.g. state\('h', 'H', 'N'\); got \('N', 'H'\)"):
+    with pytest.raises(CellError, match=r"give one size for a vector.*\('H', 'N'\) for a "
+                                        r"matrix per channel, e.g. state\('h', 'H', 'N'\); "
+                                        r"got \('N', 'H'\)"):
         _channel_cell(_good, state=("N", "H"))
     b = symlstm.CellBuilder("both", "Both")
     b.size("NH")
-    with pytest.raises(CellError, match=r"either heads, size\('NH'\).*or a state size, size\('N'\)"):
+    with pytest.raises(CellError,
+                       match=r"either heads, size\('NH'\).*or a state size, size\('N'\)"):
         b.size("N")
     with pytest.raises(CellError, match=r"output 'h' is a matrix per channel; the output is a "
                                         "vector"):
@@ -413,3 +415,12 @@ def test_check_claim_judges_claims_about_s6(label, claim, holds):
     """Claims in the printed notation: an H-vector ⊙ a matrix per channel, u bᵀ, h c, hᵀ u and
     a row's sum, judged on runs at H = 3 channels of N = 2 states."""
     assert symlstm.check_claim(symlstm.derive("s6"), label, claim).holds is holds
+
+
+def test_s6_document_writes_shapes_and_row_sums():
+    """The derivation document: the state's shape H × N, a row's sum as M 1_N, no raw
+    size strings."""
+    from symlstm.documents.document import latex_document
+    tex = latex_document(symlstm.derive("s6"))
+    assert r"h_{t-1}, \allowbreak A_{t}, \allowbreak h_{t} \in \R^{H \times N}" in tex
+    assert r"\right) \mathbf{1}_{N}" in tex and "RowSum" not in tex and "×" not in tex
