@@ -27,6 +27,7 @@ CELLS = (
     "slstm",
     "mlstm",
     "gated_delta_net",
+    "s6",
 )
 NETWORKS = (
     "lstm_regression",

@@ -372,12 +372,11 @@ def lstmp() -> Cell:
 CELLS = {f.__name__: f for f in (
     lstm, peephole_lstm, lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_cifg,
     lstm_fgr, gru, rnn, lstm_nobias, lstm_concat, lstm_rowmajor, gru_cho, mingru, minlstm,
-    layernorm_lstm, sru, lstm_zoneout, lstmp, slstm, mlstm, gated_delta_net)}
+    layernorm_lstm, sru, lstm_zoneout, lstmp, slstm, mlstm, gated_delta_net, s6)}
 
-#: The cells whose states include a matrix per head or per channel.  mlstm and
-#: gated_delta_net ship (in ``CELLS``; their modules take and return state arrays per head,
-#: (B, NH, d, d), (B, NH, d) and (B, NH), ``STATE_SHAPES``); s6 is derived, checked and
-#: written by every backend but not yet generated, so not in ``CELLS``.
+#: The shipped cells whose states include a matrix per head or per channel: their modules
+#: take and return state arrays of the shapes ``STATE_SHAPES``, per head (B, NH, d, d),
+#: (B, NH, d) and (B, NH), or per channel (B, H, N).
 MATRIX_CELLS = {"mlstm": mlstm, "gated_delta_net": gated_delta_net, "s6": s6}
 
 
@@ -389,8 +388,6 @@ def get_cell(cell):
         raise TypeError("got a CellBuilder: call its .build() to get the Cell")
     if not isinstance(cell, str):
         raise TypeError(f"expected a cell name or a Cell, got {type(cell).__name__}")
-    if cell in MATRIX_CELLS:
-        return MATRIX_CELLS[cell]()
     if cell not in CELLS:
         raise KeyError(f"unknown cell {cell!r}; available: {', '.join(CELLS)}")
     return CELLS[cell]()
