@@ -47,6 +47,11 @@ fixed random array.  Contenders, per shape (T, B, D, H) and dtype:
   each generated Numba module against a torch autograd loop of the same cell, and slstm against
   the xlstm package's vanilla sLSTM; gradients checked against the generated NumPy module.
   A cell not in generated/ gives a skipped row.  --cells-only runs these rows alone.
+* the cells with a matrix per head (matrix_cells.py): mlstm and gated_delta_net at
+  (T, B, NH, d) = (256, 4, 4, 64), D = H = 256, each Numba module (rendered from the
+  derivation: these cells are not in generated/) against a torch autograd loop of the same
+  recurrence, gradients checked against the NumPy module; and what each module caches per
+  step.  --cells NAME ... runs only the named cells' rows.
 
 Before timing, every contender's gradients are checked against an independent reference
 (torch.nn.LSTM for gen_lstm, torchgen_lstm and numba_lstm, the torch loop for gen_peephole,
@@ -99,6 +104,7 @@ from contenders import DTYPES, SHAPES, SKIPPED  # noqa: E402
 from machine import _git_state, limit_threads, peak_gflops, system_info  # noqa: E402, F401
 from report import print_report  # noqa: E402
 from cells import CELL_SHAPE, CELLS, QUICK_CELL_SHAPE, run_cell_case  # noqa: E402
+from matrix_cells import MATRIX_CELLS, MATRIX_SHAPE, QUICK_MATRIX_SHAPE, run_matrix_case  # noqa: E402
 from targets import TARGETS, cell_targets, targets  # noqa: E402
 from timing import measure_import, measure_memory, measure_symbolic, memory_worker, \
     run_case, time_round_robin  # noqa: E402
@@ -123,12 +129,18 @@ def parse_args(argv):
     ap.add_argument("--keep-openblas-env", action="store_true",
                     help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as the environment sets them")
     ap.add_argument("--cells-only", action="store_true",
-                    help="only the rows of the newer cells (layernorm_lstm, slstm): no LSTM cases, "
+                    help="only the rows of the newer cells (layernorm_lstm, slstm, mlstm, "
+                         "gated_delta_net): no LSTM cases, "
                          "memory, symbolic side or import")
+    ap.add_argument("--cells", nargs="+", choices=[*CELLS, *MATRIX_CELLS], metavar="CELL",
+                    help="only these cells' rows (implies --cells-only): "
+                         + ", ".join([*CELLS, *MATRIX_CELLS]))
     ap.add_argument("--memory-worker", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 9)
     args.min_sample = args.min_sample or (0.01 if args.quick else 0.05)
+    args.cells_only = args.cells_only or bool(args.cells)
+    args.cells = args.cells or [*CELLS, *MATRIX_CELLS]
     return args
 
 
@@ -152,12 +164,15 @@ def main(argv=None):
             print(f"timing {shape} {dtype} ...", flush=True)
             cases.append(run_case(shape, dtype, args.repeats, args.min_sample))
     cell_shape = QUICK_CELL_SHAPE if args.quick else CELL_SHAPE
+    matrix_shape = QUICK_MATRIX_SHAPE if args.quick else MATRIX_SHAPE
     cell_cases = []
-    for cell in CELLS:
+    for cell in args.cells:
+        matrix = cell in MATRIX_CELLS
+        run, shape = (run_matrix_case, matrix_shape) if matrix else (run_cell_case, cell_shape)
         for dtype in DTYPES:
-            print(f"timing {cell} {cell_shape} {dtype} ...", flush=True)
-            cell_cases.append(run_cell_case(cell, cell_shape, dtype, args.repeats, args.min_sample,
-                                            time_round_robin))
+            print(f"timing {cell} {shape} {dtype} ...", flush=True)
+            cell_cases.append(run(cell, shape, dtype, args.repeats, args.min_sample,
+                                  time_round_robin))
     memory, symbolic, imp, peak, memory_shapes = [], None, None, {}, []
     if not args.cells_only:
         print("memory ...", flush=True)
@@ -174,6 +189,7 @@ def main(argv=None):
     config = {"quick": args.quick, "strict": args.strict, "repeats": args.repeats,
               "min_sample_s": args.min_sample, "shapes": shapes, "memory_shapes": memory_shapes,
               "dtypes": DTYPES, "skipped": SKIPPED, "cell_shape": cell_shape,
+              "matrix_shape": matrix_shape, "cells": args.cells,
               "targets": {str(k): v for k, v in TARGETS.items()}}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"system": info, "config": config, "cases": cases,

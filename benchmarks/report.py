@@ -148,11 +148,15 @@ def print_numba_backend(cases):
 
 
 def print_cells(cell_cases):
+    if all("cache" in c for c in cell_cases):
+        return
     banner("Newer cells: generated Numba module vs a torch autograd loop, median ms ± IQR / median")
     print(f"{'cell':15s} {'(T, B, D, H)':20s} {'dtype':8s} {'numba':>13s} {'1st ms':>8s} "
           f"{'torch loop':>13s} {'xlstm':>13s} {'nb/loop':>10s} {'nb/xlstm':>8s} {'nb/floor':>8s}  "
           "gradient error vs NumPy module")
     for c in cell_cases:
+        if "cache" in c:    # a cell with a matrix per head: print_matrix_cells
+            continue
         if c["skipped"]:
             print(f"{c['cell']:15s} {label(c)} skipped: {c['skipped']}")
             continue
@@ -172,6 +176,46 @@ def print_cells(cell_cases):
         and k[0] in ("numba layernorm_lstm", "numba slstm")) + ".  xlstm: the xlstm package's "
         "vanilla sLSTM (torch autograd);\nnb/floor: over the fastest floor of the LSTM's GEMMs at "
         "this shape (dense R; slstm's block-diagonal R needs 1/NH of the recurrent flops)")
+
+
+def print_matrix_cells(cell_cases):
+    cases = [c for c in cell_cases if "cache" in c]
+    if not cases:
+        return
+    banner("Cells with a matrix per head: Numba module vs a torch autograd loop, median ms ± IQR / "
+           "median")
+    print(f"{'cell':15s} {'(T, B, NH, d)':20s} {'dtype':8s} {'numba':>13s} {'1st ms':>8s} "
+          f"{'torch loop':>13s} {'nb/loop':>10s}  gradient error vs NumPy module")
+    for c in cases:
+        t = c["times"]
+        limit = TARGETS[(f"numba {c['cell']}", "torch")]
+        shape = str((c["shape"][0], c["shape"][1], *c["heads"]))
+        errs = ", ".join(f"{n} {e:.1e}" for n, e in c["max_rel_error"].items())
+        print(f"{c['cell']:15s} {shape:20s} {c['dtype']:8s} {ms(t.get('numba'))} "
+              f"{first_ms(c, 'numba')} {ms(t.get('torch_loop'))} "
+              f"{mark(c['ratios']['numba/torch_loop'], limit)}  {errs} (tol {c['tolerance']:.0e})"
+              + (f"  WRONG, NOT TIMED: {c['wrong']}" if c["wrong"] else ""))
+        for name, why in c["contenders_skipped"].items():
+            print(f"  {name} skipped: {why}")
+    print(f"target: nb/torch loop <= {TARGETS[('numba mlstm', 'torch')]}.  D = H = NH d; torch "
+          "loop: one GEMM for every input product, then per step the recurrence on (B, NH, d, d)")
+    banner("What the Numba module caches per step for the backward pass (bytes per time step)")
+    print("S_: a state, kept for every step (T + 1 of them); C_: a value of the step the backward "
+          "pass reads; x: the input, kept by reference;\nP_: a parameter as the loop reads it (a "
+          "view: no bytes).  least: the states, one per step, and the input")
+    for c in cases:
+        if not c["cache"]:
+            continue
+        k = c["cache"]
+        print(f"\n{c['cell']} {c['dtype']}: {k['total_per_step']:,.0f} per step = states "
+              f"{k['states_per_step']:,.0f} + values {k['values_per_step']:,.0f} + input "
+              f"{k['total_per_step'] - k['states_per_step'] - k['values_per_step']:,.0f}; "
+              f"least {k['least_per_step']:,.0f}, {k['ratio_to_least']:.2f}x of it")
+        print(f"  {'array':10s} {'shape':>24s} {'bytes/step':>11s}  kind")
+        for r in k["rows"]:
+            if r["bytes_per_step"]:
+                print(f"  {r['name']:10s} {str(tuple(r['shape'])):>24s} "
+                      f"{r['bytes_per_step']:11,.0f}  {r['kind']}")
 
 
 def print_machine(cases, peak):
@@ -255,6 +299,7 @@ def print_report(info, cases, memory, symbolic, imp, goals, peak, cell_cases=())
     print_system(info)
     if not cases:       # --cells-only
         print_cells(cell_cases)
+        print_matrix_cells(cell_cases)
         print_targets(goals)
         return
     print_checks(cases)
@@ -263,6 +308,7 @@ def print_report(info, cases, memory, symbolic, imp, goals, peak, cell_cases=())
     print_torch_backend(cases)
     print_numba_backend(cases)
     print_cells(cell_cases)
+    print_matrix_cells(cell_cases)
     print_machine(cases, peak)
     print_memory(memory)
     print_side(symbolic, imp)

@@ -101,7 +101,32 @@ def init_params(input_size, hidden_size, *, rng=None, dtype=np.float64):
 
 
 def _sizes(params, x):
-    """Check the parameters against x; return x as an array, (T, B, D, H) and the dtype."""
+    """Check the parameters against x; return x as an array, (T, B, D, H) and the dtype.
+    What the checks found depends only on the types, shapes and dtypes of x and the
+    parameters, so it is remembered under those (``_CHECKED``) and a call that repeats them
+    skips the checks; the values are read afresh on every call."""
+    try:
+        key = (x.__class__, x.shape, x.dtype, params.keys() == _KEYS,
+               *[(p.__class__, p.shape, p.dtype) for p in map(params.__getitem__, PARAMS)])
+        found = _CHECKED.get(key)
+    except (AttributeError, KeyError, TypeError):   # not arrays, or not a dict of them:
+        key = found = None                            # the checks below say what is wrong
+    if found is not None:
+        return x, (*x.shape[:2], *found), x.dtype
+    x, (T, B, *sizes), dtype = _check_sizes(params, x)
+    if key is not None and key[0] is np.ndarray:   # what is not an array yet is made one
+        if len(_CHECKED) >= 64:
+            _CHECKED.clear()
+        _CHECKED[key] = tuple(sizes)
+    return x, (T, B, *sizes), dtype
+
+
+#: The sizes beyond T and B that _check_sizes found, by the types, shapes and dtypes checked.
+_CHECKED = {}
+
+
+def _check_sizes(params, x):
+    """_sizes, checking everything."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     if params.keys() != _KEYS:
@@ -907,7 +932,8 @@ def _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, gamma_x, gamma_h, gamma_c,
 def _backward_pass(x, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, gamma_x, gamma_h, gamma_c, beta_c, seq_h, seq_c, cache_tanh_lc, cache_ea, cache_sa, cache_er, cache_sr, cache_z, cache_i, cache_f, cache_o, cache_ec, cache_sc, _h0, _c0):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
-    Returned as ``backward``'s keys are ordered."""
+    Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
+    block."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     dh_next = _h0.copy()
     dc_next = _c0.copy()
@@ -932,31 +958,7 @@ def _backward_pass(x, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_
     # (grad:x) the products on x sent back, over all T*B rows
     dx = np.empty((T, B, D), dtype)
     _gemm(dproj_x.reshape(T * B, 4*H), stack_x, dx.reshape(T * B, D))
-    return (
-        dstack_x[:H],  # (grad:W_z)
-        dstack_x[H:2*H],  # (grad:W_i)
-        dstack_x[2*H:3*H],  # (grad:W_f)
-        dstack_x[3*H:4*H],  # (grad:W_o)
-        dstack_h_prev[:H],  # (grad:R_z)
-        dstack_h_prev[H:2*H],  # (grad:R_i)
-        dstack_h_prev[2*H:3*H],  # (grad:R_f)
-        dstack_h_prev[3*H:4*H],  # (grad:R_o)
-        db_z,  # (grad:b_z)
-        db_i,  # (grad:b_i)
-        db_f,  # (grad:b_f)
-        db_o,  # (grad:b_o)
-        dgamma_x,  # (grad:gamma_x)
-        dgamma_h,  # (grad:gamma_h)
-        dgamma_c,  # (grad:gamma_c)
-        dbeta_c,  # (grad:beta_c)
-        dx,  # (grad:x)
-        dh_next,  # (init:h0)
-        dc_next,  # (init:c0)
-    )
-
-
-#: The keys of the gradients ``_backward_pass`` returns, in order.
-_GRADS = PARAMS + ("x", "h0", "c0", )
+    return dstack_x, dstack_h_prev, db_z, db_i, db_f, db_o, dgamma_x, dgamma_h, dgamma_c, dbeta_c, dx, dh_next, dc_next
 
 
 def backward(params, cache, dhs, dstate=None):
@@ -979,7 +981,28 @@ def backward(params, cache, dhs, dstate=None):
                          f"{dhs.dtype} {dhs.shape}")
     dhs = dhs.astype(dtype, copy=False)
     dnext = _states(dstate, "dstate", B, D, H, dtype)
-    grads = dict(zip(_GRADS, _backward_pass(
+    dstack_x, dstack_h_prev, db_z, db_i, db_f, db_o, dgamma_x, dgamma_h, dgamma_c, dbeta_c, dx, dh_next, dc_next = _backward_pass(
         x, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, gamma_x, gamma_h, gamma_c, beta_c,
-        *[cache[name] for name in ("seq_h", "seq_c", "cache_tanh_lc", "cache_ea", "cache_sa", "cache_er", "cache_sr", "cache_z", "cache_i", "cache_f", "cache_o", "cache_ec", "cache_sc", )], *[dnext[s] for s in STATES])))
+        *[cache[name] for name in ("seq_h", "seq_c", "cache_tanh_lc", "cache_ea", "cache_sa", "cache_er", "cache_sr", "cache_z", "cache_i", "cache_f", "cache_o", "cache_ec", "cache_sc", )], *[dnext[s] for s in STATES])
+    grads = {
+        "W_z": dstack_x[:H],  # (grad:W_z)
+        "W_i": dstack_x[H:2*H],  # (grad:W_i)
+        "W_f": dstack_x[2*H:3*H],  # (grad:W_f)
+        "W_o": dstack_x[3*H:4*H],  # (grad:W_o)
+        "R_z": dstack_h_prev[:H],  # (grad:R_z)
+        "R_i": dstack_h_prev[H:2*H],  # (grad:R_i)
+        "R_f": dstack_h_prev[2*H:3*H],  # (grad:R_f)
+        "R_o": dstack_h_prev[3*H:4*H],  # (grad:R_o)
+        "b_z": db_z,  # (grad:b_z)
+        "b_i": db_i,  # (grad:b_i)
+        "b_f": db_f,  # (grad:b_f)
+        "b_o": db_o,  # (grad:b_o)
+        "gamma_x": dgamma_x,  # (grad:gamma_x)
+        "gamma_h": dgamma_h,  # (grad:gamma_h)
+        "gamma_c": dgamma_c,  # (grad:gamma_c)
+        "beta_c": dbeta_c,  # (grad:beta_c)
+        "x": dx,  # (grad:x)
+        "h0": dh_next,  # (init:h0)
+        "c0": dc_next,  # (init:c0)
+    }
     return grads

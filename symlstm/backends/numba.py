@@ -60,7 +60,12 @@ def _passes(context: dict) -> dict:
     returned += [(x["dlocal"], labels[x["name"]]) for x in context["inputs"]]
     returned += [(s["carry"], labels[s["name"] + "0"]) for s in context["state_locals"]]
     computed = {g["name"] for g in context["input_grads"]}
-    return dict(cache_arrays=[naming.sequence(name) for name, _ in context["states"]]
+    # every gradient is a whole array or a block of one: the compiled pass returns each array
+    # once, and backward() takes the blocks (each array returned costs a boxing)
+    returned_arrays = list(dict.fromkeys(expr.split("[")[0] for expr, _ in returned))
+    grad_keys = [name for name, _ in context["params"]] + [x["name"] for x in context["inputs"]]
+    grad_keys += [s["name"] + "0" for s in context["state_locals"]]
+    return dict(returned_arrays=returned_arrays, grad_keys=grad_keys, cache_arrays=[naming.sequence(name) for name, _ in context["states"]]
                 + [naming.cached(name) for name, _ in context["cached"]],
                 state_inits=[f"_{name}0" for name, _ in context["states"]], returned=returned,
                 summed_inputs=[x for x in context["inputs"] if x["name"] not in computed])
