@@ -77,7 +77,8 @@ TORCH_MODULE_NAMES = frozenset({
     "zero_grad",
 })
 _GREEK = {"sigma", "tau", "phi", "psi", "eta", "mu", "nu", "rho", "theta", "lambda", "alpha",
-          "beta", "gamma", "kappa", "omega", "xi", "zeta", "epsilon", "chi", "pi", "ell"}
+          "beta", "gamma", "kappa", "omega", "xi", "zeta", "epsilon", "chi", "pi", "ell",
+          "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Phi", "Psi", "Omega"}
 
 
 class Timed(NamedTuple):

@@ -6,8 +6,8 @@ import sympy as sp
 
 from .. import naming
 from ..cell.matrices import per_head_parts
-from ..cell.ops import halfstep, headsum, sigma
-from ..cell.parts import HEAD_MATRIX
+from ..cell.ops import RowSum, halfstep, headsum, sigma
+from ..cell.parts import CHANNEL_MATRIX, CHANNEL_SHAPE, HEAD_MATRIX
 from ..derivation.bptt import Derivation
 from .latex import latex
 from .lines import LINE_WIDTH, latex_width
@@ -29,7 +29,8 @@ def summary(d: Derivation) -> dict:
         logistic=any(eq.rhs.atoms(sigma) for eq in cell.equations),
         tanh=any(eq.rhs.atoms(sp.tanh) for eq in cell.equations),
         halfstep=any(t.expr.atoms(halfstep) for g in d.all() for t in g.terms),
-        heads=_heads(d),
+        heads=None if "N" in d.cell.dims else _heads(d),
+        channels=_channels(d),
         unrolled=_unrolled(cell),
         loops=_loops(d))
 
@@ -79,6 +80,19 @@ def _heads(d) -> dict | None:
     return dict(matrices=_listed(found[HEAD_MATRIX]), one_matrix=len(found[HEAD_MATRIX]) == 1,
                 numbers=_listed(found["NH"]),
                 sums=any(t.expr.atoms(headsum) for g in d.all() for t in g.terms))
+
+
+def _channels(d) -> dict | None:
+    """The cell's matrices per channel (H × N), as names in a sentence, and whether a row's
+    sum appears (None for a cell without them)."""
+    cell = d.cell
+    if "N" not in cell.dims:
+        return None
+    found = [f"${latex(v)}$" for v in (*cell.prev_states, *(g.lhs for g in d.forward))
+             if cell.dim(v) == CHANNEL_MATRIX]
+    found += [f"${naming.latex_base(p.name)}$" for p in cell.params if p.shape == CHANNEL_SHAPE]
+    return dict(matrices=_listed(found), one_matrix=len(found) == 1,
+                sums=any(t.expr.atoms(RowSum) for g in d.all() for t in g.terms))
 
 
 def _listed(names: list[str]) -> str:
