@@ -104,7 +104,7 @@ from contenders import DTYPES, SHAPES, SKIPPED  # noqa: E402
 from machine import _git_state, limit_threads, peak_gflops, system_info  # noqa: E402, F401
 from report import print_report  # noqa: E402
 from cells import CELL_SHAPE, CELLS, QUICK_CELL_SHAPE, run_cell_case  # noqa: E402
-from matrix_cells import MATRIX_CELLS, MATRIX_SHAPE, QUICK_MATRIX_SHAPE, run_matrix_case  # noqa: E402
+from matrix_cells import MATRIX_CELLS, MATRIX_SHAPES, QUICK_STEPS, run_matrix_case  # noqa: E402
 from targets import TARGETS, cell_targets, targets  # noqa: E402
 from timing import measure_import, measure_memory, measure_symbolic, memory_worker, \
     run_case, time_round_robin  # noqa: E402
@@ -164,11 +164,11 @@ def main(argv=None):
             print(f"timing {shape} {dtype} ...", flush=True)
             cases.append(run_case(shape, dtype, args.repeats, args.min_sample))
     cell_shape = QUICK_CELL_SHAPE if args.quick else CELL_SHAPE
-    matrix_shape = QUICK_MATRIX_SHAPE if args.quick else MATRIX_SHAPE
+    matrix_shapes = {c: ((QUICK_STEPS, *s[1:]) if args.quick else s) for c, s in MATRIX_SHAPES.items()}
     cell_cases = []
     for cell in args.cells:
         matrix = cell in MATRIX_CELLS
-        run, shape = (run_matrix_case, matrix_shape) if matrix else (run_cell_case, cell_shape)
+        run, shape = (run_matrix_case, matrix_shapes[cell]) if matrix else (run_cell_case, cell_shape)
         for dtype in DTYPES:
             print(f"timing {cell} {shape} {dtype} ...", flush=True)
             cell_cases.append(run(cell, shape, dtype, args.repeats, args.min_sample,
@@ -189,7 +189,7 @@ def main(argv=None):
     config = {"quick": args.quick, "strict": args.strict, "repeats": args.repeats,
               "min_sample_s": args.min_sample, "shapes": shapes, "memory_shapes": memory_shapes,
               "dtypes": DTYPES, "skipped": SKIPPED, "cell_shape": cell_shape,
-              "matrix_shape": matrix_shape, "cells": args.cells,
+              "matrix_shapes": matrix_shapes, "cells": args.cells,
               "targets": {str(k): v for k, v in TARGETS.items()}}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"system": info, "config": config, "cases": cases,

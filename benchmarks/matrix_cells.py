@@ -1,9 +1,10 @@
-"""The rows of the cells with a matrix per head: mlstm and gated_delta_net at MATRIX_SHAPE,
-each cell's Numba module against a torch autograd loop of the same recurrence, one training
-step as in the other rows, gradients checked against the cell's NumPy module first.  These
-cells are not in generated/: their modules are rendered from ``symlstm.derive(name)`` into
-a folder of the system's temporary directory (so that Numba's disk cache lasts between
-runs) and imported from there.  Also what each Numba module caches per step (cache_table)."""
+"""The rows of the cells with a matrix per head or per channel: mlstm and gated_delta_net at
+(T, B, NH, d) and s6 at (T, B, H, N), MATRIX_SHAPES, each cell's Numba module against a torch
+autograd loop of the same recurrence, one training step as in the other rows, gradients
+checked against the cell's NumPy module first.  The modules are rendered from
+``symlstm.derive(name)`` into a folder of the system's temporary directory (so that Numba's
+disk cache lasts between runs, and a row times what the installed symlstm writes) and
+imported from there.  Also what each Numba module caches per step (cache_table)."""
 from __future__ import annotations
 
 import importlib.util
@@ -17,10 +18,12 @@ import numpy as np
 import torch
 
 from contenders import NUMBA_MISSING, TOLERANCE, leaf, max_rel_error, take_grads
-from torch_loops import gated_delta_hs, mlstm_hs
+from torch_loops import gated_delta_hs, mlstm_hs, s6_hs
 
-MATRIX_SHAPE = (256, 4, 4, 64)         # (T, B, NH, d); D = H = NH d
-QUICK_MATRIX_SHAPE = (64, 4, 4, 64)    # --quick: a quarter of the steps
+#: (T, B, NH, d) with D = H = NH d for the cells with heads; (T, B, H, N), D = H, for s6.
+MATRIX_SHAPES = {"mlstm": (256, 4, 4, 64), "gated_delta_net": (256, 4, 4, 64),
+                 "s6": (256, 4, 256, 16)}
+QUICK_STEPS = 64    # --quick: a quarter of the steps
 MODULES = Path(tempfile.gettempdir()) / "symlstm-benchmarks"   # rendered modules
 
 
@@ -51,17 +54,22 @@ def load_modules(name):
 
 def matrix_problem(module, shape, dtype, seed=0):
     """init_params' parameters, x, initial states in the module's layouts and dL/dhs."""
-    T, B, NH, d = shape
-    H = D = NH * d
+    T, B, a, b = shape
+    channels = "N" in module.EXTRA_SIZES
+    H = D = a if channels else a * b
     rng = np.random.default_rng(seed)
-    params = module.init_params(D, H, rng=rng, dtype=dtype, num_heads=NH)
-    sizes = {"NH": NH, "H/NH": d}
+    if channels:   # (T, B, H, N)
+        params = module.init_params(D, H, rng=rng, dtype=dtype, state_size=b)
+        sizes = {"H": H, "N": b}
+    else:          # (T, B, NH, d)
+        params = module.init_params(D, H, rng=rng, dtype=dtype, num_heads=a)
+        sizes = {"NH": a, "H/NH": b}
     draw = lambda *s: rng.standard_normal(s).astype(dtype)   # noqa: E731
     state0 = {s: draw(B, *(sizes[k] for k in dims)) for s, dims in module.STATE_SHAPES.items()}
     if "m" in state0:
         state0["m"] = np.zeros_like(state0["m"])
     if "S" in state0:   # a state of the size the recurrence keeps: |S| ~ 1 per column
-        state0["S"] /= math.sqrt(d)
+        state0["S"] /= math.sqrt(b)
     return {"params": params, "x": draw(T, B, D), "state0": state0, "dhs": draw(T, B, H),
             "shape": shape, "dtype": dtype}
 
@@ -102,7 +110,8 @@ def build_torch_loop(hs_of):
 
 
 MATRIX_CELLS = {"mlstm": build_torch_loop(mlstm_hs),
-                "gated_delta_net": build_torch_loop(gated_delta_hs)}
+                "gated_delta_net": build_torch_loop(gated_delta_hs),
+                "s6": build_torch_loop(s6_hs)}
 
 
 # ----------------------------------------------------------------------------- the rows
@@ -110,8 +119,9 @@ MATRIX_CELLS = {"mlstm": build_torch_loop(mlstm_hs),
 def run_matrix_case(cell, shape, dtype, repeats, min_sample, time_round_robin):
     """One row: the Numba module's and the torch loop's gradients against the NumPy module's,
     then timing of those that agree; the record has the same keys as cells.py's rows."""
-    T, B, NH, d = shape
-    record = {"cell": cell, "shape": [T, B, NH * d, NH * d], "heads": [NH, d], "dtype": dtype,
+    T, B, a, b = shape
+    H = a if cell == "s6" else a * b
+    record = {"cell": cell, "shape": [T, B, H, H], "heads": [a, b], "dtype": dtype,
               "tolerance": TOLERANCE[dtype]}
     numpy_module, numba_module, why = load_modules(cell)
     prob = matrix_problem(numpy_module, shape, dtype)
@@ -142,7 +152,8 @@ def run_matrix_case(cell, shape, dtype, repeats, min_sample, time_round_robin):
 # ----------------------------------------------------------------------------- memory
 
 CACHE_KINDS = {"S_": "state, one per step and the initial one", "C_": "value of a step",
-               "P_": "parameter as the loop reads it", "x": "the input"}
+               "P_": "parameter as the loop reads it", "K_": "value of the parameters alone, once",
+               "input": "the input"}
 
 
 def cache_table(module, prob):
@@ -164,7 +175,7 @@ def cache_table(module, prob):
         rows.append({"name": name, "shape": list(a.shape), "kind": kind, "view": view,
                      "bytes_per_step": per_step})
     state_step = sum(r["bytes_per_step"] for r in rows if r["name"].startswith("S_"))
-    values_step = sum(r["bytes_per_step"] for r in rows if r["name"].startswith("C_"))
+    values_step = sum(r["bytes_per_step"] for r in rows if r["name"][:2] in ("C_", "K_"))
     least = state_step + prob["x"].nbytes / T
     total = sum(r["bytes_per_step"] for r in rows)
     return {"rows": rows, "states_per_step": state_step, "values_per_step": values_step,

@@ -182,9 +182,9 @@ def print_matrix_cells(cell_cases):
     cases = [c for c in cell_cases if "cache" in c]
     if not cases:
         return
-    banner("Cells with a matrix per head: Numba module vs a torch autograd loop, median ms ± IQR / "
-           "median")
-    print(f"{'cell':15s} {'(T, B, NH, d)':20s} {'dtype':8s} {'numba':>13s} {'1st ms':>8s} "
+    banner("Cells with a matrix per head or per channel: Numba module vs a torch autograd loop, "
+           "median ms ± IQR / median")
+    print(f"{'cell':15s} {'(T,B,NH,d|H,N)':20s} {'dtype':8s} {'numba':>13s} {'1st ms':>8s} "
           f"{'torch loop':>13s} {'nb/loop':>10s}  gradient error vs NumPy module")
     for c in cases:
         t = c["times"]
@@ -197,11 +197,12 @@ def print_matrix_cells(cell_cases):
               + (f"  WRONG, NOT TIMED: {c['wrong']}" if c["wrong"] else ""))
         for name, why in c["contenders_skipped"].items():
             print(f"  {name} skipped: {why}")
-    print(f"target: nb/torch loop <= {TARGETS[('numba mlstm', 'torch')]}.  D = H = NH d; torch "
-          "loop: one GEMM for every input product, then per step the recurrence on (B, NH, d, d)")
+    print(f"target: nb/torch loop <= {TARGETS[('numba mlstm', 'torch')]}.  D = H = NH d (s6: D = H, "
+          "N states per channel); torch loop: one GEMM for every input product, then per step the "
+          "recurrence on (B, NH, d, d) or (B, H, N)")
     banner("What the Numba module caches per step for the backward pass (bytes per time step)")
     print("S_: a state, kept for every step (T + 1 of them); C_: a value of the step the backward "
-          "pass reads; x: the input, kept by reference;\nP_: a parameter as the loop reads it (a "
+          "pass reads; K_: a value of the parameters alone, once; input: kept by reference;\nP_: a parameter as the loop reads it (a "
           "view: no bytes).  least: the states, one per step, and the input")
     for c in cases:
         if not c["cache"]:

@@ -22,6 +22,7 @@ TARGETS = {                # limits on ratios (and on the two side measurements)
     ("numba slstm", "torch"): 0.5,
     ("numba mlstm", "torch"): 0.5,            # the cells with a matrix per head
     ("numba gated_delta_net", "torch"): 0.5,
+    ("numba s6", "torch"): 0.5,               # a matrix per channel
     "symbolic_s": 10.0,
     "import_ms": 50.0,
 }

@@ -74,3 +74,21 @@ def gated_delta_hs(P, x, s0, NH):
         S = alpha * (S - beta * Sk * k[..., None, :]) + beta * (v[..., :, None] * k[..., None, :])
         hs.append((S @ q[..., None])[..., 0].reshape(B, H))
     return torch.stack(hs)
+
+
+def s6_hs(P, x, s0, NH=None):
+    """ys (T, B, H) of Mamba's selective scan (``selective_scan_ref`` with softplus Δ and real
+    A) in torch ops: one GEMM each for Δ, B_t and C_t of every step, then per step
+    h = exp(Δ A) ⊙ h + (Δ ⊙ x) B_tᵀ on (B, H, N) and y = h C_t + D_skip ⊙ x."""
+    T, B, H = x.shape
+    X = x.reshape(T * B, H)
+    delta = F.softplus(torch.addmm(P["b_dt"], X, P["W_dt"].t())).reshape(T, B, H)
+    Bt = (X @ P["W_B"].t()).reshape(T, B, -1)
+    Ct = (X @ P["W_C"].t()).reshape(T, B, -1)
+    A = -torch.exp(P["A_log"])
+    h, ys = s0["h"], []
+    for t in range(T):
+        h = torch.exp(delta[t][..., None] * A) * h \
+            + (delta[t] * x[t])[..., None] * Bt[t][:, None, :]
+        ys.append((h * Ct[t][:, None, :]).sum(-1) + P["D_skip"] * x[t])
+    return torch.stack(ys)

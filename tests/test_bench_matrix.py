@@ -17,7 +17,7 @@ import matrix_cells  # noqa: E402
 import targets  # noqa: E402
 from contenders import TOLERANCE, max_rel_error  # noqa: E402
 
-TINY = (3, 2, 2, 4)   # (T, B, NH, d)
+TINY = (3, 2, 2, 4)   # (T, B, NH, d); for s6 (T, B, H, N)
 
 
 def once(steps, repeats, min_sample):
@@ -27,7 +27,7 @@ def once(steps, repeats, min_sample):
     return {n: {"median_s": 1.0 + (n == "numba")} for n in steps}
 
 
-@pytest.mark.parametrize("cell", ["mlstm", "gated_delta_net"])
+@pytest.mark.parametrize("cell", ["mlstm", "gated_delta_net", "s6"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_torch_loops_match_the_numpy_modules(cell, dtype):
     numpy_module, _, _ = matrix_cells.load_modules(cell)
@@ -64,12 +64,22 @@ def test_the_cache_table_counts_every_array_the_module_keeps():
     rows = {r["name"]: r for r in table["rows"]}
     state = B * NH * d * d * 8
     assert rows["S_S"]["bytes_per_step"] == state * (T + 1) / T == table["states_per_step"]
-    assert rows["x"]["bytes_per_step"] == B * NH * d * 8
+    assert rows["input"]["bytes_per_step"] == B * NH * d * 8
     assert all(r["bytes_per_step"] == 0 for n, r in rows.items() if n.startswith("P_"))
-    assert table["least_per_step"] == table["states_per_step"] + rows["x"]["bytes_per_step"]
+    assert table["least_per_step"] == table["states_per_step"] + rows["input"]["bytes_per_step"]
     assert table["total_per_step"] == pytest.approx(
         table["least_per_step"] + table["values_per_step"])
     assert all(r["bytes_per_step"] <= state for n, r in rows.items() if n.startswith("C_"))
+
+
+def test_the_s6_row_has_its_sizes_and_its_cache_counts_a_once_made_value():
+    pytest.importorskip("numba")
+    row = matrix_cells.run_matrix_case("s6", TINY, "float64", 1, 0.0, once)
+    T, B, H, N = TINY
+    assert row["shape"] == [T, B, H, H] and row["heads"] == [H, N] and row["wrong"] == []
+    rows = {r["name"]: r for r in row["cache"]["rows"]}
+    assert rows["S_h"]["bytes_per_step"] == B * H * N * 8 * (T + 1) / T
+    assert rows["K_A"]["kind"] == matrix_cells.CACHE_KINDS["K_"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the path without a CUDA device")
