@@ -214,11 +214,7 @@ def test_the_document_builds_and_its_text_holds_every_equation(name, tmp_path):
     tex.write_text(latex_document(d))
     shutil.copytree(build.GENERATED / "tex" / "fig", tmp_path / "fig")
     built = build.pdf(tex, tmp_path / "out")
-    # the summary's rows are packed by an estimate of their width (summary.ROW_WIDTH), which
-    # lets mLSTM's row of δW_v and δW_o stick out by 3.5pt; nothing else may stick out
-    overfull = [line for line in built.overfull()
-                if float(re.search(r"\(([\d.]+)pt", line)[1]) > (4 if name == "mlstm" else 0)]
-    assert overfull == [], overfull
+    assert built.overfull() == [], built.overfull()
     text = subprocess.run(["pdftotext", str(built.pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
     flat = "".join(text.split())
