@@ -25,7 +25,8 @@ from ..lower.values import with_values
 from ..printers.templates import environment
 from .channels import ChannelsPrinter, channels_context
 from .heads import elementwise
-from .numba_heads import EntryPrinter, Place
+from .numba_heads import EntryPrinter
+from .numba_inputs import Buffers, Place, input_terms, projections, reread
 
 TEMPLATE = "numba/channels.py.jinja"
 #: One step's array of each size, after (T,) or (T + 1,) where it is kept.
@@ -145,7 +146,9 @@ def numba_channels_module(d: Derivation, rebuild: str | None = None) -> str:
 def _kernels(d: Derivation) -> dict:
     """The loop bodies of both passes and the arrays each reads and writes."""
     cell = d.cell   # channels_context has checked its layout
-    shared = {naming.timed(next(iter(cell.inputs))): Place("X", "H", "t")}
+    x = cell.input_symbols[0]
+    shared = {x: Place("X", "H", "t")}
+    products = projections(cell, x, shared)
     for p in cell.params:
         if elementwise(cell, p.symbol):
             size = CHANNEL_MATRIX if p.is_matrix else p.shape[0]
@@ -170,21 +173,27 @@ def _kernels(d: Derivation) -> dict:
         else:
             work[f"W_{name}"] = SHAPE[dim]
     fwd = _forward(cell, shared, work)
-    bwd = _backward(d, shared)
+    bwd = _backward(d, shared, products)
     out = shared[naming.timed(cell.output)]
     given = ["T", "B", "H", "N"]
     params = [f"P_{p.name}" for p in cell.params]
     states = [f"S_{s}" for s in cell.states]
-    fwd["args"] = [*given, "X", *params, *states, *cached, *(a for a, _ in fwd["work"])]
-    fwd["call"] = [*given, "x", *(f'a["{a}"]' for a in (*params, *states, *cached)),
+    held = [*params, *(f"X_{W}" for W in products)]
+    fwd["args"] = [*given, "X", *held, *states, *cached, *(a for a, _ in fwd["work"])]
+    fwd["call"] = [*given, "x", *(f'a["{a}"]' for a in (*held, *states, *cached)),
                    *(a for a, _ in fwd["work"])]
     carried = [a for s in cell.states for a in (f"S_{s}", f"N_{s}")]
-    mine = [*(g for g, _ in bwd["grads"]), *(a for a, _ in bwd["work"])]
-    bwd["args"] = [*given, "X", "DH", "DX", *params, *carried, *cached, *mine]
-    bwd["call"] = [*given, "x", "DH", "DX", *(f'a["{a}"]' for a in params),
+    mine = [*(g for g, _, _ in bwd["grads"]), *(b for b, _ in bwd["buffers"]),
+            *(a for a, _ in bwd["work"])]
+    kept = reread(d, x)   # the rest is not cached
+    held = [*params, *sorted(kept)]
+    bwd["args"] = [*given, "X", "DH", "DX", *held, *carried, *cached, *mine]
+    bwd["call"] = [*given, "x", "DH", "DX", *(f'a["{a}"]' for a in held),
                    *(a if a.startswith("N_") else f'a["{a}"]' for a in carried),
                    *(f'a["{a}"]' for a in cached), *mine]
-    return dict(state_arrays=[(s, f"S_{s}", SHAPE[dim]) for s, dim in cell.states.items()],
+    return dict(projections=[(W, f"(T, {SHAPE[rows][1:]}") for W, rows in products.items()],
+                uncached=[f"X_{W}" for W in products if f"X_{W}" not in kept],
+                state_arrays=[(s, f"S_{s}", SHAPE[dim]) for s, dim in cell.states.items()],
                 cached_arrays=list(cached.items()), hs_array=out.array,
                 hs_slice="[1:]" if out.prefix == "t + 1" else "", fwd=fwd, bwd=bwd)
 
@@ -213,9 +222,10 @@ def _forward(cell, shared: dict, work: dict) -> dict:
     return dict(lines=step.lines, work=list(step.arrays.items()))
 
 
-def _backward(d: Derivation, shared: dict) -> dict:
-    """The backward loop: the step's adjoints, the input's, every parameter's share and
-    what each state is sent back."""
+def _backward(d: Derivation, shared: dict, products: dict) -> dict:
+    """The backward loop: the step's adjoints, the input's and every parameter's share but
+    for those through the input's products (the adjoints δa_t they need are stored in
+    ``buffers``), and what each state is sent back."""
     cell = d.cell
     places, work = dict(shared), {}
     places[naming.timed(cell.output, 0, naming.EXTERNAL)] = Place("DH", "H", "t")
@@ -229,16 +239,15 @@ def _backward(d: Derivation, shared: dict) -> dict:
     for g in d.step:
         step.lines.append(f"# {g.label}")
         step.statement(_target(places[g.lhs]), g.rhs, places[g.lhs].size)
-    for g in d.inputs:
-        step.lines.append(f"# {g.label}")
-        step.statement(_target(Place("DX", "H", "t")), g.rhs, "H")
+    buffers = Buffers(step, _target)
     grads = []
     for g in d.params:
         p = cell.param(g.name)
-        grads.append((f"D_{g.name}", g.name))
-        step.lines.append(f"# {g.label}")
+        through = []
+        grads.append((f"D_{g.name}", g.name, through))
         if elementwise(cell, p.symbol):
             size = CHANNEL_MATRIX if p.is_matrix else p.shape[0]
+            step.lines.append(f"# {g.label}")
             target = f"D_{g.name}[{', '.join(INDICES[size])}]"
             step.statement(target, sp.Add(*(t.expr for t in g.terms)), size, op="+=")
             continue
@@ -246,7 +255,23 @@ def _backward(d: Derivation, shared: dict) -> dict:
             if not isinstance(t.expr, Outer):
                 raise CellError(f"cell {cell.name!r}: the gradient of {g.name} is not a sum of "
                                 f"outer products, got {t.expr}")
-            _outer_into(step, g.name, p.shape, *t.expr.args)
+            if t.expr.args[1] == cell.input_symbols[0] and g.name in products:
+                buffers.need(t.expr.args[0], g.name)
+                through.append(t.expr.args[0])
+            else:
+                step.lines.append(f"# {g.label}")
+                _outer_into(step, g.name, p.shape, *t.expr.args)
+    gemm = []
+    for g in d.inputs:
+        terms, rest = input_terms(g.rhs, products)
+        for u, _ in terms:
+            buffers.need(u, "x")
+        if rest:
+            step.lines.append(f"# {g.label}, but for the products by parameters")
+            step.statement(_target(Place("DX", "H", "t")), sp.Add(*rest), "H")
+        gemm += terms
+    grads = [(a, n, [buffers.array(u, products[n]) for u in us]) for a, n, us in grads]
+    dx = [(buffers.array(u, products[W]), W) for u, W in gemm]
     carries = []
     for g in d.initial:
         s = naming.parse(g.lhs).base
@@ -257,7 +282,8 @@ def _backward(d: Derivation, shared: dict) -> dict:
         carries.append(s)
     step.lines += [f"N_{s}[:] = M_{s}" for s in carries]
     step.lines += [f"N_{s}[:] = 0.0" for s in cell.states if s not in carries]
-    return dict(lines=step.lines, work=list(work.items()), grads=grads)
+    return dict(lines=step.lines, work=list(work.items()), grads=grads, dx=dx,
+                buffers=buffers.shapes(SHAPE))
 
 
 def _outer_into(step: Step, name: str, shape, u, v) -> None:
