@@ -25,7 +25,7 @@ from ..lower.values import with_values
 from ..printers.templates import environment
 from .channels import ChannelsPrinter, channels_context
 from .heads import elementwise
-from .numba_heads import EntryPrinter
+from .numba_heads import SPELLINGS, EntryPrinter
 from .numba_inputs import Buffers, Place, input_terms, projections, reread
 
 TEMPLATE = "numba/channels.py.jinja"
@@ -214,12 +214,17 @@ def _forward(cell, shared: dict, work: dict) -> dict:
     for eq in cell.equations:
         if eq.lhs not in places:
             places[eq.lhs] = Place(f"W_{naming.code(eq.lhs)}", cell.dim(eq.lhs))
-    step = Step(cell, places, dict(work))
+    step, before = Step(cell, places, dict(work)), []
     for eq in cell.equations:
+        lines, step.lines = step.lines, []
         step.lines.append(f"# fwd:{eq.label}")
         step.statement(_target(places[eq.lhs]), eq.rhs, cell.dim(eq.lhs),
                        batch=places[eq.lhs].batched)
-    return dict(lines=step.lines, work=list(step.arrays.items()))
+        if places[eq.lhs].batched:
+            step.lines = lines + step.lines
+        else:   # of the parameters alone: once, before the loop
+            before, step.lines = before + step.lines, lines
+    return dict(before=before, lines=step.lines, work=list(step.arrays.items()))
 
 
 def _backward(d: Derivation, shared: dict, products: dict) -> dict:
@@ -236,6 +241,7 @@ def _backward(d: Derivation, shared: dict, products: dict) -> dict:
         places[g.lhs] = Place(f"A_{naming.code(g.lhs)}", dim)
         work[f"A_{naming.code(g.lhs)}"] = SHAPE[dim]
     step = Step(cell, places, work)
+    _shared_calls(step, d, set(places) - set(shared))
     for g in d.step:
         step.lines.append(f"# {g.label}")
         step.statement(_target(places[g.lhs]), g.rhs, places[g.lhs].size)
@@ -296,3 +302,20 @@ def _outer_into(step: Step, name: str, shape, u, v) -> None:
             f"    {target} += ({step.code(u)}) * ({step.code(v, inner)})"]
     step.lines += loops(rows, body, IX)
 
+
+
+def _shared_calls(step: Step, d: Derivation, adjoints: set) -> None:
+    """Each call (exp, σ, ...) of forward values that several statements of the backward step
+    make, computed once per step into an array of its size (``E_i``)."""
+    readers: dict = {}
+    for g in (*d.step, *d.inputs, *d.params, *d.initial):
+        for f in g.rhs.atoms(*SPELLINGS):
+            if not f.free_symbols & adjoints:
+                readers.setdefault(f, []).append(g.label)
+    for f, labels in readers.items():
+        if len(labels) > 1:
+            size, name = step.size(f), f"E_{len([a for a in step.arrays if a[:2] == 'E_'])}"
+            step.arrays[name] = SHAPE[size]
+            step.lines.append(f"# read by {', '.join(labels)}")
+            step.statement(_target(Place(name, size)), f, size)
+            step.places[f] = Place(name, size)
