@@ -6,10 +6,13 @@ value: the channel c of an H-vector (B, H), the state s of an N-vector (B, N), b
 matrix per channel (B, H, N), none of a number per sample (B,).  Each reduction in a
 statement (h c, hᵀ u, a product by a parameter matrix, a row's sum, a total) is computed
 first, into an array of its own size, by a loop over what it sums; so nothing larger than a
-state is formed.  The states are kept as sequences (T + 1, B, ...), the one state per step
-that the backward pass reads; the other values it reads are cached per step, but for those
-made of the parameters alone (A = -exp(A_log)), one array for all steps and samples; the
-rest live in arrays of one step that every step overwrites.
+state is formed.  The products of the input by the parameters are one GEMM over all steps
+before the loop and the gradients through them one GEMM each after it (:mod:`.numba_inputs`).
+The states are kept as sequences (T + 1, B, ...), the one state per step that the backward
+pass reads; the other values it reads are cached per step, but for those made of the
+parameters alone (A = -exp(A_log)), one array for all steps and samples, computed before the
+loop; the rest live in arrays of one step that every step overwrites.  A call of forward
+values that several backward statements read (exp(Δ A)) is computed once per step.
 """
 from __future__ import annotations
 
