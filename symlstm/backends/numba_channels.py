@@ -11,8 +11,9 @@ before the loop and the gradients through them one GEMM each after it (:mod:`.nu
 The states are kept as sequences (T + 1, B, ...), the one state per step that the backward
 pass reads; the other values it reads are cached per step, but for those made of the
 parameters alone (A = -exp(A_log)), one array for all steps and samples, computed before the
-loop; the rest live in arrays of one step that every step overwrites.  A call of forward
-values that several backward statements read (exp(Δ A)) is computed once per step.
+loop; the rest live in arrays of one step that every step overwrites.  In the backward
+pass a call of the parameters alone (exp(A_log)) is computed once before the loop, and one of
+forward values that several statements read (exp(Δ A)) once per step.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ from .numba_inputs import Buffers, Place, input_terms, projections, reread
 TEMPLATE = "numba/channels.py.jinja"
 #: One step's array of each size, after (T,) or (T + 1,) where it is kept.
 SHAPE = {"1": "(B,)", "H": "(B, H)", "N": "(B, N)", CHANNEL_MATRIX: "(B, H, N)"}
+#: The array of a value of the parameters alone, of each size.
+ONCE = {"H": "(H,)", "N": "(N,)", CHANNEL_MATRIX: "(H, N)"}
 #: The loop indices over one sample's entries of each size, and how far each runs.
 INDICES = {"1": "", "H": "c", "N": "s", CHANNEL_MATRIX: "cs"}
 EXTENT = {"b": "B", "c": "H", "s": "N"}
@@ -167,8 +170,7 @@ def _kernels(d: Derivation) -> dict:
             continue
         dim, name = cell.dim(eq.lhs), naming.code(eq.lhs)
         if _of_parameters(eq.rhs) and dim != "1":   # A = -exp(A_log): one array for all
-            cached[f"K_{name}"] = f"({', '.join(EXTENT[i] for i in INDICES[dim])}" + \
-                ("," if dim in ("H", "N") else "") + ")"
+            cached[f"K_{name}"] = ONCE[dim]
             shared[eq.lhs] = Place(f"K_{name}", dim, batched=False)
         elif eq.lhs in read or naming.parse(eq.lhs).base == cell.output:
             cached[f"C_{name}"] = f"(T, {SHAPE[dim][1:]}"
@@ -244,7 +246,7 @@ def _backward(d: Derivation, shared: dict, products: dict) -> dict:
         places[g.lhs] = Place(f"A_{naming.code(g.lhs)}", dim)
         work[f"A_{naming.code(g.lhs)}"] = SHAPE[dim]
     step = Step(cell, places, work)
-    _shared_calls(step, d, set(places) - set(shared))
+    before = _shared_calls(step, d, set(places) - set(shared))
     for g in d.step:
         step.lines.append(f"# {g.label}")
         step.statement(_target(places[g.lhs]), g.rhs, places[g.lhs].size)
@@ -291,7 +293,7 @@ def _backward(d: Derivation, shared: dict, products: dict) -> dict:
         carries.append(s)
     step.lines += [f"N_{s}[:] = M_{s}" for s in carries]
     step.lines += [f"N_{s}[:] = 0.0" for s in cell.states if s not in carries]
-    return dict(lines=step.lines, work=list(work.items()), grads=grads, dx=dx,
+    return dict(before=before, lines=step.lines, work=list(work.items()), grads=grads, dx=dx,
                 buffers=buffers.shapes(SHAPE))
 
 
@@ -307,18 +309,30 @@ def _outer_into(step: Step, name: str, shape, u, v) -> None:
 
 
 
-def _shared_calls(step: Step, d: Derivation, adjoints: set) -> None:
-    """Each call (exp, σ, ...) of forward values that several statements of the backward step
-    make, computed once per step into an array of its size (``E_i``)."""
+def _shared_calls(step: Step, d: Derivation, adjoints: set) -> list[str]:
+    """Each call (exp, σ, ...) of the backward step made of the parameters alone, computed
+    once before the loop into an array of its size (``E_i``, returned: its lines), and each
+    of forward values that several statements make, once per step."""
     readers: dict = {}
     for g in (*d.step, *d.inputs, *d.params, *d.initial):
         for f in g.rhs.atoms(*SPELLINGS):
             if not f.free_symbols & adjoints:
                 readers.setdefault(f, []).append(g.label)
+    lines, step.lines = step.lines, []
     for f, labels in readers.items():
-        if len(labels) > 1:
+        size = step.size(f)
+        if _of_parameters(f) and size != "1":
+            name = f"E_{len([a for a in step.arrays if a[:2] == 'E_'])}"
+            step.arrays[name] = ONCE[size]
+            step.lines.append(f"# read by {', '.join(labels)}")
+            step.statement(_target(Place(name, size, batched=False)), f, size, batch=False)
+            step.places[f] = Place(name, size, batched=False)
+    before, step.lines = step.lines, lines
+    for f, labels in readers.items():
+        if len(labels) > 1 and f not in step.places:
             size, name = step.size(f), f"E_{len([a for a in step.arrays if a[:2] == 'E_'])}"
             step.arrays[name] = SHAPE[size]
             step.lines.append(f"# read by {', '.join(labels)}")
             step.statement(_target(Place(name, size)), f, size)
             step.places[f] = Place(name, size)
+    return before
