@@ -92,3 +92,22 @@ def test_random_cells_with_matrices_per_channel_get_the_same_numba_module(cell):
     assert rel(hs, ref_hs) < 1e-12
     for key, g in ref.backward(params, ref_cache, dhs, dstate).items():
         assert rel(grads[key], g) < 1e-12, key
+
+
+def test_s6_numba_module_takes_the_input_through_gemms_around_the_loop():
+    """The products W x are one GEMM over all steps before the compiled loops and the
+    gradients through them one GEMM each after: no loop reads a parameter matrix that
+    multiplies the input.  A = -exp(A_log) is computed once before the forward loop, and
+    exp(A_log) once before the backward one; exp(Δ A), read by three backward statements,
+    once per backward step."""
+    pytest.importorskip("numba")
+    from symlstm.backends.numba import numba_module
+    source = numba_module(symlstm.derive("s6"))
+    fwd = source[source.index("def _forward_steps"):source.index("def _given")]
+    bwd = source[source.index("def _backward_steps"):source.index("def _backward(")]
+    for W in ("W_dt", "W_B", "W_C"):
+        assert f"P_{W}[" not in fwd + bwd and f'a["X_{W}"] = (X @ params' in source, W
+        assert f'@ params["{W}"]' in source, W   # δx through W
+    assert fwd.index("math.exp(P_A_log") < fwd.index("for t in range(T)")
+    assert bwd.index("math.exp(P_A_log") < bwd.index("for t in range(T - 1")
+    assert fwd.count("math.exp(") == 2 and bwd.count("math.exp(") == 2

@@ -6,10 +6,14 @@ value: the channel c of an H-vector (B, H), the state s of an N-vector (B, N), b
 matrix per channel (B, H, N), none of a number per sample (B,).  Each reduction in a
 statement (h c, hᵀ u, a product by a parameter matrix, a row's sum, a total) is computed
 first, into an array of its own size, by a loop over what it sums; so nothing larger than a
-state is formed.  The states are kept as sequences (T + 1, B, ...), the one state per step
-that the backward pass reads; the other values it reads are cached per step, but for those
-made of the parameters alone (A = -exp(A_log)), one array for all steps and samples; the
-rest live in arrays of one step that every step overwrites.
+state is formed.  The products of the input by the parameters are one GEMM over all steps
+before the loop and the gradients through them one GEMM each after it (:mod:`.numba_inputs`).
+The states are kept as sequences (T + 1, B, ...), the one state per step that the backward
+pass reads; the other values it reads are cached per step, but for those made of the
+parameters alone (A = -exp(A_log)), one array for all steps and samples, computed before the
+loop; the rest live in arrays of one step that every step overwrites.  In the backward
+pass a call of the parameters alone (exp(A_log)) is computed once before the loop, and one of
+forward values that several statements read (exp(Δ A)) once per step.
 """
 from __future__ import annotations
 
@@ -25,11 +29,14 @@ from ..lower.values import with_values
 from ..printers.templates import environment
 from .channels import ChannelsPrinter, channels_context
 from .heads import elementwise
-from .numba_heads import EntryPrinter, Place
+from .numba_heads import SPELLINGS, EntryPrinter
+from .numba_inputs import Buffers, Place, input_terms, projections, reread
 
 TEMPLATE = "numba/channels.py.jinja"
 #: One step's array of each size, after (T,) or (T + 1,) where it is kept.
 SHAPE = {"1": "(B,)", "H": "(B, H)", "N": "(B, N)", CHANNEL_MATRIX: "(B, H, N)"}
+#: The array of a value of the parameters alone, of each size.
+ONCE = {"H": "(H,)", "N": "(N,)", CHANNEL_MATRIX: "(H, N)"}
 #: The loop indices over one sample's entries of each size, and how far each runs.
 INDICES = {"1": "", "H": "c", "N": "s", CHANNEL_MATRIX: "cs"}
 EXTENT = {"b": "B", "c": "H", "s": "N"}
@@ -145,7 +152,9 @@ def numba_channels_module(d: Derivation, rebuild: str | None = None) -> str:
 def _kernels(d: Derivation) -> dict:
     """The loop bodies of both passes and the arrays each reads and writes."""
     cell = d.cell   # channels_context has checked its layout
-    shared = {naming.timed(next(iter(cell.inputs))): Place("X", "H", "t")}
+    x = cell.input_symbols[0]
+    shared = {x: Place("X", "H", "t")}
+    products = projections(cell, x, shared)
     for p in cell.params:
         if elementwise(cell, p.symbol):
             size = CHANNEL_MATRIX if p.is_matrix else p.shape[0]
@@ -161,8 +170,7 @@ def _kernels(d: Derivation) -> dict:
             continue
         dim, name = cell.dim(eq.lhs), naming.code(eq.lhs)
         if _of_parameters(eq.rhs) and dim != "1":   # A = -exp(A_log): one array for all
-            cached[f"K_{name}"] = f"({', '.join(EXTENT[i] for i in INDICES[dim])}" + \
-                ("," if dim in ("H", "N") else "") + ")"
+            cached[f"K_{name}"] = ONCE[dim]
             shared[eq.lhs] = Place(f"K_{name}", dim, batched=False)
         elif eq.lhs in read or naming.parse(eq.lhs).base == cell.output:
             cached[f"C_{name}"] = f"(T, {SHAPE[dim][1:]}"
@@ -170,21 +178,27 @@ def _kernels(d: Derivation) -> dict:
         else:
             work[f"W_{name}"] = SHAPE[dim]
     fwd = _forward(cell, shared, work)
-    bwd = _backward(d, shared)
+    bwd = _backward(d, shared, products)
     out = shared[naming.timed(cell.output)]
     given = ["T", "B", "H", "N"]
     params = [f"P_{p.name}" for p in cell.params]
     states = [f"S_{s}" for s in cell.states]
-    fwd["args"] = [*given, "X", *params, *states, *cached, *(a for a, _ in fwd["work"])]
-    fwd["call"] = [*given, "x", *(f'a["{a}"]' for a in (*params, *states, *cached)),
+    held = [*params, *(f"X_{W}" for W in products)]
+    fwd["args"] = [*given, "X", *held, *states, *cached, *(a for a, _ in fwd["work"])]
+    fwd["call"] = [*given, "x", *(f'a["{a}"]' for a in (*held, *states, *cached)),
                    *(a for a, _ in fwd["work"])]
     carried = [a for s in cell.states for a in (f"S_{s}", f"N_{s}")]
-    mine = [*(g for g, _ in bwd["grads"]), *(a for a, _ in bwd["work"])]
-    bwd["args"] = [*given, "X", "DH", "DX", *params, *carried, *cached, *mine]
-    bwd["call"] = [*given, "x", "DH", "DX", *(f'a["{a}"]' for a in params),
+    mine = [*(g for g, _, _ in bwd["grads"]), *(b for b, _ in bwd["buffers"]),
+            *(a for a, _ in bwd["work"])]
+    kept = reread(d, x)   # the rest is not cached
+    held = [*params, *sorted(kept)]
+    bwd["args"] = [*given, "X", "DH", "DX", *held, *carried, *cached, *mine]
+    bwd["call"] = [*given, "x", "DH", "DX", *(f'a["{a}"]' for a in held),
                    *(a if a.startswith("N_") else f'a["{a}"]' for a in carried),
                    *(f'a["{a}"]' for a in cached), *mine]
-    return dict(state_arrays=[(s, f"S_{s}", SHAPE[dim]) for s, dim in cell.states.items()],
+    return dict(projections=[(W, f"(T, {SHAPE[rows][1:]}") for W, rows in products.items()],
+                uncached=[f"X_{W}" for W in products if f"X_{W}" not in kept],
+                state_arrays=[(s, f"S_{s}", SHAPE[dim]) for s, dim in cell.states.items()],
                 cached_arrays=list(cached.items()), hs_array=out.array,
                 hs_slice="[1:]" if out.prefix == "t + 1" else "", fwd=fwd, bwd=bwd)
 
@@ -205,17 +219,23 @@ def _forward(cell, shared: dict, work: dict) -> dict:
     for eq in cell.equations:
         if eq.lhs not in places:
             places[eq.lhs] = Place(f"W_{naming.code(eq.lhs)}", cell.dim(eq.lhs))
-    step = Step(cell, places, dict(work))
+    step, before = Step(cell, places, dict(work)), []
     for eq in cell.equations:
+        lines, step.lines = step.lines, []
         step.lines.append(f"# fwd:{eq.label}")
         step.statement(_target(places[eq.lhs]), eq.rhs, cell.dim(eq.lhs),
                        batch=places[eq.lhs].batched)
-    return dict(lines=step.lines, work=list(step.arrays.items()))
+        if places[eq.lhs].batched:
+            step.lines = lines + step.lines
+        else:   # of the parameters alone: once, before the loop
+            before, step.lines = before + step.lines, lines
+    return dict(before=before, lines=step.lines, work=list(step.arrays.items()))
 
 
-def _backward(d: Derivation, shared: dict) -> dict:
-    """The backward loop: the step's adjoints, the input's, every parameter's share and
-    what each state is sent back."""
+def _backward(d: Derivation, shared: dict, products: dict) -> dict:
+    """The backward loop: the step's adjoints, the input's and every parameter's share but
+    for those through the input's products (the adjoints δa_t they need are stored in
+    ``buffers``), and what each state is sent back."""
     cell = d.cell
     places, work = dict(shared), {}
     places[naming.timed(cell.output, 0, naming.EXTERNAL)] = Place("DH", "H", "t")
@@ -226,19 +246,19 @@ def _backward(d: Derivation, shared: dict) -> dict:
         places[g.lhs] = Place(f"A_{naming.code(g.lhs)}", dim)
         work[f"A_{naming.code(g.lhs)}"] = SHAPE[dim]
     step = Step(cell, places, work)
+    before = _shared_calls(step, d, set(places) - set(shared))
     for g in d.step:
         step.lines.append(f"# {g.label}")
         step.statement(_target(places[g.lhs]), g.rhs, places[g.lhs].size)
-    for g in d.inputs:
-        step.lines.append(f"# {g.label}")
-        step.statement(_target(Place("DX", "H", "t")), g.rhs, "H")
+    buffers = Buffers(step, _target)
     grads = []
     for g in d.params:
         p = cell.param(g.name)
-        grads.append((f"D_{g.name}", g.name))
-        step.lines.append(f"# {g.label}")
+        through = []
+        grads.append((f"D_{g.name}", g.name, through))
         if elementwise(cell, p.symbol):
             size = CHANNEL_MATRIX if p.is_matrix else p.shape[0]
+            step.lines.append(f"# {g.label}")
             target = f"D_{g.name}[{', '.join(INDICES[size])}]"
             step.statement(target, sp.Add(*(t.expr for t in g.terms)), size, op="+=")
             continue
@@ -246,7 +266,23 @@ def _backward(d: Derivation, shared: dict) -> dict:
             if not isinstance(t.expr, Outer):
                 raise CellError(f"cell {cell.name!r}: the gradient of {g.name} is not a sum of "
                                 f"outer products, got {t.expr}")
-            _outer_into(step, g.name, p.shape, *t.expr.args)
+            if t.expr.args[1] == cell.input_symbols[0] and g.name in products:
+                buffers.need(t.expr.args[0], g.name)
+                through.append(t.expr.args[0])
+            else:
+                step.lines.append(f"# {g.label}")
+                _outer_into(step, g.name, p.shape, *t.expr.args)
+    gemm = []
+    for g in d.inputs:
+        terms, rest = input_terms(g.rhs, products)
+        for u, _ in terms:
+            buffers.need(u, "x")
+        if rest:
+            step.lines.append(f"# {g.label}, but for the products by parameters")
+            step.statement(_target(Place("DX", "H", "t")), sp.Add(*rest), "H")
+        gemm += terms
+    grads = [(a, n, [buffers.array(u, products[n]) for u in us]) for a, n, us in grads]
+    dx = [(buffers.array(u, products[W]), W) for u, W in gemm]
     carries = []
     for g in d.initial:
         s = naming.parse(g.lhs).base
@@ -257,7 +293,8 @@ def _backward(d: Derivation, shared: dict) -> dict:
         carries.append(s)
     step.lines += [f"N_{s}[:] = M_{s}" for s in carries]
     step.lines += [f"N_{s}[:] = 0.0" for s in cell.states if s not in carries]
-    return dict(lines=step.lines, work=list(work.items()), grads=grads)
+    return dict(before=before, lines=step.lines, work=list(work.items()), grads=grads, dx=dx,
+                buffers=buffers.shapes(SHAPE))
 
 
 def _outer_into(step: Step, name: str, shape, u, v) -> None:
@@ -270,3 +307,32 @@ def _outer_into(step: Step, name: str, shape, u, v) -> None:
             f"    {target} += ({step.code(u)}) * ({step.code(v, inner)})"]
     step.lines += loops(rows, body, IX)
 
+
+
+def _shared_calls(step: Step, d: Derivation, adjoints: set) -> list[str]:
+    """Each call (exp, σ, ...) of the backward step made of the parameters alone, computed
+    once before the loop into an array of its size (``E_i``, returned: its lines), and each
+    of forward values that several statements make, once per step."""
+    readers: dict = {}
+    for g in (*d.step, *d.inputs, *d.params, *d.initial):
+        for f in g.rhs.atoms(*SPELLINGS):
+            if not f.free_symbols & adjoints:
+                readers.setdefault(f, []).append(g.label)
+    lines, step.lines = step.lines, []
+    for f, labels in readers.items():
+        size = step.size(f)
+        if _of_parameters(f) and size != "1":
+            name = f"E_{len([a for a in step.arrays if a[:2] == 'E_'])}"
+            step.arrays[name] = ONCE[size]
+            step.lines.append(f"# read by {', '.join(labels)}")
+            step.statement(_target(Place(name, size, batched=False)), f, size, batch=False)
+            step.places[f] = Place(name, size, batched=False)
+    before, step.lines = step.lines, lines
+    for f, labels in readers.items():
+        if len(labels) > 1 and f not in step.places:
+            size, name = step.size(f), f"E_{len([a for a in step.arrays if a[:2] == 'E_'])}"
+            step.arrays[name] = SHAPE[size]
+            step.lines.append(f"# read by {', '.join(labels)}")
+            step.statement(_target(Place(name, size)), f, size)
+            step.places[f] = Place(name, size)
+    return before

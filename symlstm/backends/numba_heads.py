@@ -15,8 +15,6 @@ live in arrays of one step that every step overwrites.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import sympy as sp
 
 from .. import naming
@@ -30,6 +28,7 @@ from ..lower.division import quotients
 from ..lower.values import with_values
 from ..printers.templates import environment
 from .heads import HeadsPrinter, heads_context
+from .numba_inputs import Buffers, Place, input_terms, projections, reread
 from .numpy import CellNumPyPrinter
 
 TEMPLATE = "numba/heads.py.jinja"
@@ -51,15 +50,6 @@ INDICES = {"1": "", "NH": "n", "H": "nj", HEAD_MATRIX: "nrc"}
 #: How many entries of each size one sample has (a mean's divisor).
 COUNT = {"H": "NH * HS", "NH": "NH", "1": "1", HEAD_MATRIX: "NH * HS * HS"}
 _RANK = {"1": 0, "NH": 1, "H": 2, HEAD_MATRIX: 3}
-
-
-class Place(NamedTuple):
-    """Where a value of the step lives: ``array`` indexed by ``prefix`` (the step, or
-    nothing), then the sample (unless a parameter) and the entry."""
-    array: str
-    size: str
-    prefix: str = ""
-    batched: bool = True
 
 
 class EntryPrinter(CellNumPyPrinter):
@@ -221,17 +211,7 @@ def _kernels(d: Derivation) -> dict:
     cell = d.cell   # heads_context has checked its layout
     x = cell.input_symbols[0]
     shared = _param_places(cell)
-    projections = {}
-    for eq in cell.equations:
-        for m in eq.rhs.atoms(MatVec):
-            if m.args[1] == x:
-                W = m.args[0]
-                if not isinstance(W, sp.Symbol) or cell.param(W.name).is_heads:
-                    raise CellError(f"cell {cell.name!r}: the Numba module takes the input "
-                                    f"through products by a dense parameter only, got {m}")
-                rows = cell.param(W.name).shape[0]
-                projections[W.name] = rows
-                shared[m] = Place(f"X_{W.name}", rows, "t")
+    products = projections(cell, x, shared)
     read = set().union(*(g.rhs.free_symbols
                          for g in (*d.step, *d.inputs, *d.initial, *d.params)))
     for s, dim in cell.states.items():
@@ -248,13 +228,12 @@ def _kernels(d: Derivation) -> dict:
         else:
             work[f"W_{name}"] = SHAPE[dim]
     fwd = _forward(cell, shared, dict(work))
-    bwd = _backward(d, shared, x)
+    bwd = _backward(d, shared, x, products)
     out = shared[naming.timed(cell.output)]
     given = ["T", "B", "D", "H", "NH", "HS"]
     params = [f"P_{p.name}" for p in cell.params]
-    held = [*params, *(f"X_{W}" for W in projections)]
-    reread = {f"X_{m.args[0]}" for g in (*d.step, *d.inputs, *d.initial, *d.params)
-              for m in g.rhs.atoms(MatVec) if m.args[1] == x}   # the rest is not cached
+    held = [*params, *(f"X_{W}" for W in products)]
+    kept = reread(d, x)   # the rest is not cached
     states = [f"S_{s}" for s in cell.states]
     fwd["args"] = [*given, *held, *states, *cached, *(a for a, _ in fwd["work"])]
     fwd["call"] = [*given, *(f'a["{a}"]' for a in (*held, *states, *cached)),
@@ -262,14 +241,14 @@ def _kernels(d: Derivation) -> dict:
     carried = [a for s in cell.states for a in (f"S_{s}", f"N_{s}")]
     mine = [*(g[1] for g in bwd["grads"]), *(b for b, _ in bwd["buffers"]),
             *(a for a, _ in bwd["work"])]
-    held = [*params, *sorted(reread)]
+    held = [*params, *sorted(kept)]
     bwd["args"] = [*given, "DH", *held, *carried, *cached, *mine]
     bwd["call"] = [*given, "DH", *(f'a["{a}"]' for a in held),
                    *(a if a.startswith("N_") else f'a["{a}"]' for a in carried),
                    *(f'a["{a}"]' for a in cached), *mine]
     return dict(
-        projections=[(W, f"(T, {SHAPE[rows][1:]}") for W, rows in projections.items()],
-        uncached=[f"X_{W}" for W in projections if f"X_{W}" not in reread],
+        projections=[(W, f"(T, {SHAPE[rows][1:]}") for W, rows in products.items()],
+        uncached=[f"X_{W}" for W in products if f"X_{W}" not in kept],
         param_places=[(p.name, None if p.is_matrix or not p.shape else VECTOR[p.shape[0]])
                       for p in cell.params],
         state_arrays=[(s, f"S_{s}", SHAPE[dim]) for s, dim in cell.states.items()],
@@ -307,7 +286,7 @@ def _forward(cell, shared: dict, work: dict) -> dict:
     return dict(lines=step.lines, work=list(work.items()))
 
 
-def _backward(d: Derivation, shared: dict, x) -> dict:
+def _backward(d: Derivation, shared: dict, x, products: dict) -> dict:
     """The backward loop: the step's adjoints, the parameters' gradients that do not go
     through the input, the adjoints δa_t that do (``buffers``), and the carries."""
     cell = d.cell
@@ -323,16 +302,7 @@ def _backward(d: Derivation, shared: dict, x) -> dict:
     for g in d.step:
         step.lines.append(f"# {g.label}")
         step.statement(_target(places[g.lhs]), g.rhs, places[g.lhs].size)
-    buffers: dict = {}   # δa_t by expression → (array, rows)
-
-    def buffer(u, rows):
-        if u not in buffers:
-            buffers[u] = (f"G_{len(buffers)}", rows)
-            step.lines.append(f"# δa_t for {', '.join(sorted(users[u]))}")
-            step.statement(_target(Place(buffers[u][0], rows, "t")), u, rows)
-        return buffers[u][0]
-
-    users: dict = {}
+    buffers = Buffers(step, _target)
     grads = []
     for g in d.params:
         p = cell.param(g.name)
@@ -352,24 +322,21 @@ def _backward(d: Derivation, shared: dict, x) -> dict:
                                 f"outer products, got {t.expr}")
             u, v = t.expr.args
             if v == x:
-                users.setdefault(u, set()).add(g.name)
+                buffers.need(u, g.name)
                 through.append(u)
             else:
                 step.lines.append(f"# {g.label}")
                 _outer_into(step, g.name, p.shape, u, v)
         grads.append((g.name, f"D_{g.name}", "P_shape", through))
-    grads = [(n, a, s, [buffer(u, cell.param(n).shape[0]) for u in us])
+    grads = [(n, a, s, [buffers.array(u, cell.param(n).shape[0]) for u in us])
              for n, a, s, us in grads]
-    dx = []
-    for term in sp.Add.make_args(d.inputs[0].rhs) if d.inputs else ():
-        W, u = term.args if isinstance(term, (MatTVec, MatVec)) else (None, None)
-        W = W.args[0] if isinstance(term, MatVec) and isinstance(W, Transposed) else \
-            W if isinstance(term, MatTVec) else None
-        if not isinstance(W, sp.Symbol) or cell.param(W.name).shape[-1] != "D":
-            raise CellError(f"cell {cell.name!r}: the Numba module takes the gradient of the "
-                            f"input as a sum of Wᵀ u, got {term}")
-        users.setdefault(u, set()).add("x")
-        dx.append((buffer(u, cell.param(W.name).shape[0]), W.name))
+    gemm, rest = input_terms(d.inputs[0].rhs, products) if d.inputs else ([], [])
+    if rest:
+        raise CellError(f"cell {cell.name!r}: the Numba module takes the gradient of the "
+                        f"input as a sum of Wᵀ u, got {rest[0]}")
+    for u, _ in gemm:
+        buffers.need(u, "x")
+    dx = [(buffers.array(u, products[W]), W) for u, W in gemm]
     carries = []
     for g in d.initial:
         s = naming.parse(g.lhs).base
@@ -381,7 +348,7 @@ def _backward(d: Derivation, shared: dict, x) -> dict:
     step.lines += [f"N_{s}[:] = M_{s}" for s in carries]
     step.lines += [f"N_{s}[:] = 0.0" for s in cell.states if s not in carries]
     return dict(lines=step.lines, work=list(work.items()), grads=grads, dx=dx,
-                buffers=[(name, f"(T, {SHAPE[rows][1:]}") for name, rows in buffers.values()])
+                buffers=buffers.shapes(SHAPE))
 
 
 def _outer_into(step: Step, name: str, shape, u, v) -> None:
