@@ -4,8 +4,9 @@
 
 The API, parameters and state layouts are those of the NumPy module: the input is
 (T, B, H), states are given and returned as ``h`` (B, H, N).
-Inside the loop every statement is one loop nest over the samples b, the channels c and the
-states s of its value.
+The products of the input by the parameters are one GEMM over all steps before the loop,
+and the gradients through them one GEMM each after it; inside the loop every statement is
+one loop nest over the samples b, the channels c and the states s of its value.
 """
 import functools
 import math
@@ -239,43 +240,25 @@ def _locals(params, H, N):
 
 
 @numba.njit(**_JIT)
-def _forward_steps(T, B, H, N, X, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log, P_D_skip, S_h,
-        C_Delta, C_Bt, C_Ct, K_A, C_u, C_y, R_0, R_1, R_2, R_3):
+def _forward_steps(T, B, H, N, X, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log, P_D_skip, X_W_dt,
+        X_W_B, X_W_C, S_h, C_Delta, C_Bt, C_Ct, K_A, C_u, C_y, R_0):
+    # fwd:A
+    for c in range(H):
+        for s in range(N):
+            K_A[c, s] = -math.exp(P_A_log[c, s])
     for t in range(T):
         # fwd:Delta
         for b in range(B):
             for c in range(H):
-                acc = 0.0
-                for k in range(H):
-                    acc += P_W_dt[c, k] * (X[t, b, k])
-                R_0[b, c] = acc
-        for b in range(B):
-            for c in range(H):
-                C_Delta[t, b, c] = _softplus(P_b_dt[c] + R_0[b, c])
+                C_Delta[t, b, c] = _softplus(P_b_dt[c] + X_W_dt[t, b, c])
         # fwd:Bt
         for b in range(B):
             for s in range(N):
-                acc = 0.0
-                for k in range(H):
-                    acc += P_W_B[s, k] * (X[t, b, k])
-                R_1[b, s] = acc
-        for b in range(B):
-            for s in range(N):
-                C_Bt[t, b, s] = R_1[b, s]
+                C_Bt[t, b, s] = X_W_B[t, b, s]
         # fwd:Ct
         for b in range(B):
             for s in range(N):
-                acc = 0.0
-                for k in range(H):
-                    acc += P_W_C[s, k] * (X[t, b, k])
-                R_2[b, s] = acc
-        for b in range(B):
-            for s in range(N):
-                C_Ct[t, b, s] = R_2[b, s]
-        # fwd:A
-        for c in range(H):
-            for s in range(N):
-                K_A[c, s] = -math.exp(P_A_log[c, s])
+                C_Ct[t, b, s] = X_W_C[t, b, s]
         # fwd:u
         for b in range(B):
             for c in range(H):
@@ -291,10 +274,10 @@ def _forward_steps(T, B, H, N, X, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log, P_D_ski
                 acc = 0.0
                 for k in range(N):
                     acc += (S_h[t + 1, b, c, k]) * (C_Ct[t, b, k])
-                R_3[b, c] = acc
+                R_0[b, c] = acc
         for b in range(B):
             for c in range(H):
-                C_y[t, b, c] = X[t, b, c]*P_D_skip[c] + R_3[b, c]
+                C_y[t, b, c] = X[t, b, c]*P_D_skip[c] + R_0[b, c]
 
 
 def _given(given, name, shape, dtype):
@@ -305,13 +288,16 @@ def _given(given, name, shape, dtype):
 
 
 def _arrays(x, params, state0):
-    """The loop's arrays: the parameters, the states' sequences from ``state0``, the cached
-    values."""
+    """The loop's arrays: the parameters, the products of the input by the parameters, the
+    states' sequences from ``state0``, the cached values."""
     T, B, H = x.shape
     H, N = _step_sizes(params)
-    dtype, a = x.dtype, {}
+    dtype, a, X = x.dtype, {}, x.reshape(T * B, H)
     for name in PARAMS:
         a["P_" + name] = np.ascontiguousarray(params[name])
+    a["X_W_dt"] = (X @ params["W_dt"].T).reshape((T, B, H))
+    a["X_W_B"] = (X @ params["W_B"].T).reshape((T, B, N))
+    a["X_W_C"] = (X @ params["W_C"].T).reshape((T, B, N))
     a["S_h"] = np.empty((T + 1, *(B, H, N)), dtype)
     a["S_h"][0] = _given(state0, "h", (B, H, N), dtype)
     a["C_Delta"] = np.empty((T, B, H), dtype)
@@ -328,23 +314,35 @@ def _forward(params, x, state0):
     H, N = _step_sizes(params)
     dtype, a = x.dtype, _arrays(x, params, state0 or {})
     R_0 = np.empty((B, H), dtype)
-    R_1 = np.empty((B, N), dtype)
-    R_2 = np.empty((B, N), dtype)
-    R_3 = np.empty((B, H), dtype)
     _forward_steps(T, B, H, N, x, a["P_W_dt"], a["P_b_dt"], a["P_W_B"], a["P_W_C"], a["P_A_log"],
-                   a["P_D_skip"], a["S_h"], a["C_Delta"], a["C_Bt"], a["C_Ct"], a["K_A"], a["C_u"],
-                   a["C_y"], R_0, R_1, R_2, R_3)
+                   a["P_D_skip"], a["X_W_dt"], a["X_W_B"], a["X_W_C"], a["S_h"], a["C_Delta"],
+                   a["C_Bt"], a["C_Ct"], a["K_A"], a["C_u"], a["C_y"], R_0)
     hs = a["C_y"].reshape(T, B, H)
     state = { "h": a["S_h"][T].copy() }
+    del a["X_W_B"]   # the backward pass reads the values made of it
+    del a["X_W_C"]   # the backward pass reads the values made of it
     return hs, state, {"cell": CELL, "input": x, **a}
 
 
 @numba.njit(**_JIT)
-def _backward_steps(T, B, H, N, X, DH, DX, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log, P_D_skip, S_h,
-        N_h, C_Delta, C_Bt, C_Ct, K_A, C_u, C_y, D_W_dt, D_b_dt, D_W_B, D_W_C,
-        D_A_log, D_D_skip, A_dy, A_dh, A_du, A_dA, A_dCt, A_dBt, A_dDelta, R_0, R_1,
-        R_2, R_3, R_4, R_5, R_6, R_7, M_h):
+def _backward_steps(T, B, H, N, X, DH, DX, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log, P_D_skip,
+        X_W_dt, S_h, N_h, C_Delta, C_Bt, C_Ct, K_A, C_u, C_y, D_W_dt, D_b_dt, D_W_B,
+        D_W_C, D_A_log, D_D_skip, G_0, G_1, G_2, A_dy, A_dh, A_du, A_dA, A_dCt,
+        A_dBt, A_dDelta, E_0, E_1, E_2, R_0, R_1, R_2, R_3, M_h):
+    # read by grad:A_log
+    for c in range(H):
+        for s in range(N):
+            E_0[c, s] = math.exp(P_A_log[c, s])
     for t in range(T - 1, -1, -1):
+        # read by adj:A, adj:Delta, init:h0
+        for b in range(B):
+            for c in range(H):
+                for s in range(N):
+                    E_1[b, c, s] = math.exp(K_A[c, s]*C_Delta[t, b, c])
+        # read by grad:x, grad:W_dt, grad:b_dt
+        for b in range(B):
+            for c in range(H):
+                E_2[b, c] = _sigmoid(P_b_dt[c] + X_W_dt[t, b, c])
         # adj:y
         for b in range(B):
             for c in range(H):
@@ -368,7 +366,7 @@ def _backward_steps(T, B, H, N, X, DH, DX, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log
         for b in range(B):
             for c in range(H):
                 for s in range(N):
-                    A_dA[b, c, s] = A_dh[b, c, s]*C_Delta[t, b, c]*S_h[t, b, c, s]*math.exp(K_A[c, s]*C_Delta[t, b, c])
+                    A_dA[b, c, s] = A_dh[b, c, s]*C_Delta[t, b, c]*S_h[t, b, c, s]*E_1[b, c, s]
         # adj:Ct
         for b in range(B):
             for s in range(N):
@@ -394,72 +392,45 @@ def _backward_steps(T, B, H, N, X, DH, DX, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log
             for c in range(H):
                 acc = 0.0
                 for k in range(N):
-                    acc += A_dh[b, c, k]*K_A[c, k]*S_h[t, b, c, k]*math.exp(K_A[c, k]*C_Delta[t, b, c])
+                    acc += A_dh[b, c, k]*K_A[c, k]*S_h[t, b, c, k]*E_1[b, c, k]
                 R_3[b, c] = acc
         for b in range(B):
             for c in range(H):
                 A_dDelta[b, c] = A_du[b, c]*X[t, b, c] + R_3[b, c]
-        # grad:x
-        for b in range(B):
-            for c in range(H):
-                acc = 0.0
-                for k in range(N):
-                    acc += P_W_B[k, c] * (A_dBt[b, k])
-                R_4[b, c] = acc
-        for b in range(B):
-            for c in range(H):
-                acc = 0.0
-                for k in range(N):
-                    acc += P_W_C[k, c] * (A_dCt[b, k])
-                R_5[b, c] = acc
-        for b in range(B):
-            for c in range(H):
-                acc = 0.0
-                for k in range(H):
-                    acc += P_W_dt[c, k] * (X[t, b, k])
-                R_6[b, c] = acc
-        for b in range(B):
-            for c in range(H):
-                acc = 0.0
-                for k in range(H):
-                    acc += P_W_dt[k, c] * (A_dDelta[b, k]*_sigmoid(P_b_dt[k] + R_6[b, k]))
-                R_7[b, c] = acc
-        for b in range(B):
-            for c in range(H):
-                DX[t, b, c] = A_dy[b, c]*P_D_skip[c] + A_du[b, c]*C_Delta[t, b, c] + R_4[b, c] + R_5[b, c] + R_7[b, c]
-        # grad:W_dt
-        for b in range(B):
-            for c in range(H):
-                for k in range(H):
-                    D_W_dt[c, k] += (A_dDelta[b, c]*_sigmoid(P_b_dt[c] + R_6[b, c])) * (X[t, b, k])
         # grad:b_dt
         for b in range(B):
             for c in range(H):
-                D_b_dt[c] += A_dDelta[b, c]*_sigmoid(P_b_dt[c] + R_6[b, c])
-        # grad:W_B
-        for b in range(B):
-            for s in range(N):
-                for k in range(H):
-                    D_W_B[s, k] += (A_dBt[b, s]) * (X[t, b, k])
-        # grad:W_C
-        for b in range(B):
-            for s in range(N):
-                for k in range(H):
-                    D_W_C[s, k] += (A_dCt[b, s]) * (X[t, b, k])
+                D_b_dt[c] += A_dDelta[b, c]*E_2[b, c]
         # grad:A_log
         for b in range(B):
             for c in range(H):
                 for s in range(N):
-                    D_A_log[c, s] += -A_dA[b, c, s]*math.exp(P_A_log[c, s])
+                    D_A_log[c, s] += -A_dA[b, c, s]*E_0[c, s]
         # grad:D_skip
         for b in range(B):
             for c in range(H):
                 D_D_skip[c] += A_dy[b, c]*X[t, b, c]
+        # grad:x, but for the products by parameters
+        for b in range(B):
+            for c in range(H):
+                DX[t, b, c] = A_dy[b, c]*P_D_skip[c] + A_du[b, c]*C_Delta[t, b, c]
+        # δa_t for W_dt, x
+        for b in range(B):
+            for c in range(H):
+                G_0[t, b, c] = A_dDelta[b, c]*E_2[b, c]
+        # δa_t for W_B, x
+        for b in range(B):
+            for s in range(N):
+                G_1[t, b, s] = A_dBt[b, s]
+        # δa_t for W_C, x
+        for b in range(B):
+            for s in range(N):
+                G_2[t, b, s] = A_dCt[b, s]
         # init:h0: sent to step t-1
         for b in range(B):
             for c in range(H):
                 for s in range(N):
-                    M_h[b, c, s] = A_dh[b, c, s]*math.exp(K_A[c, s]*C_Delta[t, b, c])
+                    M_h[b, c, s] = A_dh[b, c, s]*E_1[b, c, s]
         N_h[:] = M_h
 
 
@@ -469,7 +440,7 @@ def _backward(params, cache, dhs, dstate):
     H, N = _step_sizes(params)
     dtype, dstate = x.dtype, dstate or {}
     DH = np.ascontiguousarray(dhs, dtype).reshape(T, B, H)
-    DX = np.empty((T, B, H), dtype)
+    DX = np.zeros((T, B, H), dtype)
     N_h = _given(dstate, "h", (B, H, N), dtype)
     D_W_dt = np.zeros(params["W_dt"].shape, dtype)
     D_b_dt = np.zeros(params["b_dt"].shape, dtype)
@@ -477,6 +448,9 @@ def _backward(params, cache, dhs, dstate):
     D_W_C = np.zeros(params["W_C"].shape, dtype)
     D_A_log = np.zeros(params["A_log"].shape, dtype)
     D_D_skip = np.zeros(params["D_skip"].shape, dtype)
+    G_0 = np.empty((T, B, H), dtype)
+    G_1 = np.empty((T, B, N), dtype)
+    G_2 = np.empty((T, B, N), dtype)
     A_dy = np.empty((B, H), dtype)
     A_dh = np.empty((B, H, N), dtype)
     A_du = np.empty((B, H), dtype)
@@ -484,20 +458,26 @@ def _backward(params, cache, dhs, dstate):
     A_dCt = np.empty((B, N), dtype)
     A_dBt = np.empty((B, N), dtype)
     A_dDelta = np.empty((B, H), dtype)
+    E_0 = np.empty((H, N), dtype)
+    E_1 = np.empty((B, H, N), dtype)
+    E_2 = np.empty((B, H), dtype)
     R_0 = np.empty((B, H), dtype)
     R_1 = np.empty((B, N), dtype)
     R_2 = np.empty((B, N), dtype)
     R_3 = np.empty((B, H), dtype)
-    R_4 = np.empty((B, H), dtype)
-    R_5 = np.empty((B, H), dtype)
-    R_6 = np.empty((B, H), dtype)
-    R_7 = np.empty((B, H), dtype)
     M_h = np.empty((B, H, N), dtype)
     _backward_steps(T, B, H, N, x, DH, DX, a["P_W_dt"], a["P_b_dt"], a["P_W_B"], a["P_W_C"],
-                    a["P_A_log"], a["P_D_skip"], a["S_h"], N_h, a["C_Delta"], a["C_Bt"], a["C_Ct"],
-                    a["K_A"], a["C_u"], a["C_y"], D_W_dt, D_b_dt, D_W_B, D_W_C, D_A_log, D_D_skip,
-                    A_dy, A_dh, A_du, A_dA, A_dCt, A_dBt, A_dDelta, R_0, R_1, R_2, R_3, R_4, R_5,
-                    R_6, R_7, M_h)
+                    a["P_A_log"], a["P_D_skip"], a["X_W_dt"], a["S_h"], N_h, a["C_Delta"],
+                    a["C_Bt"], a["C_Ct"], a["K_A"], a["C_u"], a["C_y"], D_W_dt, D_b_dt, D_W_B,
+                    D_W_C, D_A_log, D_D_skip, G_0, G_1, G_2, A_dy, A_dh, A_du, A_dA, A_dCt, A_dBt,
+                    A_dDelta, E_0, E_1, E_2, R_0, R_1, R_2, R_3, M_h)
+    X = x.reshape(T * B, H)
+    D_W_dt += G_0.reshape(T * B, -1).T @ X
+    D_W_B += G_1.reshape(T * B, -1).T @ X
+    D_W_C += G_2.reshape(T * B, -1).T @ X
+    DX += (G_1.reshape(T * B, -1) @ params["W_B"]).reshape(T, B, H)
+    DX += (G_2.reshape(T * B, -1) @ params["W_C"]).reshape(T, B, H)
+    DX += (G_0.reshape(T * B, -1) @ params["W_dt"]).reshape(T, B, H)
     grads = { "W_dt": D_W_dt, "b_dt": D_b_dt, "W_B": D_W_B, "W_C": D_W_C, "A_log": D_A_log, "D_skip": D_D_skip, "x": DX }
     grads["h0"] = N_h
     return grads
