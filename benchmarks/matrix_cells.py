@@ -153,6 +153,7 @@ def run_matrix_case(cell, shape, dtype, repeats, min_sample, time_round_robin):
 
 CACHE_KINDS = {"S_": "state, one per step and the initial one", "C_": "value of a step",
                "P_": "parameter as the loop reads it", "K_": "value of the parameters alone, once",
+               "X_": "the input's product by a parameter, every step",
                "input": "the input"}
 
 
@@ -175,7 +176,7 @@ def cache_table(module, prob):
         rows.append({"name": name, "shape": list(a.shape), "kind": kind, "view": view,
                      "bytes_per_step": per_step})
     state_step = sum(r["bytes_per_step"] for r in rows if r["name"].startswith("S_"))
-    values_step = sum(r["bytes_per_step"] for r in rows if r["name"][:2] in ("C_", "K_"))
+    values_step = sum(r["bytes_per_step"] for r in rows if r["name"][:2] in ("C_", "K_", "X_"))
     least = state_step + prob["x"].nbytes / T
     total = sum(r["bytes_per_step"] for r in rows)
     return {"rows": rows, "states_per_step": state_step, "values_per_step": values_step,

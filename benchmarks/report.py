@@ -202,7 +202,8 @@ def print_matrix_cells(cell_cases):
           "recurrence on (B, NH, d, d) or (B, H, N)")
     banner("What the Numba module caches per step for the backward pass (bytes per time step)")
     print("S_: a state, kept for every step (T + 1 of them); C_: a value of the step the backward "
-          "pass reads; K_: a value of the parameters alone, once; input: kept by reference;\nP_: a parameter as the loop reads it (a "
+          "pass reads; K_: a value of the parameters alone, once; X_: the input's product by a "
+          "parameter, every step; input: kept by reference;\nP_: a parameter as the loop reads it (a "
           "view: no bytes).  least: the states, one per step, and the input")
     for c in cases:
         if not c["cache"]:

@@ -80,6 +80,8 @@ def test_the_s6_row_has_its_sizes_and_its_cache_counts_a_once_made_value():
     rows = {r["name"]: r for r in row["cache"]["rows"]}
     assert rows["S_h"]["bytes_per_step"] == B * H * N * 8 * (T + 1) / T
     assert rows["K_A"]["kind"] == matrix_cells.CACHE_KINDS["K_"]
+    assert row["cache"]["total_per_step"] == pytest.approx(
+        row["cache"]["least_per_step"] + row["cache"]["values_per_step"])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the path without a CUDA device")
