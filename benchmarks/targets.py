@@ -124,7 +124,8 @@ def cell_targets(cell_cases):
     when the cell is not shipped or a contender did not run."""
     goals = []
     for c in cell_cases:
-        what = f"{c['cell']} numba/torch loop {tuple(c['shape'])} {c['dtype']}"
+        sizes = (*c["shape"][:2], *c["heads"]) if "heads" in c else tuple(c["shape"])
+        what = f"{c['cell']} numba/torch loop {sizes} {c['dtype']}"
         limit = TARGETS[(f"numba {c['cell']}", "torch")]
         if c["skipped"] or "numba" in c["contenders_skipped"]:
             goals.append({"what": what, "value": None, "limit": limit, "status": "skip",
