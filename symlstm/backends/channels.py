@@ -18,7 +18,7 @@ from ..derivation.bptt import Derivation
 from ..printers.templates import environment
 from .heads import HeadsPrinter, Layout, heads_context
 
-TEMPLATE = "numpy/channels.py.jinja"
+TEMPLATE = "numpy/heads.py.jinja"   # the heads' module, in the channels' layout
 #: The arrays' shapes after (B,) by the vector's size.
 LAYOUT = {"H": "(H, 1)", "N": "(1, N)", "1": "(1, 1)", CHANNEL_MATRIX: "(H, N)"}
 #: The shape of a state as ``forward`` takes and returns it, after (B,).

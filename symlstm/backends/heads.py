@@ -227,7 +227,8 @@ def heads_context(d: Derivation, printer_class, layout: Layout = HEADS) -> dict:
         state_names=repr(tuple(cell.states)), input_name=first, output_name=cell.output,
         state_shapes=repr({s: layout.shapes[dim] for s, dim in cell.states.items()}),
         state_sizes=repr(dict(cell.states)), size_names=layout.size_names,
-        dout_layout=layout.dout, input_layout=layout.input, input_size=layout.input_size)
+        dout_layout=layout.dout, input_layout=layout.input, input_size=layout.input_size,
+        channels="N" in cell.dims)
 
 
 def _squeeze(layout: str) -> str:
