@@ -91,25 +91,32 @@ def _arguments(plan: Plan) -> tuple[list[str], list[str]]:
 # ------------------------------------------------------------------ math -----
 
 #: The two float types: where exp is clamped (beyond, the result is 0 or inf: e^lowest is
-#: below half the smallest subnormal number, e^highest above the largest), and the
-#: exponent's bias and the mantissa's width, which set 2^k through the exponent bits.
-FLOATS = (dict(bits=64, lowest=-745.2, highest=709.8, bias=1023, mantissa=52),
-          dict(bits=32, lowest=-104.0, highest=88.8, bias=127, mantissa=23))
+#: below half the smallest subnormal number, e^highest above the largest), the exponent's
+#: bias and the mantissa's width, which set 2^k through the exponent bits, the shifter
+#: 1.5 * 2^mantissa (x + shifter rounds x to an integer, left in the low bits), and the
+#: degree of exp's Taylor polynomial on |r| <= ln2/2: its first left-out term, (ln2/2)^(n+1)/(n+1)!,
+#: is below half an ulp of the type (4.7e-18 for 13, 5.2e-9 for 7); and where tanh rounds
+#: to 1 (1 - tanh a < 2 e^-2a is below half an ulp of 1 there).
+FLOATS = (dict(bits=64, lowest=-745.2, highest=709.8, bias=1023, mantissa=52, degree=13,
+               tanh_one=20.0),
+          dict(bits=32, lowest=-104.0, highest=88.8, bias=127, mantissa=23, degree=7,
+               tanh_one=10.0))
 
 
 @functools.lru_cache(maxsize=None)
 def math_context() -> dict:
     """exp, tanh, σ, softplus and log σ for float32 and float64 as Horner forms, their constants
-    derived here: exp(r) = Σ r^k/k! on |r| <= ln2/2 (degree 13, below float64's rounding),
+    derived here: exp(r) = Σ r^k/k! on |r| <= ln2/2 (to the degree of each float type),
     and tanh on |a| < 0.625 as a convergent of Lambert's continued fraction
     tanh a = a/(1 + a²/(3 + a²/(5 + ...))), a rational function with integer coefficients."""
     a2 = sp.Symbol("a2")
-    exp_coeffs = [sp.Rational(1, sp.factorial(k)) for k in range(14)]
     cf = sp.Integer(17)
     for k in range(7, -1, -1):
         cf = (2 * k + 1) + a2 / cf
     num, den = sp.fraction(sp.cancel(1 / cf))   # tanh a = a · num(a²)/den(a²)
-    return dict(floats=FLOATS, exp_poly=_horner(exp_coeffs, "r"),
+    floats = [dict(f, shifter=float(3 << (f["mantissa"] - 1)), exp_poly=_horner(
+        [sp.Rational(1, sp.factorial(k)) for k in range(f["degree"] + 1)], "r")) for f in FLOATS]
+    return dict(floats=floats,
                 tanh_num=_horner(sp.Poly(num, a2).all_coeffs()[::-1], "a2"),
                 tanh_den=_horner(sp.Poly(den, a2).all_coeffs()[::-1], "a2"))
 
