@@ -183,17 +183,28 @@ def _from_bits(typingctx, bits):
     return to(bits), codegen
 
 
+@intrinsic
+def _to_bits(typingctx, x):
+    """The bits of the float ``x`` (float32 to int32, float64 to int64)."""
+    to = {numba.types.float32: numba.types.int32, numba.types.float64: numba.types.int64}[x]
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+    return to(x), codegen
+
+
 def _exp(a):
-    """e^a: a = k ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^13 (below the
-    rounding of float64), times 2^k as two powers of two set in the exponent bits (2^k
+    """e^a: a = k ln2 + r with |r| <= ln2/2, e^r by its Taylor series (to r^13 in float64,
+    r^7 in float32: below the type's rounding), times 2^k as two powers of two set in the exponent bits (2^k
     alone is not a normal number at either end of the range).  Beyond the largest number,
     inf; below the smallest normal one, subnormal (rounded twice) or 0; NaN stays NaN."""
 
 
 def _tanh(a):
     """tanh a: for |a| < 0.625 a convergent of Lambert's continued fraction, a rational
-    function of a² below float64's rounding there; beyond, 1 - 2/(e^{2|a|} + 1), with a's
-    sign.  Both are computed and one is kept, so that loops over it vectorise."""
+    function of a² below float64's rounding there; beyond, (e^{2|a|} - 1)/(e^{2|a|} + 1), with
+    a's sign.  Both numerators and denominators are computed and one pair is divided, so that
+    loops over it vectorise."""
 
 
 def _sigmoid(a):
@@ -210,11 +221,12 @@ def _logsigmoid(a):
 
 def _exp64(a):
     F = np.float64
-    a = np.minimum(np.maximum(a, F(-745.2)), F(709.8))
-    k = np.floor(a * F(1.4426950408889634) + F(0.5))
+    a = min(max(a, F(-745.2)), F(709.8))   # NaN stays NaN
+    s = a * F(1.4426950408889634) + F(6755399441055744.0)   # k = round(a / ln 2) in s's low bits
+    k = s - F(6755399441055744.0)
     r = a - k * F(0.693145751953125) - k * F(1.4286068203094173e-06)   # ln 2 in two parts
     I = np.int64
-    n = I(k)
+    n = _to_bits(s) - _to_bits(F(6755399441055744.0))   # k as an integer, with no conversion
     half = n >> 1   # 2^k = 2^half 2^(n - half), each factor a normal number
     return (F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) + r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * (F(0.0001984126984126984) + r * (F(2.48015873015873e-05) + r * (F(2.7557319223985893e-06) + r * (F(2.755731922398589e-07) + r * (F(2.505210838544172e-08) + r * (F(2.08767569878681e-09) + r * (F(1.6059043836821613e-10))))))))))))))) * _from_bits(I((half + 1023) << 52)) \
         * _from_bits(I((n - half + 1023) << 52))
@@ -223,12 +235,13 @@ def _exp64(a):
 def _tanh64(a):
     F = np.float64
     x = abs(a)
-    near = np.copysign(min(x, F(0.625)), a)   # the fraction is evaluated within its range
+    near = min(x, F(0.625))   # the fraction is evaluated within its range
     a2 = near * near
-    small = near * (F(34459425.0) + a2 * (F(4729725.0) + a2 * (F(135135.0) + a2 * (F(990.0) + a2 * (F(1.0)))))) / (F(34459425.0) + a2 * (F(16216200.0) + a2 * (F(945945.0) + a2 * (F(13860.0) + a2 * (F(45.0))))))
-    large = np.copysign(F(1) - F(2) / (_exp(F(2) * x) + F(1)), a)
-    w = F(x < F(0.625))   # 1 or 0: picks one of two finite numbers, without a branch
-    return w * small + (F(1) - w) * large
+    e = _exp(F(2) * min(x, F(20.0)))   # finite: from tanh_one on, tanh rounds to 1
+    w = F(x < F(0.625))   # 1 or 0: picks one of two finite numerators and denominators
+    t = (w * near * (F(34459425.0) + a2 * (F(4729725.0) + a2 * (F(135135.0) + a2 * (F(990.0) + a2 * (F(1.0)))))) + (F(1) - w) * (e - F(1))) \
+        / (w * (F(34459425.0) + a2 * (F(16216200.0) + a2 * (F(945945.0) + a2 * (F(13860.0) + a2 * (F(45.0)))))) + (F(1) - w) * (e + F(1)))
+    return np.copysign(t, a)
 
 
 def _sigmoid64(a):
@@ -248,25 +261,27 @@ def _logsigmoid64(a):
 
 def _exp32(a):
     F = np.float32
-    a = np.minimum(np.maximum(a, F(-104.0)), F(88.8))
-    k = np.floor(a * F(1.4426950408889634) + F(0.5))
+    a = min(max(a, F(-104.0)), F(88.8))   # NaN stays NaN
+    s = a * F(1.4426950408889634) + F(12582912.0)   # k = round(a / ln 2) in s's low bits
+    k = s - F(12582912.0)
     r = a - k * F(0.693145751953125) - k * F(1.4286068203094173e-06)   # ln 2 in two parts
     I = np.int32
-    n = I(k)
+    n = _to_bits(s) - _to_bits(F(12582912.0))   # k as an integer, with no conversion
     half = n >> 1   # 2^k = 2^half 2^(n - half), each factor a normal number
-    return (F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) + r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * (F(0.0001984126984126984) + r * (F(2.48015873015873e-05) + r * (F(2.7557319223985893e-06) + r * (F(2.755731922398589e-07) + r * (F(2.505210838544172e-08) + r * (F(2.08767569878681e-09) + r * (F(1.6059043836821613e-10))))))))))))))) * _from_bits(I((half + 127) << 23)) \
+    return (F(1.0) + r * (F(1.0) + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) + r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * (F(0.0001984126984126984))))))))) * _from_bits(I((half + 127) << 23)) \
         * _from_bits(I((n - half + 127) << 23))
 
 
 def _tanh32(a):
     F = np.float32
     x = abs(a)
-    near = np.copysign(min(x, F(0.625)), a)   # the fraction is evaluated within its range
+    near = min(x, F(0.625))   # the fraction is evaluated within its range
     a2 = near * near
-    small = near * (F(34459425.0) + a2 * (F(4729725.0) + a2 * (F(135135.0) + a2 * (F(990.0) + a2 * (F(1.0)))))) / (F(34459425.0) + a2 * (F(16216200.0) + a2 * (F(945945.0) + a2 * (F(13860.0) + a2 * (F(45.0))))))
-    large = np.copysign(F(1) - F(2) / (_exp(F(2) * x) + F(1)), a)
-    w = F(x < F(0.625))   # 1 or 0: picks one of two finite numbers, without a branch
-    return w * small + (F(1) - w) * large
+    e = _exp(F(2) * min(x, F(10.0)))   # finite: from tanh_one on, tanh rounds to 1
+    w = F(x < F(0.625))   # 1 or 0: picks one of two finite numerators and denominators
+    t = (w * near * (F(34459425.0) + a2 * (F(4729725.0) + a2 * (F(135135.0) + a2 * (F(990.0) + a2 * (F(1.0)))))) + (F(1) - w) * (e - F(1))) \
+        / (w * (F(34459425.0) + a2 * (F(16216200.0) + a2 * (F(945945.0) + a2 * (F(13860.0) + a2 * (F(45.0)))))) + (F(1) - w) * (e + F(1)))
+    return np.copysign(t, a)
 
 
 def _sigmoid32(a):
@@ -411,8 +426,12 @@ _gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
 
 
 # ------------------------------------------------------------------ the loops -----
+# Compiled once per dtype and cached on disk; a product and a sum may fuse into one FMA
+# ("contract"), which rounds once where two operations would round twice: nothing else of
+# IEEE arithmetic is relaxed, so inf and NaN come out as NumPy's.
+_JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
 
-@numba.njit(cache=True, error_model="numpy", nogil=True)
+@numba.njit(**_JIT)
 def _forward_steps(x, D, H, b_f, b_i, b_n, b_o, stack_X, proj_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o):
     """Every step of the forward pass: the GEMMs through BLAS, each run of element-wise
     statements one loop over the samples b and the entries j."""
@@ -462,7 +481,7 @@ def _forward_steps(x, D, H, b_f, b_i, b_n, b_o, stack_X, proj_X, seq_h, seq_c, c
                 h__b[j] = o__b[j]*tanh_c__b[j]
 
 
-@numba.njit(cache=True, error_model="numpy", nogil=True)
+@numba.njit(**_JIT)
 def _forward_pass(x, D, H, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, _h0, _c0):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
     every step (one GEMM each), each state's sequence and the cached values."""
@@ -504,7 +523,7 @@ def forward(params, x, state0=None):
     return seq_h[1:].copy(), state, cache
 
 
-@numba.njit(cache=True, error_model="numpy", nogil=True)
+@numba.njit(**_JIT)
 def _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o, dproj_X, dx, dh_next, dc_next):
     """Every step of backpropagation through time, last step first."""
     F = x.dtype.type
@@ -573,7 +592,7 @@ def _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cac
                 dx__b[j] = dX__b[j]
 
 
-@numba.njit(cache=True, error_model="numpy", nogil=True)
+@numba.njit(**_JIT)
 def _backward_pass(x, D, H, dhs, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o, _h0, _c0):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
