@@ -184,8 +184,10 @@ _BLAS_SCRIPT = textwrap.dedent("""
     from symlstm.checks.verification import problem, run
     errors, blas = {}, set()
     # lstm and peephole_lstm; slstm's per-head blocks, whose weight gradients are one GEMM per
-    # block; lstm_zoneout's extra inputs; sru's output that is no state
-    for name in ("lstm", "peephole_lstm", "slstm", "lstm_zoneout", "sru"):
+    # block; lstm_zoneout's extra inputs; sru's output that is no state; the products around
+    # the loops of the cells with a matrix per head (mlstm, gated_delta_net) or channel (s6)
+    for name in ("lstm", "peephole_lstm", "slstm", "lstm_zoneout", "sru", "mlstm",
+                 "gated_delta_net", "s6"):
         ref = importlib.import_module("symlstm.generated." + name)
         mod = importlib.import_module("symlstm.generated.numba." + name)
         D = 12 if ref.INPUT_SIZE == "H" else 9
@@ -245,8 +247,45 @@ def test_either_blas_matches_the_numpy_module(blas, blas_cache):
     assert max(out["errors"].values()) <= 1e-12, out
 
 
-def test_an_unknown_blas_is_refused(blas_cache):
-    run = _run_with_blas("atlas", blas_cache)
+_MATRIX_GEMMS_SCRIPT = textwrap.dedent("""
+    import importlib, inspect
+    from symlstm.checks.verification import problem
+    for name in ("mlstm", "gated_delta_net", "s6"):
+        ref = importlib.import_module("symlstm.generated." + name)
+        mod = importlib.import_module("symlstm.generated.numba." + name)
+        parts = [inspect.getsource(f) for f in (mod._arrays, mod._backward)]
+        assert not any(" @ " in p or "np.dot" in p for p in parts), name
+        params, x, state0, dhs, dstate = problem(ref, T=3, B=2, D=4, H=4)
+        _, _, cache = mod.forward(params, x, state0)
+        mod.backward(params, cache, dhs, dstate)
+        print("products", name, mod.BLAS, sum(p.count("_matmul(") for p in parts), flush=True)
+""")
+
+
+def test_the_matrix_cells_multiply_on_mkl(blas_cache):
+    """The Numba modules of mlstm, gated_delta_net and s6 multiply outside their loops only
+    through ``_matmul``, and each call is one DGEMM of MKL's (MKL_VERBOSE logs every call)."""
+    if not _mkl_installed():
+        pytest.skip("the mkl package has no wheel for this platform")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(blas_cache), "MKL_NUM_THREADS": "1",
+           "SYMLSTM_BLAS": "mkl", "MKL_VERBOSE": "1"}
+    run = subprocess.run([sys.executable, "-c", _MATRIX_GEMMS_SCRIPT], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    calls = 0
+    for line in run.stdout.splitlines():
+        calls += line.startswith("MKL_VERBOSE DGEMM(")
+        if line.startswith("products"):
+            _, name, blas, products = line.split()
+            assert (blas, calls) == ("mkl", int(products)) and calls >= 3, (name, calls, line)
+            calls = 0
+
+
+@pytest.mark.parametrize("name", ["lstm", "mlstm", "s6"])
+def test_an_unknown_blas_is_refused(name):
+    env = {**os.environ, "SYMLSTM_BLAS": "atlas"}
+    run = subprocess.run([sys.executable, "-c", f"import symlstm.generated.numba.{name}"],
+                         env=env, capture_output=True, text=True)
     assert run.returncode != 0
     assert "SYMLSTM_BLAS must be 'mkl', 'openblas' or unset, got 'atlas'" in run.stderr
 

@@ -2,7 +2,8 @@
 its NumPy module (``symlstm.backends.heads``), itself held against brute force and torch
 autograd in test_matrix_states.py: the same API, parameters and state layouts, the same
 outputs, final states and gradients to 1e-12 in float64 and 1e-5 in float32, with moderate
-and saturated parameters; for mLSTM, the gated delta rule and random cells with heads."""
+and saturated parameters (saturated float32: as close to float64 as the NumPy module); for
+mLSTM, the gated delta rule and random cells with heads."""
 import importlib.util
 import inspect
 import re
@@ -66,30 +67,51 @@ def rel(a, b):
     return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
 
 
+def results(mod, params, x, state0, dhs, dstate) -> dict:
+    """Outputs, final states and gradients of ``mod``, by name."""
+    hs, final, cache = mod.forward(params, x, state0)
+    return {"hs": hs, **{f"final {s}": v for s, v in final.items()},
+            **mod.backward(params, cache, dhs, dstate)}
+
+
 def compare(ref, mine, params, x, state0, dhs, dstate, tol):
     """Outputs, final states and gradients of ``mine`` against ``ref``: shapes, dtypes and
     values to ``tol``; everything finite."""
-    h_ref, final_ref, cache_ref = ref.forward(params, x, state0)
-    g_ref = ref.backward(params, cache_ref, dhs, dstate)
-    h, final, cache = mine.forward(params, x, state0)
-    g = mine.backward(params, cache, dhs, dstate)
-    pairs = [("hs", h, h_ref), *((s, final[s], final_ref[s]) for s in final_ref),
-             *((k, g[k], g_ref[k]) for k in g_ref)]
-    assert set(final) == set(final_ref) and set(g) == set(g_ref)
-    for key, mine_value, want in pairs:
-        assert np.all(np.isfinite(want)), key
-        assert mine_value.shape == want.shape and mine_value.dtype == want.dtype, key
-        assert rel(mine_value, want) < tol, (key, rel(mine_value, want))
+    want = results(ref, params, x, state0, dhs, dstate)
+    got = results(mine, params, x, state0, dhs, dstate)
+    assert set(got) == set(want)
+    for key in want:
+        assert np.all(np.isfinite(want[key])), key
+        assert got[key].shape == want[key].shape and got[key].dtype == want[key].dtype, key
+        assert rel(got[key], want[key]) < tol, (key, rel(got[key], want[key]))
 
 
 @pytest.mark.parametrize("name", ["mlstm", "gated_delta_net"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("scale", [1.0, 30.0], ids=["moderate", "saturated"])
+@pytest.mark.parametrize("dtype, scale",
+                         [(np.float64, 1.0), (np.float32, 1.0), (np.float64, 30.0)],
+                         ids=["moderate-float64", "moderate-float32", "saturated-float64"])
 def test_numba_module_matches_the_numpy_module(modules, name, dtype, scale):
     """At scale 30 the pre-activations reach hundreds: σ and exp saturate, and mLSTM's
     stabiliser m keeps C and n finite."""
     ref, mine = modules(name)
     compare(ref, mine, *problem(ref, dtype, scale), TOL[dtype])
+
+
+@pytest.mark.parametrize("name", ["mlstm", "gated_delta_net"])
+def test_saturated_float32_is_as_accurate_as_the_numpy_module(modules, name):
+    """At scale 30 a float32 pre-activation in the hundreds is off by its rounding, about
+    1e-5 of it, and exp carries that into the results: two float32 modules whose GEMMs add
+    in different orders (MKL's, NumPy's OpenBLAS) differ by as much.  So both are held
+    against the float64 results: the Numba module's largest error at most four times the
+    NumPy module's own, or 1e-5."""
+    ref, mine = modules(name)
+    exact = results(ref, *problem(ref, np.float64, 30.0))
+    compare(ref, mine, *problem(ref, np.float32, 30.0), tol=np.inf)   # shapes, dtypes, finite
+    error = {}
+    for role, mod in (("numpy", ref), ("numba", mine)):
+        got = results(mod, *problem(ref, np.float32, 30.0))
+        error[role] = max(rel(v, exact[k]) for k, v in got.items())
+    assert error["numba"] <= max(TOL[np.float32], 4 * error["numpy"]), error
 
 
 @pytest.mark.parametrize("name", ["mlstm", "gated_delta_net"])

@@ -5,19 +5,27 @@
 The API, parameters and state layouts are those of the NumPy module: states are given and
 returned as ``S`` (B, NH, HS, HS), HS = H / NH.
 The products of the input by the parameters are one GEMM over all steps before the loop,
-and the gradients through the input one GEMM each after it; inside the loop every statement
-is one loop nest over the samples b, the heads n and the entries of its value.
+and the gradients through the input one GEMM each after it, on the BLAS that ``BLAS`` names
+(MKL where the ``mkl`` package is installed, else SciPy's OpenBLAS; SYMLSTM_BLAS=mkl or
+openblas chooses); inside the loop every statement is one loop nest over the samples b, the
+heads n and the entries of its value.
 """
+import ctypes
 import functools
+import importlib.metadata
 import math
+import os
 
 import numpy as np
 
 try:
     import numba
+    from llvmlite import binding, ir
+    from numba.core import cgutils
+    from numba.extending import get_cython_function_address, intrinsic
 except ImportError as error:   # numba is an optional extra
-    raise ImportError(f"{__name__} needs numba, which symlstm installs as its optional extra "
-                      "'numba': pip install 'symlstm[numba]'") from error
+    raise ImportError(f"{__name__} needs numba and scipy, which symlstm installs as its "
+                      "optional extra 'numba': pip install 'symlstm[numba]'") from error
 
 CELL = "gated_delta_net"
 TITLE = """Gated DeltaNet"""
@@ -62,6 +70,128 @@ def _step(a, at0):
 @numba.njit(**_JIT)
 def _sign(a):
     return 1.0 if a > 0 else -1.0 if a < 0 else 0.0
+
+
+# ---------------------------------------------------------------------- BLAS -----
+# The matrix products call sgemm and dgemm by their Fortran interface, through two symbols
+# the compiled code links by name: MKL's (the `mkl` package's libmkl_rt) when it is
+# installed, else SciPy's OpenBLAS, which is what numba's np.dot calls.  The compiled loops do
+# not depend on the choice, so numba's cache serves either.  SYMLSTM_BLAS=openblas or
+# SYMLSTM_BLAS=mkl makes it; MKL runs MKL_NUM_THREADS threads, OpenBLAS OPENBLAS_NUM_THREADS.
+
+_GEMM = {"s": "symlstm_sgemm", "d": "symlstm_dgemm"}   # the symbols, by BLAS prefix
+
+
+def _mkl():
+    """MKL's sgemm and dgemm, by prefix; None without the `mkl` package, when its library
+    does not load, or when another library in this process set MKL to 64-bit integers."""
+    try:
+        files = importlib.metadata.files("mkl") or ()
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = next((f.locate() for f in files if f.name.startswith("libmkl_rt.so")), None)
+    try:
+        lib = ctypes.CDLL(str(path)) if path else None
+    except OSError:   # a broken install: OpenBLAS serves, unless SYMLSTM_BLAS=mkl
+        return None
+    if lib is None or lib.MKL_Set_Interface_Layer(0) != 0:   # 0: LP64, 32-bit integers
+        return None
+    return {p: ctypes.cast(getattr(lib, p + "gemm"), ctypes.c_void_p).value for p in _GEMM}
+
+
+def _openblas():
+    """SciPy's sgemm and dgemm, by prefix."""
+    return {p: get_cython_function_address("scipy.linalg.cython_blas", p + "gemm")
+            for p in _GEMM}
+
+
+def _bind_blas():
+    """Bind the GEMM symbols to the BLAS that SYMLSTM_BLAS names, or to the fastest one
+    installed; return its name."""
+    want = os.environ.get("SYMLSTM_BLAS", "")
+    if want not in ("", "mkl", "openblas"):
+        raise ValueError(f"SYMLSTM_BLAS must be 'mkl', 'openblas' or unset, got {want!r}")
+    found = None if want == "openblas" else _mkl()
+    if found is None and want == "mkl":
+        raise ImportError("SYMLSTM_BLAS=mkl, but MKL's libmkl_rt was not found, did not load, "
+                          "or is set to 64-bit integers: pip install mkl")
+    name = "mkl" if found else "openblas"
+    for prefix, address in (found or _openblas()).items():
+        binding.add_symbol(_GEMM[prefix], address)
+    return name
+
+
+#: The BLAS the matrix products run on: "mkl" or "openblas".
+BLAS = _bind_blas()
+
+
+def _gemm_intrinsic(beta):
+    """An intrinsic out = a @ b + beta out for 2-D float arrays, each C- or F-contiguous
+    (``out`` C), as one call of the bound GEMM.  Row-major out = a b is column-major
+    outᵀ = bᵀ aᵀ: a C-contiguous operand is passed as it lies, an F-contiguous one
+    transposed."""
+    def typer(typingctx, a, b, out):
+        arrays = (a, b, out)
+        if not all(isinstance(m, numba.types.Array) and m.ndim == 2 and m.dtype == out.dtype
+                   and m.layout in "CF" for m in arrays) or out.layout != "C" \
+                or out.dtype not in (numba.types.float32, numba.types.float64):
+            return None
+
+        def codegen(context, builder, signature, args):
+            A, Bm, C = (context.make_array(m)(context, builder, v) for m, v in zip(arrays, args))
+            m, k = cgutils.unpack_tuple(builder, A.shape, 2)
+            n = cgutils.unpack_tuple(builder, Bm.shape, 2)[1]
+            i32, f = ir.IntType(32), context.get_value_type(out.dtype)
+
+            def ref(value):   # Fortran takes every argument by reference
+                return cgutils.alloca_once_value(builder, value)
+
+            def int_ref(value):   # a dimension, at least 1 for a leading one
+                value = builder.select(builder.icmp_signed("<", value, value.type(1)),
+                                       value.type(1), value)
+                return ref(builder.trunc(value, i32))
+
+            def operand(array, matrix):   # its flag, leading dimension and data
+                rows, cols = cgutils.unpack_tuple(builder, array.shape, 2)
+                c = matrix.layout == "C"
+                return (ref(ir.Constant(ir.IntType(8), ord("N" if c else "T"))),
+                        int_ref(cols if c else rows), builder.bitcast(array.data, f.as_pointer()))
+            (tb, ldb, pb), (ta, lda, pa) = operand(Bm, b), operand(A, a)
+            i8p, i32p, fp = ir.IntType(8).as_pointer(), i32.as_pointer(), f.as_pointer()
+            gemm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+                ir.VoidType(), [i8p, i8p, i32p, i32p, i32p, fp, fp, i32p, fp, i32p, fp, fp, i32p]),
+                _GEMM["s" if out.dtype == numba.types.float32 else "d"])
+            builder.call(gemm, [tb, ta, int_ref(n), int_ref(m), int_ref(k), ref(f(1.0)), pb, ldb,
+                                pa, lda, ref(f(beta)), builder.bitcast(C.data, fp), int_ref(n)])
+            return context.get_dummy_value()
+        return numba.types.void(a, b, out), codegen
+    typer.__name__ = "_gemm_add" if beta else "_gemm"
+    return intrinsic(typer)
+
+
+#: ``_gemm(a, b, out)``: out = a @ b; ``_gemm_add(a, b, out)``: out += a @ b.
+_gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
+
+
+@numba.njit(**_JIT)
+def _gemm_call(a, b, out, add):
+    if add:
+        _gemm_add(a, b, out)
+    else:
+        _gemm(a, b, out)
+
+
+def _matmul(a, b, out=None):
+    """a @ b for 2-D arrays, by the bound GEMM; with ``out`` (C-contiguous), out += a @ b.
+    An operand that is neither C- nor F-contiguous (a strided view) is copied first: GEMM
+    reads whole rows or columns."""
+    a, b = (m if m.flags.c_contiguous or m.flags.f_contiguous else np.ascontiguousarray(m)
+            for m in (a, b))
+    add = out is not None
+    if not add:
+        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+    _gemm_call(a, b, out, add)
+    return out
 
 
 #: Every size above as its counts of D, H, NH, HS and its constant (HS is the head size H/NH).
@@ -355,11 +485,11 @@ def _arrays(x, params, state0):
     a["P_w_b"] = np.ascontiguousarray(params["w_b"])
     a["P_b_a"] = np.ascontiguousarray(params["b_a"]).reshape((NH,))
     a["P_b_b"] = np.ascontiguousarray(params["b_b"]).reshape((NH,))
-    a["X_W_q"] = (X @ params["W_q"].T).reshape((T, B, NH, HS))
-    a["X_W_k"] = (X @ params["W_k"].T).reshape((T, B, NH, HS))
-    a["X_W_v"] = (X @ params["W_v"].T).reshape((T, B, NH, HS))
-    a["X_w_a"] = (X @ params["w_a"].T).reshape((T, B, NH))
-    a["X_w_b"] = (X @ params["w_b"].T).reshape((T, B, NH))
+    a["X_W_q"] = _matmul(X, params["W_q"].T).reshape((T, B, NH, HS))
+    a["X_W_k"] = _matmul(X, params["W_k"].T).reshape((T, B, NH, HS))
+    a["X_W_v"] = _matmul(X, params["W_v"].T).reshape((T, B, NH, HS))
+    a["X_w_a"] = _matmul(X, params["w_a"].T).reshape((T, B, NH))
+    a["X_w_b"] = _matmul(X, params["w_b"].T).reshape((T, B, NH))
     a["S_S"] = np.empty((T + 1, *(B, NH, HS, HS)), dtype)
     a["S_S"][0] = _given(state0, "S", (B, NH, HS, HS), dtype)
     a["C_qbar"] = np.empty((T, *(B, NH, HS)), dtype)
@@ -620,11 +750,11 @@ def _backward(params, cache, dhs, dstate):
                     G_2, G_3, G_4, A_do, A_dS, A_dSk, A_dbeta, A_dalpha, A_dv, A_dk, A_dnk, A_dq,
                     A_dnq, A_dkbar, A_dqbar, R_0, R_1, R_2, R_3, R_4, R_5, R_6, R_7, R_8, R_9, M_S)
     X = x.reshape(T * B, D)
-    D_W_q += G_0.reshape(T * B, -1).T @ X
-    D_W_k += G_1.reshape(T * B, -1).T @ X
-    D_W_v += G_2.reshape(T * B, -1).T @ X
-    D_w_a += G_3.reshape(T * B, -1).T @ X
-    D_w_b += G_4.reshape(T * B, -1).T @ X
+    _matmul(G_0.reshape(T * B, -1).T, X, D_W_q)
+    _matmul(G_1.reshape(T * B, -1).T, X, D_W_k)
+    _matmul(G_2.reshape(T * B, -1).T, X, D_W_v)
+    _matmul(G_3.reshape(T * B, -1).T, X, D_w_a)
+    _matmul(G_4.reshape(T * B, -1).T, X, D_w_b)
     grads = {}
     grads["W_q"] = D_W_q.reshape(params["W_q"].shape)
     grads["W_k"] = D_W_k.reshape(params["W_k"].shape)
@@ -634,11 +764,11 @@ def _backward(params, cache, dhs, dstate):
     grads["b_a"] = D_b_a.reshape(params["b_a"].shape)
     grads["b_b"] = D_b_b.reshape(params["b_b"].shape)
     dx = np.zeros((T * B, D), dtype)
-    dx += G_1.reshape(T * B, -1) @ params["W_k"]
-    dx += G_0.reshape(T * B, -1) @ params["W_q"]
-    dx += G_2.reshape(T * B, -1) @ params["W_v"]
-    dx += G_3.reshape(T * B, -1) @ params["w_a"]
-    dx += G_4.reshape(T * B, -1) @ params["w_b"]
+    _matmul(G_1.reshape(T * B, -1), params["W_k"], dx)
+    _matmul(G_0.reshape(T * B, -1), params["W_q"], dx)
+    _matmul(G_2.reshape(T * B, -1), params["W_v"], dx)
+    _matmul(G_3.reshape(T * B, -1), params["w_a"], dx)
+    _matmul(G_4.reshape(T * B, -1), params["w_b"], dx)
     grads["x"] = dx.reshape(T, B, D)
     grads["S0"] = N_S
     return grads

@@ -5,19 +5,27 @@
 The API, parameters and state layouts are those of the NumPy module: the input is
 (T, B, H), states are given and returned as ``h`` (B, H, N).
 The products of the input by the parameters are one GEMM over all steps before the loop,
-and the gradients through them one GEMM each after it; inside the loop every statement is
-one loop nest over the samples b, the channels c and the states s of its value.
+and the gradients through them one GEMM each after it, on the BLAS that ``BLAS`` names (MKL
+where the ``mkl`` package is installed, else SciPy's OpenBLAS; SYMLSTM_BLAS=mkl or openblas
+chooses); inside the loop every statement is one loop nest over the samples b, the channels
+c and the states s of its value.
 """
+import ctypes
 import functools
+import importlib.metadata
 import math
+import os
 
 import numpy as np
 
 try:
     import numba
+    from llvmlite import binding, ir
+    from numba.core import cgutils
+    from numba.extending import get_cython_function_address, intrinsic
 except ImportError as error:   # numba is an optional extra
-    raise ImportError(f"{__name__} needs numba, which symlstm installs as its optional extra "
-                      "'numba': pip install 'symlstm[numba]'") from error
+    raise ImportError(f"{__name__} needs numba and scipy, which symlstm installs as its "
+                      "optional extra 'numba': pip install 'symlstm[numba]'") from error
 
 CELL = "s6"
 TITLE = """S6 (Mamba's selective scan)"""
@@ -62,6 +70,128 @@ def _step(a, at0):
 @numba.njit(**_JIT)
 def _sign(a):
     return 1.0 if a > 0 else -1.0 if a < 0 else 0.0
+
+
+# ---------------------------------------------------------------------- BLAS -----
+# The matrix products call sgemm and dgemm by their Fortran interface, through two symbols
+# the compiled code links by name: MKL's (the `mkl` package's libmkl_rt) when it is
+# installed, else SciPy's OpenBLAS, which is what numba's np.dot calls.  The compiled loops do
+# not depend on the choice, so numba's cache serves either.  SYMLSTM_BLAS=openblas or
+# SYMLSTM_BLAS=mkl makes it; MKL runs MKL_NUM_THREADS threads, OpenBLAS OPENBLAS_NUM_THREADS.
+
+_GEMM = {"s": "symlstm_sgemm", "d": "symlstm_dgemm"}   # the symbols, by BLAS prefix
+
+
+def _mkl():
+    """MKL's sgemm and dgemm, by prefix; None without the `mkl` package, when its library
+    does not load, or when another library in this process set MKL to 64-bit integers."""
+    try:
+        files = importlib.metadata.files("mkl") or ()
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = next((f.locate() for f in files if f.name.startswith("libmkl_rt.so")), None)
+    try:
+        lib = ctypes.CDLL(str(path)) if path else None
+    except OSError:   # a broken install: OpenBLAS serves, unless SYMLSTM_BLAS=mkl
+        return None
+    if lib is None or lib.MKL_Set_Interface_Layer(0) != 0:   # 0: LP64, 32-bit integers
+        return None
+    return {p: ctypes.cast(getattr(lib, p + "gemm"), ctypes.c_void_p).value for p in _GEMM}
+
+
+def _openblas():
+    """SciPy's sgemm and dgemm, by prefix."""
+    return {p: get_cython_function_address("scipy.linalg.cython_blas", p + "gemm")
+            for p in _GEMM}
+
+
+def _bind_blas():
+    """Bind the GEMM symbols to the BLAS that SYMLSTM_BLAS names, or to the fastest one
+    installed; return its name."""
+    want = os.environ.get("SYMLSTM_BLAS", "")
+    if want not in ("", "mkl", "openblas"):
+        raise ValueError(f"SYMLSTM_BLAS must be 'mkl', 'openblas' or unset, got {want!r}")
+    found = None if want == "openblas" else _mkl()
+    if found is None and want == "mkl":
+        raise ImportError("SYMLSTM_BLAS=mkl, but MKL's libmkl_rt was not found, did not load, "
+                          "or is set to 64-bit integers: pip install mkl")
+    name = "mkl" if found else "openblas"
+    for prefix, address in (found or _openblas()).items():
+        binding.add_symbol(_GEMM[prefix], address)
+    return name
+
+
+#: The BLAS the matrix products run on: "mkl" or "openblas".
+BLAS = _bind_blas()
+
+
+def _gemm_intrinsic(beta):
+    """An intrinsic out = a @ b + beta out for 2-D float arrays, each C- or F-contiguous
+    (``out`` C), as one call of the bound GEMM.  Row-major out = a b is column-major
+    outᵀ = bᵀ aᵀ: a C-contiguous operand is passed as it lies, an F-contiguous one
+    transposed."""
+    def typer(typingctx, a, b, out):
+        arrays = (a, b, out)
+        if not all(isinstance(m, numba.types.Array) and m.ndim == 2 and m.dtype == out.dtype
+                   and m.layout in "CF" for m in arrays) or out.layout != "C" \
+                or out.dtype not in (numba.types.float32, numba.types.float64):
+            return None
+
+        def codegen(context, builder, signature, args):
+            A, Bm, C = (context.make_array(m)(context, builder, v) for m, v in zip(arrays, args))
+            m, k = cgutils.unpack_tuple(builder, A.shape, 2)
+            n = cgutils.unpack_tuple(builder, Bm.shape, 2)[1]
+            i32, f = ir.IntType(32), context.get_value_type(out.dtype)
+
+            def ref(value):   # Fortran takes every argument by reference
+                return cgutils.alloca_once_value(builder, value)
+
+            def int_ref(value):   # a dimension, at least 1 for a leading one
+                value = builder.select(builder.icmp_signed("<", value, value.type(1)),
+                                       value.type(1), value)
+                return ref(builder.trunc(value, i32))
+
+            def operand(array, matrix):   # its flag, leading dimension and data
+                rows, cols = cgutils.unpack_tuple(builder, array.shape, 2)
+                c = matrix.layout == "C"
+                return (ref(ir.Constant(ir.IntType(8), ord("N" if c else "T"))),
+                        int_ref(cols if c else rows), builder.bitcast(array.data, f.as_pointer()))
+            (tb, ldb, pb), (ta, lda, pa) = operand(Bm, b), operand(A, a)
+            i8p, i32p, fp = ir.IntType(8).as_pointer(), i32.as_pointer(), f.as_pointer()
+            gemm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+                ir.VoidType(), [i8p, i8p, i32p, i32p, i32p, fp, fp, i32p, fp, i32p, fp, fp, i32p]),
+                _GEMM["s" if out.dtype == numba.types.float32 else "d"])
+            builder.call(gemm, [tb, ta, int_ref(n), int_ref(m), int_ref(k), ref(f(1.0)), pb, ldb,
+                                pa, lda, ref(f(beta)), builder.bitcast(C.data, fp), int_ref(n)])
+            return context.get_dummy_value()
+        return numba.types.void(a, b, out), codegen
+    typer.__name__ = "_gemm_add" if beta else "_gemm"
+    return intrinsic(typer)
+
+
+#: ``_gemm(a, b, out)``: out = a @ b; ``_gemm_add(a, b, out)``: out += a @ b.
+_gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
+
+
+@numba.njit(**_JIT)
+def _gemm_call(a, b, out, add):
+    if add:
+        _gemm_add(a, b, out)
+    else:
+        _gemm(a, b, out)
+
+
+def _matmul(a, b, out=None):
+    """a @ b for 2-D arrays, by the bound GEMM; with ``out`` (C-contiguous), out += a @ b.
+    An operand that is neither C- nor F-contiguous (a strided view) is copied first: GEMM
+    reads whole rows or columns."""
+    a, b = (m if m.flags.c_contiguous or m.flags.f_contiguous else np.ascontiguousarray(m)
+            for m in (a, b))
+    add = out is not None
+    if not add:
+        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+    _gemm_call(a, b, out, add)
+    return out
 
 
 #: Every size above as its counts of D, H, N and its constant.
@@ -295,9 +425,9 @@ def _arrays(x, params, state0):
     dtype, a, X = x.dtype, {}, x.reshape(T * B, H)
     for name in PARAMS:
         a["P_" + name] = np.ascontiguousarray(params[name])
-    a["X_W_dt"] = (X @ params["W_dt"].T).reshape((T, B, H))
-    a["X_W_B"] = (X @ params["W_B"].T).reshape((T, B, N))
-    a["X_W_C"] = (X @ params["W_C"].T).reshape((T, B, N))
+    a["X_W_dt"] = _matmul(X, params["W_dt"].T).reshape((T, B, H))
+    a["X_W_B"] = _matmul(X, params["W_B"].T).reshape((T, B, N))
+    a["X_W_C"] = _matmul(X, params["W_C"].T).reshape((T, B, N))
     a["S_h"] = np.empty((T + 1, *(B, H, N)), dtype)
     a["S_h"][0] = _given(state0, "h", (B, H, N), dtype)
     a["C_Delta"] = np.empty((T, B, H), dtype)
@@ -472,12 +602,12 @@ def _backward(params, cache, dhs, dstate):
                     D_W_C, D_A_log, D_D_skip, G_0, G_1, G_2, A_dy, A_dh, A_du, A_dA, A_dCt, A_dBt,
                     A_dDelta, E_0, E_1, E_2, R_0, R_1, R_2, R_3, M_h)
     X = x.reshape(T * B, H)
-    D_W_dt += G_0.reshape(T * B, -1).T @ X
-    D_W_B += G_1.reshape(T * B, -1).T @ X
-    D_W_C += G_2.reshape(T * B, -1).T @ X
-    DX += (G_1.reshape(T * B, -1) @ params["W_B"]).reshape(T, B, H)
-    DX += (G_2.reshape(T * B, -1) @ params["W_C"]).reshape(T, B, H)
-    DX += (G_0.reshape(T * B, -1) @ params["W_dt"]).reshape(T, B, H)
+    _matmul(G_0.reshape(T * B, -1).T, X, D_W_dt)
+    _matmul(G_1.reshape(T * B, -1).T, X, D_W_B)
+    _matmul(G_2.reshape(T * B, -1).T, X, D_W_C)
+    _matmul(G_1.reshape(T * B, -1), params["W_B"], DX.reshape(T * B, H))
+    _matmul(G_2.reshape(T * B, -1), params["W_C"], DX.reshape(T * B, H))
+    _matmul(G_0.reshape(T * B, -1), params["W_dt"], DX.reshape(T * B, H))
     grads = { "W_dt": D_W_dt, "b_dt": D_b_dt, "W_B": D_W_B, "W_C": D_W_C, "A_log": D_A_log, "D_skip": D_D_skip, "x": DX }
     grads["h0"] = N_h
     return grads
