@@ -3,6 +3,7 @@ training step, and the gradient check every contender passes before it is timed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 
@@ -32,7 +33,7 @@ jax = jnp = None           # imported by load_jax(): the memory workers do witho
 SKIPPED = {}               # contender: why it does not run (a library it needs is missing)
 if NUMBA_MISSING:
     SKIPPED.update(numba_lstm=NUMBA_MISSING, numba_peephole=NUMBA_MISSING,
-                   gemm_floor_numba=NUMBA_MISSING)
+                   numba_lstm_passes=NUMBA_MISSING, gemm_floor_numba=NUMBA_MISSING)
 
 
 def load_jax():
@@ -111,6 +112,25 @@ def build_numba_lstm(prob):
 
 def build_numba_peephole(prob):
     return build_generated(numba_peephole, prob.params, prob)
+
+
+def build_numba_lstm_passes(prob):
+    """Only numba_lstm's two compiled passes, on arguments prepared once: its step without
+    the Python around them.  Its code is numba_lstm's, which is checked; the forward pass
+    must hand back what forward() caches, in the order the backward pass reads them."""
+    m, params, x = numba_lstm, prob.lstm_params(), np.ascontiguousarray(prob.x)
+    (T, B, D), H = x.shape, prob.h0.shape[1]
+    weights = [params[n] for n in m.PARAMS]
+    cache = m.forward(params, x, {"h": prob.h0, "c": prob.c0})[2]
+    scratch = m._scratch(T * B * 4 * H, x.dtype)   # the input products, then their gradients
+    out = m._forward_pass(x, D, H, *weights, prob.h0, prob.c0, scratch)
+    assert all(np.array_equal(a, cache[k]) for a, k in zip(out, list(cache)[2:], strict=True))
+    dnext = [np.zeros_like(prob.h0), np.zeros_like(prob.c0)]
+
+    def step():
+        out = m._forward_pass(x, D, H, *weights, prob.h0, prob.c0, scratch)
+        return m._backward_pass(x, D, H, prob.dhs, *weights, *out, *dnext, scratch)
+    return step, None
 
 
 def leaf(a):
@@ -308,12 +328,8 @@ def build_gemm_floor_numba(prob):
     return (lambda: step(*a.values())), None
 
 
-_NUMBA_PRODUCTS = []
-
-
 def numba_gemm():
-    """out = a @ b in compiled code as the Numba modules do it: their ``_gemm``, one call of
-    the GEMM they bound (``numba_lstm.BLAS``)."""
+    """out = a @ b in compiled code as the Numba modules do it: their ``_gemm`` (``BLAS``)."""
     blas_gemm = numba_lstm._gemm
 
     @numba.njit(nogil=True)
@@ -322,25 +338,24 @@ def numba_gemm():
     return gemm
 
 
+@functools.lru_cache(maxsize=None)
 def _numba_products():
     """The compiled function of build_gemm_floor_numba, made once."""
-    if not _NUMBA_PRODUCTS:
-        gemm = numba_gemm()
+    gemm = numba_gemm()
 
-        @numba.njit(nogil=True)
-        def products(x, W, R, hs, g, proj, rec, dh, dW, dR, dx):
-            T, B = g.shape[0], g.shape[1]
-            gemm(x, W.T, proj)
-            for t in range(T):
-                gemm(hs[t], R.T, rec)
-            for t in range(T):
-                gemm(g[t], R, dh)
-            g2, hs2 = g.reshape(T * B, g.shape[2]), hs.reshape(T * B, hs.shape[2])
-            gemm(g2.T, x, dW)
-            gemm(g2.T, hs2, dR)
-            gemm(g2, W, dx)
-        _NUMBA_PRODUCTS.append(products)
-    return _NUMBA_PRODUCTS[0]
+    @numba.njit(nogil=True)
+    def products(x, W, R, hs, g, proj, rec, dh, dW, dR, dx):
+        T, B = g.shape[0], g.shape[1]
+        gemm(x, W.T, proj)
+        for t in range(T):
+            gemm(hs[t], R.T, rec)
+        for t in range(T):
+            gemm(g[t], R, dh)
+        g2, hs2 = g.reshape(T * B, g.shape[2]), hs.reshape(T * B, hs.shape[2])
+        gemm(g2.T, x, dW)
+        gemm(g2.T, hs2, dR)
+        gemm(g2, W, dx)
+    return products
 
 
 CONTENDERS = {   # name: (builder, cell, reference contender or None)
@@ -355,6 +370,7 @@ CONTENDERS = {   # name: (builder, cell, reference contender or None)
     "torchgen_peephole": (build_torchgen_peephole, "peephole", "torch_loop"),
     "numba_lstm": (build_numba_lstm, "lstm", "torch_lstm"),
     "numba_peephole": (build_numba_peephole, "peephole", "torch_loop"),
+    "numba_lstm_passes": (build_numba_lstm_passes, None, None),
     "jax_scan": (build_jax_scan, "peephole", "torch_loop"),
 }
 

@@ -123,14 +123,16 @@ def print_torch_backend(cases):
 def print_numba_backend(cases):
     banner("Numba backend (symlstm.generated.numba): one training step, median ms ± IQR / median")
     print(f"{'(T, B, D, H)':20s} {'dtype':8s} {'nb lstm':>13s} {'1st ms':>8s} {'nb/torch':>10s} "
-          f"{'nb/floor':>8s} {'nb/fast':>10s}   {'nb peephole':>13s} {'1st ms':>8s} {'nb/loop':>10s} "
+          f"{'passes':>7s} {'nb/floor':>8s} {'nb/fast':>10s}   {'nb peephole':>13s} {'1st ms':>8s} {'nb/loop':>10s} "
           f"{'nb/jax':>10s} {'nb/numpy':>8s}")
     for c in cases:
         t, r = c["times"], c["ratios"]
         floor, numpy = r.get("numba_lstm/gemm_floor"), r["numba_peephole/gen_peephole"]
+        passes = r.get("numba_lstm_passes/torch_lstm")
         fast_limit = TARGETS[("numba lstm", "floor")] if tuple(c["shape"]) == FLOOR_SHAPE else None
         print(f"{label(c)} {ms(t.get('numba_lstm'))} {first_ms(c, 'numba_lstm')} "
               f"{mark(r['numba_lstm/torch_lstm'], numba_lstm_limit(c))} "
+              + ("    n/a" if passes is None else f"{passes:7.3f}") + " "
               + ("     n/a" if floor is None else f"{floor:8.2f}") + " "
               f"{mark(r.get('numba_lstm/fastest_floor'), fast_limit)}   "
               f"{ms(t.get('numba_peephole'))} {first_ms(c, 'numba_peephole')} "
@@ -144,7 +146,7 @@ def print_numba_backend(cases):
           f"{TARGETS[('numba peephole', 'large', 'torch')]} at the two large shapes, <= "
           f"{TARGETS[('numba peephole', 'torch')]} at the others, nb peephole/jax <= "
           f"{TARGETS[('numba peephole', 'jax')]}.  nb/floor: over NumPy's GEMM floor; nb/fast: over the "
-          "fastest floor.\n1st ms: the first call in the case, compiling or loading from numba's cache")
+          "fastest floor;\npasses: nb lstm's two compiled passes alone (numba_lstm_passes), without the Python around them, over\ntorch.nn.LSTM.  1st ms: the first call in the case, compiling or loading from numba's cache")
 
 
 def print_cells(cell_cases):

@@ -111,9 +111,15 @@ def bound(c, name, reference) -> str | None:
     step, floor = times[name]["median_s"], times[fast]["median_s"]
     text = (f"the GEMMs alone ({fast}) take {floor / step:.0%} of the step; element-wise work "
             f"and per-call overhead the other {1 - floor / step:.0%}")
+    passes = times.get(f"{name}_passes", {}).get("median_s")
+    if passes:
+        text += (f"; the two compiled passes alone ({name}_passes) take {passes / step:.0%}, "
+                 f"the Python around them {1e6 * (step - passes):.0f} us")
     if reference in times:
         ref = times[reference]["median_s"]
         text += f"; {reference}'s whole step is {ref / floor:.2f}x those GEMMs"
+        if passes:
+            text += f", and the compiled passes alone are {passes / ref:.3f}x it"
         if ref < floor:
             text += " (it beats the fastest GEMM floor: out of reach by faster GEMMs alone)"
     return text

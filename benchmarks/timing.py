@@ -92,6 +92,7 @@ def ratios(med, fastest):
             "torchgen_peephole/torch_loop": r("torchgen_peephole", "torch_loop"),
             "torchgen_peephole/gen_peephole": r("torchgen_peephole", "gen_peephole"),
             "numba_lstm/torch_lstm": r("numba_lstm", "torch_lstm"),
+            "numba_lstm_passes/torch_lstm": r("numba_lstm_passes", "torch_lstm"),
             "numba_peephole/torch_loop": r("numba_peephole", "torch_loop"),
             "numba_peephole/jax_scan": r("numba_peephole", "jax_scan"),
             "numba_peephole/gen_peephole": r("numba_peephole", "gen_peephole"),

@@ -87,3 +87,53 @@ def test_what_is_remembered_stays_small():
     for t in range(1, 80):
         numpy_lstm.forward(params, np.zeros((t, 1, D)))
     assert 0 < len(numpy_lstm._CHECKED) <= 64
+
+
+def test_the_numba_scratch_is_reused_and_never_shared():
+    """The Numba passes' temporaries live in one buffer per thread and dtype, reused between
+    calls: nothing a call returns or caches lies in it, so an old cache still gives its own
+    gradients after other calls, and threads running at once each get their own."""
+    numba_lstm = pytest.importorskip("symlstm.generated.numba.lstm")
+    params, x, dhs = problem()
+    want_hs, want = step(numpy_lstm, params, x, dhs)
+    hs, _, cache = numba_lstm.forward(params, x)
+    buffer = numba_lstm._scratch(1, np.dtype(np.float64))
+    longer = buffer.size // (B * 4 * H) + 1   # another call, longer: the buffer grows, then is kept
+    other_x = np.random.default_rng(1).standard_normal((longer, B, D))
+    other_hs, _, other_cache = numba_lstm.forward(params, other_x)
+    grown = numba_lstm._scratch(1, np.dtype(np.float64))
+    assert grown is not buffer and grown.size >= longer * B * 4 * H
+    numba_lstm.backward(params, other_cache, np.ones_like(other_hs))
+    assert numba_lstm._scratch(1, np.dtype(np.float64)) is grown   # reused, not allocated again
+    for out in (hs, *cache.values()):
+        assert not isinstance(out, np.ndarray) or not np.shares_memory(out, grown)
+    got = numba_lstm.backward(params, cache, dhs)   # the first cache, after the other calls
+    np.testing.assert_allclose(hs, want_hs, rtol=0, atol=1e-12)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=0, atol=1e-12)
+        assert not np.shares_memory(got[k], grown)
+
+
+def test_threads_running_at_once_get_their_own_scratch():
+    import threading
+    numba_lstm = pytest.importorskip("symlstm.generated.numba.lstm")
+    problems = [problem(seed=s) for s in range(4)]
+    want = [step(numpy_lstm, *p) for p in problems]
+    step(numba_lstm, *problems[0])   # compiled (or loaded) before the threads start
+    got, buffers = [None] * 4, [None] * 4
+
+    def run(k):
+        for _ in range(20):   # long enough for the threads to overlap
+            got[k] = step(numba_lstm, *problems[k])
+        buffers[k] = numba_lstm._scratch(1, np.dtype(np.float64))
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(b) for b in buffers}) == 4
+    for (want_hs, want_grads), (hs, grads) in zip(want, got):
+        np.testing.assert_allclose(hs, want_hs, rtol=0, atol=1e-12)
+        for k in want_grads:
+            np.testing.assert_allclose(grads[k], want_grads[k], rtol=0, atol=1e-12)

@@ -65,10 +65,28 @@ def _passes(context: dict) -> dict:
     returned_arrays = list(dict.fromkeys(expr.split("[")[0] for expr, _ in returned))
     grad_keys = [name for name, _ in context["params"]] + [x["name"] for x in context["inputs"]]
     grad_keys += [s["name"] + "0" for s in context["state_locals"]]
-    return dict(returned_arrays=returned_arrays, grad_keys=grad_keys, cache_arrays=[naming.sequence(name) for name, _ in context["states"]]
+    groups = context["groups"]
+    scratch_fwd = _scratch([(f"proj_{g['name']}", g["width"]) for g in groups
+                            if g["kind"] == "input"])
+    buffers = {g["buffer"]: g["width"] for g in groups if g["buffer"] not in returned_arrays}
+    scratch_bwd = _scratch(list(buffers.items()))
+    return dict(scratch_fwd=scratch_fwd, scratch_bwd=scratch_bwd,
+                returned_arrays=returned_arrays, grad_keys=grad_keys, cache_arrays=[naming.sequence(name) for name, _ in context["states"]]
                 + [naming.cached(name) for name, _ in context["cached"]],
                 state_inits=[f"_{name}0" for name, _ in context["states"]], returned=returned,
                 summed_inputs=[x for x in context["inputs"] if x["name"] not in computed])
+
+
+def _scratch(arrays: list[tuple[str, str]]) -> dict:
+    """The temporary (T, B, width) arrays of a pass, none of which it returns, as consecutive
+    slices of one scratch buffer: their names with the code of each slice's start and stop,
+    and of the whole length."""
+    slices, start = [], "0"
+    for name, width in arrays:
+        stop = f"T * B * ({width})" if start == "0" else f"{start} + T * B * ({width})"
+        slices.append(dict(name=name, start=start, stop=stop, width=width))
+        start = stop
+    return dict(slices=slices, size=start)
 
 
 def _arguments(plan: Plan) -> tuple[list[str], list[str]]:
