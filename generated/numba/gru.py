@@ -14,6 +14,7 @@ import ctypes
 import functools
 import importlib.metadata
 import os
+import threading
 
 import numpy as np
 
@@ -424,6 +425,24 @@ def _gemm_intrinsic(beta):
 _gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
 
 
+# ---------------------------------------------------------------- scratch -----
+# The passes' temporaries (the input products of every step, their gradients) are slices of
+# one buffer per thread and dtype, kept between calls: fresh memory of that size would cost a
+# page fault per 4 KiB on every call, several percent of a large step.  It holds the largest
+# size used so far, until the thread ends.
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size, dtype):
+    """A 1-D buffer of at least ``size`` numbers of ``dtype``, this thread's."""
+    buffers = _SCRATCH.__dict__
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[dtype] = np.empty(max(size, 1), dtype)
+    return buffer
+
+
 # ------------------------------------------------------------------ the loops -----
 # Compiled once per dtype and cached on disk; a product and a sum may fuse into one FMA
 # ("contract"), which rounds once where two operations would round twice: nothing else of
@@ -467,9 +486,9 @@ def _forward_steps(x, D, H, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, proj_h_p
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, _h0):
+def _forward_pass(x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, _h0, scratch):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_r; R_z; R_n] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_r, R_z, R_n)))
@@ -477,7 +496,7 @@ def _forward_pass(x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, _h
     # [W_r; W_z; W_n] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_r, W_z, W_n)))
     # one GEMM for every step at once, added to the biases
-    proj_x = np.empty((T, B, 3*H), dtype)
+    proj_x = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
     proj_x.reshape(T * B, 3*H)[:] = np.concatenate((b_r, b_z, b_n))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 3*H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -504,7 +523,8 @@ def forward(params, x, state0=None):
     state0 = _states(state0, "state0", B, D, H, dtype)
     x = np.ascontiguousarray(x)   # its rows go to BLAS
     seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n_ = _forward_pass(
-        x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, *[state0[s] for s in STATES])
+        x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, *[state0[s] for s in STATES],
+        _scratch(T * B * (3*H), dtype))
     cache = {"cell": CELL, "input": x, "seq_h": seq_h, "cache_prod_R_n_h_prev": cache_prod_R_n_h_prev, "cache_r": cache_r, "cache_z": cache_z, "cache_n_": cache_n_, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
@@ -566,7 +586,7 @@ def _backward_steps(x, D, H, dhs, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, se
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n_, _h0):
+def _backward_pass(x, D, H, dhs, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n_, _h0, scratch):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -575,8 +595,8 @@ def _backward_pass(x, D, H, dhs, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_
     dh_next = _h0.copy()
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_r, R_z, R_n)))
     stack_x = np.ascontiguousarray(np.concatenate((W_r, W_z, W_n)))
-    dproj_h_prev = np.empty((T, B, 3*H), dtype)
-    dproj_x = np.empty((T, B, 3*H), dtype)
+    dproj_h_prev = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
+    dproj_x = scratch[T * B * (3*H):T * B * (3*H) + T * B * (3*H)].reshape((T, B, 3*H))
     db_hn = np.zeros(H, dtype)
     _backward_steps(x, D, H, dhs, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n_, dproj_h_prev, dproj_x, db_hn, dh_next)
     # weight gradients: one GEMM per fused group over all T*B rows
@@ -616,7 +636,8 @@ def backward(params, cache, dhs, dstate=None):
     dnext = _states(dstate, "dstate", B, D, H, dtype)
     dstack_x, dstack_h_prev, sum_dproj_h_prev, sum_dproj_x, db_hn, dx, dh_next = _backward_pass(
         x, D, H, dhs, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn,
-        *[cache[name] for name in ("seq_h", "cache_prod_R_n_h_prev", "cache_r", "cache_z", "cache_n_", )], *[dnext[s] for s in STATES])
+        *[cache[name] for name in ("seq_h", "cache_prod_R_n_h_prev", "cache_r", "cache_z", "cache_n_", )], *[dnext[s] for s in STATES],
+        _scratch(T * B * (3*H) + T * B * (3*H), dtype))
     grads = {
         "W_r": dstack_x[:H],  # (grad:W_r)
         "W_z": dstack_x[H:2*H],  # (grad:W_z)

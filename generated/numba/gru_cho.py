@@ -17,6 +17,7 @@ import ctypes
 import functools
 import importlib.metadata
 import os
+import threading
 
 import numpy as np
 
@@ -427,6 +428,24 @@ def _gemm_intrinsic(beta):
 _gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
 
 
+# ---------------------------------------------------------------- scratch -----
+# The passes' temporaries (the input products of every step, their gradients) are slices of
+# one buffer per thread and dtype, kept between calls: fresh memory of that size would cost a
+# page fault per 4 KiB on every call, several percent of a large step.  It holds the largest
+# size used so far, until the thread ends.
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size, dtype):
+    """A 1-D buffer of at least ``size`` numbers of ``dtype``, this thread's."""
+    buffers = _SCRATCH.__dict__
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[dtype] = np.empty(max(size, 1), dtype)
+    return buffer
+
+
 # ------------------------------------------------------------------ the loops -----
 # Compiled once per dtype and cached on disk; a product and a sum may fuse into one FMA
 # ("contract"), which rounds once where two operations would round twice: nothing else of
@@ -479,9 +498,9 @@ def _forward_steps(x, D, H, b_r, b_z, b_n, stack_h_prev, stack_x, stack_hhat, pr
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, _h0):
+def _forward_pass(x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, _h0, scratch):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_r; R_z] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_r, R_z)))
@@ -489,7 +508,7 @@ def _forward_pass(x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, _h0):
     # [W_r; W_z; W_n] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_r, W_z, W_n)))
     # one GEMM for every step at once, added to the biases
-    proj_x = np.empty((T, B, 3*H), dtype)
+    proj_x = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
     proj_x.reshape(T * B, 3*H)[:] = np.concatenate((b_r, b_z, b_n))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 3*H))
     # [R_n] hhat: the products on hhat as one matrix
@@ -519,7 +538,8 @@ def forward(params, x, state0=None):
     state0 = _states(state0, "state0", B, D, H, dtype)
     x = np.ascontiguousarray(x)   # its rows go to BLAS
     seq_h, cache_r, cache_z, cache_hhat, cache_n_ = _forward_pass(
-        x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, *[state0[s] for s in STATES])
+        x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, *[state0[s] for s in STATES],
+        _scratch(T * B * (3*H), dtype))
     cache = {"cell": CELL, "input": x, "seq_h": seq_h, "cache_r": cache_r, "cache_z": cache_z, "cache_hhat": cache_hhat, "cache_n_": cache_n_, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
@@ -593,7 +613,7 @@ def _backward_steps(x, D, H, dhs, b_r, b_z, b_n, stack_h_prev, stack_x, stack_hh
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, seq_h, cache_r, cache_z, cache_hhat, cache_n_, _h0):
+def _backward_pass(x, D, H, dhs, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, seq_h, cache_r, cache_z, cache_hhat, cache_n_, _h0, scratch):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -603,9 +623,9 @@ def _backward_pass(x, D, H, dhs, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, se
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_r, R_z)))
     stack_x = np.ascontiguousarray(np.concatenate((W_r, W_z, W_n)))
     stack_hhat = np.ascontiguousarray(np.concatenate((R_n,)))
-    dproj_h_prev = np.empty((T, B, 2*H), dtype)
-    dproj_x = np.empty((T, B, 3*H), dtype)
-    dproj_hhat = np.empty((T, B, H), dtype)
+    dproj_h_prev = scratch[0:T * B * (2*H)].reshape((T, B, 2*H))
+    dproj_x = scratch[T * B * (2*H):T * B * (2*H) + T * B * (3*H)].reshape((T, B, 3*H))
+    dproj_hhat = scratch[T * B * (2*H) + T * B * (3*H):T * B * (2*H) + T * B * (3*H) + T * B * (H)].reshape((T, B, H))
     _backward_steps(x, D, H, dhs, b_r, b_z, b_n, stack_h_prev, stack_x, stack_hhat, seq_h, cache_r, cache_z, cache_hhat, cache_n_, dproj_h_prev, dproj_x, dproj_hhat, dh_next)
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = np.empty((2*H, seq_h[:-1].shape[2]), dtype)
@@ -646,7 +666,8 @@ def backward(params, cache, dhs, dstate=None):
     dnext = _states(dstate, "dstate", B, D, H, dtype)
     dstack_x, dstack_h_prev, dstack_hhat, sum_dproj_h_prev, sum_dproj_x, dx, dh_next = _backward_pass(
         x, D, H, dhs, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n,
-        *[cache[name] for name in ("seq_h", "cache_r", "cache_z", "cache_hhat", "cache_n_", )], *[dnext[s] for s in STATES])
+        *[cache[name] for name in ("seq_h", "cache_r", "cache_z", "cache_hhat", "cache_n_", )], *[dnext[s] for s in STATES],
+        _scratch(T * B * (2*H) + T * B * (3*H) + T * B * (H), dtype))
     grads = {
         "W_r": dstack_x[:H],  # (grad:W_r)
         "W_z": dstack_x[H:2*H],  # (grad:W_z)

@@ -15,6 +15,7 @@ import ctypes
 import functools
 import importlib.metadata
 import os
+import threading
 
 import numpy as np
 
@@ -425,6 +426,24 @@ def _gemm_intrinsic(beta):
 _gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
 
 
+# ---------------------------------------------------------------- scratch -----
+# The passes' temporaries (the input products of every step, their gradients) are slices of
+# one buffer per thread and dtype, kept between calls: fresh memory of that size would cost a
+# page fault per 4 KiB on every call, several percent of a large step.  It holds the largest
+# size used so far, until the thread ends.
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size, dtype):
+    """A 1-D buffer of at least ``size`` numbers of ``dtype``, this thread's."""
+    buffers = _SCRATCH.__dict__
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[dtype] = np.empty(max(size, 1), dtype)
+    return buffer
+
+
 # ------------------------------------------------------------------ the loops -----
 # Compiled once per dtype and cached on disk; a product and a sum may fuse into one FMA
 # ("contract"), which rounds once where two operations would round twice: nothing else of
@@ -482,9 +501,9 @@ def _forward_steps(x, D, H, b_f, b_i, b_n, b_o, stack_X, proj_X, seq_h, seq_c, c
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, _h0, _c0):
+def _forward_pass(x, D, H, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, _h0, _c0, scratch):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [W_f; W_i; W_n; W_o] X: the products on X as one matrix
     stack_X = np.ascontiguousarray(np.concatenate((W_f, W_i, W_n, W_o)))
@@ -517,7 +536,8 @@ def forward(params, x, state0=None):
     state0 = _states(state0, "state0", B, D, H, dtype)
     x = np.ascontiguousarray(x)   # its rows go to BLAS
     seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o = _forward_pass(
-        x, D, H, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, *[state0[s] for s in STATES])
+        x, D, H, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, *[state0[s] for s in STATES],
+        _scratch(0, dtype))
     cache = {"cell": CELL, "input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_tanh_c": cache_tanh_c, "cache_X": cache_X, "cache_f": cache_f, "cache_i": cache_i, "cache_n_": cache_n_, "cache_o": cache_o, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
@@ -593,7 +613,7 @@ def _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cac
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o, _h0, _c0):
+def _backward_pass(x, D, H, dhs, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o, _h0, _c0, scratch):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -602,7 +622,7 @@ def _backward_pass(x, D, H, dhs, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, seq_h, 
     dh_next = _h0.copy()
     dc_next = _c0.copy()
     stack_X = np.ascontiguousarray(np.concatenate((W_f, W_i, W_n, W_o)))
-    dproj_X = np.empty((T, B, 4*H), dtype)
+    dproj_X = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
     dx = np.empty_like(x)
     _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o, dproj_X, dx, dh_next, dc_next)
     # weight gradients: one GEMM per fused group over all T*B rows
@@ -635,7 +655,8 @@ def backward(params, cache, dhs, dstate=None):
     dnext = _states(dstate, "dstate", B, D, H, dtype)
     dstack_X, sum_dproj_X, dx, dh_next, dc_next = _backward_pass(
         x, D, H, dhs, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o,
-        *[cache[name] for name in ("seq_h", "seq_c", "cache_tanh_c", "cache_X", "cache_f", "cache_i", "cache_n_", "cache_o", )], *[dnext[s] for s in STATES])
+        *[cache[name] for name in ("seq_h", "seq_c", "cache_tanh_c", "cache_X", "cache_f", "cache_i", "cache_n_", "cache_o", )], *[dnext[s] for s in STATES],
+        _scratch(T * B * (4*H), dtype))
     grads = {
         "W_f": dstack_X[:H],  # (grad:W_f)
         "b_f": sum_dproj_X[:H],  # (grad:b_f)

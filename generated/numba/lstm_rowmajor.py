@@ -15,6 +15,7 @@ import ctypes
 import functools
 import importlib.metadata
 import os
+import threading
 
 import numpy as np
 
@@ -425,6 +426,24 @@ def _gemm_intrinsic(beta):
 _gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
 
 
+# ---------------------------------------------------------------- scratch -----
+# The passes' temporaries (the input products of every step, their gradients) are slices of
+# one buffer per thread and dtype, kept between calls: fresh memory of that size would cost a
+# page fault per 4 KiB on every call, several percent of a large step.  It holds the largest
+# size used so far, until the thread ends.
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size, dtype):
+    """A 1-D buffer of at least ``size`` numbers of ``dtype``, this thread's."""
+    buffers = _SCRATCH.__dict__
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[dtype] = np.empty(max(size, 1), dtype)
+    return buffer
+
+
 # ------------------------------------------------------------------ the loops -----
 # Compiled once per dtype and cached on disk; a product and a sum may fuse into one FMA
 # ("contract"), which rounds once where two operations would round twice: nothing else of
@@ -468,9 +487,9 @@ def _forward_steps(x, D, H, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, proj_h_pr
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, _h0, _c0):
+def _forward_pass(x, D, H, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, _h0, _c0, scratch):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [W_hi.T; W_hf.T; W_ho.T; W_hc.T] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((W_hi.T, W_hf.T, W_ho.T, W_hc.T)))
@@ -478,7 +497,7 @@ def _forward_pass(x, D, H, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_
     # [W_xi.T; W_xf.T; W_xo.T; W_xc.T] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_xi.T, W_xf.T, W_xo.T, W_xc.T)))
     # one GEMM for every step at once, added to the biases
-    proj_x = np.empty((T, B, 4*H), dtype)
+    proj_x = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
     proj_x.reshape(T * B, 4*H)[:] = np.concatenate((b_i, b_f, b_o, b_c))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 4*H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -508,7 +527,8 @@ def forward(params, x, state0=None):
     state0 = _states(state0, "state0", B, D, H, dtype)
     x = np.ascontiguousarray(x)   # its rows go to BLAS
     seq_h, seq_c, cache_tanh_c, cache_I, cache_F_, cache_O, cache_Ctilde = _forward_pass(
-        x, D, H, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, *[state0[s] for s in STATES])
+        x, D, H, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, *[state0[s] for s in STATES],
+        _scratch(T * B * (4*H), dtype))
     cache = {"cell": CELL, "input": x, "seq_h": seq_h, "seq_c": seq_c, "cache_tanh_c": cache_tanh_c, "cache_I": cache_I, "cache_F_": cache_F_, "cache_O": cache_O, "cache_Ctilde": cache_Ctilde, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
@@ -564,7 +584,7 @@ def _backward_steps(x, D, H, dhs, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, seq
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, seq_h, seq_c, cache_tanh_c, cache_I, cache_F_, cache_O, cache_Ctilde, _h0, _c0):
+def _backward_pass(x, D, H, dhs, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, seq_h, seq_c, cache_tanh_c, cache_I, cache_F_, cache_O, cache_Ctilde, _h0, _c0, scratch):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -574,7 +594,7 @@ def _backward_pass(x, D, H, dhs, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b
     dc_next = _c0.copy()
     stack_h_prev = np.ascontiguousarray(np.concatenate((W_hi.T, W_hf.T, W_ho.T, W_hc.T)))
     stack_x = np.ascontiguousarray(np.concatenate((W_xi.T, W_xf.T, W_xo.T, W_xc.T)))
-    dproj_h_prev = np.empty((T, B, 4*H), dtype)
+    dproj_h_prev = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
     db_i = np.zeros(H, dtype)
     db_f = np.zeros(H, dtype)
     db_o = np.zeros(H, dtype)
@@ -613,7 +633,8 @@ def backward(params, cache, dhs, dstate=None):
     dnext = _states(dstate, "dstate", B, D, H, dtype)
     dstack_x, dstack_h_prev, db_i, db_f, db_o, db_c, dx, dh_next, dc_next = _backward_pass(
         x, D, H, dhs, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c,
-        *[cache[name] for name in ("seq_h", "seq_c", "cache_tanh_c", "cache_I", "cache_F_", "cache_O", "cache_Ctilde", )], *[dnext[s] for s in STATES])
+        *[cache[name] for name in ("seq_h", "seq_c", "cache_tanh_c", "cache_I", "cache_F_", "cache_O", "cache_Ctilde", )], *[dnext[s] for s in STATES],
+        _scratch(T * B * (4*H), dtype))
     grads = {
         "W_xi": dstack_x[:H].T,  # (grad:W_xi)
         "W_hi": dstack_h_prev[:H].T,  # (grad:W_hi)

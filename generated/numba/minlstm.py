@@ -17,6 +17,7 @@ import ctypes
 import functools
 import importlib.metadata
 import os
+import threading
 
 import numpy as np
 
@@ -427,6 +428,24 @@ def _gemm_intrinsic(beta):
 _gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
 
 
+# ---------------------------------------------------------------- scratch -----
+# The passes' temporaries (the input products of every step, their gradients) are slices of
+# one buffer per thread and dtype, kept between calls: fresh memory of that size would cost a
+# page fault per 4 KiB on every call, several percent of a large step.  It holds the largest
+# size used so far, until the thread ends.
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size, dtype):
+    """A 1-D buffer of at least ``size`` numbers of ``dtype``, this thread's."""
+    buffers = _SCRATCH.__dict__
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[dtype] = np.empty(max(size, 1), dtype)
+    return buffer
+
+
 # ------------------------------------------------------------------ the loops -----
 # Compiled once per dtype and cached on disk; a product and a sum may fuse into one FMA
 # ("contract"), which rounds once where two operations would round twice: nothing else of
@@ -464,14 +483,14 @@ def _forward_steps(x, D, H, b_f, b_i, b_h, stack_x, proj_x, seq_h, cache_f, cach
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_f, b_f, W_i, b_i, W_h, b_h, _h0):
+def _forward_pass(x, D, H, W_f, b_f, W_i, b_i, W_h, b_h, _h0, scratch):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [W_f; W_i; W_h] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_f, W_i, W_h)))
     # one GEMM for every step at once, added to the biases
-    proj_x = np.empty((T, B, 3*H), dtype)
+    proj_x = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
     proj_x.reshape(T * B, 3*H)[:] = np.concatenate((b_f, b_i, b_h))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 3*H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -497,7 +516,8 @@ def forward(params, x, state0=None):
     state0 = _states(state0, "state0", B, D, H, dtype)
     x = np.ascontiguousarray(x)   # its rows go to BLAS
     seq_h, cache_f, cache_i, cache_htilde = _forward_pass(
-        x, D, H, W_f, b_f, W_i, b_i, W_h, b_h, *[state0[s] for s in STATES])
+        x, D, H, W_f, b_f, W_i, b_i, W_h, b_h, *[state0[s] for s in STATES],
+        _scratch(T * B * (3*H), dtype))
     cache = {"cell": CELL, "input": x, "seq_h": seq_h, "cache_f": cache_f, "cache_i": cache_i, "cache_htilde": cache_htilde, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
@@ -537,7 +557,7 @@ def _backward_steps(x, D, H, dhs, b_f, b_i, b_h, stack_x, seq_h, cache_f, cache_
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_f, b_f, W_i, b_i, W_h, b_h, seq_h, cache_f, cache_i, cache_htilde, _h0):
+def _backward_pass(x, D, H, dhs, W_f, b_f, W_i, b_i, W_h, b_h, seq_h, cache_f, cache_i, cache_htilde, _h0, scratch):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -545,7 +565,7 @@ def _backward_pass(x, D, H, dhs, W_f, b_f, W_i, b_i, W_h, b_h, seq_h, cache_f, c
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     dh_next = _h0.copy()
     stack_x = np.ascontiguousarray(np.concatenate((W_f, W_i, W_h)))
-    dproj_x = np.empty((T, B, 3*H), dtype)
+    dproj_x = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
     _backward_steps(x, D, H, dhs, b_f, b_i, b_h, stack_x, seq_h, cache_f, cache_i, cache_htilde, dproj_x, dh_next)
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_x = np.empty((3*H, x.shape[2]), dtype)
@@ -580,7 +600,8 @@ def backward(params, cache, dhs, dstate=None):
     dnext = _states(dstate, "dstate", B, D, H, dtype)
     dstack_x, sum_dproj_x, dx, dh_next = _backward_pass(
         x, D, H, dhs, W_f, b_f, W_i, b_i, W_h, b_h,
-        *[cache[name] for name in ("seq_h", "cache_f", "cache_i", "cache_htilde", )], *[dnext[s] for s in STATES])
+        *[cache[name] for name in ("seq_h", "cache_f", "cache_i", "cache_htilde", )], *[dnext[s] for s in STATES],
+        _scratch(T * B * (3*H), dtype))
     grads = {
         "W_f": dstack_x[:H],  # (grad:W_f)
         "b_f": sum_dproj_x[:H],  # (grad:b_f)

@@ -13,6 +13,7 @@ import ctypes
 import functools
 import importlib.metadata
 import os
+import threading
 
 import numpy as np
 
@@ -423,6 +424,24 @@ def _gemm_intrinsic(beta):
 _gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
 
 
+# ---------------------------------------------------------------- scratch -----
+# The passes' temporaries (the input products of every step, their gradients) are slices of
+# one buffer per thread and dtype, kept between calls: fresh memory of that size would cost a
+# page fault per 4 KiB on every call, several percent of a large step.  It holds the largest
+# size used so far, until the thread ends.
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size, dtype):
+    """A 1-D buffer of at least ``size`` numbers of ``dtype``, this thread's."""
+    buffers = _SCRATCH.__dict__
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[dtype] = np.empty(max(size, 1), dtype)
+    return buffer
+
+
 # ------------------------------------------------------------------ the loops -----
 # Compiled once per dtype and cached on disk; a product and a sum may fuse into one FMA
 # ("contract"), which rounds once where two operations would round twice: nothing else of
@@ -450,9 +469,9 @@ def _forward_steps(x, D, H, b_, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W, R, b_, _h0):
+def _forward_pass(x, D, H, W, R, b_, _h0, scratch):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((R,)))
@@ -460,7 +479,7 @@ def _forward_pass(x, D, H, W, R, b_, _h0):
     # [W] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W,)))
     # one GEMM for every step at once, added to the biases
-    proj_x = np.empty((T, B, H), dtype)
+    proj_x = scratch[0:T * B * (H)].reshape((T, B, H))
     proj_x.reshape(T * B, H)[:] = np.concatenate((b_,))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -483,7 +502,8 @@ def forward(params, x, state0=None):
     state0 = _states(state0, "state0", B, D, H, dtype)
     x = np.ascontiguousarray(x)   # its rows go to BLAS
     seq_h, = _forward_pass(
-        x, D, H, W, R, b_, *[state0[s] for s in STATES])
+        x, D, H, W, R, b_, *[state0[s] for s in STATES],
+        _scratch(T * B * (H), dtype))
     cache = {"cell": CELL, "input": x, "seq_h": seq_h, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
@@ -510,7 +530,7 @@ def _backward_steps(x, D, H, dhs, b_, stack_h_prev, stack_x, seq_h, dproj_h_prev
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W, R, b_, seq_h, _h0):
+def _backward_pass(x, D, H, dhs, W, R, b_, seq_h, _h0, scratch):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -519,7 +539,7 @@ def _backward_pass(x, D, H, dhs, W, R, b_, seq_h, _h0):
     dh_next = _h0.copy()
     stack_h_prev = np.ascontiguousarray(np.concatenate((R,)))
     stack_x = np.ascontiguousarray(np.concatenate((W,)))
-    dproj_h_prev = np.empty((T, B, H), dtype)
+    dproj_h_prev = scratch[0:T * B * (H)].reshape((T, B, H))
     _backward_steps(x, D, H, dhs, b_, stack_h_prev, stack_x, seq_h, dproj_h_prev, dh_next)
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = np.empty((H, seq_h[:-1].shape[2]), dtype)
@@ -556,7 +576,8 @@ def backward(params, cache, dhs, dstate=None):
     dnext = _states(dstate, "dstate", B, D, H, dtype)
     dstack_x, dstack_h_prev, sum_dproj_h_prev, dx, dh_next = _backward_pass(
         x, D, H, dhs, W, R, b_,
-        *[cache[name] for name in ("seq_h", )], *[dnext[s] for s in STATES])
+        *[cache[name] for name in ("seq_h", )], *[dnext[s] for s in STATES],
+        _scratch(T * B * (H), dtype))
     grads = {
         "W": dstack_x[:H],  # (grad:W)
         "R": dstack_h_prev[:H],  # (grad:R)

@@ -39,6 +39,7 @@ import ctypes
 import functools
 import importlib.metadata
 import os
+import threading
 
 import numpy as np
 
@@ -515,6 +516,24 @@ def _gemm_intrinsic(beta):
 _gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
 
 
+# ---------------------------------------------------------------- scratch -----
+# The passes' temporaries (the input products of every step, their gradients) are slices of
+# one buffer per thread and dtype, kept between calls: fresh memory of that size would cost a
+# page fault per 4 KiB on every call, several percent of a large step.  It holds the largest
+# size used so far, until the thread ends.
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size, dtype):
+    """A 1-D buffer of at least ``size`` numbers of ``dtype``, this thread's."""
+    buffers = _SCRATCH.__dict__
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[dtype] = np.empty(max(size, 1), dtype)
+    return buffer
+
+
 # ------------------------------------------------------------------ the loops -----
 # Compiled once per dtype and cached on disk; a product and a sum may fuse into one FMA
 # ("contract"), which rounds once where two operations would round twice: nothing else of
@@ -628,9 +647,9 @@ def _forward_steps(x, D, H, NH, b_z, b_i, b_f, b_o, stack_h_prev_heads, stack_x,
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, NH, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, _h0, _c0, _n0, _m0):
+def _forward_pass(x, D, H, NH, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, _h0, _c0, _n0, _m0, scratch):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_z; R_i; R_f; R_o] h_prev_heads: the products on h_prev_heads as one matrix
     stack_h_prev_heads = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
@@ -638,7 +657,7 @@ def _forward_pass(x, D, H, NH, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i,
     # [W_z; W_i; W_f; W_o] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
     # one GEMM for every step at once, added to the biases
-    proj_x = np.empty((T, B, 4*H), dtype)
+    proj_x = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
     proj_x.reshape(T * B, 4*H)[:] = np.concatenate((b_z, b_i, b_f, b_o))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 4*H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -674,7 +693,8 @@ def forward(params, x, state0=None):
     state0 = _states(state0, "state0", B, D, H, NH, dtype)
     x = np.ascontiguousarray(x)   # its rows go to BLAS
     seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f = _forward_pass(
-        x, D, H, NH, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, *[state0[s] for s in STATES])
+        x, D, H, NH, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, *[state0[s] for s in STATES],
+        _scratch(T * B * (4*H), dtype))
     cache = {"cell": CELL, "input": x, "seq_h": seq_h, "seq_c": seq_c, "seq_n": seq_n, "seq_m": seq_m, "cache_halfstep_0": cache_halfstep_0, "cache_halfstep_1": cache_halfstep_1, "cache_sigma_3": cache_sigma_3, "cache_z": cache_z, "cache_o": cache_o, "cache_i": cache_i, "cache_f": cache_f, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return seq_h[1:].copy(), state, cache
@@ -746,7 +766,7 @@ def _backward_steps(x, D, H, NH, dhs, b_z, b_i, b_f, b_o, stack_h_prev_heads, st
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, NH, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f, _h0, _c0, _n0, _m0):
+def _backward_pass(x, D, H, NH, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f, _h0, _c0, _n0, _m0, scratch):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -758,8 +778,8 @@ def _backward_pass(x, D, H, NH, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z
     dm_next = _m0.copy()
     stack_h_prev_heads = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
-    dproj_h_prev_heads = np.empty((T, B, 4*H), dtype)
-    dproj_x = np.empty((T, B, 4*H), dtype)
+    dproj_h_prev_heads = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
+    dproj_x = scratch[T * B * (4*H):T * B * (4*H) + T * B * (4*H)].reshape((T, B, 4*H))
     _backward_steps(x, D, H, NH, dhs, b_z, b_i, b_f, b_o, stack_h_prev_heads, stack_x, seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f, dproj_h_prev_heads, dproj_x, dh_next, dc_next, dn_next, dm_next)
     # weight gradients: one GEMM per fused group over all T*B rows, per-head blocks one GEMM per block
     dstack_h_prev_heads = np.empty(stack_h_prev_heads.shape, dtype)
@@ -796,7 +816,8 @@ def backward(params, cache, dhs, dstate=None):
     dnext = _states(dstate, "dstate", B, D, H, NH, dtype)
     dstack_x, dstack_h_prev_heads, sum_dproj_h_prev_heads, dx, dh_next, dc_next, dn_next, dm_next = _backward_pass(
         x, D, H, NH, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o,
-        *[cache[name] for name in ("seq_h", "seq_c", "seq_n", "seq_m", "cache_halfstep_0", "cache_halfstep_1", "cache_sigma_3", "cache_z", "cache_o", "cache_i", "cache_f", )], *[dnext[s] for s in STATES])
+        *[cache[name] for name in ("seq_h", "seq_c", "seq_n", "seq_m", "cache_halfstep_0", "cache_halfstep_1", "cache_sigma_3", "cache_z", "cache_o", "cache_i", "cache_f", )], *[dnext[s] for s in STATES],
+        _scratch(T * B * (4*H) + T * B * (4*H), dtype))
     grads = {
         "W_z": dstack_x[:H],  # (grad:W_z)
         "W_i": dstack_x[H:2*H],  # (grad:W_i)

@@ -17,6 +17,7 @@ import ctypes
 import functools
 import importlib.metadata
 import os
+import threading
 
 import numpy as np
 
@@ -429,6 +430,24 @@ def _gemm_intrinsic(beta):
 _gemm, _gemm_add = _gemm_intrinsic(0.0), _gemm_intrinsic(1.0)
 
 
+# ---------------------------------------------------------------- scratch -----
+# The passes' temporaries (the input products of every step, their gradients) are slices of
+# one buffer per thread and dtype, kept between calls: fresh memory of that size would cost a
+# page fault per 4 KiB on every call, several percent of a large step.  It holds the largest
+# size used so far, until the thread ends.
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size, dtype):
+    """A 1-D buffer of at least ``size`` numbers of ``dtype``, this thread's."""
+    buffers = _SCRATCH.__dict__
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[dtype] = np.empty(max(size, 1), dtype)
+    return buffer
+
+
 # ------------------------------------------------------------------ the loops -----
 # Compiled once per dtype and cached on disk; a product and a sum may fuse into one FMA
 # ("contract"), which rounds once where two operations would round twice: nothing else of
@@ -469,14 +488,14 @@ def _forward_steps(x, D, H, v_f, v_r, b_f, b_r, stack_x, proj_x, seq_c, cache_xt
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W, W_f, W_r, v_f, v_r, b_f, b_r, _c0):
+def _forward_pass(x, D, H, W, W_f, W_r, v_f, v_r, b_f, b_r, _c0, scratch):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [W; W_f; W_r] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W, W_f, W_r)))
     # one GEMM for every step at once
-    proj_x = np.empty((T, B, 3*H), dtype)
+    proj_x = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
     _gemm(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 3*H))
     seq_c = np.empty((T + 1, B, H), dtype)
     seq_c[0] = _c0
@@ -502,7 +521,8 @@ def forward(params, x, state0=None):
     state0 = _states(state0, "state0", B, D, H, dtype)
     x = np.ascontiguousarray(x)   # its rows go to BLAS
     seq_c, cache_xtilde, cache_f, cache_r, cache_h = _forward_pass(
-        x, D, H, W, W_f, W_r, v_f, v_r, b_f, b_r, *[state0[s] for s in STATES])
+        x, D, H, W, W_f, W_r, v_f, v_r, b_f, b_r, *[state0[s] for s in STATES],
+        _scratch(T * B * (3*H), dtype))
     cache = {"cell": CELL, "input": x, "seq_c": seq_c, "cache_xtilde": cache_xtilde, "cache_f": cache_f, "cache_r": cache_r, "cache_h": cache_h, }
     state = {s: cache["seq_" + s][T].copy() for s in STATES}
     return cache_h.copy(), state, cache
@@ -561,7 +581,7 @@ def _backward_steps(x, D, H, dhs, v_f, v_r, b_f, b_r, stack_x, seq_c, cache_xtil
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W, W_f, W_r, v_f, v_r, b_f, b_r, seq_c, cache_xtilde, cache_f, cache_r, cache_h, _c0):
+def _backward_pass(x, D, H, dhs, W, W_f, W_r, v_f, v_r, b_f, b_r, seq_c, cache_xtilde, cache_f, cache_r, cache_h, _c0, scratch):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -569,7 +589,7 @@ def _backward_pass(x, D, H, dhs, W, W_f, W_r, v_f, v_r, b_f, b_r, seq_c, cache_x
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     dc_next = _c0.copy()
     stack_x = np.ascontiguousarray(np.concatenate((W, W_f, W_r)))
-    dproj_x = np.empty((T, B, 3*H), dtype)
+    dproj_x = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
     dv_f = np.zeros(H, dtype)
     dv_r = np.zeros(H, dtype)
     dx = np.empty_like(x)
@@ -604,7 +624,8 @@ def backward(params, cache, dhs, dstate=None):
     dnext = _states(dstate, "dstate", B, D, H, dtype)
     dstack_x, dv_f, dv_r, sum_dproj_x, dx, dc_next = _backward_pass(
         x, D, H, dhs, W, W_f, W_r, v_f, v_r, b_f, b_r,
-        *[cache[name] for name in ("seq_c", "cache_xtilde", "cache_f", "cache_r", "cache_h", )], *[dnext[s] for s in STATES])
+        *[cache[name] for name in ("seq_c", "cache_xtilde", "cache_f", "cache_r", "cache_h", )], *[dnext[s] for s in STATES],
+        _scratch(T * B * (3*H), dtype))
     grads = {
         "W": dstack_x[:H],  # (grad:W)
         "W_f": dstack_x[H:2*H],  # (grad:W_f)
