@@ -106,8 +106,8 @@ def test_s6_numba_module_takes_the_input_through_gemms_around_the_loop():
     fwd = source[source.index("def _forward_steps"):source.index("def _given")]
     bwd = source[source.index("def _backward_steps"):source.index("def _backward(")]
     for W in ("W_dt", "W_B", "W_C"):
-        assert f"P_{W}[" not in fwd + bwd and f'a["X_{W}"] = (X @ params' in source, W
-        assert f'@ params["{W}"]' in source, W   # δx through W
+        assert f"P_{W}[" not in fwd + bwd and f'a["X_{W}"] = _matmul(X, params' in source, W
+        assert f'-1), params["{W}"], DX' in source, W   # δx through W, into DX
     assert fwd.index("math.exp(P_A_log") < fwd.index("for t in range(T)")
     assert bwd.index("math.exp(P_A_log") < bwd.index("for t in range(T - 1")
     assert fwd.count("math.exp(") == 2 and bwd.count("math.exp(") == 2
