@@ -486,9 +486,9 @@ def _forward_steps(x, D, H, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, proj_h_p
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, _h0, scratch):
+def _forward_pass(x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, _h0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_r; R_z; R_n] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_r, R_z, R_n)))
@@ -496,7 +496,7 @@ def _forward_pass(x, D, H, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, _h
     # [W_r; W_z; W_n] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_r, W_z, W_n)))
     # one GEMM for every step at once, added to the biases
-    proj_x = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
+    proj_x = _temps[0:T * B * (3*H)].reshape((T, B, 3*H))
     proj_x.reshape(T * B, 3*H)[:] = np.concatenate((b_r, b_z, b_n))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 3*H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -586,7 +586,7 @@ def _backward_steps(x, D, H, dhs, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, se
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n_, _h0, scratch):
+def _backward_pass(x, D, H, dhs, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_hn, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n_, _h0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -595,8 +595,8 @@ def _backward_pass(x, D, H, dhs, W_r, W_z, W_n, R_r, R_z, R_n, b_r, b_z, b_n, b_
     dh_next = _h0.copy()
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_r, R_z, R_n)))
     stack_x = np.ascontiguousarray(np.concatenate((W_r, W_z, W_n)))
-    dproj_h_prev = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
-    dproj_x = scratch[T * B * (3*H):T * B * (3*H) + T * B * (3*H)].reshape((T, B, 3*H))
+    dproj_h_prev = _temps[0:T * B * (3*H)].reshape((T, B, 3*H))
+    dproj_x = _temps[T * B * (3*H):T * B * (3*H) + T * B * (3*H)].reshape((T, B, 3*H))
     db_hn = np.zeros(H, dtype)
     _backward_steps(x, D, H, dhs, b_r, b_z, b_n, b_hn, stack_h_prev, stack_x, seq_h, cache_prod_R_n_h_prev, cache_r, cache_z, cache_n_, dproj_h_prev, dproj_x, db_hn, dh_next)
     # weight gradients: one GEMM per fused group over all T*B rows

@@ -494,9 +494,9 @@ def _forward_steps(x, D, H, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, proj_h_pr
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, _h0, _c0, scratch):
+def _forward_pass(x, D, H, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, _h0, _c0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_z; R_i; R_f; R_o] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
@@ -504,7 +504,7 @@ def _forward_pass(x, D, H, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f
     # [W_z; W_i; W_f; W_o] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
     # one GEMM for every step at once, added to the biases
-    proj_x = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
+    proj_x = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
     proj_x.reshape(T * B, 4*H)[:] = np.concatenate((b_z, b_i, b_f, b_o))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 4*H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -586,7 +586,7 @@ def _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, seq
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, seq_h, seq_c, cache_tanh_c, cache_z, cache_i, cache_f, cache_o, _h0, _c0, scratch):
+def _backward_pass(x, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, seq_h, seq_c, cache_tanh_c, cache_z, cache_i, cache_f, cache_o, _h0, _c0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -596,7 +596,7 @@ def _backward_pass(x, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_
     dc_next = _c0.copy()
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
-    dproj_h_prev = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
+    dproj_h_prev = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
     _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, seq_h, seq_c, cache_tanh_c, cache_z, cache_i, cache_f, cache_o, dproj_h_prev, dh_next, dc_next)
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = np.empty((4*H, seq_h[:-1].shape[2]), dtype)

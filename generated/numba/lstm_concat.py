@@ -501,9 +501,9 @@ def _forward_steps(x, D, H, b_f, b_i, b_n, b_o, stack_X, proj_X, seq_h, seq_c, c
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, _h0, _c0, scratch):
+def _forward_pass(x, D, H, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, _h0, _c0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [W_f; W_i; W_n; W_o] X: the products on X as one matrix
     stack_X = np.ascontiguousarray(np.concatenate((W_f, W_i, W_n, W_o)))
@@ -613,7 +613,7 @@ def _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cac
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o, _h0, _c0, scratch):
+def _backward_pass(x, D, H, dhs, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o, _h0, _c0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -622,7 +622,7 @@ def _backward_pass(x, D, H, dhs, W_f, b_f, W_i, b_i, W_n, b_n, W_o, b_o, seq_h, 
     dh_next = _h0.copy()
     dc_next = _c0.copy()
     stack_X = np.ascontiguousarray(np.concatenate((W_f, W_i, W_n, W_o)))
-    dproj_X = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
+    dproj_X = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
     dx = np.empty_like(x)
     _backward_steps(x, D, H, dhs, b_f, b_i, b_n, b_o, stack_X, seq_h, seq_c, cache_tanh_c, cache_X, cache_f, cache_i, cache_n_, cache_o, dproj_X, dx, dh_next, dc_next)
     # weight gradients: one GEMM per fused group over all T*B rows

@@ -510,9 +510,9 @@ def _forward_steps(x, D, H, b_z, b_i, b_f, b_o, p_i, p_f, p_o, stack_h_prev, sta
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, p_i, p_f, p_o, R_ii, R_fi, R_oi, R_if, R_ff, R_of, R_io, R_fo, R_oo, _h0, _c0, _i0, _f0, _o0, scratch):
+def _forward_pass(x, D, H, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, p_i, p_f, p_o, R_ii, R_fi, R_oi, R_if, R_ff, R_of, R_io, R_fo, R_oo, _h0, _c0, _i0, _f0, _o0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_z; R_i; R_f; R_o] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
@@ -520,7 +520,7 @@ def _forward_pass(x, D, H, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f
     # [W_z; W_i; W_f; W_o] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
     # one GEMM for every step at once, added to the biases
-    proj_x = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
+    proj_x = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
     proj_x.reshape(T * B, 4*H)[:] = np.concatenate((b_z, b_i, b_f, b_o))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 4*H))
     # [R_fi; R_ff; R_fo] f_prev: the products on f_prev as one matrix
@@ -635,7 +635,7 @@ def _backward_steps(x, D, H, dhs, b_z, b_i, b_f, b_o, p_i, p_f, p_o, stack_h_pre
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, p_i, p_f, p_o, R_ii, R_fi, R_oi, R_if, R_ff, R_of, R_io, R_fo, R_oo, seq_h, seq_c, seq_i, seq_f, seq_o, cache_tanh_c, cache_z, _h0, _c0, _i0, _f0, _o0, scratch):
+def _backward_pass(x, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, p_i, p_f, p_o, R_ii, R_fi, R_oi, R_if, R_ff, R_of, R_io, R_fo, R_oo, seq_h, seq_c, seq_i, seq_f, seq_o, cache_tanh_c, cache_z, _h0, _c0, _i0, _f0, _o0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -651,8 +651,8 @@ def _backward_pass(x, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_
     stack_f_prev = np.ascontiguousarray(np.concatenate((R_fi, R_ff, R_fo)))
     stack_i_prev = np.ascontiguousarray(np.concatenate((R_ii, R_if, R_io)))
     stack_o_prev = np.ascontiguousarray(np.concatenate((R_oi, R_of, R_oo)))
-    dproj_h_prev = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
-    dproj_f_prev = scratch[T * B * (4*H):T * B * (4*H) + T * B * (3*H)].reshape((T, B, 3*H))
+    dproj_h_prev = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
+    dproj_f_prev = _temps[T * B * (4*H):T * B * (4*H) + T * B * (3*H)].reshape((T, B, 3*H))
     dp_i = np.zeros(H, dtype)
     dp_f = np.zeros(H, dtype)
     dp_o = np.zeros(H, dtype)

@@ -488,9 +488,9 @@ def _forward_steps(x, D, H, b_z, b_f, b_o, p_f, p_o, stack_h_prev, stack_x, proj
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_z, W_f, W_o, R_z, R_f, R_o, b_z, b_f, b_o, p_f, p_o, _h0, _c0, scratch):
+def _forward_pass(x, D, H, W_z, W_f, W_o, R_z, R_f, R_o, b_z, b_f, b_o, p_f, p_o, _h0, _c0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_z; R_f; R_o] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_z, R_f, R_o)))
@@ -498,7 +498,7 @@ def _forward_pass(x, D, H, W_z, W_f, W_o, R_z, R_f, R_o, b_z, b_f, b_o, p_f, p_o
     # [W_z; W_f; W_o] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_f, W_o)))
     # one GEMM for every step at once, added to the biases
-    proj_x = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
+    proj_x = _temps[0:T * B * (3*H)].reshape((T, B, 3*H))
     proj_x.reshape(T * B, 3*H)[:] = np.concatenate((b_z, b_f, b_o))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 3*H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -579,7 +579,7 @@ def _backward_steps(x, D, H, dhs, b_z, b_f, b_o, p_f, p_o, stack_h_prev, stack_x
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_z, W_f, W_o, R_z, R_f, R_o, b_z, b_f, b_o, p_f, p_o, seq_h, seq_c, cache_tanh_c, cache_z, cache_f, cache_o, _h0, _c0, scratch):
+def _backward_pass(x, D, H, dhs, W_z, W_f, W_o, R_z, R_f, R_o, b_z, b_f, b_o, p_f, p_o, seq_h, seq_c, cache_tanh_c, cache_z, cache_f, cache_o, _h0, _c0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -589,7 +589,7 @@ def _backward_pass(x, D, H, dhs, W_z, W_f, W_o, R_z, R_f, R_o, b_z, b_f, b_o, p_
     dc_next = _c0.copy()
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_z, R_f, R_o)))
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_f, W_o)))
-    dproj_h_prev = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
+    dproj_h_prev = _temps[0:T * B * (3*H)].reshape((T, B, 3*H))
     dp_f = np.zeros(H, dtype)
     dp_o = np.zeros(H, dtype)
     _backward_steps(x, D, H, dhs, b_z, b_f, b_o, p_f, p_o, stack_h_prev, stack_x, seq_h, seq_c, cache_tanh_c, cache_z, cache_f, cache_o, dproj_h_prev, dp_f, dp_o, dh_next, dc_next)

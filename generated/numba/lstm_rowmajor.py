@@ -487,9 +487,9 @@ def _forward_steps(x, D, H, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, proj_h_pr
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, _h0, _c0, scratch):
+def _forward_pass(x, D, H, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, _h0, _c0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [W_hi.T; W_hf.T; W_ho.T; W_hc.T] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((W_hi.T, W_hf.T, W_ho.T, W_hc.T)))
@@ -497,7 +497,7 @@ def _forward_pass(x, D, H, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_
     # [W_xi.T; W_xf.T; W_xo.T; W_xc.T] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_xi.T, W_xf.T, W_xo.T, W_xc.T)))
     # one GEMM for every step at once, added to the biases
-    proj_x = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
+    proj_x = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
     proj_x.reshape(T * B, 4*H)[:] = np.concatenate((b_i, b_f, b_o, b_c))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 4*H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -584,7 +584,7 @@ def _backward_steps(x, D, H, dhs, b_i, b_f, b_o, b_c, stack_h_prev, stack_x, seq
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, seq_h, seq_c, cache_tanh_c, cache_I, cache_F_, cache_O, cache_Ctilde, _h0, _c0, scratch):
+def _backward_pass(x, D, H, dhs, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, seq_h, seq_c, cache_tanh_c, cache_I, cache_F_, cache_O, cache_Ctilde, _h0, _c0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -594,7 +594,7 @@ def _backward_pass(x, D, H, dhs, W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b
     dc_next = _c0.copy()
     stack_h_prev = np.ascontiguousarray(np.concatenate((W_hi.T, W_hf.T, W_ho.T, W_hc.T)))
     stack_x = np.ascontiguousarray(np.concatenate((W_xi.T, W_xf.T, W_xo.T, W_xc.T)))
-    dproj_h_prev = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
+    dproj_h_prev = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
     db_i = np.zeros(H, dtype)
     db_f = np.zeros(H, dtype)
     db_o = np.zeros(H, dtype)

@@ -523,9 +523,9 @@ def _forward_steps(x, mc, mh, D, H, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, p
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, mc, mh, D, H, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, _h0, _c0, scratch):
+def _forward_pass(x, mc, mh, D, H, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, _h0, _c0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_z; R_i; R_f; R_o] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
@@ -533,7 +533,7 @@ def _forward_pass(x, mc, mh, D, H, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, 
     # [W_z; W_i; W_f; W_o] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
     # one GEMM for every step at once, added to the biases
-    proj_x = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
+    proj_x = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
     proj_x.reshape(T * B, 4*H)[:] = np.concatenate((b_z, b_i, b_f, b_o))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 4*H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -659,7 +659,7 @@ def _backward_steps(x, mc, mh, D, H, dhs, b_z, b_i, b_f, b_o, stack_h_prev, stac
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, mc, mh, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, seq_h, seq_c, cache_tanh_ctilde, cache_z, cache_i, cache_f, cache_o, cache_ctilde, cache_htilde, _h0, _c0, scratch):
+def _backward_pass(x, mc, mh, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, seq_h, seq_c, cache_tanh_ctilde, cache_z, cache_i, cache_f, cache_o, cache_ctilde, cache_htilde, _h0, _c0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -669,7 +669,7 @@ def _backward_pass(x, mc, mh, D, H, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o,
     dc_next = _c0.copy()
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
-    dproj_h_prev = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
+    dproj_h_prev = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
     dmc = np.empty_like(mc)
     dmh = np.empty_like(mh)
     _backward_steps(x, mc, mh, D, H, dhs, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, seq_h, seq_c, cache_tanh_ctilde, cache_z, cache_i, cache_f, cache_o, cache_ctilde, cache_htilde, dproj_h_prev, dmc, dmh, dh_next, dc_next)

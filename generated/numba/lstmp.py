@@ -528,9 +528,9 @@ def _forward_steps(x, D, H, P, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, stack_
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, P, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, W_hr, _h0, _c0, scratch):
+def _forward_pass(x, D, H, P, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, W_hr, _h0, _c0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_z; R_i; R_f; R_o] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
@@ -538,7 +538,7 @@ def _forward_pass(x, D, H, P, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, 
     # [W_z; W_i; W_f; W_o] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
     # one GEMM for every step at once, added to the biases
-    proj_x = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
+    proj_x = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
     proj_x.reshape(T * B, 4*H)[:] = np.concatenate((b_z, b_i, b_f, b_o))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 4*H))
     # [W_hr] m: the products on m as one matrix
@@ -633,7 +633,7 @@ def _backward_steps(x, D, H, P, dhs, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, 
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, P, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, W_hr, seq_h, seq_c, cache_tanh_c, cache_z, cache_i, cache_f, cache_o, cache_m, _h0, _c0, scratch):
+def _backward_pass(x, D, H, P, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, W_hr, seq_h, seq_c, cache_tanh_c, cache_z, cache_i, cache_f, cache_o, cache_m, _h0, _c0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -644,8 +644,8 @@ def _backward_pass(x, D, H, P, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z,
     stack_h_prev = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
     stack_m = np.ascontiguousarray(np.concatenate((W_hr,)))
-    dproj_h_prev = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
-    dproj_m = scratch[T * B * (4*H):T * B * (4*H) + T * B * (P)].reshape((T, B, P))
+    dproj_h_prev = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
+    dproj_m = _temps[T * B * (4*H):T * B * (4*H) + T * B * (P)].reshape((T, B, P))
     _backward_steps(x, D, H, P, dhs, b_z, b_i, b_f, b_o, stack_h_prev, stack_x, stack_m, seq_h, seq_c, cache_tanh_c, cache_z, cache_i, cache_f, cache_o, cache_m, dproj_h_prev, dproj_m, dh_next, dc_next)
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = np.empty((4*H, seq_h[:-1].shape[2]), dtype)

@@ -475,14 +475,14 @@ def _forward_steps(x, D, H, b_z, b_h, stack_x, proj_x, seq_h, cache_z, cache_hti
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W_z, b_z, W_h, b_h, _h0, scratch):
+def _forward_pass(x, D, H, W_z, b_z, W_h, b_h, _h0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [W_z; W_h] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_h)))
     # one GEMM for every step at once, added to the biases
-    proj_x = scratch[0:T * B * (2*H)].reshape((T, B, 2*H))
+    proj_x = _temps[0:T * B * (2*H)].reshape((T, B, 2*H))
     proj_x.reshape(T * B, 2*H)[:] = np.concatenate((b_z, b_h))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 2*H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -541,7 +541,7 @@ def _backward_steps(x, D, H, dhs, b_z, b_h, stack_x, seq_h, cache_z, cache_htild
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W_z, b_z, W_h, b_h, seq_h, cache_z, cache_htilde, _h0, scratch):
+def _backward_pass(x, D, H, dhs, W_z, b_z, W_h, b_h, seq_h, cache_z, cache_htilde, _h0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -549,7 +549,7 @@ def _backward_pass(x, D, H, dhs, W_z, b_z, W_h, b_h, seq_h, cache_z, cache_htild
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     dh_next = _h0.copy()
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_h)))
-    dproj_x = scratch[0:T * B * (2*H)].reshape((T, B, 2*H))
+    dproj_x = _temps[0:T * B * (2*H)].reshape((T, B, 2*H))
     _backward_steps(x, D, H, dhs, b_z, b_h, stack_x, seq_h, cache_z, cache_htilde, dproj_x, dh_next)
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_x = np.empty((2*H, x.shape[2]), dtype)

@@ -469,9 +469,9 @@ def _forward_steps(x, D, H, b_, stack_h_prev, stack_x, proj_h_prev, proj_x, seq_
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W, R, b_, _h0, scratch):
+def _forward_pass(x, D, H, W, R, b_, _h0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R] h_prev: the products on h_prev as one matrix
     stack_h_prev = np.ascontiguousarray(np.concatenate((R,)))
@@ -479,7 +479,7 @@ def _forward_pass(x, D, H, W, R, b_, _h0, scratch):
     # [W] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W,)))
     # one GEMM for every step at once, added to the biases
-    proj_x = scratch[0:T * B * (H)].reshape((T, B, H))
+    proj_x = _temps[0:T * B * (H)].reshape((T, B, H))
     proj_x.reshape(T * B, H)[:] = np.concatenate((b_,))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -530,7 +530,7 @@ def _backward_steps(x, D, H, dhs, b_, stack_h_prev, stack_x, seq_h, dproj_h_prev
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W, R, b_, seq_h, _h0, scratch):
+def _backward_pass(x, D, H, dhs, W, R, b_, seq_h, _h0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -539,7 +539,7 @@ def _backward_pass(x, D, H, dhs, W, R, b_, seq_h, _h0, scratch):
     dh_next = _h0.copy()
     stack_h_prev = np.ascontiguousarray(np.concatenate((R,)))
     stack_x = np.ascontiguousarray(np.concatenate((W,)))
-    dproj_h_prev = scratch[0:T * B * (H)].reshape((T, B, H))
+    dproj_h_prev = _temps[0:T * B * (H)].reshape((T, B, H))
     _backward_steps(x, D, H, dhs, b_, stack_h_prev, stack_x, seq_h, dproj_h_prev, dh_next)
     # weight gradients: one GEMM per fused group over all T*B rows
     dstack_h_prev = np.empty((H, seq_h[:-1].shape[2]), dtype)

@@ -647,9 +647,9 @@ def _forward_steps(x, D, H, NH, b_z, b_i, b_f, b_o, stack_h_prev_heads, stack_x,
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, NH, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, _h0, _c0, _n0, _m0, scratch):
+def _forward_pass(x, D, H, NH, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, _h0, _c0, _n0, _m0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [R_z; R_i; R_f; R_o] h_prev_heads: the products on h_prev_heads as one matrix
     stack_h_prev_heads = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
@@ -657,7 +657,7 @@ def _forward_pass(x, D, H, NH, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i,
     # [W_z; W_i; W_f; W_o] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
     # one GEMM for every step at once, added to the biases
-    proj_x = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
+    proj_x = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
     proj_x.reshape(T * B, 4*H)[:] = np.concatenate((b_z, b_i, b_f, b_o))
     _gemm_add(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 4*H))
     seq_h = np.empty((T + 1, B, H), dtype)
@@ -766,7 +766,7 @@ def _backward_steps(x, D, H, NH, dhs, b_z, b_i, b_f, b_o, stack_h_prev_heads, st
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, NH, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f, _h0, _c0, _n0, _m0, scratch):
+def _backward_pass(x, D, H, NH, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z, b_i, b_f, b_o, seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f, _h0, _c0, _n0, _m0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -778,8 +778,8 @@ def _backward_pass(x, D, H, NH, dhs, W_z, W_i, W_f, W_o, R_z, R_i, R_f, R_o, b_z
     dm_next = _m0.copy()
     stack_h_prev_heads = np.ascontiguousarray(np.concatenate((R_z, R_i, R_f, R_o)))
     stack_x = np.ascontiguousarray(np.concatenate((W_z, W_i, W_f, W_o)))
-    dproj_h_prev_heads = scratch[0:T * B * (4*H)].reshape((T, B, 4*H))
-    dproj_x = scratch[T * B * (4*H):T * B * (4*H) + T * B * (4*H)].reshape((T, B, 4*H))
+    dproj_h_prev_heads = _temps[0:T * B * (4*H)].reshape((T, B, 4*H))
+    dproj_x = _temps[T * B * (4*H):T * B * (4*H) + T * B * (4*H)].reshape((T, B, 4*H))
     _backward_steps(x, D, H, NH, dhs, b_z, b_i, b_f, b_o, stack_h_prev_heads, stack_x, seq_h, seq_c, seq_n, seq_m, cache_halfstep_0, cache_halfstep_1, cache_sigma_3, cache_z, cache_o, cache_i, cache_f, dproj_h_prev_heads, dproj_x, dh_next, dc_next, dn_next, dm_next)
     # weight gradients: one GEMM per fused group over all T*B rows, per-head blocks one GEMM per block
     dstack_h_prev_heads = np.empty(stack_h_prev_heads.shape, dtype)

@@ -488,14 +488,14 @@ def _forward_steps(x, D, H, v_f, v_r, b_f, b_r, stack_x, proj_x, seq_c, cache_xt
 
 
 @numba.njit(**_JIT)
-def _forward_pass(x, D, H, W, W_f, W_r, v_f, v_r, b_f, b_r, _c0, scratch):
+def _forward_pass(x, D, H, W, W_f, W_r, v_f, v_r, b_f, b_r, _c0, _temps):
     """The arrays of the forward pass, filled: the stacked matrices, the inputs' products for
-    every step (one GEMM each, into ``scratch``), each state's sequence and the cached values."""
+    every step (one GEMM each, into ``_temps``), each state's sequence and the cached values."""
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     # [W; W_f; W_r] x: the products on x as one matrix
     stack_x = np.ascontiguousarray(np.concatenate((W, W_f, W_r)))
     # one GEMM for every step at once
-    proj_x = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
+    proj_x = _temps[0:T * B * (3*H)].reshape((T, B, 3*H))
     _gemm(x.reshape(T * B, D), stack_x.T, proj_x.reshape(T * B, 3*H))
     seq_c = np.empty((T + 1, B, H), dtype)
     seq_c[0] = _c0
@@ -581,7 +581,7 @@ def _backward_steps(x, D, H, dhs, v_f, v_r, b_f, b_r, stack_x, seq_c, cache_xtil
 
 
 @numba.njit(**_JIT)
-def _backward_pass(x, D, H, dhs, W, W_f, W_r, v_f, v_r, b_f, b_r, seq_c, cache_xtilde, cache_f, cache_r, cache_h, _c0, scratch):
+def _backward_pass(x, D, H, dhs, W, W_f, W_r, v_f, v_r, b_f, b_r, seq_c, cache_xtilde, cache_f, cache_r, cache_h, _c0, _temps):
     """The gradients: every step's (``_backward_steps``), then each fused group's weight
     gradient as one GEMM over all T*B rows, the bias gradients as sums, and the inputs'.
     Returned as the arrays that hold them, each once: ``backward`` takes each gradient's
@@ -589,7 +589,7 @@ def _backward_pass(x, D, H, dhs, W, W_f, W_r, v_f, v_r, b_f, b_r, seq_c, cache_x
     T, B, dtype = x.shape[0], x.shape[1], x.dtype
     dc_next = _c0.copy()
     stack_x = np.ascontiguousarray(np.concatenate((W, W_f, W_r)))
-    dproj_x = scratch[0:T * B * (3*H)].reshape((T, B, 3*H))
+    dproj_x = _temps[0:T * B * (3*H)].reshape((T, B, 3*H))
     dv_f = np.zeros(H, dtype)
     dv_r = np.zeros(H, dtype)
     dx = np.empty_like(x)
