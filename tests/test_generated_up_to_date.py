@@ -39,3 +39,22 @@ def test_stale_check_reports_a_missing_pdf_and_a_stray_file(tmp_path):
         f"{tmp_path}/pdf/gru.pdf is missing or not a PDF\n",
         f"{tmp_path}/pdf/rnn.pdf is missing or not a PDF\n",
         f"{tmp_path}/tex/old_cell.tex is not a generated file: remove it\n"]
+
+
+def test_a_stale_figure_names_a_package_off_its_pin(tmp_path, monkeypatch):
+    # the figures' bytes depend on matplotlib and fonttools, which symlstm pins: a figure
+    # that differs because another version is installed says so
+    files = build.figure_files()
+    for rel, data in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    (tmp_path / "tex" / "fig" / "clipping.pdf").write_bytes(b"%PDF-1.4 older")
+    assert build.stale(tmp_path, pdfs=False, files=files) == [
+        f"{tmp_path}/tex/fig/clipping.pdf differs from a fresh rendering\n"]
+    from symlstm.build import files as module
+    real = module.metadata.version
+    monkeypatch.setattr(module.metadata, "version",
+                        lambda name: "4.0.0" if name == "fonttools" else real(name))
+    assert build.stale(tmp_path, pdfs=False, files=files) == [
+        f"{tmp_path}/tex/fig/clipping.pdf differs from a fresh rendering (fonttools 4.0.0 is "
+        f"installed, symlstm pins {real('fonttools')}: reinstall symlstm)\n"]

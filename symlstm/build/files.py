@@ -3,6 +3,7 @@ outputs with a fresh rendering (``--check``)."""
 from __future__ import annotations
 
 import difflib
+from importlib import metadata
 import os
 import secrets
 from pathlib import Path
@@ -31,7 +32,8 @@ def stale(root: Path = GENERATED, *, cells=None, pdfs: bool = True,
         if old == data:
             continue
         if not rel.endswith((".py", ".tex")) or old is None:
-            diffs.append(f"{where}/{rel} {'is missing' if old is None else 'differs from a fresh rendering'}\n")
+            diffs.append(f"{where}/{rel} {'is missing' if old is None else 'differs from a fresh rendering'}"
+                         f"{_unpinned() if old is not None else ''}\n")
             continue
         diffs.append("".join(difflib.unified_diff(
             old.decode(errors="replace").splitlines(True), data.decode().splitlines(True),
@@ -47,6 +49,28 @@ def stale(root: Path = GENERATED, *, cells=None, pdfs: bool = True,
             if rel not in expected and not any(part in rel for part in _IGNORED):
                 diffs.append(f"{where}/{rel} is not a generated file: remove it\n")
     return diffs
+
+
+def _unpinned() -> str:
+    """Why a figure may differ without any change to symlstm: an installed package whose
+    version is not the one that symlstm pins (``==`` in its requirements); '' if none."""
+    try:
+        required = metadata.requires("symlstm") or []
+    except metadata.PackageNotFoundError:
+        return ""
+    wrong = []
+    for req in required:
+        name, sep, pin = req.partition("==")
+        if not sep or ";" in req:             # a range, or an extra's requirement
+            continue
+        name, pin = name.strip(), pin.strip()
+        try:
+            have = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            have = "none"
+        if have != pin:
+            wrong.append(f"{name} {have} is installed, symlstm pins {pin}")
+    return f" ({'; '.join(wrong)}: reinstall symlstm)" if wrong else ""
 
 
 def _shown(root: Path) -> str:

@@ -244,7 +244,10 @@ class _Runs:
     def value(self, e: sp.Expr, k: int, t: int):
         """e on run k with t at step ``t``, as a NumPy array (or a number)."""
         try:
-            return evaluate(e, self.runs[k].at(t), self.d.sizes)
+            # a claim may take the log of an entry ≤ 0 or overflow: the verdict judges the
+            # NaN or inf it gives (and names the log), so NumPy need not warn of it
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                return evaluate(e, self.runs[k].at(t), self.d.sizes)
         except KeyError as missing:
             raise ClaimError(f"{missing.args[0]} has no value in a run of {self.d.name!r}: "
                              "it is not a vector the cell computes") from None
