@@ -246,14 +246,14 @@ def _forward(params, x, state0):
     for t in range(T):
         x = seq[t].reshape(B, -1, 1)
         Delta = np.logaddexp(0, b_dt + (x.reshape(B, -1) @ W_dt.T).reshape(B, -1, 1))   # fwd:Delta
-        Bt = (x.reshape(B, -1) @ W_B.T).reshape(B, 1, -1)   # fwd:Bt
-        Ct = (x.reshape(B, -1) @ W_C.T).reshape(B, 1, -1)   # fwd:Ct
+        B_ = (x.reshape(B, -1) @ W_B.T).reshape(B, 1, -1)   # fwd:B
+        C = (x.reshape(B, -1) @ W_C.T).reshape(B, 1, -1)   # fwd:C
         A = -np.exp(A_log)   # fwd:A
         u = Delta*x   # fwd:u
-        h = h_prev*np.exp(A*Delta) + u * Bt   # fwd:h
-        y = x*D_skip + (h @ Ct.swapaxes(-1, -2))   # fwd:y
+        h = h_prev*np.exp(A*Delta) + u * B_   # fwd:h
+        y = x*D_skip + (h @ C.swapaxes(-1, -2))   # fwd:y
         hs[t] = y.reshape(B, H)
-        steps.append({ "Delta": Delta, "Bt": Bt, "Ct": Ct, "A": A, "u": u, "h": h, "h_prev": h_prev })
+        steps.append({ "Delta": Delta, "B_": B_, "C": C, "A": A, "u": u, "h": h, "h_prev": h_prev })
         h_prev = h
     state = { "h": h_prev }
     return hs, state, {"cell": CELL, "input": seq, "steps": steps}
@@ -284,26 +284,26 @@ def _backward(params, cache, dhs, dstate):
     for t in reversed(range(T)):
         x = seq[t].reshape(B, -1, 1)
         Delta = cache["steps"][t]["Delta"]
-        Bt = cache["steps"][t]["Bt"]
-        Ct = cache["steps"][t]["Ct"]
+        B_ = cache["steps"][t]["B_"]
+        C = cache["steps"][t]["C"]
         A = cache["steps"][t]["A"]
         u = cache["steps"][t]["u"]
         h = cache["steps"][t]["h"]
         h_prev = cache["steps"][t]["h_prev"]
         dout_y = dhs[t].reshape(B, H, 1)
         dy = dout_y   # adj:y
-        dh = dh_next + dy * Ct   # adj:h
-        du = (dh @ Bt.swapaxes(-1, -2))   # adj:u
+        dh = dh_next + dy * C   # adj:h
+        du = (dh @ B_.swapaxes(-1, -2))   # adj:u
         dA = dh*Delta*h_prev*np.exp(A*Delta)   # adj:A
-        dCt = (dy.swapaxes(-1, -2) @ h)   # adj:Ct
-        dBt = (u.swapaxes(-1, -2) @ dh)   # adj:Bt
+        dC = (dy.swapaxes(-1, -2) @ h)   # adj:C
+        dB = (u.swapaxes(-1, -2) @ dh)   # adj:B
         dDelta = du*x + np.sum(dh*A*h_prev*np.exp(A*Delta), axis=-1, keepdims=True)   # adj:Delta
-        dx = dy*D_skip + du*Delta + (dBt.reshape(B, -1) @ W_B).reshape(B, -1, 1) + (dCt.reshape(B, -1) @ W_C).reshape(B, -1, 1) + ((dDelta*sigmoid(b_dt + (x.reshape(B, -1) @ W_dt.T).reshape(B, -1, 1))).reshape(B, -1) @ W_dt).reshape(B, -1, 1)   # grad:x
+        dx = dy*D_skip + du*Delta + (dB.reshape(B, -1) @ W_B).reshape(B, -1, 1) + (dC.reshape(B, -1) @ W_C).reshape(B, -1, 1) + ((dDelta*sigmoid(b_dt + (x.reshape(B, -1) @ W_dt.T).reshape(B, -1, 1))).reshape(B, -1) @ W_dt).reshape(B, -1, 1)   # grad:x
         dxs[t] = dx.reshape(B, -1)
         d_W_dt = d_W_dt + (dDelta*sigmoid(b_dt + (x.reshape(B, -1) @ W_dt.T).reshape(B, -1, 1))).reshape(B, -1).T @ x.reshape(B, -1)   # grad:W_dt
         d_b_dt = d_b_dt + _batch_sum(dDelta*sigmoid(b_dt + (x.reshape(B, -1) @ W_dt.T).reshape(B, -1, 1)), B, d_b_dt)   # grad:b_dt
-        d_W_B = d_W_B + dBt.reshape(B, -1).T @ x.reshape(B, -1)   # grad:W_B
-        d_W_C = d_W_C + dCt.reshape(B, -1).T @ x.reshape(B, -1)   # grad:W_C
+        d_W_B = d_W_B + dB.reshape(B, -1).T @ x.reshape(B, -1)   # grad:W_B
+        d_W_C = d_W_C + dC.reshape(B, -1).T @ x.reshape(B, -1)   # grad:W_C
         d_A_log = d_A_log + _batch_sum(-dA*np.exp(A_log), B, d_A_log)   # grad:A_log
         d_D_skip = d_D_skip + _batch_sum(dy*x, B, d_D_skip)   # grad:D_skip
         dh_next = _spread(dh*np.exp(A*Delta), dh_next)   # init:h0: sent to step t-1

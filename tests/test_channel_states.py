@@ -100,9 +100,9 @@ def test_s6_adjoints_are_the_textbook_ones():
     gets the row sums of what its broadcast over the columns sends back."""
     d = symlstm.derive(s6())
     step = {str(g.lhs): str(g.rhs) for g in (*d.step, *d.initial)}
-    assert step["δh[t]"] == "δ⁺h[t] + HeadOuter(δy[t], Ct[t])"
-    assert step["δBt[t]"] == "MatTVec(δh[t], u[t])"
-    assert step["δCt[t]"] == "MatTVec(h[t], δy[t])"
+    assert step["δh[t]"] == "δ⁺h[t] + HeadOuter(δy[t], C[t])"
+    assert step["δB[t]"] == "MatTVec(δh[t], u[t])"
+    assert step["δC[t]"] == "MatTVec(h[t], δy[t])"
     assert "RowSum(" in step["δDelta[t]"]
     assert sp.simplify(sp.sympify(step["δh[t-1]"].replace("[t]", "_t").replace("δ", "d"))
                        - sp.sympify("dh_t*exp(A_t*Delta_t)")) == 0
@@ -400,12 +400,12 @@ def test_s6_numba_module_keeps_float32(tmp_path):
 
 
 @pytest.mark.parametrize("label, claim, holds", [
-    ("rec:h", "δh[t+1] ⊙ exp(A[t+1] ⊙ Delta[t+1]) + δy[t] Ct[t]ᵀ", True),
-    ("rec:h", "δh[t+1] ⊙ exp(A[t+1] ⊙ Delta[t+1]) + δy[t] Bt[t]ᵀ", False),
-    ("rec:h", "δh[t+1] + δy[t] Ct[t]ᵀ", False),
-    ("adj:Bt", "δh[t]ᵀ u[t]", True),
-    ("adj:Bt", "h[t]ᵀ u[t]", False),
-    ("adj:u", "δh[t] Bt[t]", True),
+    ("rec:h", "δh[t+1] ⊙ exp(A[t+1] ⊙ Delta[t+1]) + δy[t] C[t]ᵀ", True),
+    ("rec:h", "δh[t+1] ⊙ exp(A[t+1] ⊙ Delta[t+1]) + δy[t] B[t]ᵀ", False),
+    ("rec:h", "δh[t+1] + δy[t] C[t]ᵀ", False),
+    ("adj:B", "δh[t]ᵀ u[t]", True),
+    ("adj:B", "h[t]ᵀ u[t]", False),
+    ("adj:u", "δh[t] B[t]", True),
     ("adj:Delta", "x[t] ⊙ δu[t] + RowSum(A[t] ⊙ h[t-1] ⊙ δh[t] ⊙ exp(A[t] ⊙ Delta[t]))", True),
     ("adj:Delta", "x[t] ⊙ δu[t]", False),
     ("grad:A_log", "-Σ_t δA[t] ⊙ exp(A_log)", True),

@@ -371,7 +371,7 @@ def _locals(params, H, N):
 
 @numba.njit(**_JIT)
 def _forward_steps(T, B, H, N, X, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log, P_D_skip, X_W_dt,
-        X_W_B, X_W_C, S_h, C_Delta, C_Bt, C_Ct, K_A, C_u, C_y, R_0):
+        X_W_B, X_W_C, S_h, C_Delta, C_B_, C_C, K_A, C_u, C_y, R_0):
     # fwd:A
     for c in range(H):
         for s in range(N):
@@ -381,14 +381,14 @@ def _forward_steps(T, B, H, N, X, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log, P_D_ski
         for b in range(B):
             for c in range(H):
                 C_Delta[t, b, c] = _softplus(P_b_dt[c] + X_W_dt[t, b, c])
-        # fwd:Bt
+        # fwd:B
         for b in range(B):
             for s in range(N):
-                C_Bt[t, b, s] = X_W_B[t, b, s]
-        # fwd:Ct
+                C_B_[t, b, s] = X_W_B[t, b, s]
+        # fwd:C
         for b in range(B):
             for s in range(N):
-                C_Ct[t, b, s] = X_W_C[t, b, s]
+                C_C[t, b, s] = X_W_C[t, b, s]
         # fwd:u
         for b in range(B):
             for c in range(H):
@@ -397,13 +397,13 @@ def _forward_steps(T, B, H, N, X, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log, P_D_ski
         for b in range(B):
             for c in range(H):
                 for s in range(N):
-                    S_h[t + 1, b, c, s] = S_h[t, b, c, s]*math.exp(K_A[c, s]*C_Delta[t, b, c]) + C_u[t, b, c] * C_Bt[t, b, s]
+                    S_h[t + 1, b, c, s] = S_h[t, b, c, s]*math.exp(K_A[c, s]*C_Delta[t, b, c]) + C_u[t, b, c] * C_B_[t, b, s]
         # fwd:y
         for b in range(B):
             for c in range(H):
                 acc = 0.0
                 for k in range(N):
-                    acc += (S_h[t + 1, b, c, k]) * (C_Ct[t, b, k])
+                    acc += (S_h[t + 1, b, c, k]) * (C_C[t, b, k])
                 R_0[b, c] = acc
         for b in range(B):
             for c in range(H):
@@ -431,8 +431,8 @@ def _arrays(x, params, state0):
     a["S_h"] = np.empty((T + 1, *(B, H, N)), dtype)
     a["S_h"][0] = _given(state0, "h", (B, H, N), dtype)
     a["C_Delta"] = np.empty((T, B, H), dtype)
-    a["C_Bt"] = np.empty((T, B, N), dtype)
-    a["C_Ct"] = np.empty((T, B, N), dtype)
+    a["C_B_"] = np.empty((T, B, N), dtype)
+    a["C_C"] = np.empty((T, B, N), dtype)
     a["K_A"] = np.empty((H, N), dtype)
     a["C_u"] = np.empty((T, B, H), dtype)
     a["C_y"] = np.empty((T, B, H), dtype)
@@ -446,7 +446,7 @@ def _forward(params, x, state0):
     R_0 = np.empty((B, H), dtype)
     _forward_steps(T, B, H, N, x, a["P_W_dt"], a["P_b_dt"], a["P_W_B"], a["P_W_C"], a["P_A_log"],
                    a["P_D_skip"], a["X_W_dt"], a["X_W_B"], a["X_W_C"], a["S_h"], a["C_Delta"],
-                   a["C_Bt"], a["C_Ct"], a["K_A"], a["C_u"], a["C_y"], R_0)
+                   a["C_B_"], a["C_C"], a["K_A"], a["C_u"], a["C_y"], R_0)
     hs = a["C_y"].reshape(T, B, H)
     state = { "h": a["S_h"][T].copy() }
     del a["X_W_B"]   # the backward pass reads the values made of it
@@ -456,9 +456,9 @@ def _forward(params, x, state0):
 
 @numba.njit(**_JIT)
 def _backward_steps(T, B, H, N, X, DH, DX, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log, P_D_skip,
-        X_W_dt, S_h, N_h, C_Delta, C_Bt, C_Ct, K_A, C_u, C_y, D_W_dt, D_b_dt, D_W_B,
-        D_W_C, D_A_log, D_D_skip, G_0, G_1, G_2, A_dy, A_dh, A_du, A_dA, A_dCt,
-        A_dBt, A_dDelta, E_0, E_1, E_2, R_0, R_1, R_2, R_3, M_h):
+        X_W_dt, S_h, N_h, C_Delta, C_B_, C_C, K_A, C_u, C_y, D_W_dt, D_b_dt, D_W_B,
+        D_W_C, D_A_log, D_D_skip, G_0, G_1, G_2, A_dy, A_dh, A_du, A_dA, A_dC, A_dB,
+        A_dDelta, E_0, E_1, E_2, R_0, R_1, R_2, R_3, M_h):
     # read by grad:A_log
     for c in range(H):
         for s in range(N):
@@ -481,13 +481,13 @@ def _backward_steps(T, B, H, N, X, DH, DX, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log
         for b in range(B):
             for c in range(H):
                 for s in range(N):
-                    A_dh[b, c, s] = N_h[b, c, s] + A_dy[b, c] * C_Ct[t, b, s]
+                    A_dh[b, c, s] = N_h[b, c, s] + A_dy[b, c] * C_C[t, b, s]
         # adj:u
         for b in range(B):
             for c in range(H):
                 acc = 0.0
                 for k in range(N):
-                    acc += (A_dh[b, c, k]) * (C_Bt[t, b, k])
+                    acc += (A_dh[b, c, k]) * (C_B_[t, b, k])
                 R_0[b, c] = acc
         for b in range(B):
             for c in range(H):
@@ -497,7 +497,7 @@ def _backward_steps(T, B, H, N, X, DH, DX, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log
             for c in range(H):
                 for s in range(N):
                     A_dA[b, c, s] = A_dh[b, c, s]*C_Delta[t, b, c]*S_h[t, b, c, s]*E_1[b, c, s]
-        # adj:Ct
+        # adj:C
         for b in range(B):
             for s in range(N):
                 acc = 0.0
@@ -506,8 +506,8 @@ def _backward_steps(T, B, H, N, X, DH, DX, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log
                 R_1[b, s] = acc
         for b in range(B):
             for s in range(N):
-                A_dCt[b, s] = R_1[b, s]
-        # adj:Bt
+                A_dC[b, s] = R_1[b, s]
+        # adj:B
         for b in range(B):
             for s in range(N):
                 acc = 0.0
@@ -516,7 +516,7 @@ def _backward_steps(T, B, H, N, X, DH, DX, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log
                 R_2[b, s] = acc
         for b in range(B):
             for s in range(N):
-                A_dBt[b, s] = R_2[b, s]
+                A_dB[b, s] = R_2[b, s]
         # adj:Delta
         for b in range(B):
             for c in range(H):
@@ -551,11 +551,11 @@ def _backward_steps(T, B, H, N, X, DH, DX, P_W_dt, P_b_dt, P_W_B, P_W_C, P_A_log
         # δa_t for W_B, x
         for b in range(B):
             for s in range(N):
-                G_1[t, b, s] = A_dBt[b, s]
+                G_1[t, b, s] = A_dB[b, s]
         # δa_t for W_C, x
         for b in range(B):
             for s in range(N):
-                G_2[t, b, s] = A_dCt[b, s]
+                G_2[t, b, s] = A_dC[b, s]
         # init:h0: sent to step t-1
         for b in range(B):
             for c in range(H):
@@ -585,8 +585,8 @@ def _backward(params, cache, dhs, dstate):
     A_dh = np.empty((B, H, N), dtype)
     A_du = np.empty((B, H), dtype)
     A_dA = np.empty((B, H, N), dtype)
-    A_dCt = np.empty((B, N), dtype)
-    A_dBt = np.empty((B, N), dtype)
+    A_dC = np.empty((B, N), dtype)
+    A_dB = np.empty((B, N), dtype)
     A_dDelta = np.empty((B, H), dtype)
     E_0 = np.empty((H, N), dtype)
     E_1 = np.empty((B, H, N), dtype)
@@ -598,9 +598,9 @@ def _backward(params, cache, dhs, dstate):
     M_h = np.empty((B, H, N), dtype)
     _backward_steps(T, B, H, N, x, DH, DX, a["P_W_dt"], a["P_b_dt"], a["P_W_B"], a["P_W_C"],
                     a["P_A_log"], a["P_D_skip"], a["X_W_dt"], a["S_h"], N_h, a["C_Delta"],
-                    a["C_Bt"], a["C_Ct"], a["K_A"], a["C_u"], a["C_y"], D_W_dt, D_b_dt, D_W_B,
-                    D_W_C, D_A_log, D_D_skip, G_0, G_1, G_2, A_dy, A_dh, A_du, A_dA, A_dCt, A_dBt,
-                    A_dDelta, E_0, E_1, E_2, R_0, R_1, R_2, R_3, M_h)
+                    a["C_B_"], a["C_C"], a["K_A"], a["C_u"], a["C_y"], D_W_dt, D_b_dt, D_W_B, D_W_C,
+                    D_A_log, D_D_skip, G_0, G_1, G_2, A_dy, A_dh, A_du, A_dA, A_dC, A_dB, A_dDelta,
+                    E_0, E_1, E_2, R_0, R_1, R_2, R_3, M_h)
     X = x.reshape(T * B, H)
     _matmul(G_0.reshape(T * B, -1).T, X, D_W_dt)
     _matmul(G_1.reshape(T * B, -1).T, X, D_W_B)

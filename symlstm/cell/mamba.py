@@ -29,7 +29,7 @@ def s6() -> Cell:
     W_B, W_C = b.param("W_B", N, "H"), b.param("W_C", N, "H")
     A_log, D_skip = b.param("A_log", "H", N), b.param("D_skip", "H")
     delta = b.let("Delta", softplus(matvec(W_dt, x) + b_dt))
-    B_t, C_t = b.let("Bt", matvec(W_B, x)), b.let("Ct", matvec(W_C, x))
+    B_t, C_t = b.let("B", matvec(W_B, x)), b.let("C", matvec(W_C, x))
     A = b.let("A", -exp(A_log))
     u = b.let("u", delta * x)                          # Δ ⊙ x, what B_t spreads over the row
     h_t = b.let("h", exp(delta * A) * h + outer(u, B_t))
