@@ -103,7 +103,9 @@ class _Repair(NamedTuple):
 
 
 def _repairs(d, runs, claimed) -> list[_Repair]:
-    out = [_Repair(lambda e, w=w, r=r: e.replace(w, r), Finding("function", w, r, note))
+    # w is a subexpression of the claim as written: exchanged where it stands (replace()
+    # would try to match it against every subexpression, for the same result)
+    out = [_Repair(lambda e, w=w, r=r: e.xreplace({w: r}), Finding("function", w, r, note))
            for w, r, note in _functions(claimed)]
     known = {key for run in runs.runs for key in run.values}
     for s in sorted(claimed.free_symbols, key=sp.default_sort_key):

@@ -85,6 +85,18 @@ class Plan(NamedTuple):
 
 def lower(d: Derivation) -> Plan:
     """Turn the derivation of one cell into the statements of its generated step."""
+    if _last[0] is d:        # the NumPy, Numba and torch modules of a build lower the same d
+        return _last[1]
+    plan = _lower(d)
+    _last[:] = d, plan
+    return plan
+
+
+#: The derivation lowered last and its plan (both immutable).
+_last: list = [None, None]
+
+
+def _lower(d: Derivation) -> Plan:
     refuse_per_head(d.cell, "fused lowering of the vector cells (symlstm.lower.plan)")
     d = _spread_places(with_values(d))
     cell, plain = d.cell, _groups(d)
