@@ -1,4 +1,5 @@
 """generated/ must be what the current code and templates produce, byte for byte."""
+import symlstm
 from symlstm import build
 
 
@@ -58,3 +59,14 @@ def test_a_stale_figure_names_a_package_off_its_pin(tmp_path, monkeypatch):
     assert build.stale(tmp_path, pdfs=False, files=files) == [
         f"{tmp_path}/tex/fig/clipping.pdf differs from a fresh rendering (fonttools 4.0.0 is "
         f"installed, symlstm pins {real('fonttools')}: reinstall symlstm)\n"]
+
+
+def test_a_build_lowers_each_derivation_once(monkeypatch):
+    # the NumPy, torch and Numba modules of a cell share one plan, and a plan is never
+    # handed to another derivation
+    from symlstm.lower import plan
+    lowered, real = [], plan._lower
+    monkeypatch.setattr(plan, "_lower", lambda d: lowered.append(d.cell.name) or real(d))
+    build.sources(["lstm", "gru"])
+    assert lowered == ["lstm", "gru"]
+    assert plan.lower(symlstm.derive("rnn")).cell.name == "rnn"

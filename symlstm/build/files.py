@@ -3,9 +3,9 @@ outputs with a fresh rendering (``--check``)."""
 from __future__ import annotations
 
 import difflib
-from importlib import metadata
 import os
 import secrets
+from importlib import metadata
 from pathlib import Path
 
 from .sources import documents, render

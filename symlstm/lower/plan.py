@@ -85,15 +85,16 @@ class Plan(NamedTuple):
 
 def lower(d: Derivation) -> Plan:
     """Turn the derivation of one cell into the statements of its generated step."""
-    if _last[0] is d:        # the NumPy, Numba and torch modules of a build lower the same d
-        return _last[1]
+    last, plan = _last[0]    # one read: another thread may replace the pair meanwhile
+    if last is d:            # the NumPy, Numba and torch modules of a build lower the same d
+        return plan
     plan = _lower(d)
-    _last[:] = d, plan
+    _last[0] = d, plan
     return plan
 
 
-#: The derivation lowered last and its plan (both immutable).
-_last: list = [None, None]
+#: (the derivation lowered last, its plan): both immutable.
+_last: list = [(None, None)]
 
 
 def _lower(d: Derivation) -> Plan:
