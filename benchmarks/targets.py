@@ -113,8 +113,12 @@ def bound(c, name, reference) -> str | None:
             f"and per-call overhead the other {1 - floor / step:.0%}")
     passes = times.get(f"{name}_passes", {}).get("median_s")
     if passes:
+        # two medians of separate samples: at large shapes the Python around the passes is
+        # smaller than their spread, and the difference may come out negative
+        around = f"{1e6 * (step - passes):.0f} us" if step > passes else \
+            "less than the timings' spread"
         text += (f"; the two compiled passes alone ({name}_passes) take {passes / step:.0%}, "
-                 f"the Python around them {1e6 * (step - passes):.0f} us")
+                 f"the Python around them {around}")
     if reference in times:
         ref = times[reference]["median_s"]
         text += f"; {reference}'s whole step is {ref / floor:.2f}x those GEMMs"

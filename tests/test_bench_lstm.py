@@ -37,3 +37,11 @@ def test_a_missed_numba_lstm_target_names_the_python_around_the_passes():
     assert "the two compiled passes alone (numba_lstm_passes) take 60%" in text
     assert "the Python around them 80 us" in text
     assert "the compiled passes alone are 0.120x it" in text
+
+
+def test_passes_timed_slower_than_the_step_leave_no_negative_time():
+    times = {n: {"median_s": s} for n, s in (("numba_lstm", 0.687), ("numba_lstm_passes", 0.689),
+                                               ("torch_lstm", 0.66), ("gemm_floor", 0.58))}
+    c = {"shape": [100, 64, 256, 256], "dtype": "float32", "times": times}
+    text = targets.bound(c, "numba_lstm", "torch_lstm")
+    assert "the Python around them less than the timings' spread" in text and " -" not in text
