@@ -328,3 +328,20 @@ def test_per_head_blocks_on_the_input_run_in_the_compiled_passes(tmp_path):
     assert "_heads_T_into(dproj_x_heads.reshape(T * B, 2*H)" in source
     _compare(load_module(numpy_module(d), "headsin_np"), _load(source, "headsin", tmp_path),
              D=4, H=4)
+
+
+def test_a_weight_in_two_fused_groups_sums_both_blocks(tmp_path):
+    """M multiplies two step values, so its gradient is a block of each group's GEMM, summed;
+    the compiled pass must return both arrays (the slow random-cell run found a cell that
+    returned only the first)."""
+    from symlstm.cell.model import CellBuilder
+    from symlstm.cell.ops import matvec, sigma, tanh
+    b = CellBuilder("twogroups", "A weight in two fused groups")
+    x, h = b.input("x", "H"), b.state("h", "H")
+    u = b.let("u", tanh(matvec(b.param("W_u", "H", "H"), x) + matvec(b.param("R_u", "H", "H"), h)))
+    v = b.let("v", sigma(matvec(b.param("R_v", "H", "H"), h)))
+    M = b.param("M", "H", "H")
+    b.let("h", tanh(matvec(M, u) + matvec(M, v)))
+    cell = b.build()
+    assert " + dstack_" in numba_module(symlstm.derive(cell))
+    _compare_random(cell, tmp_path)

@@ -11,6 +11,7 @@ vectorises; NumPy's versions are scalar library calls inside a compiled loop.
 from __future__ import annotations
 
 import functools
+import re
 
 import sympy as sp
 
@@ -60,9 +61,11 @@ def _passes(context: dict) -> dict:
     returned += [(x["dlocal"], labels[x["name"]]) for x in context["inputs"]]
     returned += [(s["carry"], labels[s["name"] + "0"]) for s in context["state_locals"]]
     computed = {g["name"] for g in context["input_grads"]}
-    # every gradient is a whole array or a block of one: the compiled pass returns each array
-    # once, and backward() takes the blocks (each array returned costs a boxing)
-    returned_arrays = list(dict.fromkeys(expr.split("[")[0] for expr, _ in returned))
+    # a gradient is a whole array, a block of one, or a sum of blocks (a weight in two fused
+    # groups): the compiled pass returns each array they read once, and backward() takes the
+    # blocks (each array returned costs a boxing)
+    returned_arrays = list(dict.fromkeys(name for expr, _ in returned
+                                         for name in re.findall(r"(\w+)\[", expr) or [expr]))
     grad_keys = [name for name, _ in context["params"]] + [x["name"] for x in context["inputs"]]
     grad_keys += [s["name"] + "0" for s in context["state_locals"]]
     groups = context["groups"]
